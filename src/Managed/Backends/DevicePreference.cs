@@ -1,0 +1,14 @@
+namespace NativeVae.Backends;
+
+/// <summary>Which device runs the model.</summary>
+public enum DevicePreference
+{
+    /// <summary>CUDA when an NVIDIA GPU is present, else ILGPU's CPU accelerator.</summary>
+    Auto,
+
+    /// <summary>ILGPU kernels on the first CUDA GPU; fails when none is present.</summary>
+    Cuda,
+
+    /// <summary>ILGPU kernels on ILGPU's CPU accelerator: an emulator for checking GPU kernels, slow.</summary>
+    IlgpuCpu,
+}

@@ -1,0 +1,93 @@
+using NativeVae.Tensors;
+
+namespace NativeVae.Backends;
+
+/// <summary>
+/// The op interface every model calls: buffers, copies, and the handful of ops a VAE needs.
+/// One implementation per backend (ILGPU now; a SIMD CPU backend can sit beside it without touching models).
+/// <para>
+/// Ops return a fresh tensor from the backend's pool; the caller disposes it (which returns the buffer).
+/// Inputs are never modified. All feature maps are <c>[N, C, H, W]</c>, row-major, contiguous.
+/// An op a backend cannot do for a dtype throws <see cref="NotSupportedException"/> naming the op and dtype:
+/// there is no silent fallback.
+/// </para>
+/// </summary>
+internal interface IBackend : IDisposable
+{
+    /// <summary>Human-readable name of the backend and its device, e.g. "ILGPU CUDA (NVIDIA H100)".</summary>
+    string Name { get; }
+
+    /// <summary>Which device family runs the ops.</summary>
+    BackendKind Kind { get; }
+
+    /// <summary>Bytes currently held by live tensors and the pool, and the peak since creation.</summary>
+    MemoryStats Memory { get; }
+
+    /// <summary>A tensor with unspecified contents, from the pool when a buffer of that size is free.</summary>
+    Tensor Allocate(TensorShape shape, DType dtype = DType.F32);
+
+    /// <summary>Copies host fp32 data into a new tensor, converting to <paramref name="dtype"/> storage.</summary>
+    Tensor Upload(ReadOnlySpan<float> data, TensorShape shape, DType dtype = DType.F32);
+
+    /// <summary>Copies a tensor to host fp32 memory (waits for pending work).</summary>
+    void Download(Tensor tensor, Span<float> destination);
+
+    /// <summary>Waits until all submitted work has finished.</summary>
+    void Synchronize();
+
+    /// <summary>
+    /// 2-D convolution. <paramref name="input"/> <c>[N, Cin, H, W]</c>, <paramref name="weight"/>
+    /// <c>[Cout, Cin, K, K]</c>, <paramref name="bias"/> <c>[Cout]</c> or null; output
+    /// <c>[N, Cout, Ho, Wo]</c> per <paramref name="spec"/>. When <paramref name="residual"/> is given
+    /// (shape of the output) it is added after the bias: <c>y = conv(x) + b + residual</c>.
+    /// </summary>
+    Tensor Conv2d(Tensor input, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual = null);
+
+    /// <summary>
+    /// GroupNorm over <c>[N, C, H, W]</c> with <paramref name="groups"/> groups (dividing C), statistics in fp32,
+    /// per-channel affine <paramref name="gamma"/>/<paramref name="beta"/> <c>[C]</c>, then SiLU when
+    /// <paramref name="fuseSilu"/>.
+    /// </summary>
+    Tensor GroupNorm(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu);
+
+    /// <summary>
+    /// Single-head attention <c>softmax(scale * Q^T K) V</c> over N tokens, with Q, K, V and the output laid out
+    /// channel-major <c>[B, C, N]</c> (that is an <c>[B, C, H, W]</c> feature map with N = H*W), so that the
+    /// q/k/v projections are 1x1 convolutions. Online softmax in fp32; the N x N matrix is never stored.
+    /// </summary>
+    Tensor Attention(Tensor q, Tensor k, Tensor v, float scale);
+
+    /// <summary>Elementwise activation.</summary>
+    Tensor Unary(UnaryOp op, Tensor input);
+
+    /// <summary>Elementwise <c>a + b</c> (same shapes).</summary>
+    Tensor Add(Tensor a, Tensor b);
+
+    /// <summary>Elementwise <c>x * scale + shift</c>.</summary>
+    Tensor ScaleShift(Tensor input, float scale, float shift);
+
+    /// <summary>
+    /// Interleaved 8-bit RGB images <c>[N, H, W, 3]</c> to an fp32 tensor <c>[N, 3, H, W]</c> with
+    /// <c>value = pixel / 255 * scale + shift</c> (scale 2, shift -1 gives diffusers' [-1, 1]).
+    /// </summary>
+    Tensor ImageToTensor(ReadOnlySpan<byte> rgb, int batch, int height, int width, float scale, float shift);
+
+    /// <summary>
+    /// An fp32 tensor <c>[N, 3, H, W]</c> to interleaved 8-bit RGB <c>[N, H, W, 3]</c> with
+    /// <c>pixel = round(clamp(value * scale + shift, 0, 1) * 255)</c> (scale 0.5, shift 0.5 for [-1, 1] images).
+    /// </summary>
+    void TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift);
+}
+
+/// <summary>Device family behind a backend.</summary>
+internal enum BackendKind
+{
+    /// <summary>ILGPU kernels on an NVIDIA GPU.</summary>
+    IlgpuCuda,
+
+    /// <summary>ILGPU kernels on ILGPU's CPU accelerator (an emulator, for checking GPU kernels).</summary>
+    IlgpuCpu,
+}
+
+/// <summary>Device memory accounting in bytes.</summary>
+internal readonly record struct MemoryStats(long LiveBytes, long PooledBytes, long PeakBytes);

@@ -1,0 +1,14 @@
+namespace NativeVae.Backends;
+
+/// <summary>Elementwise activations.</summary>
+internal enum UnaryOp
+{
+    /// <summary><c>x * sigmoid(x)</c>.</summary>
+    Silu,
+
+    /// <summary><c>max(x, 0)</c>.</summary>
+    Relu,
+
+    /// <summary>TAESD's soft clamp <c>tanh(x / 3) * 3</c>.</summary>
+    TanhClamp3,
+}

@@ -1,0 +1,30 @@
+namespace NativeVae.Tensors;
+
+/// <summary>Element type of a tensor's storage. Arithmetic is always fp32; F16/BF16 are storage formats.</summary>
+public enum DType
+{
+    F32,
+    F16,
+    BF16,
+}
+
+public static class DTypeExtensions
+{
+    /// <summary>Bytes per element.</summary>
+    public static int ByteSize(this DType dtype) => dtype switch
+    {
+        DType.F32 => 4,
+        DType.F16 => 2,
+        DType.BF16 => 2,
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "unknown dtype"),
+    };
+
+    /// <summary>The dtype's name in the safetensors header ("F32", "F16", "BF16").</summary>
+    public static string SafeTensorsName(this DType dtype) => dtype switch
+    {
+        DType.F32 => "F32",
+        DType.F16 => "F16",
+        DType.BF16 => "BF16",
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "unknown dtype"),
+    };
+}

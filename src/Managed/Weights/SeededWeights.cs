@@ -1,0 +1,101 @@
+using NativeVae.Tensors;
+
+namespace NativeVae.Weights;
+
+/// <summary>
+/// Deterministic random weights, shared by the oracle generator, the tests and the benchmarks, so that models too
+/// large to commit (the SD VAE is 335 MB in fp32) are reproduced from a seed instead.
+/// <para>The rule, per parameter, from its name and shape only:</para>
+/// <list type="bullet">
+/// <item>a stream: SplitMix64 seeded with <c>seed XOR FNV-1a-64(UTF-8 name)</c>; each draw
+///   <c>u = (next() &gt;&gt; 40) * 2^-24</c> in [0, 1), then <c>r = 2u - 1</c> in [-1, 1);</item>
+/// <item>conv/linear weights (rank &gt;= 2): <c>r / sqrt(fan_in)</c>, fan_in = product of the dims after the first
+///   (PyTorch's default kaiming_uniform(a=sqrt 5) bound);</item>
+/// <item>their biases (sibling <c>.weight</c> of rank &gt;= 2): the same bound;</item>
+/// <item>norm weights (rank-1 <c>.weight</c>): <c>1 + 0.25 r</c>; norm biases: <c>0.25 r</c> (perturbed away from
+///   PyTorch's 1 and 0 so that parity tests see the affine).</item>
+/// </list>
+/// </summary>
+internal static class SeededWeights
+{
+    public const ulong DefaultSeed = 20261126;
+
+    /// <summary>How far norm affine parameters are pushed from identity.</summary>
+    private const float NormJitter = 0.25f;
+
+    private const ulong FnvOffset = 14695981039346656037UL;
+    private const ulong FnvPrime = 1099511628211UL;
+    private const int MantissaShift = 40;
+    private const float TwoToMinus24 = 1f / (1 << 24);
+
+    /// <summary>Values for every parameter, in fp32, keyed by name.</summary>
+    public static Dictionary<string, float[]> Generate(ulong seed, IReadOnlyList<(string Name, TensorShape Shape)> parameters)
+    {
+        var shapes = parameters.ToDictionary(p => p.Name, p => p.Shape, StringComparer.Ordinal);
+        var result = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        foreach (var (name, shape) in parameters)
+        {
+            var (scale, offset) = Bounds(name, shape, shapes);
+            var values = new float[shape.ElementCount];
+            ulong state = seed ^ Fnv1a64(name);
+            for (long i = 0; i < values.Length; i++)
+                values[i] = offset + scale * NextSigned(ref state);
+            result[name] = values;
+        }
+        return result;
+    }
+
+    /// <summary>Values in [-1, 1) from a named stream; used for test inputs as well.</summary>
+    public static float[] Uniform(ulong seed, string stream, long count)
+    {
+        var values = new float[count];
+        ulong state = seed ^ Fnv1a64(stream);
+        for (long i = 0; i < count; i++) values[i] = NextSigned(ref state);
+        return values;
+    }
+
+    private static (float Scale, float Offset) Bounds(string name, TensorShape shape, Dictionary<string, TensorShape> shapes)
+    {
+        const string WeightSuffix = ".weight";
+        const string BiasSuffix = ".bias";
+        if (name.EndsWith(WeightSuffix, StringComparison.Ordinal))
+            return shape.Rank >= 2 ? (FanInBound(shape), 0f) : (NormJitter, 1f);
+        if (name.EndsWith(BiasSuffix, StringComparison.Ordinal))
+        {
+            string weightName = name[..^BiasSuffix.Length] + WeightSuffix;
+            if (!shapes.TryGetValue(weightName, out var weightShape))
+                throw new ArgumentException($"seeded weights: bias '{name}' has no sibling '{weightName}'");
+            return weightShape.Rank >= 2 ? (FanInBound(weightShape), 0f) : (NormJitter, 0f);
+        }
+        throw new ArgumentException($"seeded weights: parameter '{name}' is neither a .weight nor a .bias");
+    }
+
+    private static float FanInBound(TensorShape weightShape)
+    {
+        long fanIn = weightShape.ElementCount / weightShape[0];
+        return (float)(1.0 / Math.Sqrt(fanIn));
+    }
+
+    private static float NextSigned(ref ulong state)
+    {
+        // SplitMix64 (Steele, Lea, Flood 2014).
+        state += 0x9E3779B97F4A7C15UL;
+        ulong z = state;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        z ^= z >> 31;
+        float u = (z >> MantissaShift) * TwoToMinus24;
+        return 2f * u - 1f;
+    }
+
+    private static ulong Fnv1a64(string text)
+    {
+        ulong hash = FnvOffset;
+        foreach (byte b in System.Text.Encoding.UTF8.GetBytes(text))
+        {
+            hash ^= b;
+            hash *= FnvPrime;
+        }
+        return hash;
+    }
+}
