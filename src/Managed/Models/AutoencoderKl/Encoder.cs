@@ -1,0 +1,59 @@
+using NativeVae.Backends;
+using NativeVae.Models.Layers;
+using NativeVae.Tensors;
+
+namespace NativeVae.Models.AutoencoderKl;
+
+/// <summary>Receives a named intermediate (e.g. "encoder.down_blocks.1"); it must not keep or dispose the tensor.</summary>
+internal delegate void BlockObserver(string name, Tensor output);
+
+/// <summary>diffusers: <c>Encoder</c> (vae.py) with <c>DownEncoderBlock2D</c> blocks and double_z output.</summary>
+internal sealed class Encoder
+{
+    private readonly Conv2d _convIn;
+    private readonly ResnetStack[] _downBlocks;
+    private readonly UNetMidBlock2D _midBlock;
+    private readonly GroupNorm _convNormOut;
+    private readonly Conv2d _convOut;
+
+    public Encoder(DeviceParameters p, AutoencoderKlConfig config)
+    {
+        var ch = config.BlockOutChannels;
+        _convIn = new Conv2d(p, "encoder.conv_in", Conv2dSpec.Same);
+        _downBlocks = new ResnetStack[ch.Count];
+        for (int i = 0; i < ch.Count; i++)
+        {
+            bool last = i == ch.Count - 1;
+            _downBlocks[i] = new ResnetStack(p, $"encoder.down_blocks.{i}", i == 0 ? ch[0] : ch[i - 1], ch[i],
+                config.LayersPerBlock, last ? null : "downsamplers", Conv2dSpec.DownsampleAsymmetric, config);
+        }
+        _midBlock = new UNetMidBlock2D(p, "encoder.mid_block", ch[^1], config);
+        _convNormOut = new GroupNorm(p, "encoder.conv_norm_out", config.NormNumGroups, config.NormEps);
+        _convOut = new Conv2d(p, "encoder.conv_out", Conv2dSpec.Same);
+    }
+
+    /// <summary>Image [N, 3, H, W] in [-1, 1] to moments [N, 2*latent, H/f, W/f].</summary>
+    public Tensor Forward(IBackend ops, Tensor image, BlockObserver? observe = null)
+    {
+        Tensor h = _convIn.Forward(ops, image);                              // [N, C0, H, W]
+        observe?.Invoke("encoder.conv_in", h);
+        for (int i = 0; i < _downBlocks.Length; i++)
+        {
+            h = Step(h, _downBlocks[i].Forward(ops, h));                     // [N, Ci, H/2^i', W/2^i']
+            observe?.Invoke($"encoder.down_blocks.{i}", h);
+        }
+        h = Step(h, _midBlock.Forward(ops, h));                              // [N, Clast, h, w]
+        observe?.Invoke("encoder.mid_block", h);
+        h = Step(h, _convNormOut.Forward(ops, h, silu: true));
+        h = Step(h, _convOut.Forward(ops, h));                               // [N, 2*latent, h, w]
+        observe?.Invoke("encoder.conv_out", h);
+        return h;
+    }
+
+    /// <summary>Releases the previous activation and moves on to the next.</summary>
+    internal static Tensor Step(Tensor previous, Tensor next)
+    {
+        previous.Dispose();
+        return next;
+    }
+}

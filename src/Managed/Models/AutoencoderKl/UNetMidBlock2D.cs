@@ -1,0 +1,28 @@
+using NativeVae.Backends;
+using NativeVae.Models.Layers;
+using NativeVae.Tensors;
+
+namespace NativeVae.Models.AutoencoderKl;
+
+/// <summary>diffusers: <c>UNetMidBlock2D</c> without time embedding: resnet, (attention), resnet.</summary>
+internal sealed class UNetMidBlock2D
+{
+    private readonly ResnetBlock2D _resnet0;
+    private readonly AttentionBlock? _attention;
+    private readonly ResnetBlock2D _resnet1;
+
+    public UNetMidBlock2D(DeviceParameters p, string prefix, int channels, AutoencoderKlConfig config)
+    {
+        _resnet0 = new ResnetBlock2D(p, prefix + ".resnets.0", channels, channels, config);
+        if (config.MidBlockAddAttention) _attention = new AttentionBlock(p, prefix + ".attentions.0", channels, config);
+        _resnet1 = new ResnetBlock2D(p, prefix + ".resnets.1", channels, channels, config);
+    }
+
+    public Tensor Forward(IBackend ops, Tensor x)
+    {
+        using var h = _resnet0.Forward(ops, x);
+        if (_attention is null) return _resnet1.Forward(ops, h);
+        using var a = _attention.Forward(ops, h);
+        return _resnet1.Forward(ops, a);
+    }
+}

@@ -1,0 +1,41 @@
+using NativeVae.Backends;
+using NativeVae.Tensors;
+
+namespace NativeVae.Models.Layers;
+
+/// <summary>A convolution (or a Linear over channels, as 1x1) bound to its parameters <c>{prefix}.weight|bias</c>.</summary>
+internal sealed class Conv2d
+{
+    private readonly Tensor _weight;
+    private readonly Tensor? _bias;
+    private readonly Conv2dSpec _spec;
+
+    public Conv2d(DeviceParameters parameters, string prefix, Conv2dSpec spec, bool bias = true)
+    {
+        _weight = parameters[prefix + ".weight"];
+        _bias = bias ? parameters[prefix + ".bias"] : null;
+        _spec = spec;
+    }
+
+    /// <summary><c>conv(x) + bias (+ residual)</c>.</summary>
+    public Tensor Forward(IBackend ops, Tensor x, Tensor? residual = null) => ops.Conv2d(x, _weight, _bias, _spec, residual);
+}
+
+/// <summary>GroupNorm bound to <c>{prefix}.weight|bias</c>, optionally followed by SiLU.</summary>
+internal sealed class GroupNorm
+{
+    private readonly Tensor _gamma;
+    private readonly Tensor _beta;
+    private readonly int _groups;
+    private readonly float _eps;
+
+    public GroupNorm(DeviceParameters parameters, string prefix, int groups, float eps)
+    {
+        _gamma = parameters[prefix + ".weight"];
+        _beta = parameters[prefix + ".bias"];
+        _groups = groups;
+        _eps = eps;
+    }
+
+    public Tensor Forward(IBackend ops, Tensor x, bool silu) => ops.GroupNorm(x, _gamma, _beta, _groups, _eps, silu);
+}
