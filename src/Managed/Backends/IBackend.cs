@@ -87,6 +87,9 @@ internal enum BackendKind
 
     /// <summary>ILGPU kernels on ILGPU's CPU accelerator (an emulator, for checking GPU kernels).</summary>
     IlgpuCpu,
+
+    /// <summary>Shapes only: counts work and memory, computes nothing.</summary>
+    DryRun,
 }
 
 /// <summary>Device memory accounting in bytes.</summary>

@@ -112,26 +112,9 @@ internal sealed class IlgpuBackend : IBackend
     {
         var x = Own(input, nameof(input));
         var w = Own(weight, nameof(weight));
-        RequireRank4(x, "conv2d input");
-        RequireRank4(w, "conv2d weight");
-        int kernel = w.Shape[2];
-        if (w.Shape[3] != kernel)
-            throw new NotSupportedException($"conv2d weight {w.Shape}: only square kernels are supported");
-        if (w.Shape[1] != x.Shape.C)
-            throw new ArgumentException($"conv2d weight {w.Shape} expects {w.Shape[1]} input channels, input is {x.Shape}");
-        if (spec.Stride < 1)
-            throw new ArgumentException($"conv2d stride {spec.Stride} must be at least 1", nameof(spec));
-        int cout = w.Shape[0];
-        int ho = spec.OutputHeight(x.Shape.H, kernel);
-        int wo = spec.OutputWidth(x.Shape.W, kernel);
-        var outShape = TensorShape.Nchw(x.Shape.N, cout, ho, wo);
         IlgpuTensor? b = bias is null ? null : Own(bias, nameof(bias));
-        if (b is not null && (b.Shape.Rank != 1 || b.Shape[0] != cout))
-            throw new ArgumentException($"conv2d bias {b.Shape} does not match {cout} output channels");
         IlgpuTensor? r = residual is null ? null : Own(residual, nameof(residual));
-        if (r is not null && r.Shape != outShape)
-            throw new ArgumentException($"conv2d residual {r.Shape} does not match the output {outShape}");
-
+        var outShape = OpShapes.Conv2d(x, w, b, spec, r);
         var y = (IlgpuTensor)Allocate(outShape);
         var p = new Conv2dParams
         {
@@ -139,10 +122,10 @@ internal sealed class IlgpuBackend : IBackend
             InChannels = x.Shape.C,
             InHeight = x.Shape.H,
             InWidth = x.Shape.W,
-            OutChannels = cout,
-            OutHeight = ho,
-            OutWidth = wo,
-            Kernel = kernel,
+            OutChannels = outShape.C,
+            OutHeight = outShape.H,
+            OutWidth = outShape.W,
+            Kernel = w.Shape[2],
             Stride = spec.Stride,
             PadTop = spec.PadTop,
             PadLeft = spec.PadLeft,
@@ -150,6 +133,7 @@ internal sealed class IlgpuBackend : IBackend
             HasBias = b is null ? 0 : 1,
             HasResidual = r is null ? 0 : 1,
         };
+        // Absent bias/residual: pass any valid view, the flags keep the kernel from reading it.
         _conv2d.Run(Kernels.Conv2d, p, x.F32, w.F32, b?.F32 ?? y.F32, r?.F32 ?? y.F32, y.F32);
         return y;
     }
@@ -157,20 +141,14 @@ internal sealed class IlgpuBackend : IBackend
     public Tensor GroupNorm(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu)
     {
         var x = Own(input, nameof(input));
-        RequireRank4(x, "group_norm input");
-        int c = x.Shape.C;
-        if (groups <= 0 || c % groups != 0)
-            throw new ArgumentException($"group_norm: {groups} groups do not divide {c} channels of {x.Shape}", nameof(groups));
         var g = Own(gamma, nameof(gamma));
         var bt = Own(beta, nameof(beta));
-        if (g.ElementCount != c || bt.ElementCount != c)
-            throw new ArgumentException($"group_norm affine {g.Shape}/{bt.Shape} does not match {c} channels");
-        var y = (IlgpuTensor)Allocate(x.Shape);
+        var y = (IlgpuTensor)Allocate(OpShapes.GroupNorm(x, g, bt, groups));
         using var stats = (IlgpuTensor)Allocate(new TensorShape(x.Shape.N, groups, 2));
         var p = new GroupNormParams
         {
             Batch = x.Shape.N,
-            Channels = c,
+            Channels = x.Shape.C,
             Spatial = checked(x.Shape.H * x.Shape.W),
             Groups = groups,
             Eps = eps,
@@ -185,10 +163,7 @@ internal sealed class IlgpuBackend : IBackend
         var tq = Own(q, nameof(q));
         var tk = Own(k, nameof(k));
         var tv = Own(v, nameof(v));
-        RequireRank4(tq, "attention q");
-        if (tk.Shape != tq.Shape || tv.Shape != tq.Shape)
-            throw new ArgumentException($"attention q {tq.Shape}, k {tk.Shape}, v {tv.Shape} must have one shape");
-        var y = (IlgpuTensor)Allocate(tq.Shape);
+        var y = (IlgpuTensor)Allocate(OpShapes.Attention(tq, tk, tv));
         var p = new AttentionParams
         {
             Batch = tq.Shape.N,
@@ -219,9 +194,7 @@ internal sealed class IlgpuBackend : IBackend
     {
         var ta = Own(a, nameof(a));
         var tb = Own(b, nameof(b));
-        if (ta.Shape != tb.Shape)
-            throw new ArgumentException($"add of tensors with shapes {ta.Shape} and {tb.Shape}");
-        var y = (IlgpuTensor)Allocate(ta.Shape);
+        var y = (IlgpuTensor)Allocate(OpShapes.SameShape(ta, tb, "add"));
         _elementwise.Add(ta.F32, tb.F32, y.F32);
         return y;
     }
@@ -236,10 +209,7 @@ internal sealed class IlgpuBackend : IBackend
 
     public Tensor ImageToTensor(ReadOnlySpan<byte> rgb, int batch, int height, int width, float scale, float shift)
     {
-        long expected = checked((long)batch * height * width * RgbChannels);
-        if (rgb.Length != expected)
-            throw new ArgumentException($"image bytes: got {rgb.Length}, expected {batch}x{height}x{width}x3 = {expected}", nameof(rgb));
-        var y = (IlgpuTensor)Allocate(TensorShape.Nchw(batch, RgbChannels, height, width));
+        var y = (IlgpuTensor)Allocate(OpShapes.ImageToTensor(rgb.Length, batch, height, width));
         using var staging = (IlgpuTensor)Allocate(new TensorShape(rgb.Length), DType.F32);
         var bytes = staging.Bytes.SubView(0, rgb.Length);
         bytes.CopyFromCPU(rgb);
@@ -250,19 +220,13 @@ internal sealed class IlgpuBackend : IBackend
     public void TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift)
     {
         var x = Own(input, nameof(input));
-        RequireRank4(x, "image tensor");
-        if (x.Shape.C != RgbChannels)
-            throw new ArgumentException($"image tensor {x.Shape} must have 3 channels");
-        if (rgb.Length != x.ElementCount)
-            throw new ArgumentException($"image bytes: got {rgb.Length}, tensor {x.Shape} needs {x.ElementCount}", nameof(rgb));
+        OpShapes.TensorToImage(x, rgb.Length);
         using var staging = (IlgpuTensor)Allocate(new TensorShape(rgb.Length), DType.F32);
         var bytes = staging.Bytes.SubView(0, rgb.Length);
         _elementwise.TensorToImage(x.F32, bytes, x.Shape.N, x.Shape.H, x.Shape.W, scale, shift);
         _accelerator.Synchronize();
         bytes.CopyToCPU(rgb);
     }
-
-    private const int RgbChannels = 3;
 
     private IlgpuTensor Own(Tensor tensor, string name)
     {
@@ -272,12 +236,6 @@ internal sealed class IlgpuBackend : IBackend
         if (t.IsDisposed)
             throw new ObjectDisposedException(name, $"tensor '{name}' {tensor.Shape} was disposed");
         return t;
-    }
-
-    private static void RequireRank4(Tensor t, string what)
-    {
-        if (t.Shape.Rank != 4)
-            throw new ArgumentException($"{what} must be [N, C, H, W], got {t.Shape}");
     }
 
     public void Dispose()

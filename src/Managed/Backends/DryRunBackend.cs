@@ -1,0 +1,95 @@
+using NativeVae.Tensors;
+
+namespace NativeVae.Backends;
+
+/// <summary>
+/// A backend that computes nothing: tensors carry shapes only. Running a model on it gives, exactly and at no
+/// cost, the floating-point work of a call and the peak bytes of live activations, as the real backends allocate
+/// them (one output per op, freed when disposed). Used for benchmarks' GFLOP/s and for tiling decisions.
+/// </summary>
+internal sealed class DryRunBackend : IBackend
+{
+    private const long FlopsPerMultiplyAdd = 2;
+
+    private long _liveBytes;
+
+    public string Name => "dry run";
+
+    public BackendKind Kind => BackendKind.DryRun;
+
+    public MemoryStats Memory => new(_liveBytes, 0, PeakBytes);
+
+    public long PeakBytes { get; private set; }
+
+    /// <summary>Multiply-adds x 2 of every convolution and attention product so far.</summary>
+    public long Flops { get; private set; }
+
+    /// <summary>Clears the counters (live tensors stay counted).</summary>
+    public void ResetCounters()
+    {
+        Flops = 0;
+        PeakBytes = _liveBytes;
+    }
+
+    public Tensor Allocate(TensorShape shape, DType dtype = DType.F32) => new ShapeTensor(this, shape, dtype);
+
+    public Tensor Upload(ReadOnlySpan<float> data, TensorShape shape, DType dtype = DType.F32) => Allocate(shape, dtype);
+
+    public void Download(Tensor tensor, Span<float> destination) => destination.Clear();
+
+    public void Synchronize() { }
+
+    public Tensor Conv2d(Tensor input, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual = null)
+    {
+        var output = OpShapes.Conv2d(input, weight, bias, spec, residual);
+        Flops += FlopsPerMultiplyAdd * output.ElementCount * (weight.ElementCount / weight.Shape[0]);
+        return Allocate(output);
+    }
+
+    public Tensor GroupNorm(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu) =>
+        Allocate(OpShapes.GroupNorm(input, gamma, beta, groups));
+
+    public Tensor Attention(Tensor q, Tensor k, Tensor v, float scale)
+    {
+        var shape = OpShapes.Attention(q, k, v);
+        long tokens = (long)shape.H * shape.W;
+        // Q^T K and P V: two [T x C] by [C x T]-sized products per batch item.
+        Flops += 2 * FlopsPerMultiplyAdd * shape.N * tokens * tokens * shape.C;
+        return Allocate(shape);
+    }
+
+    public Tensor Unary(UnaryOp op, Tensor input) => Allocate(input.Shape);
+
+    public Tensor Add(Tensor a, Tensor b) => Allocate(OpShapes.SameShape(a, b, "add"));
+
+    public Tensor ScaleShift(Tensor input, float scale, float shift) => Allocate(input.Shape);
+
+    public Tensor ImageToTensor(ReadOnlySpan<byte> rgb, int batch, int height, int width, float scale, float shift) =>
+        Allocate(OpShapes.ImageToTensor(rgb.Length, batch, height, width));
+
+    public void TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift) => OpShapes.TensorToImage(input, rgb.Length);
+
+    public void Dispose() { }
+
+    private sealed class ShapeTensor : Tensor
+    {
+        private readonly DryRunBackend _owner;
+        private bool _disposed;
+
+        public ShapeTensor(DryRunBackend owner, TensorShape shape, DType dtype) : base(shape, dtype)
+        {
+            _owner = owner;
+            _owner._liveBytes += ByteLength;
+            _owner.PeakBytes = Math.Max(_owner.PeakBytes, _owner._liveBytes);
+        }
+
+        public override bool IsDisposed => _disposed;
+
+        public override void Dispose()
+        {
+            if (_disposed) return;
+            _disposed = true;
+            _owner._liveBytes -= ByteLength;
+        }
+    }
+}

@@ -1,0 +1,91 @@
+using NativeVae.Tensors;
+
+namespace NativeVae.Backends;
+
+/// <summary>
+/// Shape rules and argument checks of the ops in <see cref="IBackend"/>, shared by every backend so that each one
+/// refuses bad arguments with the same message, and by the dry-run backend that plans memory and counts FLOPs.
+/// </summary>
+internal static class OpShapes
+{
+    public const int RgbChannels = 3;
+
+    /// <summary>Output shape of <see cref="IBackend.Conv2d"/>; throws on mismatched arguments.</summary>
+    public static TensorShape Conv2d(Tensor input, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual)
+    {
+        RequireRank4(input, "conv2d input");
+        RequireRank4(weight, "conv2d weight");
+        int kernel = weight.Shape[2];
+        if (weight.Shape[3] != kernel)
+            throw new NotSupportedException($"conv2d weight {weight.Shape}: only square kernels are supported");
+        if (weight.Shape[1] != input.Shape.C)
+            throw new ArgumentException($"conv2d weight {weight.Shape} expects {weight.Shape[1]} input channels, input is {input.Shape}");
+        if (spec.Stride < 1)
+            throw new ArgumentException($"conv2d stride {spec.Stride} must be at least 1", nameof(spec));
+        if (spec.PadTop < 0 || spec.PadBottom < 0 || spec.PadLeft < 0 || spec.PadRight < 0)
+            throw new ArgumentException($"conv2d padding {spec} must not be negative", nameof(spec));
+        int cout = weight.Shape[0];
+        var output = TensorShape.Nchw(input.Shape.N, cout, spec.OutputHeight(input.Shape.H, kernel), spec.OutputWidth(input.Shape.W, kernel));
+        if (bias is not null && (bias.Shape.Rank != 1 || bias.Shape[0] != cout))
+            throw new ArgumentException($"conv2d bias {bias.Shape} does not match {cout} output channels");
+        if (residual is not null && residual.Shape != output)
+            throw new ArgumentException($"conv2d residual {residual.Shape} does not match the output {output}");
+        return output;
+    }
+
+    /// <summary>Output shape of <see cref="IBackend.GroupNorm"/>; throws on mismatched arguments.</summary>
+    public static TensorShape GroupNorm(Tensor input, Tensor gamma, Tensor beta, int groups)
+    {
+        RequireRank4(input, "group_norm input");
+        int c = input.Shape.C;
+        if (groups <= 0 || c % groups != 0)
+            throw new ArgumentException($"group_norm: {groups} groups do not divide {c} channels of {input.Shape}", nameof(groups));
+        if (gamma.ElementCount != c || beta.ElementCount != c)
+            throw new ArgumentException($"group_norm affine {gamma.Shape}/{beta.Shape} does not match {c} channels");
+        return input.Shape;
+    }
+
+    /// <summary>Output shape of <see cref="IBackend.Attention"/>; throws on mismatched arguments.</summary>
+    public static TensorShape Attention(Tensor q, Tensor k, Tensor v)
+    {
+        RequireRank4(q, "attention q");
+        if (k.Shape != q.Shape || v.Shape != q.Shape)
+            throw new ArgumentException($"attention q {q.Shape}, k {k.Shape}, v {v.Shape} must have one shape");
+        return q.Shape;
+    }
+
+    /// <summary>Output shape of an elementwise op on two tensors.</summary>
+    public static TensorShape SameShape(Tensor a, Tensor b, string op)
+    {
+        if (a.Shape != b.Shape)
+            throw new ArgumentException($"{op} of tensors with shapes {a.Shape} and {b.Shape}");
+        return a.Shape;
+    }
+
+    /// <summary>Shape of the tensor made from <paramref name="byteCount"/> interleaved RGB bytes.</summary>
+    public static TensorShape ImageToTensor(int byteCount, int batch, int height, int width)
+    {
+        if (batch <= 0 || height <= 0 || width <= 0)
+            throw new ArgumentException($"image size {batch}x{height}x{width} must be positive");
+        long expected = checked((long)batch * height * width * RgbChannels);
+        if (byteCount != expected)
+            throw new ArgumentException($"image bytes: got {byteCount}, expected {batch}x{height}x{width}x3 = {expected}");
+        return TensorShape.Nchw(batch, RgbChannels, height, width);
+    }
+
+    /// <summary>Checks the arguments of <see cref="IBackend.TensorToImage"/>.</summary>
+    public static void TensorToImage(Tensor input, int byteCount)
+    {
+        RequireRank4(input, "image tensor");
+        if (input.Shape.C != RgbChannels)
+            throw new ArgumentException($"image tensor {input.Shape} must have 3 channels");
+        if (byteCount != input.ElementCount)
+            throw new ArgumentException($"image bytes: got {byteCount}, tensor {input.Shape} needs {input.ElementCount}");
+    }
+
+    public static void RequireRank4(Tensor t, string what)
+    {
+        if (t.Shape.Rank != 4)
+            throw new ArgumentException($"{what} must be [N, C, H, W], got {t.Shape}");
+    }
+}
