@@ -49,6 +49,11 @@ internal sealed class DryRunBackend : IBackend
     public Tensor GroupNorm(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu) =>
         Allocate(OpShapes.GroupNorm(input, gamma, beta, groups));
 
+    public Tensor GroupNormStatistics(Tensor input, int groups) => Allocate(OpShapes.GroupNormStatistics(input, groups));
+
+    public Tensor ChannelAffine(Tensor input, Tensor scale, Tensor shift, bool fuseSilu) =>
+        Allocate(OpShapes.ChannelAffine(input, scale, shift));
+
     public Tensor Attention(Tensor q, Tensor k, Tensor v, float scale)
     {
         var shape = OpShapes.Attention(q, k, v);

@@ -51,6 +51,21 @@ internal interface IBackend : IDisposable
     Tensor GroupNorm(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu);
 
     /// <summary>
+    /// Per-group statistics of <paramref name="input"/> <c>[N, C, H, W]</c>: an <c>[N, groups, 2]</c> tensor of
+    /// (mean, M2) where M2 is the sum of squared deviations from that mean, both in fp32 from fp32 sums. Exact tiling
+    /// merges these across tiles (Chan et al.'s parallel variance) to normalise a tensor that never sits whole on
+    /// the device.
+    /// </summary>
+    Tensor GroupNormStatistics(Tensor input, int groups);
+
+    /// <summary>
+    /// <c>y[n, c] = x[n, c] * scale[n, c] + shift[n, c]</c> per channel (then SiLU when <paramref name="fuseSilu"/>),
+    /// with <paramref name="scale"/> and <paramref name="shift"/> <c>[N, C]</c>: a GroupNorm whose statistics were
+    /// computed elsewhere, folded with its affine.
+    /// </summary>
+    Tensor ChannelAffine(Tensor input, Tensor scale, Tensor shift, bool fuseSilu);
+
+    /// <summary>
     /// Single-head attention <c>softmax(scale * Q^T K) V</c> over N tokens, with Q, K, V and the output laid out
     /// channel-major <c>[B, C, N]</c> (that is an <c>[B, C, H, W]</c> feature map with N = H*W), so that the
     /// q/k/v projections are 1x1 convolutions. Online softmax in fp32; the N x N matrix is never stored.

@@ -45,6 +45,25 @@ internal static class OpShapes
         return input.Shape;
     }
 
+    /// <summary>Output shape of <see cref="IBackend.GroupNormStatistics"/>.</summary>
+    public static TensorShape GroupNormStatistics(Tensor input, int groups)
+    {
+        RequireRank4(input, "group_norm_statistics input");
+        if (groups <= 0 || input.Shape.C % groups != 0)
+            throw new ArgumentException($"group_norm_statistics: {groups} groups do not divide {input.Shape.C} channels of {input.Shape}", nameof(groups));
+        return new TensorShape(input.Shape.N, groups, 2);
+    }
+
+    /// <summary>Output shape of <see cref="IBackend.ChannelAffine"/>.</summary>
+    public static TensorShape ChannelAffine(Tensor input, Tensor scale, Tensor shift)
+    {
+        RequireRank4(input, "channel_affine input");
+        var expected = new TensorShape(input.Shape.N, input.Shape.C);
+        if (scale.Shape != expected || shift.Shape != expected)
+            throw new ArgumentException($"channel_affine scale {scale.Shape} / shift {shift.Shape} must be {expected} for input {input.Shape}");
+        return input.Shape;
+    }
+
     /// <summary>Output shape of <see cref="IBackend.Attention"/>; throws on mismatched arguments.</summary>
     public static TensorShape Attention(Tensor q, Tensor k, Tensor v)
     {

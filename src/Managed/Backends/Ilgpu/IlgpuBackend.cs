@@ -158,6 +158,12 @@ internal sealed class IlgpuBackend : IBackend
         return y;
     }
 
+    public Tensor GroupNormStatistics(Tensor input, int groups) =>
+        throw new NotSupportedException($"group_norm_statistics is not implemented on {Name} yet");
+
+    public Tensor ChannelAffine(Tensor input, Tensor scale, Tensor shift, bool fuseSilu) =>
+        throw new NotSupportedException($"channel_affine is not implemented on {Name} yet");
+
     public Tensor Attention(Tensor q, Tensor k, Tensor v, float scale)
     {
         var tq = Own(q, nameof(q));

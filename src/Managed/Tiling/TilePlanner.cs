@@ -1,0 +1,27 @@
+namespace NativeVae.Tiling;
+
+/// <summary>A rectangle of output rows [Top, Top+Height) and columns [Left, Left+Width).</summary>
+internal readonly record struct TileRect(int Top, int Left, int Height, int Width);
+
+/// <summary>Cuts a plane into tiles of at most <c>size x size</c>, row-major, the last row/column smaller.</summary>
+internal static class TilePlanner
+{
+    public static List<TileRect> Grid(int height, int width, int size)
+    {
+        if (size <= 0) throw new ArgumentOutOfRangeException(nameof(size), size, "tile size must be positive");
+        var tiles = new List<TileRect>();
+        for (int top = 0; top < height; top += size)
+        {
+            for (int left = 0; left < width; left += size)
+                tiles.Add(new TileRect(top, left, Math.Min(size, height - top), Math.Min(size, width - left)));
+        }
+        return tiles;
+    }
+
+    /// <summary>
+    /// The input window a convolution output tile reads, in the (possibly 2x upsampled) input's coordinates:
+    /// rows [start, start + length). Parts outside the input are zero padding.
+    /// </summary>
+    public static (int Start, int Length) InputWindow(int outputStart, int outputLength, int stride, int padBefore, int kernel) =>
+        (outputStart * stride - padBefore, (outputLength - 1) * stride + kernel);
+}
