@@ -37,9 +37,9 @@ internal static class SeededWeights
         {
             var (scale, offset) = Bounds(name, shape, shapes);
             var values = new float[shape.ElementCount];
-            ulong state = seed ^ Fnv1a64(name);
+            var random = new SplitMix64(seed ^ Fnv1a64(name));
             for (long i = 0; i < values.Length; i++)
-                values[i] = offset + scale * NextSigned(ref state);
+                values[i] = offset + scale * NextSigned(ref random);
             result[name] = values;
         }
         return result;
@@ -49,8 +49,8 @@ internal static class SeededWeights
     public static float[] Uniform(ulong seed, string stream, long count)
     {
         var values = new float[count];
-        ulong state = seed ^ Fnv1a64(stream);
-        for (long i = 0; i < count; i++) values[i] = NextSigned(ref state);
+        var random = new SplitMix64(seed ^ Fnv1a64(stream));
+        for (long i = 0; i < count; i++) values[i] = NextSigned(ref random);
         return values;
     }
 
@@ -76,15 +76,9 @@ internal static class SeededWeights
         return (float)(1.0 / Math.Sqrt(fanIn));
     }
 
-    private static float NextSigned(ref ulong state)
+    private static float NextSigned(ref SplitMix64 random)
     {
-        // SplitMix64 (Steele, Lea, Flood 2014).
-        state += 0x9E3779B97F4A7C15UL;
-        ulong z = state;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        z ^= z >> 31;
-        float u = (z >> MantissaShift) * TwoToMinus24;
+        float u = (random.Next() >> MantissaShift) * TwoToMinus24;
         return 2f * u - 1f;
     }
 
