@@ -21,6 +21,12 @@ internal sealed class DryRunBackend : IBackend
 
     public long PeakBytes { get; private set; }
 
+    /// <summary>Every convolution run so far, in order (for tile planning).</summary>
+    public List<Conv2dRecord> Convolutions { get; } = new();
+
+    /// <summary>Largest q+k+v+output bytes of one attention call so far.</summary>
+    public long MaxAttentionBytes { get; private set; }
+
     /// <summary>Multiply-adds x 2 of every convolution and attention product so far.</summary>
     public long Flops { get; private set; }
 
@@ -29,6 +35,8 @@ internal sealed class DryRunBackend : IBackend
     {
         Flops = 0;
         PeakBytes = _liveBytes;
+        Convolutions.Clear();
+        MaxAttentionBytes = 0;
     }
 
     public Tensor Allocate(TensorShape shape, DType dtype = DType.F32) => new ShapeTensor(this, shape, dtype);
@@ -43,6 +51,7 @@ internal sealed class DryRunBackend : IBackend
     {
         var output = OpShapes.Conv2d(input, weight, bias, spec, residual);
         Flops += FlopsPerMultiplyAdd * output.ElementCount * (weight.ElementCount / weight.Shape[0]);
+        Convolutions.Add(new Conv2dRecord(input.Shape.C, output.C, weight.Shape[2], spec, residual is not null));
         return Allocate(output);
     }
 
@@ -60,6 +69,7 @@ internal sealed class DryRunBackend : IBackend
         long tokens = (long)shape.H * shape.W;
         // Q^T K and P V: two [T x C] by [C x T]-sized products per batch item.
         Flops += 2 * FlopsPerMultiplyAdd * shape.N * tokens * tokens * shape.C;
+        MaxAttentionBytes = Math.Max(MaxAttentionBytes, 4 * q.ByteLength);
         return Allocate(shape);
     }
 
@@ -75,6 +85,18 @@ internal sealed class DryRunBackend : IBackend
     public void TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift) => OpShapes.TensorToImage(input, rgb.Length);
 
     public void Dispose() { }
+
+    /// <summary>One convolution's channels and geometry.</summary>
+    public readonly record struct Conv2dRecord(int InChannels, int OutChannels, int Kernel, Conv2dSpec Spec, bool HasResidual)
+    {
+        /// <summary>fp32 bytes one exact-tiling step of this conv holds on the device for a tile x tile output.</summary>
+        public long TileBytes(int tile)
+        {
+            long window = (long)(tile - 1) * Spec.Stride + Kernel;
+            long outputs = (long)tile * tile * OutChannels * (HasResidual ? 2 : 1);
+            return sizeof(float) * (window * window * InChannels + outputs);
+        }
+    }
 
     private sealed class ShapeTensor : Tensor
     {

@@ -1,4 +1,5 @@
 using NativeVae.Backends;
+using NativeVae.Models;
 using NativeVae.Models.AutoencoderKl;
 using NativeVae.Tensors;
 using NativeVae.Tests.Support;

@@ -1,4 +1,5 @@
 using NativeVae.Backends;
+using NativeVae.Models;
 using NativeVae.Models.Layers;
 using NativeVae.Tensors;
 
@@ -37,17 +38,25 @@ internal sealed class Decoder
     public Tensor Forward(IBackend ops, Tensor latent, BlockObserver? observe = null)
     {
         Tensor h = _convIn.Forward(ops, latent);                              // [N, Clast, h, w]
-        observe?.Invoke("decoder.conv_in", h);
-        h = Encoder.Step(h, _midBlock.Forward(ops, h));
-        observe?.Invoke("decoder.mid_block", h);
-        for (int i = 0; i < _upBlocks.Length; i++)
+        try
         {
-            h = Encoder.Step(h, _upBlocks[i].Forward(ops, h));               // channels reversed, 2x up except last
-            observe?.Invoke($"decoder.up_blocks.{i}", h);
+            observe?.Invoke("decoder.conv_in", h);
+            h = Encoder.Step(h, _midBlock.Forward(ops, h));
+            observe?.Invoke("decoder.mid_block", h);
+            for (int i = 0; i < _upBlocks.Length; i++)
+            {
+                h = Encoder.Step(h, _upBlocks[i].Forward(ops, h));               // channels reversed, 2x up except last
+                observe?.Invoke($"decoder.up_blocks.{i}", h);
+            }
+            h = Encoder.Step(h, _convNormOut.Forward(ops, h, silu: true));
+            h = Encoder.Step(h, _convOut.Forward(ops, h));                       // [N, 3, H, W]
+            observe?.Invoke("decoder.conv_out", h);
+            return h;
         }
-        h = Encoder.Step(h, _convNormOut.Forward(ops, h, silu: true));
-        h = Encoder.Step(h, _convOut.Forward(ops, h));                       // [N, 3, H, W]
-        observe?.Invoke("decoder.conv_out", h);
-        return h;
+        catch
+        {
+            h.Dispose();   // an observer may cancel; the activation must go back to the pool
+            throw;
+        }
     }
 }

@@ -1,11 +1,9 @@
 using NativeVae.Backends;
+using NativeVae.Models;
 using NativeVae.Models.Layers;
 using NativeVae.Tensors;
 
 namespace NativeVae.Models.AutoencoderKl;
-
-/// <summary>Receives a named intermediate (e.g. "encoder.down_blocks.1"); it must not keep or dispose the tensor.</summary>
-internal delegate void BlockObserver(string name, Tensor output);
 
 /// <summary>diffusers: <c>Encoder</c> (vae.py) with <c>DownEncoderBlock2D</c> blocks and double_z output.</summary>
 internal sealed class Encoder
@@ -36,18 +34,26 @@ internal sealed class Encoder
     public Tensor Forward(IBackend ops, Tensor image, BlockObserver? observe = null)
     {
         Tensor h = _convIn.Forward(ops, image);                              // [N, C0, H, W]
-        observe?.Invoke("encoder.conv_in", h);
-        for (int i = 0; i < _downBlocks.Length; i++)
+        try
         {
-            h = Step(h, _downBlocks[i].Forward(ops, h));                     // [N, Ci, H/2^i', W/2^i']
-            observe?.Invoke($"encoder.down_blocks.{i}", h);
+            observe?.Invoke("encoder.conv_in", h);
+            for (int i = 0; i < _downBlocks.Length; i++)
+            {
+                h = Step(h, _downBlocks[i].Forward(ops, h));                     // [N, Ci, H/2^i', W/2^i']
+                observe?.Invoke($"encoder.down_blocks.{i}", h);
+            }
+            h = Step(h, _midBlock.Forward(ops, h));                              // [N, Clast, h, w]
+            observe?.Invoke("encoder.mid_block", h);
+            h = Step(h, _convNormOut.Forward(ops, h, silu: true));
+            h = Step(h, _convOut.Forward(ops, h));                               // [N, 2*latent, h, w]
+            observe?.Invoke("encoder.conv_out", h);
+            return h;
         }
-        h = Step(h, _midBlock.Forward(ops, h));                              // [N, Clast, h, w]
-        observe?.Invoke("encoder.mid_block", h);
-        h = Step(h, _convNormOut.Forward(ops, h, silu: true));
-        h = Step(h, _convOut.Forward(ops, h));                               // [N, 2*latent, h, w]
-        observe?.Invoke("encoder.conv_out", h);
-        return h;
+        catch
+        {
+            h.Dispose();   // an observer may cancel; the activation must go back to the pool
+            throw;
+        }
     }
 
     /// <summary>Releases the previous activation and moves on to the next.</summary>

@@ -26,9 +26,17 @@ internal sealed class ResnetStack
     public Tensor Forward(IBackend ops, Tensor x)
     {
         Tensor current = x;
-        foreach (var resnet in _resnets) current = Replace(current, resnet.Forward(ops, current), x);
-        if (_resample is not null) current = Replace(current, _resample.Forward(ops, current), x);
-        return current;
+        try
+        {
+            foreach (var resnet in _resnets) current = Replace(current, resnet.Forward(ops, current), x);
+            if (_resample is not null) current = Replace(current, _resample.Forward(ops, current), x);
+            return current;
+        }
+        catch
+        {
+            if (!ReferenceEquals(current, x)) current.Dispose();
+            throw;
+        }
     }
 
     private static Tensor Replace(Tensor old, Tensor next, Tensor input)

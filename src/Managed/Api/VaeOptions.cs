@@ -1,0 +1,124 @@
+using NativeVae.Backends;
+
+namespace NativeVae;
+
+/// <summary>How a <see cref="Vae"/> is loaded.</summary>
+public sealed record VaeOptions
+{
+    /// <summary>Which device runs the model (default: CUDA when present, else the CPU).</summary>
+    public DevicePreference Device { get; init; } = DevicePreference.Auto;
+
+    /// <summary>Largest image accepted, in pixels (input images are untrusted). Default 4096 x 4096.</summary>
+    public long MaxImagePixels { get; init; } = Imaging.ImageInput.DefaultMaxPixels;
+
+    /// <summary>
+    /// Device memory a call may use, in bytes, for <see cref="TilingMode.Auto"/>; null uses the device's memory.
+    /// </summary>
+    public long? MemoryLimitBytes { get; init; }
+
+    /// <summary>Overrides the family's scaling factor reported by <see cref="Vae.ScalingFactor"/> (not applied implicitly).</summary>
+    public float? ScalingFactor { get; init; }
+
+    /// <summary>Overrides the family's shift factor reported by <see cref="Vae.ShiftFactor"/>.</summary>
+    public float? ShiftFactor { get; init; }
+}
+
+/// <summary>Parameters of an encode, as diffusers' <c>remote_encode</c> takes them, plus local choices.</summary>
+public sealed record EncodeOptions
+{
+    /// <summary>When given, the latent is multiplied by it (after the shift): <c>(z - shift) * scale</c>.</summary>
+    public float? ScalingFactor { get; init; }
+
+    /// <summary>When given, subtracted from the latent before scaling.</summary>
+    public float? ShiftFactor { get; init; }
+
+    /// <summary>Null returns the distribution's mode (its mean, as the endpoints do); a seed draws a sample.</summary>
+    public ulong? SampleSeed { get; init; }
+
+    public TilingMode Tiling { get; init; } = TilingMode.Auto;
+
+    /// <summary>Tile edge in pixels: blend tiling's tile (default: the config's sample_size), exact tiling's tile.</summary>
+    public int? TileSize { get; init; }
+
+    public IProgress<VaeProgress>? Progress { get; init; }
+}
+
+/// <summary>What a decode returns.</summary>
+public enum DecodeOutput
+{
+    /// <summary>ImageSharp RGB images (diffusers: output_type "pil", return_type "pil").</summary>
+    Images,
+
+    /// <summary>PNG or JPEG bytes per image (what the endpoint sends for output_type "pil").</summary>
+    EncodedImages,
+
+    /// <summary>A float tensor [N, 3, H, W] in [-1, 1] (output_type "pt", partial_postprocess False).</summary>
+    FloatTensor,
+
+    /// <summary>uint8 [N, H, W, 3] = round(clamp(x*0.5+0.5, 0, 1) * 255) (output_type "pt", partial_postprocess True).</summary>
+    UInt8Tensor,
+}
+
+/// <summary>Parameters of a decode, as diffusers' <c>remote_decode</c> takes them, plus local choices.</summary>
+public sealed record DecodeOptions
+{
+    /// <summary>When given, latents are divided by it before decoding.</summary>
+    public float? ScalingFactor { get; init; }
+
+    /// <summary>When given, added to the latents after the division.</summary>
+    public float? ShiftFactor { get; init; }
+
+    public DecodeOutput Output { get; init; } = DecodeOutput.Images;
+
+    /// <summary>Format of <see cref="DecodeOutput.EncodedImages"/> (diffusers' image_format, default "jpg").</summary>
+    public Imaging.ImageFormat ImageFormat { get; init; } = Imaging.ImageFormat.Jpeg;
+
+    public int JpegQuality { get; init; } = Imaging.ImageOutput.DefaultJpegQuality;
+
+    /// <summary>Image height in pixels; required (with <see cref="Width"/>) for packed FLUX latents [B, seq, 64].</summary>
+    public int? Height { get; init; }
+
+    /// <summary>Image width in pixels; required (with <see cref="Height"/>) for packed FLUX latents.</summary>
+    public int? Width { get; init; }
+
+    public TilingMode Tiling { get; init; } = TilingMode.Auto;
+
+    /// <summary>Tile edge in pixels of the output image (default: the config's sample_size for blend).</summary>
+    public int? TileSize { get; init; }
+
+    public IProgress<VaeProgress>? Progress { get; init; }
+
+    /// <summary>
+    /// Maps diffusers' <c>remote_decode</c> string parameters to options, refusing the combinations it refuses.
+    /// output_type "pil" returns images (return_type "pil"); output_type "pt" returns a float tensor, or uint8 with
+    /// partial_postprocess (return_type "pt"), or images built from it (return_type "pil").
+    /// </summary>
+    public static DecodeOptions FromRemote(string outputType = "pil", string returnType = "pil", string imageFormat = "jpg",
+        bool partialPostprocess = false, float? scalingFactor = null, float? shiftFactor = null, int? height = null, int? width = null)
+    {
+        var format = imageFormat switch
+        {
+            "png" => Imaging.ImageFormat.Png,
+            "jpg" or "jpeg" => Imaging.ImageFormat.Jpeg,
+            _ => throw new ArgumentException($"image_format '{imageFormat}' must be 'png' or 'jpg'", nameof(imageFormat)),
+        };
+        var output = (outputType, returnType) switch
+        {
+            ("pil", "pil") => DecodeOutput.Images,
+            ("pil", "pt") => DecodeOutput.UInt8Tensor,
+            ("pt", "pt") => partialPostprocess ? DecodeOutput.UInt8Tensor : DecodeOutput.FloatTensor,
+            ("pt", "pil") => DecodeOutput.Images,
+            ("mp4", _) or (_, "mp4") => throw new NotSupportedException("output_type 'mp4' is for video VAEs, which NativeVae does not run"),
+            _ => throw new ArgumentException($"output_type '{outputType}' / return_type '{returnType}': each must be 'pil' or 'pt'"),
+        };
+        return new DecodeOptions
+        {
+            Output = output,
+            ImageFormat = format,
+            ScalingFactor = scalingFactor,
+            ShiftFactor = shiftFactor,
+            Height = height,
+            Width = width,
+        };
+    }
+}

@@ -1,0 +1,44 @@
+using NativeVae.Backends;
+using NativeVae.Tensors;
+
+namespace NativeVae.Models;
+
+/// <summary>Receives a named intermediate (e.g. "encoder.down_blocks.1"); it must not keep or dispose the tensor.</summary>
+internal delegate void BlockObserver(string name, Tensor output);
+
+/// <summary>Pixel range a model's images live in.</summary>
+internal enum ImageRange
+{
+    /// <summary>[-1, 1]: AutoencoderKL.</summary>
+    MinusOneToOne,
+
+    /// <summary>[0, 1]: the TAESD family.</summary>
+    ZeroToOne,
+}
+
+/// <summary>
+/// What the API needs of a VAE, whatever its architecture. Encode and decode run their ops on
+/// <paramref name="ops"/> (the model's own backend, or a tiling backend wrapping it); parameters stay on the
+/// model's backend.
+/// </summary>
+internal interface IVaeModel : IDisposable
+{
+    IBackend Backend { get; }
+
+    int LatentChannels { get; }
+
+    /// <summary>Pixels per latent element along each axis (8 for every published VAE).</summary>
+    int DownsampleFactor { get; }
+
+    /// <summary>diffusers' sample_size: the pixel tile of diffusers-style blend tiling.</summary>
+    int SampleSize { get; }
+
+    ImageRange ImageRange { get; }
+
+    /// <summary>True when encode returns moments (mean, logvar) [N, 2C, h, w] rather than the latent itself.</summary>
+    bool EncodesMoments { get; }
+
+    Tensor Encode(IBackend ops, Tensor image, BlockObserver? observe = null);
+
+    Tensor Decode(IBackend ops, Tensor latent, BlockObserver? observe = null);
+}
