@@ -1,27 +1,32 @@
 using NativeVae.Oracle;
 using NativeVae.Oracle.AutoencoderKl;
 using NativeVae.Oracle.Ops;
+using NativeVae.Oracle.Taef2;
 using NativeVae.Weights;
 
 // The libtorch oracle: regenerates the committed fixtures under tests/fixtures. See README.md beside this file.
 //
-//   NativeVae.Oracle [--out DIR] [models] [ops] [taef2]      (no group named: all of them)
+//   NativeVae.Oracle [--out DIR] [--shared DIR] [models] [ops] [taef2]      (no group named: all of them)
 
-const string Usage = "usage: NativeVae.Oracle [--out DIR] [models] [ops]";
+const string Usage = "usage: NativeVae.Oracle [--out DIR] [--shared DIR] [models] [ops] [taef2]";
 string? outDir = null;
+string? sharedDir = null;
 var groups = new HashSet<string>(StringComparer.Ordinal);
 for (int i = 0; i < args.Length; i++)
 {
     if (args[i] == "--out" && i + 1 < args.Length) outDir = args[++i];
-    else if (args[i] is "models" or "ops") groups.Add(args[i]);
+    else if (args[i] == "--shared" && i + 1 < args.Length) sharedDir = args[++i];
+    else if (args[i] is "models" or "ops" or "taef2") groups.Add(args[i]);
     else
     {
         Console.Error.WriteLine($"unknown argument '{args[i]}'\n{Usage}");
         return 2;
     }
 }
-if (groups.Count == 0) groups.UnionWith(["models", "ops"]);
+if (groups.Count == 0) groups.UnionWith(["models", "ops", "taef2"]);
 outDir ??= Path.Combine(FindRepoRoot(), "tests", "fixtures");
+// The real TAEF2 weights and the test images sit beside the repository, never inside it.
+sharedDir ??= Path.Combine(FindRepoRoot(), "..", "shared");
 
 Torch.ConfigureDeterministic();
 const ulong Seed = SeededWeights.DefaultSeed;
@@ -34,6 +39,7 @@ if (groups.Contains("ops"))
     builders.Add(() => ElementwiseFixtures.Build(Seed));
 }
 if (groups.Contains("models")) builders.Add(() => AutoencoderKlFixtures.Build(Seed));
+if (groups.Contains("taef2")) builders.Add(() => [Taef2Fixtures.Build(sharedDir)]);
 
 long total = 0;
 int count = 0;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the committed oracle fixtures (tests/fixtures) with libtorch.
 #
-#   tools/NativeVae.Oracle/run.sh [--out DIR] [models] [ops]
+#   tools/NativeVae.Oracle/run.sh [--out DIR] [--shared DIR] [models] [ops] [taef2]
 #
 # The build patches TorchSharp's native shim for pre-GCC-13 libstdc++ (native/prepare.sh), which needs g++ and
 # patchelf; on Debian, as root, a missing patchelf is installed here.

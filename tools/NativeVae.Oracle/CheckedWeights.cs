@@ -1,11 +1,11 @@
 using NativeVae.Weights;
 using static TorchSharp.torch;
 
-namespace NativeVae.Oracle.AutoencoderKl;
+namespace NativeVae.Oracle;
 
 /// <summary>
 /// Parameters as libtorch tensors, handed out only for a name AND the shape the oracle's own module code expects,
-/// so the oracle cross-checks the library's parameter list instead of trusting it. After a full encode and
+/// so the oracle cross-checks the declared parameter list instead of trusting it. After a full encode and
 /// decode, <see cref="AssertAllUsed"/> proves the oracle read exactly the declared set: no parameter missing,
 /// none left over.
 /// </summary>
