@@ -35,11 +35,14 @@ public sealed class Vae : IDisposable
     private readonly IVaeModel _model;
     private readonly VaeOptions _options;
     private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly bool _ownsBackend;
     private bool _disposed;
 
-    internal Vae(IVaeModel model, VaeOptions options, float? scalingFactor, float? shiftFactor)
+    /// <param name="ownsBackend">Dispose the model's backend with this instance (false when the backend is shared).</param>
+    internal Vae(IVaeModel model, VaeOptions options, float? scalingFactor, float? shiftFactor, bool ownsBackend = true)
     {
         _model = model;
+        _ownsBackend = ownsBackend;
         _options = options;
         ScalingFactor = options.ScalingFactor ?? scalingFactor;
         ShiftFactor = options.ShiftFactor ?? shiftFactor;
@@ -347,7 +350,7 @@ public sealed class Vae : IDisposable
             _disposed = true;
             var backend = _model.Backend;
             _model.Dispose();
-            backend.Dispose();
+            if (_ownsBackend) backend.Dispose();
         }
         finally
         {
