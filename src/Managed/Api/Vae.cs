@@ -248,12 +248,13 @@ public sealed class Vae : IDisposable
             $"{input.Shape}: even {SmallestExactTile}-element tiles need more than the {budget} bytes available; raise MemoryLimitBytes");
     }
 
+    /// <summary>Bytes a call's activations may take: the caller's limit, else a share of the device's free memory.</summary>
     private long MemoryBudget()
     {
-        long total = _options.MemoryLimitBytes
-                     ?? (_model.Backend is IlgpuBackend { Kind: BackendKind.IlgpuCuda } gpu
-                         ? gpu.Accelerator.MemorySize
-                         : GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
+        if (_options.MemoryLimitBytes is { } limit) return limit;
+        long total = _model.Backend is IlgpuBackend { Kind: BackendKind.IlgpuCuda } gpu
+            ? gpu.Accelerator.MemorySize
+            : GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
         return (long)(total * UsableMemoryFraction) - _model.Backend.Memory.LiveBytes;
     }
 

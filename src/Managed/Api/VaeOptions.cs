@@ -12,7 +12,8 @@ public sealed record VaeOptions
     public long MaxImagePixels { get; init; } = Imaging.ImageInput.DefaultMaxPixels;
 
     /// <summary>
-    /// Device memory a call may use, in bytes, for <see cref="TilingMode.Auto"/>; null uses the device's memory.
+    /// Device memory one call's activations may use, in bytes (the weights are not counted), for
+    /// <see cref="TilingMode.Auto"/>; null uses 80% of the device's memory less what is already held.
     /// </summary>
     public long? MemoryLimitBytes { get; init; }
 
