@@ -2,6 +2,7 @@ using NativeVae.Oracle;
 using NativeVae.Oracle.AutoencoderKl;
 using NativeVae.Oracle.Ops;
 using NativeVae.Oracle.Taef2;
+using NativeVae.Oracle.Tiling;
 using NativeVae.Weights;
 
 // The libtorch oracle: regenerates the committed fixtures under tests/fixtures. See README.md beside this file.
@@ -38,8 +39,14 @@ if (groups.Contains("ops"))
     builders.Add(() => AttentionFixtures.Build(Seed));
     builders.Add(() => ElementwiseFixtures.Build(Seed));
 }
-if (groups.Contains("models")) builders.Add(() => AutoencoderKlFixtures.Build(Seed));
-if (groups.Contains("taef2")) builders.Add(() => [Taef2Fixtures.Build(sharedDir)]);
+// The blend tiling is checked on models it must leave unchanged before any blend fixture is written.
+if (groups.Contains("models") || groups.Contains("taef2")) BlendTilingSelfCheck.Run(Seed);
+if (groups.Contains("models"))
+{
+    builders.Add(() => AutoencoderKlFixtures.Build(Seed));
+    builders.Add(() => AutoencoderKlBlendFixtures.Build(Seed));
+}
+if (groups.Contains("taef2")) builders.Add(() => [Taef2Fixtures.Build(sharedDir), Taef2BlendFixtures.Build(sharedDir)]);
 
 long total = 0;
 int count = 0;

@@ -25,7 +25,7 @@ internal static class Taef2Fixtures
             Path.Combine(sharedRoot, "models", "taef2", "taef2_decoder.pth"));
         using var scope = NewDisposeScope();
 
-        var image = Torch.FromArray(ReadCrop(imagePath), 1, 3, CropHeight, CropWidth);   // [1, 3, 32, 24] in [0, 1]
+        var image = Torch.FromArray(ReadCrop(imagePath, CropTop, CropLeft, CropHeight, CropWidth), 1, 3, CropHeight, CropWidth);   // [1, 3, 32, 24] in [0, 1]
         var latent = oracle.Encode(image);                                               // [1, 32, 4, 3]
         var decoded = oracle.Decode(latent);                                             // [1, 3, 32, 24]
         oracle.AssertAllUsed();
@@ -49,20 +49,20 @@ internal static class Taef2Fixtures
         return 10 * Math.Log10(1 / mse);
     }
 
-    /// <summary>The crop as planar RGB <c>[3, H, W]</c> in [0, 1].</summary>
-    private static float[] ReadCrop(string path)
+    /// <summary>A crop as planar RGB <c>[3, height, width]</c> in [0, 1].</summary>
+    public static float[] ReadCrop(string path, int top, int left, int height, int width)
     {
         using var png = Image.Load<Rgb24>(path);
-        if (png.Height < CropTop + CropHeight || png.Width < CropLeft + CropWidth)
-            throw new InvalidDataException($"{path}: {png.Width}x{png.Height} is too small for the TAEF2 crop");
-        int plane = CropHeight * CropWidth;
+        if (png.Height < top + height || png.Width < left + width)
+            throw new InvalidDataException($"{path}: {png.Width}x{png.Height} is too small for a {width}x{height} crop at ({left}, {top})");
+        int plane = height * width;
         var values = new float[3 * plane];
-        for (int y = 0; y < CropHeight; y++)
+        for (int y = 0; y < height; y++)
         {
-            for (int x = 0; x < CropWidth; x++)
+            for (int x = 0; x < width; x++)
             {
-                Rgb24 pixel = png[CropLeft + x, CropTop + y];
-                int at = y * CropWidth + x;
+                Rgb24 pixel = png[left + x, top + y];
+                int at = y * width + x;
                 values[at] = pixel.R / MaxByte;
                 values[plane + at] = pixel.G / MaxByte;
                 values[2 * plane + at] = pixel.B / MaxByte;
