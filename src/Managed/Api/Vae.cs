@@ -145,6 +145,10 @@ public sealed class Vae : IDisposable
         return latent;
     }
 
+    /// <summary>The encoder's raw output (moments for AutoencoderKL) with the chosen tiling; for parity tests.</summary>
+    internal HostTensor<float> EncodeMoments(HostTensor<float> images, EncodeOptions options) =>
+        Locked(() => Run(ToModelRange(images), encode: true, options.Tiling, options.TileSize, options.Progress, CancellationToken.None));
+
     private DecodeResult DecodeCore(HostTensor<float> latents, DecodeOptions options, CancellationToken cancellation)
     {
         var image = Run(latents, encode: false, options.Tiling, options.TileSize, options.Progress, cancellation);

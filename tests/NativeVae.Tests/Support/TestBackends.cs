@@ -16,5 +16,8 @@ internal static class TestBackends
 
     public static IEnumerable<string> Names => Backends.Keys;
 
+    /// <summary>Backends fast enough for SD-sized work (not the ILGPU CPU emulator).</summary>
+    public static IEnumerable<string> FastNames => Names.Where(n => n != "ilgpu-cpu");
+
     public static IBackend Get(string name) => Backends[name].Value;
 }
