@@ -12,7 +12,7 @@ namespace NativeVae.Weights.SafeTensors;
 /// read: known dtypes, shape x dtype size equal to the byte span, spans in bounds and tiling the data section
 /// exactly. Every error names the file, the tensor and the rule. Tensors are read on demand, never the whole file.
 /// </summary>
-internal sealed class SafeTensorsFile : IDisposable
+internal sealed class SafeTensorsFile : ITensorArchive
 {
     /// <summary>safetensors' own cap on the header (100 MB): more is not a real header.</summary>
     public const long MaxHeaderBytes = 100_000_000;
@@ -23,6 +23,8 @@ internal sealed class SafeTensorsFile : IDisposable
     private readonly MemoryMappedFile? _map;
     private readonly MemoryMappedViewAccessor? _view;
     private readonly long _dataStart;
+    private readonly unsafe byte* _basePointer;
+    private bool _disposed;
 
     private SafeTensorsFile(string path, MemoryMappedFile? map, MemoryMappedViewAccessor? view, long dataStart,
         Dictionary<string, SafeTensorInfo> tensors, Dictionary<string, string> metadata)
@@ -33,6 +35,16 @@ internal sealed class SafeTensorsFile : IDisposable
         _dataStart = dataStart;
         Tensors = tensors;
         Metadata = metadata;
+        if (view is not null)
+        {
+            unsafe
+            {
+                byte* pointer = null;
+                view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
+                _basePointer = pointer;
+            }
+        }
+        Entries = tensors.ToDictionary(t => t.Key, t => new StoredTensor(t.Key, t.Value.DType, t.Value.Shape), StringComparer.Ordinal);
     }
 
     public string Path { get; }
@@ -40,13 +52,15 @@ internal sealed class SafeTensorsFile : IDisposable
     /// <summary>Tensors by name.</summary>
     public IReadOnlyDictionary<string, SafeTensorInfo> Tensors { get; }
 
+    public IReadOnlyDictionary<string, StoredTensor> Entries { get; }
+
     /// <summary>The header's <c>__metadata__</c> string map (empty when absent).</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
     public static SafeTensorsFile Open(string path)
     {
         var info = new FileInfo(path);
-        if (!info.Exists) throw new FileNotFoundException($"{path}: no such safetensors file", path);
+        if (!info.Exists) throw new FileNotFoundException($"{path}: no such file", path);
         long fileLength = info.Length;
         if (fileLength < HeaderLengthBytes)
             throw Bad(path, $"file is {fileLength} bytes, shorter than the 8-byte header length");
@@ -57,9 +71,11 @@ internal sealed class SafeTensorsFile : IDisposable
         {
             Span<byte> lengthBytes = stackalloc byte[HeaderLengthBytes];
             stream.ReadExactly(lengthBytes);
-            headerLength = BitConverter.ToUInt64(lengthBytes);
+            headerLength = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes);
             if (headerLength > MaxHeaderBytes)
-                throw Bad(path, $"header length {headerLength} exceeds the {MaxHeaderBytes}-byte cap");
+                throw Bad(path, $"header length {headerLength} exceeds the {MaxHeaderBytes}-byte cap (not a safetensors file?)");
+            if (headerLength == 0)
+                throw Bad(path, "header length is 0; a header is at least '{}'");
             if ((long)headerLength > fileLength - HeaderLengthBytes)
                 throw Bad(path, $"header length {headerLength} runs past the end of the {fileLength}-byte file");
             header = new byte[headerLength];
@@ -190,39 +206,35 @@ internal sealed class SafeTensorsFile : IDisposable
         var info = Get(name);
         if (destination.Length != info.ByteLength)
             throw new ArgumentException($"{Path}: tensor '{name}' is {info.ByteLength} bytes, buffer is {destination.Length}");
-        if (info.ByteLength == 0) return;
-        unsafe
-        {
-            byte* basePtr = null;
-            _view!.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
-            try
-            {
-                var source = new ReadOnlySpan<byte>(basePtr + _view.PointerOffset + _dataStart + info.Begin, checked((int)info.ByteLength));
-                source.CopyTo(destination);
-            }
-            finally
-            {
-                _view.SafeMemoryMappedViewHandle.ReleasePointer();
-            }
-        }
+        MappedSpan(info).CopyTo(destination);
     }
 
-    /// <summary>Reads a tensor as fp32, widening F16 and BF16.</summary>
+    /// <summary>Reads a tensor as fp32, widening F16 and BF16 straight from the mapped file (no byte copy).</summary>
     public float[] ReadFloat32(string name)
     {
         var info = Get(name);
         var result = new float[info.Shape.ElementCount];
-        var bytes = new byte[info.ByteLength];
-        ReadBytes(name, bytes);
-        DTypeConversion.ToFloat32(info.DType, bytes, result);
+        DTypeConversion.ToFloat32(info.DType, MappedSpan(info), result);
         return result;
     }
 
-    public void Dispose()
+    private unsafe ReadOnlySpan<byte> MappedSpan(SafeTensorInfo info)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (info.ByteLength == 0) return ReadOnlySpan<byte>.Empty;
+        if (info.ByteLength > int.MaxValue)
+            throw new NotSupportedException($"{Path}: tensor '{info.Name}' is {info.ByteLength} bytes, more than one read handles");
+        // the pointer was acquired at open and stays valid until Dispose releases it
+        return new ReadOnlySpan<byte>(_basePointer + _view!.PointerOffset + _dataStart + info.Begin, (int)info.ByteLength);
+    }
+
+    public unsafe void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        if (_basePointer != null) _view!.SafeMemoryMappedViewHandle.ReleasePointer();
         _view?.Dispose();
         _map?.Dispose();
     }
-
     private static InvalidDataException Bad(string path, string rule) => new($"{path}: {rule}");
 }

@@ -15,39 +15,56 @@ internal sealed record SafeTensorToWrite(string Name, DType DType, TensorShape S
     }
 }
 
+/// <summary>A tensor to write whose bytes are produced only when the writer reaches it (streamed conversion).</summary>
+internal sealed record SafeTensorSpec(string Name, DType DType, TensorShape Shape, Func<ReadOnlyMemory<byte>> Produce)
+{
+    public long ByteLength => checked(Shape.ElementCount * DType.ByteSize());
+}
+
 /// <summary>
 /// Writes a standard safetensors file. The file is written to a temporary name beside the target and renamed
-/// when complete, so a failure never leaves a half-written file.
+/// when complete, so a failure never leaves a half-written file. Tensors may be produced one at a time
+/// (<see cref="SafeTensorSpec"/>), so a conversion never holds more than one converted tensor in memory.
 /// </summary>
 internal static class SafeTensorsWriter
 {
     /// <summary>safetensors pads the header with spaces to a multiple of 8 so the data section is aligned.</summary>
     private const int HeaderAlignment = 8;
 
-    public static void Write(string path, IEnumerable<SafeTensorToWrite> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    public static void Write(string path, IEnumerable<SafeTensorToWrite> tensors, IReadOnlyDictionary<string, string>? metadata = null) =>
+        Write(path, tensors.Select(t => new SafeTensorSpec(t.Name, t.DType, t.Shape, () => t.Data)), metadata);
+
+    public static void Write(string path, IEnumerable<SafeTensorSpec> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         var list = tensors.ToList();
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var t in list)
         {
             if (!names.Add(t.Name)) throw new ArgumentException($"tensor '{t.Name}' is given twice");
-            long expected = checked(t.Shape.ElementCount * t.DType.ByteSize());
-            if (t.Data.Length != expected)
-                throw new ArgumentException($"tensor '{t.Name}': {t.Data.Length} bytes for {t.DType}{t.Shape} (expected {expected})");
+            _ = t.ByteLength; // checked: a shape whose byte size overflows fails here, before any file exists
         }
 
         byte[] header = BuildHeader(list, metadata);
-        string directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
-        string temp = System.IO.Path.Combine(directory, $".{System.IO.Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
+        string fullPath = System.IO.Path.GetFullPath(path);
+        string directory = System.IO.Path.GetDirectoryName(fullPath)!;
+        string temp = System.IO.Path.Combine(directory, $".{System.IO.Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
         try
         {
             using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
             {
-                stream.Write(BitConverter.GetBytes((ulong)header.Length));
+                Span<byte> length = stackalloc byte[sizeof(ulong)];
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
+                stream.Write(length);
                 stream.Write(header);
-                foreach (var t in list) stream.Write(t.Data.Span);
+                foreach (var t in list)
+                {
+                    var data = t.Produce();
+                    if (data.Length != t.ByteLength)
+                        throw new ArgumentException($"tensor '{t.Name}': {data.Length} bytes for {t.DType}{t.Shape} (expected {t.ByteLength})");
+                    stream.Write(data.Span);
+                }
             }
-            File.Move(temp, path, overwrite: true);
+            File.Move(temp, fullPath, overwrite: true);
         }
         catch
         {
@@ -56,7 +73,7 @@ internal static class SafeTensorsWriter
         }
     }
 
-    private static byte[] BuildHeader(List<SafeTensorToWrite> tensors, IReadOnlyDictionary<string, string>? metadata)
+    private static byte[] BuildHeader(List<SafeTensorSpec> tensors, IReadOnlyDictionary<string, string>? metadata)
     {
         using var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer))
@@ -78,10 +95,10 @@ internal static class SafeTensorsWriter
                 json.WriteEndArray();
                 json.WriteStartArray("data_offsets");
                 json.WriteNumberValue(offset);
-                json.WriteNumberValue(offset + t.Data.Length);
+                json.WriteNumberValue(offset + t.ByteLength);
                 json.WriteEndArray();
                 json.WriteEndObject();
-                offset += t.Data.Length;
+                offset += t.ByteLength;
             }
             json.WriteEndObject();
         }

@@ -1,0 +1,66 @@
+using NativeVae.Tensors;
+
+namespace NativeVae.Models.AutoencoderKl;
+
+/// <summary>
+/// Infers an AutoencoderKL config from its tensors (canonical names) when a checkpoint comes without
+/// config.json: in/out/latent channels, block channels, layers per block, quant convs and mid-block attention
+/// are read off the shapes; norm_num_groups (not visible in shapes) is 32 as in every published model;
+/// sample size and scaling/shift factors are the published ones of the recognised family.
+/// </summary>
+public static class AutoencoderKlConfigInference
+{
+    private const int PublishedNormGroups = 32;
+    private const int FluxLatentChannels = 16;
+
+    /// <exception cref="InvalidDataException">a tensor the structure needs is missing.</exception>
+    public static AutoencoderKlConfig Infer(IReadOnlyDictionary<string, TensorShape> shapes, string origin)
+    {
+        TensorShape Need(string name) => shapes.TryGetValue(name, out var s)
+            ? s
+            : throw new InvalidDataException($"{origin}: cannot infer the config: tensor '{name}' is missing");
+
+        var blockChannels = new List<int>();
+        while (shapes.TryGetValue($"encoder.down_blocks.{blockChannels.Count}.resnets.0.conv1.weight", out var conv))
+            blockChannels.Add(conv[0]);
+        if (blockChannels.Count == 0) Need("encoder.down_blocks.0.resnets.0.conv1.weight");
+        int layers = 0;
+        while (shapes.ContainsKey($"encoder.down_blocks.0.resnets.{layers}.conv1.weight")) layers++;
+
+        return new AutoencoderKlConfig
+        {
+            InChannels = Need("encoder.conv_in.weight")[1],
+            OutChannels = Need("decoder.conv_out.weight")[0],
+            BlockOutChannels = blockChannels,
+            LayersPerBlock = layers,
+            LatentChannels = Need("decoder.conv_in.weight")[1],
+            NormNumGroups = PublishedNormGroups,
+            UseQuantConv = shapes.ContainsKey("quant_conv.weight"),
+            UsePostQuantConv = shapes.ContainsKey("post_quant_conv.weight"),
+            MidBlockAddAttention = shapes.ContainsKey("encoder.mid_block.attentions.0.to_q.weight"),
+        };
+    }
+
+    /// <summary>The family a structure belongs to: 16 latent channels without quant convs is FLUX.1, else SD
+    /// (SDXL's VAE has SD's exact structure; only <c>--family sdxl</c> or a config tells them apart).</summary>
+    public static ModelFamily Recognise(AutoencoderKlConfig config) =>
+        config.LatentChannels == FluxLatentChannels && !config.UseQuantConv ? ModelFamily.Flux : ModelFamily.Sd;
+
+    /// <summary>The config with the family's published sample size and scaling/shift factors.</summary>
+    public static AutoencoderKlConfig WithFamilyFactors(AutoencoderKlConfig config, ModelFamily family)
+    {
+        var published = family switch
+        {
+            ModelFamily.Sd => AutoencoderKlConfig.Sd,
+            ModelFamily.Sdxl => AutoencoderKlConfig.Sdxl,
+            ModelFamily.Flux => AutoencoderKlConfig.Flux1,
+            _ => throw new ArgumentException($"family {family.Name()} is a tiny autoencoder, not an AutoencoderKL"),
+        };
+        return config with
+        {
+            SampleSize = published.SampleSize,
+            ScalingFactor = published.ScalingFactor,
+            ShiftFactor = published.ShiftFactor,
+        };
+    }
+}

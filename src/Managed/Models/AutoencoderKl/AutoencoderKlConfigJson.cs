@@ -1,0 +1,71 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace NativeVae.Models.AutoencoderKl;
+
+/// <summary>
+/// <see cref="AutoencoderKlConfig"/> to and from diffusers' <c>config.json</c> for <c>AutoencoderKL</c>
+/// (keys latent_channels, block_out_channels, layers_per_block, use_quant_conv, use_post_quant_conv,
+/// norm_num_groups, mid_block_add_attention, sample_size, scaling_factor, shift_factor, in_channels,
+/// out_channels). Keys diffusers writes that do not shape the network (act_fn, block types, force_upcast,
+/// _diffusers_version, ...) are ignored on read; absent keys take diffusers' defaults.
+/// </summary>
+public static class AutoencoderKlConfigJson
+{
+    /// <summary>diffusers' <c>_class_name</c> for this model.</summary>
+    public const string ClassName = "AutoencoderKL";
+
+    /// <summary>Parses a diffusers config; <paramref name="origin"/> names the file in errors.</summary>
+    /// <exception cref="InvalidDataException">not a JSON object, or a key of the wrong type or value.</exception>
+    public static AutoencoderKlConfig Parse(string json, string origin)
+    {
+        var root = ConfigJsonReader.ParseObject(json, origin);
+        var r = new ConfigJsonReader(root, origin);
+        var defaults = new AutoencoderKlConfig();
+        var config = new AutoencoderKlConfig
+        {
+            InChannels = r.Int("in_channels", defaults.InChannels),
+            OutChannels = r.Int("out_channels", defaults.OutChannels),
+            BlockOutChannels = r.IntList("block_out_channels", defaults.BlockOutChannels),
+            LayersPerBlock = r.Int("layers_per_block", defaults.LayersPerBlock),
+            LatentChannels = r.Int("latent_channels", defaults.LatentChannels),
+            NormNumGroups = r.Int("norm_num_groups", defaults.NormNumGroups),
+            UseQuantConv = r.Bool("use_quant_conv", defaults.UseQuantConv),
+            UsePostQuantConv = r.Bool("use_post_quant_conv", defaults.UsePostQuantConv),
+            MidBlockAddAttention = r.Bool("mid_block_add_attention", defaults.MidBlockAddAttention),
+            SampleSize = r.SampleSize("sample_size", defaults.SampleSize),
+            ScalingFactor = r.Float("scaling_factor", defaults.ScalingFactor),
+            ShiftFactor = r.NullableFloat("shift_factor", defaults.ShiftFactor),
+        };
+        try
+        {
+            config.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"{origin}: {e.Message}");
+        }
+        return config;
+    }
+
+    /// <summary>The config as a diffusers-style JSON object (one line).</summary>
+    public static string Serialize(AutoencoderKlConfig config) => ToJsonObject(config).ToJsonString();
+
+    /// <summary>The config as a JSON object with diffusers' key names, for embedding in other JSON.</summary>
+    public static JsonObject ToJsonObject(AutoencoderKlConfig config) => new()
+    {
+        ["_class_name"] = ClassName,
+        ["in_channels"] = config.InChannels,
+        ["out_channels"] = config.OutChannels,
+        ["latent_channels"] = config.LatentChannels,
+        ["block_out_channels"] = new JsonArray(config.BlockOutChannels.Select(c => (JsonNode?)c).ToArray()),
+        ["layers_per_block"] = config.LayersPerBlock,
+        ["norm_num_groups"] = config.NormNumGroups,
+        ["use_quant_conv"] = config.UseQuantConv,
+        ["use_post_quant_conv"] = config.UsePostQuantConv,
+        ["mid_block_add_attention"] = config.MidBlockAddAttention,
+        ["sample_size"] = config.SampleSize,
+        ["scaling_factor"] = ConfigJsonReader.Exact(config.ScalingFactor),
+        ["shift_factor"] = config.ShiftFactor is float shift ? ConfigJsonReader.Exact(shift) : null,
+    };
+}

@@ -1,0 +1,87 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace NativeVae.Models;
+
+/// <summary>Typed reads from a config JSON object; every error names the file and the key.</summary>
+internal sealed class ConfigJsonReader(JsonObject root, string origin)
+{
+    public static JsonObject ParseObject(string json, string origin)
+    {
+        JsonNode? node;
+        try
+        {
+            node = JsonNode.Parse(json);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{origin}: config is not valid JSON ({e.Message})");
+        }
+        return node as JsonObject ?? throw new InvalidDataException($"{origin}: config is not a JSON object");
+    }
+
+    /// <summary>A float written as its shortest round-trip decimal (0.18215, not 0.18214999139308929).</summary>
+    public static JsonNode Exact(float value) => JsonValue.Create(double.Parse(value.ToString("R", System.Globalization.CultureInfo.InvariantCulture), System.Globalization.CultureInfo.InvariantCulture));
+
+    public string? String(string key) => Value(key) is { } v
+        ? v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : throw Bad(key, "a string")
+        : null;
+
+    public int Int(string key, int fallback)
+    {
+        var v = Value(key);
+        if (v is null) return fallback;
+        return v.GetValueKind() == JsonValueKind.Number && v.AsValue().TryGetValue(out int i) ? i : throw Bad(key, "an integer");
+    }
+
+    public bool Bool(string key, bool fallback)
+    {
+        var v = Value(key);
+        if (v is null) return fallback;
+        return v.GetValueKind() switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => throw Bad(key, "true or false"),
+        };
+    }
+
+    public float Float(string key, float fallback) => NullableFloat(key, fallback) ?? throw Bad(key, "a number");
+
+    public float? NullableFloat(string key, float? fallback)
+    {
+        if (!root.ContainsKey(key)) return fallback;
+        var v = root[key];
+        if (v is null) return null;
+        return v.GetValueKind() == JsonValueKind.Number && v.AsValue().TryGetValue(out double d) && double.IsFinite(d)
+            ? (float)d
+            : throw Bad(key, "a number or null");
+    }
+
+    public IReadOnlyList<int> IntList(string key, IReadOnlyList<int> fallback)
+    {
+        var v = Value(key);
+        if (v is null) return fallback;
+        if (v is not JsonArray array || array.Count == 0) throw Bad(key, "a non-empty list of integers");
+        var list = new List<int>();
+        foreach (var item in array)
+        {
+            if (item is null || item.GetValueKind() != JsonValueKind.Number || !item.AsValue().TryGetValue(out int i))
+                throw Bad(key, "a non-empty list of integers");
+            list.Add(i);
+        }
+        return list;
+    }
+
+    /// <summary>diffusers writes sample_size as an integer or as [height, width]; the first is kept.</summary>
+    public int SampleSize(string key, int fallback)
+    {
+        var v = Value(key);
+        if (v is JsonArray) return IntList(key, [fallback])[0];
+        return Int(key, fallback);
+    }
+
+    private JsonNode? Value(string key) => root.TryGetPropertyValue(key, out var v) ? v : null;
+
+    private InvalidDataException Bad(string key, string expected) => new($"{origin}: config key '{key}' must be {expected}");
+}

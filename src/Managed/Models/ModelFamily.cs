@@ -1,0 +1,47 @@
+namespace NativeVae.Models;
+
+/// <summary>The published VAE families NativeVae runs.</summary>
+public enum ModelFamily
+{
+    /// <summary>SD 1.x/2.x AutoencoderKL (sd-vae-ft-mse).</summary>
+    Sd,
+
+    /// <summary>SDXL AutoencoderKL (sdxl-vae-fp16-fix): SD's architecture, another scaling factor.</summary>
+    Sdxl,
+
+    /// <summary>FLUX.1 <c>ae</c>: 16 latent channels, no quant convs, scale and shift.</summary>
+    Flux,
+
+    /// <summary>TAESD, the tiny autoencoder for the SD latent space.</summary>
+    Taesd,
+
+    /// <summary>TAESDXL, the tiny autoencoder for the SDXL latent space.</summary>
+    Taesdxl,
+
+    /// <summary>TAEF1, the tiny autoencoder for the FLUX.1 latent space (16 channels).</summary>
+    Taef1,
+
+    /// <summary>TAEF2, the tiny autoencoder for the FLUX.2 latent space (32 channels, GroupNorm blocks).</summary>
+    Taef2,
+}
+
+/// <summary>Names and kinds of <see cref="ModelFamily"/> values.</summary>
+public static class ModelFamilies
+{
+    /// <summary>The family's command-line and metadata name: sd, sdxl, flux, taesd, taesdxl, taef1, taef2.</summary>
+    public static string Name(this ModelFamily family) => family.ToString().ToLowerInvariant();
+
+    /// <summary>True for the TAESD family (the tiny autoencoders), false for AutoencoderKL.</summary>
+    public static bool IsTiny(this ModelFamily family) => family >= ModelFamily.Taesd;
+
+    /// <summary>Parses a family name (case-insensitive).</summary>
+    /// <exception cref="ArgumentException">an unknown name; the message lists the known ones.</exception>
+    public static ModelFamily Parse(string name)
+    {
+        foreach (var family in Enum.GetValues<ModelFamily>())
+        {
+            if (string.Equals(family.Name(), name, StringComparison.OrdinalIgnoreCase)) return family;
+        }
+        throw new ArgumentException($"unknown model family '{name}' (known: {string.Join(", ", Enum.GetValues<ModelFamily>().Select(f => f.Name()))})");
+    }
+}

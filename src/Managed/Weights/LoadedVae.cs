@@ -1,0 +1,60 @@
+using System.Text.Json.Nodes;
+using NativeVae.Models;
+using NativeVae.Models.AutoencoderKl;
+using NativeVae.Models.Taesd;
+using NativeVae.Tensors;
+
+namespace NativeVae.Weights;
+
+/// <summary>
+/// A VAE checkpoint opened by <see cref="VaeLoader"/>: its family, its config (exactly one of
+/// <see cref="KlConfig"/> and <see cref="TinyConfig"/>), its canonical parameter list and the weights under
+/// canonical names, validated against that list. Owns the open files.
+/// </summary>
+internal sealed class LoadedVae : IDisposable
+{
+    public LoadedVae(string origin, ModelFamily family, AutoencoderKlConfig? klConfig, TaesdConfig? tinyConfig,
+        IReadOnlyList<(string Name, TensorShape Shape)> parameters, MappedWeightSource weights)
+    {
+        if ((klConfig is null) == (tinyConfig is null)) throw new ArgumentException("exactly one of the configs is given");
+        Origin = origin;
+        Family = family;
+        KlConfig = klConfig;
+        TinyConfig = tinyConfig;
+        Parameters = parameters;
+        Weights = weights;
+    }
+
+    public string Origin { get; }
+
+    public ModelFamily Family { get; }
+
+    public AutoencoderKlConfig? KlConfig { get; }
+
+    public TaesdConfig? TinyConfig { get; }
+
+    /// <summary>Canonical names and shapes, in the order diffusers registers them.</summary>
+    public IReadOnlyList<(string Name, TensorShape Shape)> Parameters { get; }
+
+    public MappedWeightSource Weights { get; }
+
+    /// <summary>Number of scalar parameters.</summary>
+    public long ParameterCount => Parameters.Sum(p => p.Shape.ElementCount);
+
+    /// <summary>Storage dtype of the weights as the CLI names it ("fp32", "fp16", "bf16"), or "mixed".</summary>
+    public string StorageDTypeName
+    {
+        get
+        {
+            var dtypes = Parameters.Select(p => Weights.StoredDType(p.Name)).Distinct().ToList();
+            return dtypes.Count == 1 ? DTypeNames.Name(dtypes[0]) : "mixed";
+        }
+    }
+
+    /// <summary>The config with diffusers' key names (AutoencoderKL or AutoencoderTiny).</summary>
+    public JsonObject ConfigJson() => KlConfig is not null
+        ? AutoencoderKlConfigJson.ToJsonObject(KlConfig)
+        : TaesdConfigJson.ToJsonObject(TinyConfig!);
+
+    public void Dispose() => Weights.Dispose();
+}

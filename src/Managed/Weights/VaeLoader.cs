@@ -1,0 +1,324 @@
+using NativeVae.Models;
+using NativeVae.Models.AutoencoderKl;
+using NativeVae.Models.Taesd;
+using NativeVae.Tensors;
+using NativeVae.Weights.Layouts;
+using NativeVae.Weights.Pickle;
+using NativeVae.Weights.SafeTensors;
+
+namespace NativeVae.Weights;
+
+/// <summary>Overrides for <see cref="VaeLoader.Open"/>.</summary>
+/// <param name="Family">the family whose published scaling/shift factors apply (and, for SD vs SDXL, which it is).</param>
+internal sealed record VaeLoadOptions(ModelFamily? Family = null);
+
+/// <summary>
+/// Opens any published VAE layout and presents it under canonical diffusers names, validated against the
+/// model's declared parameter list (<see cref="AutoencoderKlParameters"/>, <see cref="TaesdParameters"/>):
+/// <list type="bullet">
+/// <item>a diffusers folder: <c>config.json</c> + <c>diffusion_pytorch_model[.fp16].safetensors</c> (or <c>.bin</c>);</item>
+/// <item>a single file, safetensors or PyTorch zip: diffusers names, LDM names with or without a
+///   <c>first_stage_model.</c> / <c>vae.</c> prefix, FLUX.1 <c>ae</c>, legacy attention names; the config is
+///   inferred from the tensors;</item>
+/// <item>a NativeVae converted file (config in <c>__metadata__</c>, see weights/README.md);</item>
+/// <item>a TAESD encoder/decoder pair: a folder holding both, or either file of the pair.</item>
+/// </list>
+/// Errors are <see cref="InvalidDataException"/> (or <see cref="FileNotFoundException"/>) naming the file and tensor.
+/// </summary>
+internal static class VaeLoader
+{
+    public const string FormatKey = "format";
+    public const string FormatValue = "nativevae";
+    public const string FormatVersionKey = "format_version";
+    public const string FormatVersion = "1";
+    public const string FamilyKey = "family";
+    public const string ConfigKey = "config";
+
+    private const string ConfigFileName = "config.json";
+    private const string ClassNameKey = "_class_name";
+    private static readonly string[] DiffusersWeightFiles =
+    [
+        "diffusion_pytorch_model.safetensors",
+        "diffusion_pytorch_model.fp16.safetensors",
+        "diffusion_pytorch_model.bin",
+        "diffusion_pytorch_model.fp16.bin",
+    ];
+    private static readonly string[] CheckpointExtensions = [".safetensors", ".pth", ".pt", ".ckpt", ".bin"];
+    private const float SdxlScalingFactor = 0.13025f;
+
+    public static LoadedVae Open(string path, VaeLoadOptions? options = null)
+    {
+        options ??= new VaeLoadOptions();
+        if (Directory.Exists(path)) return OpenFolder(path, options);
+        if (File.Exists(path)) return OpenFile(path, options);
+        throw new FileNotFoundException($"{path}: no such file or folder", path);
+    }
+
+    /// <summary>Opens one checkpoint file by its content: a zip is a PyTorch checkpoint, else safetensors.</summary>
+    public static ITensorArchive OpenArchive(string path)
+    {
+        Span<byte> magic = stackalloc byte[4];
+        int read;
+        using (var stream = File.OpenRead(path)) read = stream.ReadAtLeast(magic, magic.Length, throwOnEndOfStream: false);
+        bool zip = read == magic.Length && magic[0] == (byte)'P' && magic[1] == (byte)'K' && magic[2] == 3 && magic[3] == 4;
+        return zip ? TorchCheckpoint.Open(path) : SafeTensorsFile.Open(path);
+    }
+
+    private static LoadedVae OpenFolder(string folder, VaeLoadOptions options)
+    {
+        string configPath = Path.Combine(folder, ConfigFileName);
+        if (File.Exists(configPath))
+        {
+            string weightsPath = DiffusersWeightFiles.Select(f => Path.Combine(folder, f)).FirstOrDefault(File.Exists)
+                ?? throw new InvalidDataException($"{folder}: diffusers folder without weights (looked for {string.Join(", ", DiffusersWeightFiles)})");
+            string json = File.ReadAllText(configPath);
+            var archive = OpenArchive(weightsPath);
+            return FromConfigJson(weightsPath, archive, json, configPath, options);
+        }
+
+        var checkpoints = Directory.EnumerateFiles(folder)
+            .Where(f => CheckpointExtensions.Contains(Path.GetExtension(f), StringComparer.OrdinalIgnoreCase))
+            .OrderBy(f => f, StringComparer.Ordinal).ToList();
+        var encoders = checkpoints.Where(f => IsHalf(f, "encoder")).ToList();
+        var decoders = checkpoints.Where(f => IsHalf(f, "decoder")).ToList();
+        if (encoders.Count == 1 && decoders.Count == 1) return OpenTinyPair(encoders[0], decoders[0], options);
+        if (checkpoints.Count == 1) return OpenFile(checkpoints[0], options);
+        throw new InvalidDataException(
+            $"{folder}: not a diffusers folder (no config.json), nor one checkpoint, nor one TAESD encoder/decoder pair " +
+            $"(found: {(checkpoints.Count == 0 ? "no checkpoints" : string.Join(", ", checkpoints.Select(Path.GetFileName)))})");
+    }
+
+    private static bool IsHalf(string file, string half) =>
+        Path.GetFileName(file).Contains(half, StringComparison.OrdinalIgnoreCase);
+
+    private static LoadedVae OpenFile(string path, VaeLoadOptions options)
+    {
+        var archive = OpenArchive(path);
+        try
+        {
+            var names = archive.Entries.Keys;
+            if (archive.Metadata.TryGetValue(ConfigKey, out string? json))
+            {
+                if (options.Family is null && archive.Metadata.TryGetValue(FamilyKey, out string? family))
+                {
+                    try
+                    {
+                        options = options with { Family = ModelFamilies.Parse(family) };
+                    }
+                    catch (ArgumentException e)
+                    {
+                        throw new InvalidDataException($"{path}: __metadata__ {FamilyKey}: {e.Message}");
+                    }
+                    return FromConfigJson(path, archive, json, $"{path}: __metadata__ {ConfigKey}", options, applyFamilyFactors: false);
+                }
+                return FromConfigJson(path, archive, json, $"{path}: __metadata__ {ConfigKey}", options);
+            }
+            if (archive.Entries.Count > 0 && TaesdNaming.IsBareSequential(names))
+            {
+                bool encoder = IsHalf(path, "encoder");
+                if (!encoder && !IsHalf(path, "decoder"))
+                    throw new InvalidDataException($"{path}: a bare taesd.py state dict whose file name says neither encoder nor decoder");
+                string sibling = SiblingHalf(path, encoder);
+                if (!File.Exists(sibling))
+                    throw new InvalidDataException($"{path}: a TAESD {(encoder ? "encoder" : "decoder")} alone; its pair {Path.GetFileName(sibling)} is not beside it");
+                archive.Dispose();
+                return encoder ? OpenTinyPair(path, sibling, options) : OpenTinyPair(sibling, path, options);
+            }
+            if (TaesdNaming.IsDiffusersTiny(names)) return TinyFromArchives(path, [archive], IdentityMap(archive), null, options);
+            return KlFromArchive(path, archive, null, options);
+        }
+        catch
+        {
+            archive.Dispose();
+            throw;
+        }
+    }
+
+    private static string SiblingHalf(string path, bool encoder)
+    {
+        string name = Path.GetFileName(path);
+        string from = encoder ? "encoder" : "decoder";
+        string to = encoder ? "decoder" : "encoder";
+        int at = name.LastIndexOf(from, StringComparison.OrdinalIgnoreCase);
+        return Path.Combine(Path.GetDirectoryName(path) ?? ".", name[..at] + to + name[(at + from.Length)..]);
+    }
+
+    private static LoadedVae FromConfigJson(string path, ITensorArchive archive, string json, string configOrigin,
+        VaeLoadOptions options, bool applyFamilyFactors = true)
+    {
+        try
+        {
+            var root = ConfigJsonReader.ParseObject(json, configOrigin);
+            string? className = new ConfigJsonReader(root, configOrigin).String(ClassNameKey);
+            if (className == TaesdConfigJson.ClassName)
+                return TinyFromArchives(path, [archive], IdentityMap(archive), TaesdConfigJson.Parse(json, configOrigin), options);
+            if (className is not null && className != AutoencoderKlConfigJson.ClassName)
+                throw new InvalidDataException($"{configOrigin}: model class '{className}' is not supported (AutoencoderKL, AutoencoderTiny)");
+            var config = AutoencoderKlConfigJson.Parse(json, configOrigin);
+            return KlFromArchive(path, archive, config, options, applyFamilyFactors);
+        }
+        catch
+        {
+            archive.Dispose();
+            throw;
+        }
+    }
+
+    private static LoadedVae KlFromArchive(string path, ITensorArchive archive, AutoencoderKlConfig? config,
+        VaeLoadOptions options, bool applyFamilyFactors = true)
+    {
+        string prefix = VaePrefix.Detect(archive.Entries.Keys);
+        var names = archive.Entries.Keys.Where(n => n.StartsWith(prefix, StringComparison.Ordinal)).Select(n => n[prefix.Length..]).ToList();
+        int ldmBlocks = AutoencoderKlNaming.LdmBlockCount(names);
+        var map = new Dictionary<string, (ITensorArchive, string, TensorShape)>(StringComparer.Ordinal);
+        foreach (string local in names)
+        {
+            string stored = prefix + local;
+            string? canonical = AutoencoderKlNaming.ToDiffusers(local, ldmBlocks);
+            if (canonical is null)
+            {
+                if (local.StartsWith("encoder.", StringComparison.Ordinal) || local.StartsWith("decoder.", StringComparison.Ordinal))
+                    throw new InvalidDataException($"{path}: tensor '{stored}' is not an AutoencoderKL parameter in any known layout");
+                continue; // other models of a full checkpoint, EMA copies, loss modules
+            }
+            var shape = archive.Entries[stored].Shape;
+            if (AutoencoderKlNaming.IsAttentionProjectionWeight(canonical) && shape.Rank == 4 && shape[2] == 1 && shape[3] == 1)
+                shape = new TensorShape(shape[0], shape[1]); // LDM's 1x1 conv -> diffusers' Linear: same bytes
+            if (map.ContainsKey(canonical))
+                throw new InvalidDataException($"{path}: tensors '{map[canonical].Item2}' and '{stored}' both map to '{canonical}'");
+            map[canonical] = (archive, stored, shape);
+        }
+        if (map.Count == 0) throw new InvalidDataException($"{path}: holds no VAE tensors (no encoder.* / decoder.* names)");
+
+        ModelFamily family;
+        if (config is null)
+        {
+            var inferred = AutoencoderKlConfigInference.Infer(map.ToDictionary(kv => kv.Key, kv => kv.Value.Item3), path);
+            family = options.Family ?? AutoencoderKlConfigInference.Recognise(inferred);
+            RequireKl(path, family);
+            config = AutoencoderKlConfigInference.WithFamilyFactors(inferred, family);
+        }
+        else if (options.Family is ModelFamily given)
+        {
+            family = given;
+            RequireKl(path, family);
+            if (applyFamilyFactors) config = AutoencoderKlConfigInference.WithFamilyFactors(config, family);
+        }
+        else
+        {
+            family = AutoencoderKlConfigInference.Recognise(config) == ModelFamily.Flux ? ModelFamily.Flux
+                : config.ScalingFactor == SdxlScalingFactor ? ModelFamily.Sdxl : ModelFamily.Sd;
+        }
+        try
+        {
+            config.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"{path}: {e.Message}");
+        }
+        var declared = AutoencoderKlParameters.Enumerate(config);
+        CheckAgainstDeclared(path, declared, map);
+        return new LoadedVae(path, family, config, null, declared, new MappedWeightSource(path, [archive], map));
+    }
+
+    private static void RequireKl(string path, ModelFamily family)
+    {
+        if (family.IsTiny()) throw new InvalidDataException($"{path}: holds an AutoencoderKL, not a {family.Name()} tiny autoencoder");
+    }
+
+    private static LoadedVae OpenTinyPair(string encoderPath, string decoderPath, VaeLoadOptions options)
+    {
+        var encoder = OpenArchive(encoderPath);
+        ITensorArchive? decoder = null;
+        try
+        {
+            decoder = OpenArchive(decoderPath);
+            var map = new Dictionary<string, (ITensorArchive, string, TensorShape)>(StringComparer.Ordinal);
+            foreach (var (archive, isEncoder) in new[] { (encoder, true), (decoder, false) })
+            {
+                if (!TaesdNaming.IsBareSequential(archive.Entries.Keys))
+                    throw new InvalidDataException($"{archive.Path}: not a taesd.py {(isEncoder ? "encoder" : "decoder")} state dict (names like '1.conv.0.weight')");
+                foreach (var (name, entry) in archive.Entries)
+                {
+                    string canonical = isEncoder ? TaesdNaming.EncoderName(name) : TaesdNaming.DecoderName(name, archive.Path);
+                    map[canonical] = (archive, name, entry.Shape);
+                }
+            }
+            string origin = $"{encoderPath} + {decoderPath}";
+            return TinyFromArchives(origin, [encoder, decoder], map, null, options);
+        }
+        catch
+        {
+            encoder.Dispose();
+            decoder?.Dispose();
+            throw;
+        }
+    }
+
+    private static Dictionary<string, (ITensorArchive, string, TensorShape)> IdentityMap(ITensorArchive archive) =>
+        archive.Entries.ToDictionary(kv => kv.Key, kv => (archive, kv.Key, kv.Value.Shape), StringComparer.Ordinal);
+
+    private static LoadedVae TinyFromArchives(string origin, IReadOnlyList<ITensorArchive> archives,
+        Dictionary<string, (ITensorArchive Archive, string Stored, TensorShape Shape)> map, TaesdConfig? config, VaeLoadOptions options)
+    {
+        const string DecoderConvIn = TaesdParameters.DecoderPrefix + "0.weight";
+        ModelFamily family;
+        if (config is null)
+        {
+            if (!map.TryGetValue(DecoderConvIn, out var convIn) || convIn.Shape.Rank != 4)
+                throw new InvalidDataException($"{origin}: cannot infer the TAESD config: tensor '{DecoderConvIn}' is missing");
+            int latent = convIn.Shape[1];
+            bool groupNorm = map.Keys.Any(k => k.Contains(".pool.", StringComparison.Ordinal));
+            family = options.Family ?? RecogniseTiny(origin, latent, groupNorm);
+            if (!family.IsTiny()) throw new InvalidDataException($"{origin}: holds a tiny autoencoder, not a {family.Name()} AutoencoderKL");
+            var published = TaesdConfig.For(family);
+            if (published.LatentChannels != latent || published.UseMidBlockGroupNorm != groupNorm)
+                throw new InvalidDataException(
+                    $"{origin}: family {family.Name()} has {published.LatentChannels} latent channels{(published.UseMidBlockGroupNorm ? " and GroupNorm blocks" : "")}, " +
+                    $"but the file has {latent}{(groupNorm ? " and GroupNorm blocks" : "")}");
+            config = published;
+        }
+        else
+        {
+            family = options.Family ?? RecogniseTiny(origin, config.LatentChannels, config.UseMidBlockGroupNorm);
+            if (!family.IsTiny()) throw new InvalidDataException($"{origin}: holds a tiny autoencoder, not a {family.Name()} AutoencoderKL");
+        }
+        var declared = TaesdParameters.Enumerate(config);
+        CheckAgainstDeclared(origin, declared, map.ToDictionary(kv => kv.Key, kv => ((ITensorArchive, string, TensorShape))kv.Value));
+        return new LoadedVae(origin, family, null, config, declared,
+            new MappedWeightSource(origin, archives, map.ToDictionary(kv => kv.Key, kv => (kv.Value.Archive, kv.Value.Stored, kv.Value.Shape))));
+    }
+
+    private static ModelFamily RecogniseTiny(string origin, int latentChannels, bool groupNorm) => (latentChannels, groupNorm) switch
+    {
+        (4, false) => ModelFamily.Taesd,
+        (16, false) => ModelFamily.Taef1,
+        (32, true) => ModelFamily.Taef2,
+        _ => throw new InvalidDataException($"{origin}: a tiny autoencoder with {latentChannels} latent channels{(groupNorm ? " and GroupNorm blocks" : "")} matches no known family; pass --family"),
+    };
+
+    /// <summary>Every declared parameter present with its shape, and nothing else.</summary>
+    private static void CheckAgainstDeclared(string origin, IReadOnlyList<(string Name, TensorShape Shape)> declared,
+        Dictionary<string, (ITensorArchive Archive, string Stored, TensorShape Shape)> map)
+    {
+        var declaredNames = new HashSet<string>(StringComparer.Ordinal);
+        var missing = new List<string>();
+        foreach (var (name, shape) in declared)
+        {
+            declaredNames.Add(name);
+            if (!map.TryGetValue(name, out var entry))
+            {
+                missing.Add(name);
+                continue;
+            }
+            if (entry.Shape != shape)
+                throw new InvalidDataException($"{entry.Archive.Path}: tensor '{entry.Stored}' has shape {entry.Shape}, the model expects {shape} for '{name}'");
+        }
+        if (missing.Count > 0)
+            throw new InvalidDataException($"{origin}: {missing.Count} parameter(s) missing, first '{missing[0]}'");
+        var extra = map.Keys.Where(k => !declaredNames.Contains(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
+        if (extra.Count > 0)
+            throw new InvalidDataException($"{map[extra[0]].Archive.Path}: tensor '{map[extra[0]].Stored}' is not a parameter of this model ({extra.Count} unexpected)");
+    }
+}
