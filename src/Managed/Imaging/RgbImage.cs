@@ -1,11 +1,3 @@
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.Formats;
-using SixLabors.ImageSharp.Formats.Bmp;
-using SixLabors.ImageSharp.Formats.Jpeg;
-using SixLabors.ImageSharp.Formats.Png;
-using SixLabors.ImageSharp.Formats.Webp;
-using SixLabors.ImageSharp.PixelFormats;
-
 namespace NativeVae.Imaging;
 
 /// <summary>
@@ -14,8 +6,7 @@ namespace NativeVae.Imaging;
 /// </summary>
 internal sealed class RgbImage
 {
-    /// <summary>The remote API's largest accepted image, 2048 x 2048, with room for a 4096 x 4096 upload.</summary>
-    public const long DefaultMaxPixels = 4096L * 4096;
+    public const long DefaultMaxPixels = ImageInput.DefaultMaxPixels;
 
     public const int Channels = 3;
 
@@ -35,29 +26,11 @@ internal sealed class RgbImage
     /// <summary>Row-major RGB bytes, <c>[H, W, 3]</c>.</summary>
     public byte[] Pixels { get; }
 
-    private static readonly Configuration DecoderConfiguration = new(
-        new PngConfigurationModule(), new JpegConfigurationModule(), new WebpConfigurationModule(), new BmpConfigurationModule());
-
     /// <exception cref="InvalidDataException">not a PNG/JPEG/WebP/BMP, corrupt or truncated, or over the pixel cap.</exception>
     public static RgbImage Load(string path, long maxPixels = DefaultMaxPixels)
     {
-        try
-        {
-            using var stream = File.OpenRead(path);
-            var info = Image.Identify(DecoderConfiguration, stream)
-                ?? throw new InvalidDataException($"{path}: not a PNG, JPEG, WebP or BMP image");
-            if ((long)info.Width * info.Height > maxPixels)
-                throw new InvalidDataException($"{path}: {info.Width}x{info.Height} image exceeds the {maxPixels}-pixel cap");
-            stream.Position = 0;
-            using var image = Image.Load<Rgb24>(DecoderConfiguration, stream);
-            var pixels = new byte[(long)image.Width * image.Height * Channels];
-            image.CopyPixelDataTo(pixels);
-            return new RgbImage(image.Width, image.Height, pixels);
-        }
-        catch (Exception e) when (e is UnknownImageFormatException or InvalidImageContentException or ImageFormatException)
-        {
-            throw new InvalidDataException($"{path}: cannot decode image ({e.Message})");
-        }
+        using var image = ImageInput.Load(path, maxPixels);
+        return new RgbImage(image.Width, image.Height, ImageInput.ToBytes(image));
     }
 
     /// <summary>A copy of a rectangle.</summary>

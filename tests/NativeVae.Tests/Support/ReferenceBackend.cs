@@ -95,6 +95,39 @@ internal sealed class ReferenceBackend : IBackend
         return new HostTensor(s, y);
     }
 
+    public Tensor GroupNormStatistics(Tensor input, int groups)
+    {
+        var s = input.Shape;
+        var x = D(input);
+        int count = s.C / groups * s.H * s.W;
+        var stats = new float[s.N * groups * 2];
+        for (int i = 0; i < s.N * groups; i++)
+        {
+            double mean = 0, m2 = 0;
+            for (int j = 0; j < count; j++) mean += x[i * count + j];
+            mean /= count;
+            for (int j = 0; j < count; j++) m2 += (x[i * count + j] - mean) * (x[i * count + j] - mean);
+            stats[2 * i] = (float)mean;
+            stats[2 * i + 1] = (float)m2;
+        }
+        return new HostTensor(new TensorShape(s.N, groups, 2), stats);
+    }
+
+    public Tensor ChannelAffine(Tensor input, Tensor scale, Tensor shift, bool fuseSilu)
+    {
+        var s = input.Shape;
+        var x = D(input);
+        var y = new float[x.Length];
+        int hw = s.H * s.W;
+        for (int i = 0; i < x.Length; i++)
+        {
+            int nc = i / hw;
+            double v = (double)x[i] * D(scale)[nc] + D(shift)[nc];
+            y[i] = (float)(fuseSilu ? v / (1 + Math.Exp(-v)) : v);
+        }
+        return new HostTensor(s, y);
+    }
+
     public Tensor Attention(Tensor q, Tensor k, Tensor v, float scale) =>
         throw new NotSupportedException("reference attention is not needed by the TAESD tests");
 

@@ -1,4 +1,5 @@
 using NativeVae.Backends;
+using NativeVae.Models.Layers;
 using NativeVae.Tensors;
 using static NativeVae.Models.Taesd.TaesdParameters;
 

@@ -1,4 +1,5 @@
 using NativeVae.Backends;
+using NativeVae.Models.Layers;
 using NativeVae.Tensors;
 using NativeVae.Weights;
 
@@ -20,7 +21,7 @@ internal sealed class TaesdModel : IDisposable
     {
         _backend = backend;
         Config = config;
-        _parameters = DeviceParameters.Upload(backend, weights, TaesdParameters.Enumerate(config));
+        _parameters = new DeviceParameters(backend, weights, TaesdParameters.Enumerate(config));
         _encoder = new TaesdEncoder(_parameters, config);
         _decoder = new TaesdDecoder(_parameters, config);
     }
