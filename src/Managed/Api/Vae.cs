@@ -3,6 +3,9 @@ using NativeVae.Backends;
 using NativeVae.Backends.Ilgpu;
 using NativeVae.Imaging;
 using NativeVae.Models;
+using NativeVae.Models.AutoencoderKl;
+using NativeVae.Models.Taesd;
+using NativeVae.Weights;
 using NativeVae.Tensors;
 using NativeVae.Tiling;
 using SixLabors.ImageSharp;
@@ -47,6 +50,36 @@ public sealed class Vae : IDisposable
         ScalingFactor = options.ScalingFactor ?? scalingFactor;
         ShiftFactor = options.ShiftFactor ?? shiftFactor;
     }
+
+    /// <summary>
+    /// Loads a VAE from a converted NativeVae file, any published checkpoint layout (diffusers folder or single file,
+    /// LDM with or without prefix, FLUX.1 <c>ae</c>, PyTorch <c>.pth</c>/<c>.ckpt</c>), or a TAESD encoder/decoder pair.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">nothing at <paramref name="path"/>.</exception>
+    /// <exception cref="InvalidDataException">the file is malformed or not a VAE; the message names file and tensor.</exception>
+    public static Vae Load(string path, VaeOptions? options = null)
+    {
+        options ??= new();
+        using var loaded = VaeLoader.Open(path, new VaeLoadOptions(options.Family));
+        IBackend backend = new IlgpuBackend(options.Device);
+        try
+        {
+            IVaeModel model = loaded.KlConfig is { } kl
+                ? new AutoencoderKlModel(backend, kl, loaded.Weights)
+                : new TaesdModel(backend, loaded.TinyConfig!, loaded.Weights);
+            float? scaling = loaded.KlConfig?.ScalingFactor;
+            float? shift = loaded.KlConfig?.ShiftFactor;
+            return new Vae(model, options, scaling, shift) { Family = loaded.Family };
+        }
+        catch
+        {
+            backend.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The model family (sd, sdxl, flux, taesd, taesdxl, taef1, taef2).</summary>
+    public ModelFamily Family { get; private init; }
 
     /// <summary>The device running the model, e.g. "ILGPU CUDA (NVIDIA H100)".</summary>
     public string DeviceName => _model.Backend.Name;

@@ -17,6 +17,9 @@ public sealed record VaeOptions
     /// </summary>
     public long? MemoryLimitBytes { get; init; }
 
+    /// <summary>The family, when the file alone cannot tell (SD and SDXL share one architecture); null infers it.</summary>
+    public Models.ModelFamily? Family { get; init; }
+
     /// <summary>Overrides the family's scaling factor reported by <see cref="Vae.ScalingFactor"/> (not applied implicitly).</summary>
     public float? ScalingFactor { get; init; }
 

@@ -47,7 +47,8 @@ internal sealed class TaesdDecoder
         }
     }
 
-    public Tensor Forward(IBackend backend, Tensor latent) => TaesdSequential.Run(backend, latent, _layers);
+    public Tensor Forward(IBackend backend, Tensor latent, BlockObserver? observe = null) =>
+        TaesdSequential.Run(backend, latent, _layers, "decoder.layers", observe);
 
     private static Func<IBackend, Tensor, Tensor> Conv(Tensor weight, Tensor? bias, Conv2dSpec spec) =>
         (backend, x) => backend.Conv2d(x, weight, bias, spec);

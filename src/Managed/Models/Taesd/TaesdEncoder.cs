@@ -30,7 +30,8 @@ internal sealed class TaesdEncoder
         }
     }
 
-    public Tensor Forward(IBackend backend, Tensor image) => TaesdSequential.Run(backend, image, _layers);
+    public Tensor Forward(IBackend backend, Tensor image, BlockObserver? observe = null) =>
+        TaesdSequential.Run(backend, image, _layers, "encoder.layers", observe);
 
     private static Func<IBackend, Tensor, Tensor> Conv(Tensor weight, Tensor? bias, Conv2dSpec spec) =>
         (backend, x) => backend.Conv2d(x, weight, bias, spec);

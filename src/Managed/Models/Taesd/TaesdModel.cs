@@ -9,18 +9,24 @@ namespace NativeVae.Models.Taesd;
 /// A tiny autoencoder (TAESD, TAESDXL, TAEF1, TAEF2) on a backend: images <c>[N, 3, H, W]</c> in [0, 1],
 /// raw latents <c>[N, latent, H/8, W/8]</c>. Scale and shift, if any, belong to the caller (the API).
 /// </summary>
-internal sealed class TaesdModel : IDisposable
+internal sealed class TaesdModel : IVaeModel
 {
-    private readonly IBackend _backend;
+    /// <summary>Pixels per latent element: three stride-2 convolutions.</summary>
+    public const int Factor = 8;
+
+    /// <summary>diffusers' AutoencoderTiny sample_size (512): the blend tile.</summary>
+    public const int DefaultSampleSize = 512;
+
     private readonly DeviceParameters _parameters;
     private readonly TaesdEncoder _encoder;
     private readonly TaesdDecoder _decoder;
 
     /// <exception cref="InvalidDataException">the weights lack a declared parameter or have another shape.</exception>
-    public TaesdModel(IBackend backend, TaesdConfig config, IWeightSource weights)
+    public TaesdModel(IBackend backend, TaesdConfig config, IWeightSource weights, int sampleSize = DefaultSampleSize)
     {
-        _backend = backend;
+        Backend = backend;
         Config = config;
+        SampleSize = sampleSize;
         _parameters = new DeviceParameters(backend, weights, TaesdParameters.Enumerate(config));
         _encoder = new TaesdEncoder(_parameters, config);
         _decoder = new TaesdDecoder(_parameters, config);
@@ -28,20 +34,38 @@ internal sealed class TaesdModel : IDisposable
 
     public TaesdConfig Config { get; }
 
+    public IBackend Backend { get; }
+
+    public int LatentChannels => Config.LatentChannels;
+
+    public int DownsampleFactor => Factor;
+
+    public int SampleSize { get; }
+
+    public ImageRange ImageRange => ImageRange.ZeroToOne;
+
+    public bool EncodesMoments => false;
+
     /// <summary>image <c>[N, 3, H, W]</c> in [0, 1] -> latent <c>[N, latent, ceil(H/8), ceil(W/8)]</c>.</summary>
-    public Tensor Encode(Tensor image)
+    public Tensor Encode(Tensor image) => Encode(Backend, image);
+
+    /// <summary>latent <c>[N, latent, h, w]</c> -> image <c>[N, 3, 8h, 8w]</c>.</summary>
+    public Tensor Decode(Tensor latent) => Decode(Backend, latent);
+
+    /// <inheritdoc cref="Encode(Tensor)"/>
+    public Tensor Encode(IBackend ops, Tensor image, BlockObserver? observe = null)
     {
         if (image.Shape.Rank != 4 || image.Shape.C != TaesdConfig.ImageChannels)
             throw new ArgumentException($"TAESD encode expects an [N, 3, H, W] image, got {image.Shape}", nameof(image));
-        return _encoder.Forward(_backend, image);
+        return _encoder.Forward(ops, image, observe);
     }
 
-    /// <summary>latent <c>[N, latent, h, w]</c> -> image <c>[N, 3, 8h, 8w]</c>.</summary>
-    public Tensor Decode(Tensor latent)
+    /// <inheritdoc cref="Decode(Tensor)"/>
+    public Tensor Decode(IBackend ops, Tensor latent, BlockObserver? observe = null)
     {
         if (latent.Shape.Rank != 4 || latent.Shape.C != Config.LatentChannels)
             throw new ArgumentException($"TAESD decode expects [N, {Config.LatentChannels}, h, w] latents, got {latent.Shape}", nameof(latent));
-        return _decoder.Forward(_backend, latent);
+        return _decoder.Forward(ops, latent, observe);
     }
 
     public void Dispose() => _parameters.Dispose();

@@ -6,15 +6,26 @@ namespace NativeVae.Models.Taesd;
 /// <summary>Runs layers in order like <c>nn.Sequential</c>, disposing each intermediate once the next is made.</summary>
 internal static class TaesdSequential
 {
-    public static Tensor Run(IBackend backend, Tensor input, IReadOnlyList<Func<IBackend, Tensor, Tensor>> layers)
+    /// <summary>Runs the layers; <paramref name="observe"/> sees each layer's output as "{prefix}.{index}".</summary>
+    public static Tensor Run(IBackend backend, Tensor input, IReadOnlyList<Func<IBackend, Tensor, Tensor>> layers,
+        string prefix, BlockObserver? observe)
     {
         Tensor current = input;
-        foreach (var layer in layers)
+        try
         {
-            var next = layer(backend, current);
-            if (!ReferenceEquals(current, input)) current.Dispose();
-            current = next;
+            for (int i = 0; i < layers.Count; i++)
+            {
+                var next = layers[i](backend, current);
+                if (!ReferenceEquals(current, input)) current.Dispose();
+                current = next;
+                observe?.Invoke($"{prefix}.{i}", current);
+            }
+            return current;
         }
-        return current;
+        catch
+        {
+            if (!ReferenceEquals(current, input)) current.Dispose();   // an observer may cancel
+            throw;
+        }
     }
 }
