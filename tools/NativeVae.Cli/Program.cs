@@ -14,6 +14,9 @@ public static class Program
     [
         new ConvertCommand(),
         new InfoCommand(),
+        new EncodeCommand(),
+        new DecodeCommand(),
+        new RoundtripCommand(),
     ];
 
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
@@ -34,7 +37,7 @@ public static class Program
         }
         try
         {
-            return command.Run(args[1..], stdout);
+            return command.Run(args[1..], stdout, stderr);
         }
         catch (UsageException e)
         {

@@ -94,7 +94,7 @@ public class TaesdModelTests
         var rgb = new byte[crop.Pixels.Length];
         backend.TensorToImage(decoded, rgb, scale: 1f, shift: 0f);
 
-        double psnr = Psnr(crop.Pixels, rgb);
+        double psnr = ImageMetrics.Psnr(crop.Pixels, rgb);
         TestContext.Out.WriteLine($"TAEF2 64x64 crop PSNR on {backend.Name}: {psnr:F2} dB");
         Assert.That(psnr, Is.GreaterThan(MinimumPsnr));
     }
@@ -114,12 +114,5 @@ public class TaesdModelTests
         using var decoded = model.Decode(latent);
         Assert.That(decoded.Shape, Is.EqualTo(TensorShape.Nchw(1, 3, 16, 8)));
         Assert.That(declared.Count(p => p.Name.Contains(".pool.")), Is.EqualTo(6 * 4));
-    }
-
-    private static double Psnr(byte[] a, byte[] b)
-    {
-        double mse = a.Zip(b, (x, y) => (double)(x - y) * (x - y)).Average();
-        const double Peak = 255.0;
-        return 10 * Math.Log10(Peak * Peak / mse);
     }
 }

@@ -3,6 +3,9 @@ namespace NativeVae.Cli.Commands;
 /// <summary>Positional arguments and <c>--name value</c> options, parsed once; unknown options are refused.</summary>
 internal sealed class CommandLine
 {
+    /// <summary>The one short option: <c>-o</c> for <c>--output</c>.</summary>
+    private const string OutputShortName = "-o";
+
     private readonly Dictionary<string, string> _options = new(StringComparer.Ordinal);
 
     public CommandLine(string[] args, int positionalCount, params string[] optionNames)
@@ -10,7 +13,7 @@ internal sealed class CommandLine
         var positional = new List<string>();
         for (int i = 0; i < args.Length; i++)
         {
-            string arg = args[i];
+            string arg = args[i] == OutputShortName ? "--output" : args[i];
             if (arg.StartsWith("--", StringComparison.Ordinal))
             {
                 string name = arg[2..];

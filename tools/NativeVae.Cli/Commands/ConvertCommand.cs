@@ -17,7 +17,7 @@ internal sealed class ConvertCommand : ICommand
 
     public string Summary => "convert a VAE checkpoint (file or folder) to NativeVae's safetensors format";
 
-    public int Run(string[] args, TextWriter stdout)
+    public int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
         var line = new CommandLine(args, 2, "dtype", "family");
         DType? dtype = null;

@@ -10,9 +10,10 @@ internal interface ICommand
 
     string Summary { get; }
 
-    /// <summary>Runs with the arguments after the command name; returns the exit code. Throws
-    /// <see cref="UsageException"/> for a wrong command line, any other exception for a failure.</summary>
-    int Run(string[] args, TextWriter stdout);
+    /// <summary>Runs with the arguments after the command name; returns the exit code. Results go to
+    /// <paramref name="stdout"/>, progress bars to <paramref name="stderr"/>. Throws <see cref="UsageException"/> for
+    /// a wrong command line, any other exception for a failure.</summary>
+    int Run(string[] args, TextWriter stdout, TextWriter stderr);
 }
 
 /// <summary>The command line is wrong (missing argument, unknown option).</summary>

@@ -16,7 +16,7 @@ internal sealed class InfoCommand : ICommand
 
     public string Summary => "print a VAE checkpoint's config, family, dtype and parameter count as JSON";
 
-    public int Run(string[] args, TextWriter stdout)
+    public int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
         var line = new CommandLine(args, 1, "family");
         var options = new VaeLoadOptions(line.Option("family") is { } f ? ParseFamily(f) : null);
