@@ -74,9 +74,21 @@ internal sealed class IlgpuBackend : IBackend
             case DevicePreference.Auto when cuda.Count > 0:
                 return cuda[0].CreateAccelerator(context);
             default:
-                return context.GetCPUDevice(0).CreateAccelerator(context);
+                return SimulatedGpu.CreateAccelerator(context);
         }
     }
+
+    /// <summary>
+    /// The CPU accelerator's default device allows 16 threads per group; the grouped kernels use 256 (as on a GPU),
+    /// so the emulator is configured as warps of 32, 8 warps per group, one multiprocessor per core.
+    /// </summary>
+    private static readonly CPUDevice SimulatedGpu = new(
+        numThreadsPerWarp: SimulatedWarpSize,
+        numWarpsPerMultiprocessor: SimulatedWarpsPerGroup,
+        numMultiprocessors: Environment.ProcessorCount);
+
+    private const int SimulatedWarpSize = 32;
+    private const int SimulatedWarpsPerGroup = 8;
 
     public Tensor Allocate(TensorShape shape, DType dtype = DType.F32)
     {
@@ -156,6 +168,17 @@ internal sealed class IlgpuBackend : IBackend
 
     public Tensor GroupNorm(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu)
     {
+        var y = GroupNorm(input, gamma, beta, groups, eps, fuseSilu, out var stats);
+        stats.Dispose();
+        return y;
+    }
+
+    /// <summary>
+    /// <see cref="GroupNorm(Tensor, Tensor, Tensor, int, float, bool)"/> that also returns the kernel's side output
+    /// <paramref name="stats"/> <c>[N, groups, 2]</c> = (mean, rstd), for tests to check; the caller disposes it.
+    /// </summary>
+    internal Tensor GroupNorm(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu, out Tensor stats)
+    {
         var x = Own(input, nameof(input));
         RequireRank4(x, "group_norm input");
         int c = x.Shape.C;
@@ -166,7 +189,7 @@ internal sealed class IlgpuBackend : IBackend
         if (g.ElementCount != c || bt.ElementCount != c)
             throw new ArgumentException($"group_norm affine {g.Shape}/{bt.Shape} does not match {c} channels");
         var y = (IlgpuTensor)Allocate(x.Shape);
-        using var stats = (IlgpuTensor)Allocate(new TensorShape(x.Shape.N, groups, 2));
+        var statsTensor = (IlgpuTensor)Allocate(new TensorShape(x.Shape.N, groups, 2));
         var p = new GroupNormParams
         {
             Batch = x.Shape.N,
@@ -176,7 +199,8 @@ internal sealed class IlgpuBackend : IBackend
             Eps = eps,
             FuseSilu = fuseSilu ? 1 : 0,
         };
-        _groupNorm.Run(Kernels.GroupNorm, p, x.F32, g.F32, bt.F32, stats.F32, y.F32);
+        _groupNorm.Run(Kernels.GroupNorm, p, x.F32, g.F32, bt.F32, statsTensor.F32, y.F32);
+        stats = statsTensor;
         return y;
     }
 
