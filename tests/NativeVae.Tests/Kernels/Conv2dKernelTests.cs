@@ -30,6 +30,8 @@ public sealed class Conv2dKernelTests
         new("3x3 s2 pad right/bottom 1 (Downsample2D), 7x6, 5->9", 1, 5, 7, 6, 9, 3, 2, 0, 1, 0, 1, false, true, false),
         new("3x3 s2 pad right/bottom 1 (Downsample2D), batch 2, 8x8, 16->16", 2, 16, 8, 8, 16, 3, 2, 0, 1, 0, 1, false, true, false),
         new("3x3 s2 p1 (TAESD), 8x5, 6->4, no bias", 1, 6, 8, 5, 4, 3, 2, 1, 1, 1, 1, false, false, false),
+        new("3x3 s1 pad top 2, bottom 0, left 0, right 1, 5x6, 4->6", 1, 4, 5, 6, 6, 3, 1, 2, 0, 0, 1, false, true, false),
+        new("3x3 s2 pad top 0, bottom 1, left 1, right 0, upsample2x, 3x4, 5->3", 1, 5, 3, 4, 3, 3, 2, 0, 1, 1, 0, true, false, false),
         new("1x1, batch 2, 5x3, 96->70, bias+residual", 2, 96, 5, 3, 70, 1, 1, 0, 0, 0, 0, false, true, true),
         new("1x1, 1x1 image, 8->12", 1, 8, 1, 1, 12, 1, 1, 0, 0, 0, 0, false, true, false),
         new("upsample2x + 3x3 s1 p1, 4x3, 7->10, bias", 1, 7, 4, 3, 10, 3, 1, 1, 1, 1, 1, true, true, false),
