@@ -32,6 +32,16 @@ public struct GroupNormParams
     public int Groups;
     public float Eps;
     public int FuseSilu;
+    /// <summary>1: the stats kernels write (mean, M2 = sum of squared deviations) instead of (mean, rstd).</summary>
+    public int StatsAsMoments;
+}
+
+/// <summary>A per-(batch, channel) affine over [Rows = Batch * Channels, Spatial].</summary>
+public struct ChannelAffineParams
+{
+    public int Rows;
+    public int Spatial;
+    public int FuseSilu;
 }
 
 /// <summary>Single-head attention, Q/K/V/output channel-major [Batch, Channels, Tokens].</summary>

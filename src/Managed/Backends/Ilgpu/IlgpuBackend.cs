@@ -74,9 +74,21 @@ internal sealed class IlgpuBackend : IBackend
             case DevicePreference.Auto when cuda.Count > 0:
                 return cuda[0].CreateAccelerator(context);
             default:
-                return context.GetCPUDevice(0).CreateAccelerator(context);
+                return SimulatedGpu.CreateAccelerator(context);
         }
     }
+
+    /// <summary>
+    /// The CPU accelerator's default device allows 16 threads per group; the grouped kernels use 256 (as on a GPU),
+    /// so the emulator is configured as warps of 32, 8 warps per group, one multiprocessor per core.
+    /// </summary>
+    private static readonly CPUDevice SimulatedGpu = new(
+        numThreadsPerWarp: SimulatedWarpSize,
+        numWarpsPerMultiprocessor: SimulatedWarpsPerGroup,
+        numMultiprocessors: Environment.ProcessorCount);
+
+    private const int SimulatedWarpSize = 32;
+    private const int SimulatedWarpsPerGroup = 8;
 
     public Tensor Allocate(TensorShape shape, DType dtype = DType.F32)
     {
@@ -140,11 +152,22 @@ internal sealed class IlgpuBackend : IBackend
 
     public Tensor GroupNorm(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu)
     {
+        var y = GroupNorm(input, gamma, beta, groups, eps, fuseSilu, out var stats);
+        stats.Dispose();
+        return y;
+    }
+
+    /// <summary>
+    /// <see cref="GroupNorm(Tensor, Tensor, Tensor, int, float, bool)"/> that also returns the kernel's side output
+    /// <paramref name="stats"/> <c>[N, groups, 2]</c> = (mean, rstd), for tests to check; the caller disposes it.
+    /// </summary>
+    internal Tensor GroupNorm(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu, out Tensor stats)
+    {
         var x = Own(input, nameof(input));
         var g = Own(gamma, nameof(gamma));
         var bt = Own(beta, nameof(beta));
         var y = (IlgpuTensor)Allocate(OpShapes.GroupNorm(x, g, bt, groups));
-        using var stats = (IlgpuTensor)Allocate(new TensorShape(x.Shape.N, groups, 2));
+        var statsTensor = (IlgpuTensor)Allocate(new TensorShape(x.Shape.N, groups, 2));
         var p = new GroupNormParams
         {
             Batch = x.Shape.N,
@@ -154,15 +177,42 @@ internal sealed class IlgpuBackend : IBackend
             Eps = eps,
             FuseSilu = fuseSilu ? 1 : 0,
         };
-        _groupNorm.Run(Kernels.GroupNorm, p, x.F32, g.F32, bt.F32, stats.F32, y.F32);
+        _groupNorm.Run(Kernels.GroupNorm, p, x.F32, g.F32, bt.F32, statsTensor.F32, y.F32);
+        stats = statsTensor;
         return y;
     }
 
-    public Tensor GroupNormStatistics(Tensor input, int groups) =>
-        throw new NotSupportedException($"group_norm_statistics is not implemented on {Name} yet");
+    public Tensor GroupNormStatistics(Tensor input, int groups)
+    {
+        var x = Own(input, nameof(input));
+        var stats = (IlgpuTensor)Allocate(OpShapes.GroupNormStatistics(x, groups));
+        var p = new GroupNormParams
+        {
+            Batch = x.Shape.N,
+            Channels = x.Shape.C,
+            Spatial = checked(x.Shape.H * x.Shape.W),
+            Groups = groups,
+            StatsAsMoments = 1,
+        };
+        _groupNorm.Statistics(Kernels.GroupNorm, p, x.F32, stats.F32);
+        return stats;
+    }
 
-    public Tensor ChannelAffine(Tensor input, Tensor scale, Tensor shift, bool fuseSilu) =>
-        throw new NotSupportedException($"channel_affine is not implemented on {Name} yet");
+    public Tensor ChannelAffine(Tensor input, Tensor scale, Tensor shift, bool fuseSilu)
+    {
+        var x = Own(input, nameof(input));
+        var sc = Own(scale, nameof(scale));
+        var sh = Own(shift, nameof(shift));
+        var y = (IlgpuTensor)Allocate(OpShapes.ChannelAffine(x, sc, sh));
+        var p = new ChannelAffineParams
+        {
+            Rows = x.Shape.N * x.Shape.C,
+            Spatial = checked(x.Shape.H * x.Shape.W),
+            FuseSilu = fuseSilu ? 1 : 0,
+        };
+        _groupNorm.ChannelAffine(p, x.F32, sc.F32, sh.F32, y.F32);
+        return y;
+    }
 
     public Tensor Attention(Tensor q, Tensor k, Tensor v, float scale)
     {

@@ -1,0 +1,154 @@
+using System.Globalization;
+using NativeVae.Backends;
+using NativeVae.Backends.Ilgpu;
+using NativeVae.Tensors;
+using NativeVae.Tests.Support;
+using NativeVae.Weights.SafeTensors;
+
+namespace NativeVae.Tests.Kernels;
+
+/// <summary>
+/// Every oracle fixture under <c>tests/fixtures/ops/&lt;op&gt;/*.safetensors</c> (written by tools/NativeVae.Oracle
+/// from libtorch) run through the backend ops with every kernel version. An op folder without fixtures is a
+/// failure, not a pass: a parity test that checks nothing must not look green.
+/// <para>Formats (tensors; <c>__metadata__</c> strings):</para>
+/// <list type="bullet">
+/// <item>conv2d: x [N, Cin, H, W], weight [Cout, Cin, K, K], optional bias [Cout] and residual, y;
+///   stride, pad_top, pad_bottom, pad_left, pad_right, upsample2x ("0"/"1").</item>
+/// <item>group_norm: x, gamma, beta, y, mean [N, G], rstd [N, G]; groups, eps, silu ("0"/"1").</item>
+/// <item>attention: q, k, v [B, C, H, W], y [B, C, H, W]; scale.</item>
+/// <item>elementwise: x, optional b, y; op (silu|relu|tanh_clamp|add|scale_shift), scale, shift.</item>
+/// </list>
+/// </summary>
+public sealed class OpFixtureTests
+{
+    private const double AbsTolerance = 1e-4;
+    private const double RelTolerance = 1e-5;
+    private const string Plain = "plain kernels";
+    private const string Tiled = "tiled kernels";
+
+    private static readonly string[] Ops = ["conv2d", "group_norm", "attention", "elementwise"];
+
+    private static string OpFolder(string op) => Path.Combine(TestPaths.Fixtures, "ops", op);
+
+    private static IEnumerable<TestCaseData> Cases()
+    {
+        foreach (string op in Ops)
+        {
+            string folder = OpFolder(op);
+            var files = Directory.Exists(folder)
+                ? Directory.GetFiles(folder, "*.safetensors").Order(StringComparer.Ordinal).ToArray()
+                : [];
+            if (files.Length == 0)
+            {
+                yield return new TestCaseData(op, "", Plain).SetArgDisplayNames(op, "(none)");
+                continue;
+            }
+            foreach (string file in files)
+            foreach (string kernels in new[] { Plain, Tiled })
+                yield return new TestCaseData(op, Path.GetFileName(file), kernels)
+                    .SetArgDisplayNames(op, Path.GetFileNameWithoutExtension(file), kernels);
+        }
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void MatchesOracle(string op, string file, string kernels)
+    {
+        if (file.Length == 0)
+            Assert.Fail($"no oracle fixtures in tests/fixtures/ops/{op}: generate them with tools/NativeVae.Oracle");
+        var backend = kernels == Plain ? KernelBackends.Plain : KernelBackends.Tiled;
+        using var fixture = SafeTensorsFile.Open(Path.Combine(OpFolder(op), file));
+        string what = $"{op}/{file} ({kernels}: {backend.Kernels})";
+        switch (op)
+        {
+            case "conv2d": CheckConv2d(backend, fixture, what); break;
+            case "group_norm": CheckGroupNorm(backend, fixture, what); break;
+            case "attention": CheckAttention(backend, fixture, what); break;
+            default: CheckElementwise(backend, fixture, what); break;
+        }
+    }
+
+    private static void CheckConv2d(IlgpuBackend backend, SafeTensorsFile f, string what)
+    {
+        var spec = new Conv2dSpec(MetaInt(f, "stride"), MetaInt(f, "pad_top"), MetaInt(f, "pad_bottom"),
+            MetaInt(f, "pad_left"), MetaInt(f, "pad_right"), MetaInt(f, "upsample2x") != 0);
+        using var x = Upload(backend, f, "x");
+        using var weight = Upload(backend, f, "weight");
+        using var bias = f.Tensors.ContainsKey("bias") ? Upload(backend, f, "bias") : null;
+        using var residual = f.Tensors.ContainsKey("residual") ? Upload(backend, f, "residual") : null;
+        using var y = backend.Conv2d(x, weight, bias, spec, residual);
+        CheckOutput(backend, y, f, "y", what);
+    }
+
+    private static void CheckGroupNorm(IlgpuBackend backend, SafeTensorsFile f, string what)
+    {
+        int groups = MetaInt(f, "groups");
+        using var x = Upload(backend, f, "x");
+        using var gamma = Upload(backend, f, "gamma");
+        using var beta = Upload(backend, f, "beta");
+        using var y = backend.GroupNorm(x, gamma, beta, groups, MetaFloat(f, "eps"), MetaInt(f, "silu") != 0, out var stats);
+        using var statsTensor = stats;
+        CheckOutput(backend, y, f, "y", what);
+
+        var pairs = new float[statsTensor.ElementCount];
+        backend.Download(statsTensor, pairs);
+        foreach (var (name, lane) in new[] { ("mean", 0), ("rstd", 1) })
+        {
+            var expected = f.ReadFloat32(name);
+            var actual = Enumerable.Range(0, pairs.Length / 2).Select(i => pairs[2 * i + lane]).ToArray();
+            NumericAssert.Close(actual, expected, f.Get(name).Shape, AbsTolerance, RelTolerance, $"{what} {name}");
+        }
+    }
+
+    private static void CheckAttention(IlgpuBackend backend, SafeTensorsFile f, string what)
+    {
+        using var q = Upload(backend, f, "q");
+        using var k = Upload(backend, f, "k");
+        using var v = Upload(backend, f, "v");
+        using var y = backend.Attention(q, k, v, MetaFloat(f, "scale"));
+        CheckOutput(backend, y, f, "y", what);
+    }
+
+    private static void CheckElementwise(IlgpuBackend backend, SafeTensorsFile f, string what)
+    {
+        using var x = Upload(backend, f, "x");
+        string op = Meta(f, "op");
+        using var y = op switch
+        {
+            "silu" => backend.Unary(UnaryOp.Silu, x),
+            "relu" => backend.Unary(UnaryOp.Relu, x),
+            "tanh_clamp" => backend.Unary(UnaryOp.TanhClamp3, x),
+            "add" => AddFixture(backend, f, x),
+            "scale_shift" => backend.ScaleShift(x, MetaFloat(f, "scale"), MetaFloat(f, "shift")),
+            _ => throw new InvalidDataException($"{f.Path}: unknown elementwise op '{op}'"),
+        };
+        CheckOutput(backend, y, f, "y", what);
+    }
+
+    private static Tensor AddFixture(IlgpuBackend backend, SafeTensorsFile f, Tensor x)
+    {
+        using var b = Upload(backend, f, "b");
+        return backend.Add(x, b);
+    }
+
+    private static void CheckOutput(IlgpuBackend backend, Tensor y, SafeTensorsFile f, string name, string what)
+    {
+        var shape = f.Get(name).Shape;
+        Assert.That(y.Shape, Is.EqualTo(shape), $"{what}: output shape");
+        var actual = new float[y.ElementCount];
+        backend.Download(y, actual);
+        NumericAssert.Close(actual, f.ReadFloat32(name), shape, AbsTolerance, RelTolerance, what);
+    }
+
+    private static Tensor Upload(IlgpuBackend backend, SafeTensorsFile f, string name) =>
+        backend.Upload(f.ReadFloat32(name), f.Get(name).Shape);
+
+    private static string Meta(SafeTensorsFile f, string key) =>
+        f.Metadata.TryGetValue(key, out string? value)
+            ? value
+            : throw new InvalidDataException($"{f.Path}: __metadata__ has no '{key}'");
+
+    private static int MetaInt(SafeTensorsFile f, string key) => int.Parse(Meta(f, key), CultureInfo.InvariantCulture);
+
+    private static float MetaFloat(SafeTensorsFile f, string key) => float.Parse(Meta(f, key), CultureInfo.InvariantCulture);
+}
