@@ -87,6 +87,9 @@ internal enum BackendKind
 
     /// <summary>ILGPU kernels on ILGPU's CPU accelerator (an emulator, for checking GPU kernels).</summary>
     IlgpuCpu,
+
+    /// <summary>SIMD CPU kernels (src/Kernels/Cpu) on every core.</summary>
+    Cpu,
 }
 
 /// <summary>Device memory accounting in bytes.</summary>
