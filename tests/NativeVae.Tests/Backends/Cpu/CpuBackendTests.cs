@@ -83,6 +83,64 @@ internal sealed class CpuBackendTests
         }
     }
 
+    // SD-sized layers, where the tile planner cuts bands, column tiles and the flat 1x1 runs differently from the
+    // small cases: every output is computed, a fixed sample of them is checked against the reference.
+    // Few output channels and rows keep the cost down: the planner's choices depend on Cin and the width.
+    // (cin, cout, h, w, spec name)
+    private static readonly object[][] LargeConvShapes =
+    [
+        [128, 20, 12, 512, "Same"],
+        [512, 12, 64, 64, "Same"],
+        [512, 24, 64, 64, "Pointwise"],
+        [128, 12, 16, 512, "DownsampleAsymmetric"],
+        [256, 12, 16, 128, "UpsampleSame"],
+    ];
+
+    [TestCaseSource(nameof(LargeConvShapes))]
+    public void LargeConv2dMatchesReferenceAtSamples(int cin, int cout, int h, int w, string specName)
+    {
+        const int Samples = 3000;
+        var spec = Spec(specName);
+        int k = specName == "Pointwise" ? 1 : 3;
+        var rng = new Random(77);
+        float[] x = Values(rng, cin * h * w, 1);
+        float[] weight = Values(rng, cout * cin * k * k, (float)(1 / Math.Sqrt(cin * k * k)));
+        float[] bias = Values(rng, cout, 1);
+        int ho = spec.OutputHeight(h, k), wo = spec.OutputWidth(w, k);
+        int hv = spec.Upsample2x ? 2 * h : h, wv = spec.Upsample2x ? 2 * w : w;
+
+        using var backend = new CpuBackend();
+        using var tx = backend.Upload(x, TensorShape.Nchw(1, cin, h, w));
+        using var tw = backend.Upload(weight, TensorShape.Nchw(cout, cin, k, k));
+        using var tb = backend.Upload(bias, new TensorShape(cout));
+        using var ty = backend.Conv2d(tx, tw, tb, spec);
+        float[] actual = Download(backend, ty);
+
+        var expected = new float[Samples];
+        var got = new float[Samples];
+        var where = new int[Samples];
+        for (int s = 0; s < Samples; s++)
+        {
+            // Corners and edges first, then random outputs.
+            int co = rng.Next(cout);
+            int oy = s < 4 ? (s % 2) * (ho - 1) : rng.Next(ho), ox = s < 4 ? (s / 2) * (wo - 1) : rng.Next(wo);
+            double acc = bias[co];
+            for (int ci = 0; ci < cin; ci++)
+            for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++)
+            {
+                int yv = oy * spec.Stride - spec.PadTop + ky, xv = ox * spec.Stride - spec.PadLeft + kx;
+                if (yv < 0 || yv >= hv || xv < 0 || xv >= wv) continue;
+                int iy = spec.Upsample2x ? yv / 2 : yv, ix = spec.Upsample2x ? xv / 2 : xv;
+                acc += (double)x[(ci * h + iy) * w + ix] * weight[((co * cin + ci) * k + ky) * k + kx];
+            }
+            where[s] = (co * ho + oy) * wo + ox;
+            expected[s] = (float)acc;
+            got[s] = actual[where[s]];
+        }
+        Compare.Close(expected, got, Abs, Rel, $"conv2d {cin}->{cout} {h}x{w} {specName}", i => Compare.Nchw(cout, ho, wo)(where[i]));
+    }
+
     // (batch, channels, h, w, groups, silu, mean offset)
     private static IEnumerable<TestCaseData> GroupNormCases() => With(
     [
