@@ -151,11 +151,12 @@ public static unsafe class AttentionCpu
             float* alpha = sum + tile;
 
             // Queries of the tile, pre-scaled, zero past the last token: [C][tile].
+            var prescale = new AffineFunction(P.Scale, 0f, silu: false);
             for (int ch = 0; ch < c; ch++)
             {
-                float* src = Q + (long)ch * n + i0;
                 float* dst = qs + (long)ch * tile;
-                for (int i = 0; i < tile; i++) dst[i] = i < validQueries ? src[i] * P.Scale : 0f;
+                ElementwiseCpu.MapSpan<TVec, TOps, AffineFunction>(prescale, Q + (long)ch * n + i0, dst, validQueries);
+                new Span<float>(dst + validQueries, tile - validQueries).Clear();
             }
             for (int i = 0; i < tile; i++)
             {
@@ -208,15 +209,19 @@ public static unsafe class AttentionCpu
                 }
             }
 
-            // y[c, i0 + i] = O[c, i] / l[i] for the valid queries.
+            // y[c, i0 + i] = O[c, i] / l[i] for the valid queries; a partial tile ends with a vector anchored
+            // at its last query (recomputing a few), or lane by lane when it is shorter than a vector.
             for (int i = 0; i < tile; i += lanes) TOps.Store(alpha + i, TOps.Divide(TOps.Broadcast(1f), TOps.Load(sum + i)));
+            int anchored = validQueries >= lanes ? validQueries - lanes : -1;
             for (int ch = 0; ch < c; ch++)
             {
                 float* src = o + (long)ch * tile;
                 float* dst = Y + (long)ch * n + i0;
                 int i = 0;
                 for (; i + lanes <= validQueries; i += lanes) TOps.Store(dst + i, TOps.Multiply(TOps.Load(src + i), TOps.Load(alpha + i)));
-                for (; i < validQueries; i++) dst[i] = src[i] * alpha[i];
+                if (i == validQueries) continue;
+                if (anchored >= 0) TOps.Store(dst + anchored, TOps.Multiply(TOps.Load(src + anchored), TOps.Load(alpha + anchored)));
+                else for (; i < validQueries; i++) dst[i] = src[i] * alpha[i];
             }
         }
 

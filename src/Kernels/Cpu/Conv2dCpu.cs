@@ -313,6 +313,8 @@ public static unsafe class Conv2dCpu
                             new ReadOnlySpan<float>(row + xv0 + lo, hi - lo).CopyTo(new Span<float>(dst + lo, hi - lo));
                         else if (up)
                             for (int j = lo; j < hi; j++) dst[j] = row[(xv0 + j * s) >> 1];
+                        else if (s == 2)
+                            for (int j = lo; j < hi; j++) dst[j] = row[xv0 + 2 * j]; // the Downsample2D case, constant stride
                         else
                             for (int j = lo; j < hi; j++) dst[j] = row[xv0 + j * s];
                     }

@@ -90,7 +90,8 @@ public static unsafe class ElementwiseCpu
         }
     }
 
-    private static void MapSpan<TVec, TOps, TFunction>(TFunction f, float* x, float* y, long count)
+    /// <summary>The map at one width, for kernels that are already specialised on it.</summary>
+    public static void MapSpan<TVec, TOps, TFunction>(TFunction f, float* x, float* y, long count)
         where TVec : unmanaged where TOps : IVectorOps<TVec> where TFunction : unmanaged, IUnaryFunction
     {
         int lanes = TOps.Lanes;
