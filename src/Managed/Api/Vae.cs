@@ -33,7 +33,7 @@ public sealed class Vae : IDisposable
     /// <summary>Exact tiling's default output tile edge, in elements of each layer.</summary>
     private const int DefaultExactTile = 256;
 
-    private const int SmallestExactTile = 16;
+    private const int SmallestExactTile = 4;
 
     private readonly IVaeModel _model;
     private readonly VaeOptions _options;
@@ -61,7 +61,7 @@ public sealed class Vae : IDisposable
     {
         options ??= new();
         using var loaded = VaeLoader.Open(path, new VaeLoadOptions(options.Family));
-        IBackend backend = new IlgpuBackend(options.Device);
+        IBackend backend = BackendFactory.Create(options.Device);
         try
         {
             IVaeModel model = loaded.KlConfig is { } kl
@@ -269,7 +269,7 @@ public sealed class Vae : IDisposable
     /// Auto tiling: untiled when the dry-run peak of activations fits the budget, else exact tiling with the
     /// largest power-of-two tile whose worst convolution step (plus the attention) fits.
     /// </summary>
-    private (TilingMode, int?) PlanAuto(HostTensor<float> input, bool encode)
+    internal (TilingMode Mode, int? Tile) PlanAuto(HostTensor<float> input, bool encode)
     {
         long budget = MemoryBudget();
         using var dry = new DryRunBackend();

@@ -11,4 +11,7 @@ public enum DevicePreference
 
     /// <summary>ILGPU kernels on ILGPU's CPU accelerator: an emulator for checking GPU kernels, slow.</summary>
     IlgpuCpu,
+
+    /// <summary>The SIMD CPU backend: hand-vectorised kernels on every core (the fast way without a GPU).</summary>
+    Cpu,
 }

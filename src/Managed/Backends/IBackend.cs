@@ -103,6 +103,9 @@ internal enum BackendKind
     /// <summary>ILGPU kernels on ILGPU's CPU accelerator (an emulator, for checking GPU kernels).</summary>
     IlgpuCpu,
 
+    /// <summary>SIMD CPU kernels (src/Kernels/Cpu) on every core.</summary>
+    Cpu,
+
     /// <summary>Shapes only: counts work and memory, computes nothing.</summary>
     DryRun,
 }

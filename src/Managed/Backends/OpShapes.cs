@@ -18,6 +18,8 @@ internal static class OpShapes
         int kernel = weight.Shape[2];
         if (weight.Shape[3] != kernel)
             throw new NotSupportedException($"conv2d weight {weight.Shape}: only square kernels are supported");
+        if (kernel < 1)
+            throw new ArgumentException($"conv2d weight {weight.Shape}: the kernel must be at least 1x1");
         if (weight.Shape[1] != input.Shape.C)
             throw new ArgumentException($"conv2d weight {weight.Shape} expects {weight.Shape[1]} input channels, input is {input.Shape}");
         if (spec.Stride < 1)

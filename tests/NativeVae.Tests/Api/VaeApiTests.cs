@@ -169,6 +169,9 @@ public class VaeApiTests
         var latents = RandomLatents(1, 4, 6, 5);
         using var roomy = Create(AutoencoderKlConfig.Small);
         using var tight = Create(AutoencoderKlConfig.Small, memoryLimit: 64 * 1024);
+        Assert.That(roomy.PlanAuto(latents, encode: false).Mode, Is.EqualTo(TilingMode.None));
+        // 64 channels at 12x10 need more than 64 KiB of live activations untiled; an 8x8 conv tile with its halo fits.
+        Assert.That(tight.PlanAuto(latents, encode: false), Is.EqualTo((TilingMode.Exact, (int?)8)));
         using var a = roomy.Decode(latents, new DecodeOptions { Output = DecodeOutput.FloatTensor });
         using var b = tight.Decode(latents, new DecodeOptions { Output = DecodeOutput.FloatTensor });
         TensorAssert.Close(a.FloatTensor!.Data, b.FloatTensor!.Data, 1e-4, 0, "auto-tiled decode");

@@ -1,4 +1,5 @@
 using NativeVae.Backends;
+using NativeVae.Backends.Cpu;
 using NativeVae.Backends.Ilgpu;
 
 namespace NativeVae.Tests.Support;
@@ -12,6 +13,7 @@ internal static class TestBackends
     private static readonly Dictionary<string, Lazy<IBackend>> Backends = new()
     {
         ["ilgpu-cpu"] = new(() => new IlgpuBackend(DevicePreference.IlgpuCpu)),
+        ["cpu"] = new(() => new CpuBackend()),
     };
 
     public static IEnumerable<string> Names => Backends.Keys;

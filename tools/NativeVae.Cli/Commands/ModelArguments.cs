@@ -46,8 +46,9 @@ internal static class ModelArguments
     {
         "auto" => DevicePreference.Auto,
         "cuda" => DevicePreference.Cuda,
+        "cpu" => DevicePreference.Cpu,
         "ilgpu-cpu" => DevicePreference.IlgpuCpu,
-        _ => throw new UsageException($"--device '{name}' must be auto, cuda or ilgpu-cpu"),
+        _ => throw new UsageException($"--device '{name}' must be auto, cpu, cuda or ilgpu-cpu"),
     };
 
     public static long ParseLong(string text, string name) =>

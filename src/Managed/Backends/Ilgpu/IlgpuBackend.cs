@@ -68,6 +68,8 @@ internal sealed class IlgpuBackend : IBackend
         var cuda = context.GetCudaDevices();
         switch (preference)
         {
+            case DevicePreference.Cpu:
+                throw new ArgumentException("device 'cpu' is the SIMD CPU backend (CpuBackend, or BackendFactory), not ILGPU", nameof(preference));
             case DevicePreference.Cuda when cuda.Count == 0:
                 throw new InvalidOperationException("device 'cuda' was requested but ILGPU found no CUDA GPU");
             case DevicePreference.Cuda:

@@ -1,0 +1,215 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace NativeVae.Kernels.Cpu;
+
+// Elementwise ops on fp32 arrays: the math of each op is a small struct with one generic Invoke over the vector
+// width; one driver loops, and handles the tail with one last full vector anchored at the end (recomputing a
+// few lanes) instead of a scalar loop. Also the interleaved-RGB <-> NCHW conversions at the model's ends.
+
+/// <summary>An elementwise function of one value, written once for every vector width.</summary>
+public interface IUnaryFunction
+{
+    TVec Invoke<TVec, TOps>(TVec x) where TVec : unmanaged where TOps : IVectorOps<TVec>;
+}
+
+/// <summary><c>x * sigmoid(x) = x / (1 + exp(-x))</c>.</summary>
+public readonly struct SiluFunction : IUnaryFunction
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TVec Invoke<TVec, TOps>(TVec x) where TVec : unmanaged where TOps : IVectorOps<TVec> =>
+        TOps.Divide(x, TOps.Add(TOps.Broadcast(1f), TOps.Exp(TOps.Subtract(TOps.Zero, x))));
+}
+
+/// <summary><c>max(x, 0)</c>.</summary>
+public readonly struct ReluFunction : IUnaryFunction
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TVec Invoke<TVec, TOps>(TVec x) where TVec : unmanaged where TOps : IVectorOps<TVec> => TOps.Max(x, TOps.Zero);
+}
+
+/// <summary>
+/// TAESD's soft clamp <c>3 tanh(x / 3) = 3 - 6 / (exp(2x / 3) + 1)</c>; the argument is clamped so exp stays
+/// finite (tanh is +-1 to fp32 precision well before |x / 3| = 20).
+/// </summary>
+public readonly struct TanhClamp3Function : IUnaryFunction
+{
+    private const float Limit = 3f;
+    private const float Saturation = 60f;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TVec Invoke<TVec, TOps>(TVec x) where TVec : unmanaged where TOps : IVectorOps<TVec>
+    {
+        var clamped = TOps.Min(TOps.Max(x, TOps.Broadcast(-Saturation)), TOps.Broadcast(Saturation));
+        var e = TOps.Exp(TOps.Multiply(clamped, TOps.Broadcast(2f / Limit)));
+        return TOps.Subtract(TOps.Broadcast(Limit), TOps.Divide(TOps.Broadcast(2f * Limit), TOps.Add(e, TOps.Broadcast(1f))));
+    }
+}
+
+/// <summary><c>x * Scale + Shift</c>, optionally followed by SiLU (GroupNorm's normalisation step).</summary>
+public readonly struct AffineFunction(float scale, float shift, bool silu) : IUnaryFunction
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TVec Invoke<TVec, TOps>(TVec x) where TVec : unmanaged where TOps : IVectorOps<TVec>
+    {
+        var y = TOps.MulAdd(x, TOps.Broadcast(scale), TOps.Broadcast(shift));
+        return silu ? default(SiluFunction).Invoke<TVec, TOps>(y) : y;
+    }
+}
+
+public static unsafe class ElementwiseCpu
+{
+    /// <summary>Elements per parallel item: large enough to amortise the hand-off, small enough to balance.</summary>
+    private const int ItemElements = 1 << 16;
+
+    /// <summary>y[i] = f(x[i]) for i in [0, count). <paramref name="y"/> may equal <paramref name="x"/>.</summary>
+    public static void Map<TFunction>(CpuWorkers workers, SimdWidth width, TFunction f, float* x, float* y, long count)
+        where TFunction : unmanaged, IUnaryFunction
+    {
+        var job = new MapJob<TFunction> { F = f, X = x, Y = y, Count = count, Width = width };
+        workers.Run(ItemsFor(count), ref job);
+    }
+
+    /// <summary>y[i] = a[i] + b[i].</summary>
+    public static void Add(CpuWorkers workers, SimdWidth width, float* a, float* b, float* y, long count)
+    {
+        var job = new AddJob { A = a, B = b, Y = y, Count = count, Width = width };
+        workers.Run(ItemsFor(count), ref job);
+    }
+
+    /// <summary>Single-threaded map over one contiguous run (the building block of the jobs and of GroupNorm).</summary>
+    public static void MapSpan<TFunction>(SimdWidth width, TFunction f, float* x, float* y, long count)
+        where TFunction : unmanaged, IUnaryFunction
+    {
+        switch (width)
+        {
+            case SimdWidth.V512: MapSpan<Vector512<float>, V512Ops, TFunction>(f, x, y, count); break;
+            case SimdWidth.V256: MapSpan<Vector256<float>, V256Ops, TFunction>(f, x, y, count); break;
+            case SimdWidth.V128: MapSpan<Vector128<float>, V128Ops, TFunction>(f, x, y, count); break;
+            default: MapSpan<float, ScalarOps, TFunction>(f, x, y, count); break;
+        }
+    }
+
+    /// <summary>The map at one width, for kernels that are already specialised on it.</summary>
+    public static void MapSpan<TVec, TOps, TFunction>(TFunction f, float* x, float* y, long count)
+        where TVec : unmanaged where TOps : IVectorOps<TVec> where TFunction : unmanaged, IUnaryFunction
+    {
+        int lanes = TOps.Lanes;
+        if (count < lanes)
+        {
+            // Shorter than one vector: nothing to anchor a vector on.
+            for (long i = 0; i < count; i++) y[i] = f.Invoke<float, ScalarOps>(x[i]);
+            return;
+        }
+        long last = count - lanes;
+        // When y aliases x, the anchored tail must read x before the main loop overwrites it.
+        TVec tail = f.Invoke<TVec, TOps>(TOps.Load(x + last));
+        for (long i = 0; i < last; i += lanes) TOps.Store(y + i, f.Invoke<TVec, TOps>(TOps.Load(x + i)));
+        TOps.Store(y + last, tail);
+    }
+
+    private static void AddSpan<TVec, TOps>(float* a, float* b, float* y, long count)
+        where TVec : unmanaged where TOps : IVectorOps<TVec>
+    {
+        int lanes = TOps.Lanes;
+        if (count < lanes)
+        {
+            for (long i = 0; i < count; i++) y[i] = a[i] + b[i];
+            return;
+        }
+        long last = count - lanes;
+        TVec tail = TOps.Add(TOps.Load(a + last), TOps.Load(b + last));
+        for (long i = 0; i < last; i += lanes) TOps.Store(y + i, TOps.Add(TOps.Load(a + i), TOps.Load(b + i)));
+        TOps.Store(y + last, tail);
+    }
+
+    private static int ItemsFor(long count) => checked((int)((count + ItemElements - 1) / ItemElements));
+
+    private struct MapJob<TFunction> : IWorkItem where TFunction : unmanaged, IUnaryFunction
+    {
+        public TFunction F;
+        public float* X;
+        public float* Y;
+        public long Count;
+        public SimdWidth Width;
+
+        public void Execute(int item, int worker)
+        {
+            long start = (long)item * ItemElements;
+            MapSpan(Width, F, X + start, Y + start, Math.Min(ItemElements, Count - start));
+        }
+    }
+
+    private struct AddJob : IWorkItem
+    {
+        public float* A;
+        public float* B;
+        public float* Y;
+        public long Count;
+        public SimdWidth Width;
+
+        public void Execute(int item, int worker)
+        {
+            long start = (long)item * ItemElements;
+            long n = Math.Min(ItemElements, Count - start);
+            switch (Width)
+            {
+                case SimdWidth.V512: AddSpan<Vector512<float>, V512Ops>(A + start, B + start, Y + start, n); break;
+                case SimdWidth.V256: AddSpan<Vector256<float>, V256Ops>(A + start, B + start, Y + start, n); break;
+                case SimdWidth.V128: AddSpan<Vector128<float>, V128Ops>(A + start, B + start, Y + start, n); break;
+                default: AddSpan<float, ScalarOps>(A + start, B + start, Y + start, n); break;
+            }
+        }
+    }
+
+    private const int RgbChannels = 3;
+    private const float ByteMax = 255f;
+
+    /// <summary>Interleaved RGB bytes [N, H, W, 3] to fp32 [N, 3, H, W], <c>value = byte / 255 * scale + shift</c>.</summary>
+    public static void ImageToTensor(CpuWorkers workers, byte* rgb, float* y, int batch, int height, int width, float scale, float shift)
+    {
+        var job = new ImageJob { Rgb = rgb, Tensor = y, Height = height, Width = width, Scale = scale, Shift = shift, ToTensor = true };
+        workers.Run(checked(batch * height), ref job);
+    }
+
+    /// <summary>fp32 [N, 3, H, W] to RGB bytes [N, H, W, 3], <c>byte = round(clamp(value * scale + shift, 0, 1) * 255)</c>.</summary>
+    public static void TensorToImage(CpuWorkers workers, float* x, byte* rgb, int batch, int height, int width, float scale, float shift)
+    {
+        var job = new ImageJob { Rgb = rgb, Tensor = x, Height = height, Width = width, Scale = scale, Shift = shift, ToTensor = false };
+        workers.Run(checked(batch * height), ref job);
+    }
+
+    // One image row per item. Interleaving is a shuffle, not arithmetic; a scalar loop is memory-bound anyway.
+    private struct ImageJob : IWorkItem
+    {
+        public byte* Rgb;
+        public float* Tensor;
+        public int Height;
+        public int Width;
+        public float Scale;
+        public float Shift;
+        public bool ToTensor;
+
+        public void Execute(int item, int worker)
+        {
+            int n = item / Height, row = item % Height;
+            long plane = (long)Height * Width;
+            byte* pixels = Rgb + ((long)n * Height + row) * Width * RgbChannels;
+            float* planes = Tensor + (long)n * RgbChannels * plane + (long)row * Width;
+            for (int c = 0; c < RgbChannels; c++)
+            {
+                float* channel = planes + c * plane;
+                if (ToTensor)
+                {
+                    float scale = Scale / ByteMax;
+                    for (int x = 0; x < Width; x++) channel[x] = pixels[x * RgbChannels + c] * scale + Shift;
+                }
+                else
+                {
+                    for (int x = 0; x < Width; x++)
+                        pixels[x * RgbChannels + c] = (byte)MathF.Round(Math.Clamp(channel[x] * Scale + Shift, 0f, 1f) * ByteMax);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,145 @@
+using System.Runtime.Intrinsics;
+using NativeVae.Kernels.Gpu;
+
+namespace NativeVae.Kernels.Cpu;
+
+// GroupNorm (+ SiLU) on NCHW fp32. A group's channels are one contiguous run of (C / G) * H * W values, so each
+// (image, group) is one item: a statistics pass with per-lane fp32 accumulators of (x - shift) and (x - shift)^2,
+// flushed to double every segment (shifting by the group's first value keeps E[x^2] - E[x]^2 from cancelling),
+// then one normalise pass per channel with the affine folded into a single multiply-add (+ SiLU).
+
+public static unsafe class GroupNormCpu
+{
+    /// <summary>Values summed in fp32 lanes before the partial sums move to double.</summary>
+    private const int SegmentFloats = 4096;
+
+    /// <summary>
+    /// <paramref name="stats"/>: [N * G * 2] = (mean, rstd) per group, a side output.
+    /// <paramref name="y"/> may not alias <paramref name="x"/>.
+    /// </summary>
+    public static void Run(CpuWorkers workers, SimdWidth width, in GroupNormParams p, float* x, float* gamma, float* beta,
+        float* stats, float* y)
+    {
+        var job = new GroupNormJob { P = p, X = x, Gamma = gamma, Beta = beta, Stats = stats, Y = y, Width = width };
+        workers.Run(checked(p.Batch * p.Groups), ref job);
+    }
+
+    /// <summary>
+    /// Statistics only: <paramref name="stats"/> [N * G * 2] = (mean, M2 = sum of squared deviations) per group, the
+    /// form exact tiling merges across tiles.
+    /// </summary>
+    public static void Moments(CpuWorkers workers, SimdWidth width, in GroupNormParams p, float* x, float* stats)
+    {
+        var moments = p;
+        moments.StatsAsMoments = 1;
+        var job = new GroupNormJob { P = moments, X = x, Stats = stats, Width = width };
+        workers.Run(checked(p.Batch * p.Groups), ref job);
+    }
+
+    /// <summary>y[row] = x[row] * scale[row] + shift[row] (+ SiLU) for each of <paramref name="rows"/> rows of <paramref name="spatial"/>.</summary>
+    public static void ChannelAffine(CpuWorkers workers, SimdWidth width, int rows, int spatial, bool silu, float* x,
+        float* scale, float* shift, float* y)
+    {
+        var job = new ChannelAffineJob { Spatial = spatial, Silu = silu, X = x, Scale = scale, Shift = shift, Y = y, Width = width };
+        workers.Run(rows, ref job);
+    }
+
+    private struct ChannelAffineJob : IWorkItem
+    {
+        public int Spatial;
+        public bool Silu;
+        public float* X;
+        public float* Scale;
+        public float* Shift;
+        public float* Y;
+        public SimdWidth Width;
+
+        public void Execute(int row, int worker)
+        {
+            long offset = (long)row * Spatial;
+            ElementwiseCpu.MapSpan(Width, new AffineFunction(Scale[row], Shift[row], Silu), X + offset, Y + offset, Spatial);
+        }
+    }
+
+    private struct GroupNormJob : IWorkItem
+    {
+        public GroupNormParams P;
+        public float* X;
+        public float* Gamma;
+        public float* Beta;
+        public float* Stats;
+        public float* Y;
+        public SimdWidth Width;
+
+        public void Execute(int item, int worker)
+        {
+            int channels = P.Channels / P.Groups;
+            long count = (long)channels * P.Spatial;
+            int g = item % P.Groups;
+            long start = (long)item * count;
+            float* x = X + start;
+            float* y = Y + start;
+            double sum = 0, squares = 0;
+            float shift = count > 0 ? x[0] : 0f;
+            for (long s = 0; s < count; s += SegmentFloats)
+            {
+                var (s1, s2) = ShiftedSums(Width, x + s, (int)Math.Min(SegmentFloats, count - s), shift);
+                sum += s1;
+                squares += s2;
+            }
+            double n = Math.Max(count, 1);
+            double meanShifted = sum / n;
+            double variance = Math.Max(squares / n - meanShifted * meanShifted, 0);
+            float mean = (float)(shift + meanShifted);
+            Stats[2 * item] = mean;
+            if (P.StatsAsMoments != 0)
+            {
+                Stats[2 * item + 1] = (float)(variance * count);
+                return;
+            }
+            float rstd = (float)(1 / Math.Sqrt(variance + P.Eps));
+            Stats[2 * item + 1] = rstd;
+
+            for (int c = 0; c < channels; c++)
+            {
+                int channel = g * channels + c;
+                float a = Gamma[channel] * rstd;
+                float b = Beta[channel] - mean * a;
+                long offset = (long)c * P.Spatial;
+                ElementwiseCpu.MapSpan(Width, new AffineFunction(a, b, P.FuseSilu != 0), x + offset, y + offset, P.Spatial);
+            }
+        }
+    }
+
+    private static (float Sum, float Squares) ShiftedSums(SimdWidth width, float* x, int count, float shift) => width switch
+    {
+        SimdWidth.V512 => ShiftedSums<Vector512<float>, V512Ops>(x, count, shift),
+        SimdWidth.V256 => ShiftedSums<Vector256<float>, V256Ops>(x, count, shift),
+        SimdWidth.V128 => ShiftedSums<Vector128<float>, V128Ops>(x, count, shift),
+        _ => ShiftedSums<float, ScalarOps>(x, count, shift),
+    };
+
+    private static (float Sum, float Squares) ShiftedSums<TVec, TOps>(float* x, int count, float shift)
+        where TVec : unmanaged where TOps : IVectorOps<TVec>
+    {
+        int lanes = TOps.Lanes;
+        TVec k = TOps.Broadcast(shift);
+        TVec s1 = TOps.Zero, s2 = TOps.Zero;
+        int i = 0;
+        for (; i + lanes <= count; i += lanes)
+        {
+            TVec d = TOps.Subtract(TOps.Load(x + i), k);
+            s1 = TOps.Add(s1, d);
+            s2 = TOps.MulAdd(d, d, s2);
+        }
+        float sum = TOps.Sum(s1), squares = TOps.Sum(s2);
+        // A reduction cannot recompute lanes, so the few values past the last whole vector are added one by one.
+        for (; i < count; i++)
+        {
+            float d = x[i] - shift;
+            sum += d;
+            squares += d * d;
+        }
+        return (sum, squares);
+    }
+}

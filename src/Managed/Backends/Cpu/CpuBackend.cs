@@ -1,0 +1,239 @@
+using NativeVae.Kernels.Cpu;
+using NativeVae.Kernels.Gpu;
+using NativeVae.Tensors;
+
+namespace NativeVae.Backends.Cpu;
+
+/// <summary>
+/// The op interface on the CPU with SIMD kernels (src/Kernels/Cpu) at the widest vector width the machine
+/// accelerates, on all cores. Ops run synchronously on the calling thread plus the backend's worker threads.
+/// Tensors live in pooled native memory; convolution weights are packed once, on their first use, and the
+/// packing is kept with the weight tensor. One backend may be used from one thread at a time.
+/// </summary>
+internal sealed unsafe class CpuBackend : IBackend
+{
+    private readonly NativeBufferPool _pool = new();
+    private readonly CpuWorkers _workers;
+
+    /// <param name="width">Vector width; null picks the widest accelerated one. Tests pin narrower widths.</param>
+    /// <param name="threads">Worker threads including the caller; 0 uses every core.</param>
+    public CpuBackend(SimdWidth? width = null, int threads = 0)
+    {
+        var best = SimdWidths.Best;
+        Width = width ?? best;
+        if (Width > best)
+            throw new NotSupportedException($"CPU backend: {Width} vectors are not accelerated on this machine (best is {best})");
+        if (threads < 0)
+            throw new ArgumentOutOfRangeException(nameof(threads), threads, "thread count must not be negative");
+        _workers = new CpuWorkers(threads);
+        Name = $"CPU SIMD ({Width}, {_workers.Count} threads)";
+    }
+
+    public string Name { get; }
+
+    public BackendKind Kind => BackendKind.Cpu;
+
+    /// <summary>The vector width the kernels run at.</summary>
+    public SimdWidth Width { get; }
+
+    public MemoryStats Memory => _pool.Stats;
+
+    public Tensor Allocate(TensorShape shape, DType dtype = DType.F32) => new CpuTensor(this, _pool, shape, dtype);
+
+    public Tensor Upload(ReadOnlySpan<float> data, TensorShape shape, DType dtype = DType.F32)
+    {
+        if (data.Length != shape.ElementCount)
+            throw new ArgumentException($"upload of {data.Length} values into a tensor of shape {shape}", nameof(data));
+        if (dtype != DType.F32)
+            throw new NotSupportedException($"upload to {dtype} is not supported yet on {Name}");
+        var tensor = (CpuTensor)Allocate(shape, dtype);
+        data.CopyTo(new Span<float>(tensor.F32, data.Length));
+        return tensor;
+    }
+
+    public void Download(Tensor tensor, Span<float> destination)
+    {
+        var t = Own(tensor, nameof(tensor));
+        if (destination.Length != t.ElementCount)
+            throw new ArgumentException($"download of tensor {t} into {destination.Length} values", nameof(destination));
+        new ReadOnlySpan<float>(t.F32, destination.Length).CopyTo(destination);
+    }
+
+    public void Synchronize()
+    {
+        // Ops finish before they return.
+    }
+
+    public Tensor Conv2d(Tensor input, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual = null)
+    {
+        var x = Own(input, nameof(input));
+        var w = Own(weight, nameof(weight));
+        var b = bias is null ? null : Own(bias, nameof(bias));
+        var r = residual is null ? null : Own(residual, nameof(residual));
+        var outShape = OpShapes.Conv2d(x, w, b, spec, r);
+        int kernel = w.Shape[2];
+        var packed = w.PackedConvWeights ??= new Conv2dPackedWeights(w.F32, w.Shape[0], w.Shape[1], kernel);
+
+        var y = (CpuTensor)Allocate(outShape);
+        var p = new Conv2dParams
+        {
+            Batch = x.Shape.N,
+            InChannels = x.Shape.C,
+            InHeight = x.Shape.H,
+            InWidth = x.Shape.W,
+            OutChannels = outShape.C,
+            OutHeight = outShape.H,
+            OutWidth = outShape.W,
+            Kernel = kernel,
+            Stride = spec.Stride,
+            PadTop = spec.PadTop,
+            PadLeft = spec.PadLeft,
+            Upsample2x = spec.Upsample2x ? 1 : 0,
+            HasBias = b is null ? 0 : 1,
+            HasResidual = r is null ? 0 : 1,
+        };
+        Conv2dCpu.Run(_workers, Width, p, x.F32, packed, b is null ? null : b.F32, r is null ? null : r.F32, y.F32);
+        return y;
+    }
+
+    public Tensor GroupNorm(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu)
+    {
+        using var stats = (CpuTensor)Allocate(new TensorShape(Math.Max(0, input.Shape.Rank == 4 ? input.Shape.N : 0), Math.Max(groups, 0), 2));
+        return GroupNorm(input, gamma, beta, groups, eps, fuseSilu, stats);
+    }
+
+    /// <summary>GroupNorm that also returns its per-group (mean, rstd) in <paramref name="stats"/> [N, G, 2] (for tests).</summary>
+    public Tensor GroupNorm(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu, Tensor stats)
+    {
+        var x = Own(input, nameof(input));
+        var g = Own(gamma, nameof(gamma));
+        var bt = Own(beta, nameof(beta));
+        var st = Own(stats, nameof(stats));
+        OpShapes.GroupNorm(x, g, bt, groups);
+        if (st.ElementCount != 2L * x.Shape.N * groups)
+            throw new ArgumentException($"group_norm stats {st.Shape} must hold (mean, rstd) for {x.Shape.N}x{groups} groups");
+        var y = (CpuTensor)Allocate(x.Shape);
+        var p = new GroupNormParams
+        {
+            Batch = x.Shape.N,
+            Channels = x.Shape.C,
+            Spatial = checked(x.Shape.H * x.Shape.W),
+            Groups = groups,
+            Eps = eps,
+            FuseSilu = fuseSilu ? 1 : 0,
+        };
+        GroupNormCpu.Run(_workers, Width, p, x.F32, g.F32, bt.F32, st.F32, y.F32);
+        return y;
+    }
+
+    public Tensor GroupNormStatistics(Tensor input, int groups)
+    {
+        var x = Own(input, nameof(input));
+        var stats = (CpuTensor)Allocate(OpShapes.GroupNormStatistics(x, groups));
+        var p = new GroupNormParams
+        {
+            Batch = x.Shape.N,
+            Channels = x.Shape.C,
+            Spatial = checked(x.Shape.H * x.Shape.W),
+            Groups = groups,
+        };
+        GroupNormCpu.Moments(_workers, Width, p, x.F32, stats.F32);
+        return stats;
+    }
+
+    public Tensor ChannelAffine(Tensor input, Tensor scale, Tensor shift, bool fuseSilu)
+    {
+        var x = Own(input, nameof(input));
+        var sc = Own(scale, nameof(scale));
+        var sh = Own(shift, nameof(shift));
+        var y = (CpuTensor)Allocate(OpShapes.ChannelAffine(x, sc, sh));
+        GroupNormCpu.ChannelAffine(_workers, Width, x.Shape.N * x.Shape.C, checked(x.Shape.H * x.Shape.W), fuseSilu,
+            x.F32, sc.F32, sh.F32, y.F32);
+        return y;
+    }
+
+    public Tensor Attention(Tensor q, Tensor k, Tensor v, float scale)
+    {
+        var tq = Own(q, nameof(q));
+        var tk = Own(k, nameof(k));
+        var tv = Own(v, nameof(v));
+        OpShapes.Attention(tq, tk, tv);
+        var y = (CpuTensor)Allocate(tq.Shape);
+        var p = new AttentionParams
+        {
+            Batch = tq.Shape.N,
+            Channels = tq.Shape.C,
+            Tokens = checked(tq.Shape.H * tq.Shape.W),
+            Scale = scale,
+        };
+        AttentionCpu.Run(_workers, Width, p, tq.F32, tk.F32, tv.F32, y.F32);
+        return y;
+    }
+
+    public Tensor Unary(UnaryOp op, Tensor input)
+    {
+        var x = Own(input, nameof(input));
+        var y = (CpuTensor)Allocate(x.Shape);
+        switch (op)
+        {
+            case UnaryOp.Silu: ElementwiseCpu.Map(_workers, Width, new SiluFunction(), x.F32, y.F32, x.ElementCount); break;
+            case UnaryOp.Relu: ElementwiseCpu.Map(_workers, Width, new ReluFunction(), x.F32, y.F32, x.ElementCount); break;
+            case UnaryOp.TanhClamp3: ElementwiseCpu.Map(_workers, Width, new TanhClamp3Function(), x.F32, y.F32, x.ElementCount); break;
+            default:
+                y.Dispose();
+                throw new ArgumentOutOfRangeException(nameof(op), op, "unknown unary op");
+        }
+        return y;
+    }
+
+    public Tensor Add(Tensor a, Tensor b)
+    {
+        var ta = Own(a, nameof(a));
+        var tb = Own(b, nameof(b));
+        OpShapes.SameShape(ta, tb, "add");
+        var y = (CpuTensor)Allocate(ta.Shape);
+        ElementwiseCpu.Add(_workers, Width, ta.F32, tb.F32, y.F32, ta.ElementCount);
+        return y;
+    }
+
+    public Tensor ScaleShift(Tensor input, float scale, float shift)
+    {
+        var x = Own(input, nameof(input));
+        var y = (CpuTensor)Allocate(x.Shape);
+        ElementwiseCpu.Map(_workers, Width, new AffineFunction(scale, shift, silu: false), x.F32, y.F32, x.ElementCount);
+        return y;
+    }
+
+    public Tensor ImageToTensor(ReadOnlySpan<byte> rgb, int batch, int height, int width, float scale, float shift)
+    {
+        var shape = OpShapes.ImageToTensor(rgb.Length, batch, height, width);
+        var y = (CpuTensor)Allocate(shape);
+        fixed (byte* pixels = rgb)
+            ElementwiseCpu.ImageToTensor(_workers, pixels, y.F32, batch, height, width, scale, shift);
+        return y;
+    }
+
+    public void TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift)
+    {
+        var x = Own(input, nameof(input));
+        OpShapes.TensorToImage(x, rgb.Length);
+        fixed (byte* pixels = rgb)
+            ElementwiseCpu.TensorToImage(_workers, x.F32, pixels, x.Shape.N, x.Shape.H, x.Shape.W, scale, shift);
+    }
+
+    private CpuTensor Own(Tensor tensor, string name)
+    {
+        ArgumentNullException.ThrowIfNull(tensor, name);
+        if (tensor is not CpuTensor t || !ReferenceEquals(t.Owner, this))
+            throw new ArgumentException($"tensor '{name}' {tensor} belongs to another backend than {Name}", name);
+        if (t.IsDisposed)
+            throw new ObjectDisposedException(name, $"tensor '{name}' {tensor.Shape} was disposed");
+        return t;
+    }
+
+    public void Dispose()
+    {
+        _workers.Dispose();
+        _pool.Dispose();
+    }
+}
