@@ -23,6 +23,12 @@ internal sealed class ExactTilingBackend : IBackend
     private readonly IBackend _device;
     private readonly Dictionary<Tensor, float[]> _hostCopies = new(ReferenceEqualityComparer.Instance);
 
+    /// <summary>Freed activations by length: a model run asks for the same sizes again and again, and fresh memory is slow to touch.</summary>
+    private readonly Dictionary<long, Stack<float[]>> _freeArrays = new();
+
+    /// <summary>Staging for one tile on its way to or from the device, grown to the largest tile seen.</summary>
+    private float[] _staging = [];
+
     public ExactTilingBackend(IBackend device, int tileSize)
     {
         if (tileSize <= 0) throw new ArgumentOutOfRangeException(nameof(tileSize), tileSize, "tile size must be positive");
@@ -46,7 +52,7 @@ internal sealed class ExactTilingBackend : IBackend
     public Tensor Allocate(TensorShape shape, DType dtype = DType.F32)
     {
         if (dtype != DType.F32) throw new NotSupportedException($"{Name}: activations are F32, not {dtype}");
-        return new HostActivation(shape);
+        return NewActivation(shape);
     }
 
     public Tensor Upload(ReadOnlySpan<float> data, TensorShape shape, DType dtype = DType.F32)
@@ -71,7 +77,7 @@ internal sealed class ExactTilingBackend : IBackend
         var x = Host(input, nameof(input));
         var r = residual is null ? null : Host(residual, nameof(residual));
         var outShape = OpShapes.Conv2d(x, weight, bias, spec, r);
-        var y = new HostActivation(outShape);
+        var y = NewActivation(outShape);
         int kernel = weight.Shape[2];
         int upsample = spec.Upsample2x ? 2 : 1;
         var padless = new Conv2dSpec(spec.Stride, 0, 0, 0, 0);
@@ -122,7 +128,7 @@ internal sealed class ExactTilingBackend : IBackend
     {
         var x = Host(input, nameof(input));
         var shape = OpShapes.GroupNormStatistics(x, groups);
-        var result = new HostActivation(shape);
+        var result = NewActivation(shape);
         long perGroupPerPixel = x.Shape.C / groups;
         for (int n = 0; n < x.Shape.N; n++)
         {
@@ -161,7 +167,7 @@ internal sealed class ExactTilingBackend : IBackend
         var x = Host(input, nameof(input));
         var outShape = OpShapes.ChannelAffine(x, scale, shift);
         float[] sc = HostCopy(scale), sh = HostCopy(shift);
-        var y = new HostActivation(outShape);
+        var y = NewActivation(outShape);
         int c = x.Shape.C;
         var rowShape = new TensorShape(1, c);
         for (int n = 0; n < x.Shape.N; n++)
@@ -185,7 +191,7 @@ internal sealed class ExactTilingBackend : IBackend
         using var dk = _device.Upload(((HostActivation)k).Data, shape);
         using var dv = _device.Upload(((HostActivation)v).Data, shape);
         using var o = _device.Attention(dq, dk, dv, scale);
-        var y = new HostActivation(shape);
+        var y = NewActivation(shape);
         _device.Download(o, y.Data);
         TileDone?.Invoke();
         return y;
@@ -207,7 +213,7 @@ internal sealed class ExactTilingBackend : IBackend
     public Tensor ImageToTensor(ReadOnlySpan<byte> rgb, int batch, int height, int width, float scale, float shift)
     {
         using var t = _device.ImageToTensor(rgb, batch, height, width, scale, shift);
-        var y = new HostActivation(t.Shape);
+        var y = NewActivation(t.Shape);
         _device.Download(t, y.Data);
         return y;
     }
@@ -219,14 +225,19 @@ internal sealed class ExactTilingBackend : IBackend
         _device.TensorToImage(t, rgb, scale, shift);
     }
 
-    public void Dispose() => _hostCopies.Clear();
+    public void Dispose()
+    {
+        _hostCopies.Clear();
+        _freeArrays.Clear();
+        _staging = [];
+    }
 
     /// <summary>Runs an elementwise device op over flat chunks of TileSize^2 x 64 elements.</summary>
     private HostActivation Chunked(HostActivation a, HostActivation? b, Func<Tensor, Tensor?, Tensor> op)
     {
         const int ChannelsPerChunk = 64;
         long chunk = (long)TileSize * TileSize * ChannelsPerChunk;
-        var y = new HostActivation(a.Shape);
+        var y = NewActivation(a.Shape);
         for (long start = 0; start < a.Data.LongLength; start += chunk)
         {
             int length = (int)Math.Min(chunk, a.Data.LongLength - start);
@@ -244,11 +255,12 @@ internal sealed class ExactTilingBackend : IBackend
     /// x[n, :, rows, cols] of the input as the convolution sees it: 2x nearest-upsampled when
     /// <paramref name="upsample"/> is 2, zero outside the input.
     /// </summary>
-    private static float[] GatherWindow(HostActivation x, int n, (int Start, int Length) rows, (int Start, int Length) cols, int upsample)
+    private Span<float> GatherWindow(HostActivation x, int n, (int Start, int Length) rows, (int Start, int Length) cols, int upsample)
     {
         var s = x.Shape;
         int virtualH = s.H * upsample, virtualW = s.W * upsample;
-        var window = new float[(long)s.C * rows.Length * cols.Length];
+        var window = Staging((long)s.C * rows.Length * cols.Length);
+        window.Clear();
         for (int c = 0; c < s.C; c++)
         {
             long plane = ((long)n * s.C + c) * s.H;
@@ -257,7 +269,7 @@ internal sealed class ExactTilingBackend : IBackend
                 int vy = rows.Start + wy;
                 if (vy < 0 || vy >= virtualH) continue;
                 long srcRow = (plane + vy / upsample) * s.W;
-                long dstRow = ((long)c * rows.Length + wy) * cols.Length;
+                int dstRow = (c * rows.Length + wy) * cols.Length;
                 for (int wx = 0; wx < cols.Length; wx++)
                 {
                     int vx = cols.Start + wx;
@@ -269,16 +281,16 @@ internal sealed class ExactTilingBackend : IBackend
     }
 
     /// <summary>x[n, :, tile] as a contiguous [C, h, w] block.</summary>
-    private static float[] Crop(HostActivation x, int n, TileRect tile)
+    private Span<float> Crop(HostActivation x, int n, TileRect tile)
     {
         var s = x.Shape;
-        var block = new float[(long)s.C * tile.Height * tile.Width];
+        var block = Staging((long)s.C * tile.Height * tile.Width);
         for (int c = 0; c < s.C; c++)
         {
             for (int y = 0; y < tile.Height; y++)
             {
                 long src = ((((long)n * s.C + c) * s.H) + tile.Top + y) * s.W + tile.Left;
-                Array.Copy(x.Data, src, block, ((long)c * tile.Height + y) * tile.Width, tile.Width);
+                x.Data.AsSpan((int)src, tile.Width).CopyTo(block.Slice((c * tile.Height + y) * tile.Width, tile.Width));
             }
         }
         return block;
@@ -287,7 +299,7 @@ internal sealed class ExactTilingBackend : IBackend
     /// <summary>Downloads a device tile [1, C, h, w] into y[n, :, tile].</summary>
     private void Scatter(Tensor deviceTile, HostActivation y, int n, TileRect tile)
     {
-        var block = new float[deviceTile.ElementCount];
+        var block = Staging(deviceTile.ElementCount);
         _device.Download(deviceTile, block);
         var s = y.Shape;
         for (int c = 0; c < s.C; c++)
@@ -295,10 +307,31 @@ internal sealed class ExactTilingBackend : IBackend
             for (int row = 0; row < tile.Height; row++)
             {
                 long dst = ((((long)n * s.C + c) * s.H) + tile.Top + row) * s.W + tile.Left;
-                Array.Copy(block, ((long)c * tile.Height + row) * tile.Width, y.Data, dst, tile.Width);
+                block.Slice((c * tile.Height + row) * tile.Width, tile.Width).CopyTo(y.Data.AsSpan((int)dst, tile.Width));
             }
         }
         TileDone?.Invoke();
+    }
+
+    /// <summary>The staging buffer, at least <paramref name="length"/> long (a tile: always far below 2^31).</summary>
+    private Span<float> Staging(long length)
+    {
+        if (_staging.LongLength < length) _staging = new float[length];
+        return _staging.AsSpan(0, checked((int)length));
+    }
+
+    /// <summary>A host activation, from the freed ones when one of this size is free (contents unspecified).</summary>
+    private HostActivation NewActivation(TensorShape shape)
+    {
+        long length = shape.ElementCount;
+        var data = _freeArrays.TryGetValue(length, out var stack) && stack.Count > 0 ? stack.Pop() : new float[length];
+        return new HostActivation(shape, data, this);
+    }
+
+    private void Release(float[] data)
+    {
+        if (!_freeArrays.TryGetValue(data.LongLength, out var stack)) _freeArrays[data.LongLength] = stack = new Stack<float[]>();
+        stack.Push(data);
     }
 
     /// <summary>A small parameter tensor's values on the host (device parameters are downloaded once).</summary>
@@ -323,19 +356,19 @@ internal sealed class ExactTilingBackend : IBackend
         return h;
     }
 
-    /// <summary>An activation in host memory.</summary>
-    private sealed class HostActivation : Tensor
+    /// <summary>An activation in host memory; disposing returns its array to the owner's free list.</summary>
+    private sealed class HostActivation(TensorShape shape, float[] data, ExactTilingBackend? owner = null) : Tensor(shape, DType.F32)
     {
-        private float[]? _data;
-
-        public HostActivation(TensorShape shape) : this(shape, new float[shape.ElementCount]) { }
-
-        public HostActivation(TensorShape shape, float[] data) : base(shape, DType.F32) => _data = data;
+        private float[]? _data = data;
 
         public float[] Data => _data ?? throw new ObjectDisposedException(nameof(HostActivation));
 
         public override bool IsDisposed => _data is null;
 
-        public override void Dispose() => _data = null;
+        public override void Dispose()
+        {
+            var data = Interlocked.Exchange(ref _data, null);
+            if (data is not null) owner?.Release(data);
+        }
     }
 }
