@@ -28,4 +28,21 @@ internal abstract class Tensor : IDisposable
     public abstract void Dispose();
 
     public override string ToString() => $"{DType}{Shape}";
+
+    /// <summary>
+    /// The backend's check on every tensor an op receives: it is a live <typeparamref name="T"/> created by
+    /// <paramref name="owner"/>. The message names the argument.
+    /// </summary>
+    internal static T Require<T>(Tensor tensor, IBackend owner, string name) where T : Tensor
+    {
+        ArgumentNullException.ThrowIfNull(tensor, name);
+        if (tensor is not T t || !ReferenceEquals(t.Backend, owner))
+            throw new ArgumentException($"tensor '{name}' {tensor} belongs to another backend than {owner.Name}", name);
+        if (t.IsDisposed)
+            throw new ObjectDisposedException(name, $"tensor '{name}' {tensor.Shape} was disposed");
+        return t;
+    }
+
+    /// <summary>The backend that created this tensor (null for host-only tensors).</summary>
+    internal virtual IBackend? Backend => null;
 }

@@ -75,23 +75,7 @@ internal sealed unsafe class CpuBackend : IBackend
         var packed = w.PackedConvWeights ??= new Conv2dPackedWeights(w.F32, w.Shape[0], w.Shape[1], kernel);
 
         var y = (CpuTensor)Allocate(outShape);
-        var p = new Conv2dParams
-        {
-            Batch = x.Shape.N,
-            InChannels = x.Shape.C,
-            InHeight = x.Shape.H,
-            InWidth = x.Shape.W,
-            OutChannels = outShape.C,
-            OutHeight = outShape.H,
-            OutWidth = outShape.W,
-            Kernel = kernel,
-            Stride = spec.Stride,
-            PadTop = spec.PadTop,
-            PadLeft = spec.PadLeft,
-            Upsample2x = spec.Upsample2x ? 1 : 0,
-            HasBias = b is null ? 0 : 1,
-            HasResidual = r is null ? 0 : 1,
-        };
+        var p = KernelParameters.Conv2d(x, w, spec, outShape, b is not null, r is not null);
         Conv2dCpu.Run(_workers, Width, p, x.F32, packed, b is null ? null : b.F32, r is null ? null : r.F32, y.F32);
         return y;
     }
@@ -113,15 +97,7 @@ internal sealed unsafe class CpuBackend : IBackend
         if (st.ElementCount != 2L * x.Shape.N * groups)
             throw new ArgumentException($"group_norm stats {st.Shape} must hold (mean, rstd) for {x.Shape.N}x{groups} groups");
         var y = (CpuTensor)Allocate(x.Shape);
-        var p = new GroupNormParams
-        {
-            Batch = x.Shape.N,
-            Channels = x.Shape.C,
-            Spatial = checked(x.Shape.H * x.Shape.W),
-            Groups = groups,
-            Eps = eps,
-            FuseSilu = fuseSilu ? 1 : 0,
-        };
+        var p = KernelParameters.GroupNorm(x, groups, eps, fuseSilu);
         GroupNormCpu.Run(_workers, Width, p, x.F32, g.F32, bt.F32, st.F32, y.F32);
         return y;
     }
@@ -130,13 +106,7 @@ internal sealed unsafe class CpuBackend : IBackend
     {
         var x = Own(input, nameof(input));
         var stats = (CpuTensor)Allocate(OpShapes.GroupNormStatistics(x, groups));
-        var p = new GroupNormParams
-        {
-            Batch = x.Shape.N,
-            Channels = x.Shape.C,
-            Spatial = checked(x.Shape.H * x.Shape.W),
-            Groups = groups,
-        };
+        var p = KernelParameters.GroupNorm(x, groups, moments: true);
         GroupNormCpu.Moments(_workers, Width, p, x.F32, stats.F32);
         return stats;
     }
@@ -159,13 +129,7 @@ internal sealed unsafe class CpuBackend : IBackend
         var tv = Own(v, nameof(v));
         OpShapes.Attention(tq, tk, tv);
         var y = (CpuTensor)Allocate(tq.Shape);
-        var p = new AttentionParams
-        {
-            Batch = tq.Shape.N,
-            Channels = tq.Shape.C,
-            Tokens = checked(tq.Shape.H * tq.Shape.W),
-            Scale = scale,
-        };
+        var p = KernelParameters.Attention(tq, scale);
         AttentionCpu.Run(_workers, Width, p, tq.F32, tk.F32, tv.F32, y.F32);
         return y;
     }
@@ -221,15 +185,7 @@ internal sealed unsafe class CpuBackend : IBackend
             ElementwiseCpu.TensorToImage(_workers, x.F32, pixels, x.Shape.N, x.Shape.H, x.Shape.W, scale, shift);
     }
 
-    private CpuTensor Own(Tensor tensor, string name)
-    {
-        ArgumentNullException.ThrowIfNull(tensor, name);
-        if (tensor is not CpuTensor t || !ReferenceEquals(t.Owner, this))
-            throw new ArgumentException($"tensor '{name}' {tensor} belongs to another backend than {Name}", name);
-        if (t.IsDisposed)
-            throw new ObjectDisposedException(name, $"tensor '{name}' {tensor.Shape} was disposed");
-        return t;
-    }
+    private CpuTensor Own(Tensor tensor, string name) => Tensor.Require<CpuTensor>(tensor, this, name);
 
     public void Dispose()
     {

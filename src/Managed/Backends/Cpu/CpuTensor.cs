@@ -1,4 +1,5 @@
 using NativeVae.Kernels.Cpu;
+using NativeVae.Backends;
 using NativeVae.Tensors;
 
 namespace NativeVae.Backends.Cpu;
@@ -18,6 +19,8 @@ internal sealed unsafe class CpuTensor : Tensor
     }
 
     public CpuBackend Owner { get; }
+
+    internal override IBackend Backend => Owner;
 
     public override bool IsDisposed => _buffer == 0;
 

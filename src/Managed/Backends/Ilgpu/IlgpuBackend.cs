@@ -130,23 +130,7 @@ internal sealed class IlgpuBackend : IBackend
         IlgpuTensor? r = residual is null ? null : Own(residual, nameof(residual));
         var outShape = OpShapes.Conv2d(x, w, b, spec, r);
         var y = (IlgpuTensor)Allocate(outShape);
-        var p = new Conv2dParams
-        {
-            Batch = x.Shape.N,
-            InChannels = x.Shape.C,
-            InHeight = x.Shape.H,
-            InWidth = x.Shape.W,
-            OutChannels = outShape.C,
-            OutHeight = outShape.H,
-            OutWidth = outShape.W,
-            Kernel = w.Shape[2],
-            Stride = spec.Stride,
-            PadTop = spec.PadTop,
-            PadLeft = spec.PadLeft,
-            Upsample2x = spec.Upsample2x ? 1 : 0,
-            HasBias = b is null ? 0 : 1,
-            HasResidual = r is null ? 0 : 1,
-        };
+        var p = KernelParameters.Conv2d(x, w, spec, outShape, b is not null, r is not null);
         // Absent bias/residual: pass any valid view, the flags keep the kernel from reading it.
         _conv2d.Run(Kernels.Conv2d, p, x.F32, w.F32, b?.F32 ?? y.F32, r?.F32 ?? y.F32, y.F32);
         return y;
@@ -170,15 +154,7 @@ internal sealed class IlgpuBackend : IBackend
         var bt = Own(beta, nameof(beta));
         var y = (IlgpuTensor)Allocate(OpShapes.GroupNorm(x, g, bt, groups));
         var statsTensor = (IlgpuTensor)Allocate(new TensorShape(x.Shape.N, groups, 2));
-        var p = new GroupNormParams
-        {
-            Batch = x.Shape.N,
-            Channels = x.Shape.C,
-            Spatial = checked(x.Shape.H * x.Shape.W),
-            Groups = groups,
-            Eps = eps,
-            FuseSilu = fuseSilu ? 1 : 0,
-        };
+        var p = KernelParameters.GroupNorm(x, groups, eps, fuseSilu);
         _groupNorm.Run(Kernels.GroupNorm, p, x.F32, g.F32, bt.F32, statsTensor.F32, y.F32);
         stats = statsTensor;
         return y;
@@ -188,14 +164,7 @@ internal sealed class IlgpuBackend : IBackend
     {
         var x = Own(input, nameof(input));
         var stats = (IlgpuTensor)Allocate(OpShapes.GroupNormStatistics(x, groups));
-        var p = new GroupNormParams
-        {
-            Batch = x.Shape.N,
-            Channels = x.Shape.C,
-            Spatial = checked(x.Shape.H * x.Shape.W),
-            Groups = groups,
-            StatsAsMoments = 1,
-        };
+        var p = KernelParameters.GroupNorm(x, groups, moments: true);
         _groupNorm.Statistics(Kernels.GroupNorm, p, x.F32, stats.F32);
         return stats;
     }
@@ -222,13 +191,7 @@ internal sealed class IlgpuBackend : IBackend
         var tk = Own(k, nameof(k));
         var tv = Own(v, nameof(v));
         var y = (IlgpuTensor)Allocate(OpShapes.Attention(tq, tk, tv));
-        var p = new AttentionParams
-        {
-            Batch = tq.Shape.N,
-            Channels = tq.Shape.C,
-            Tokens = checked(tq.Shape.H * tq.Shape.W),
-            Scale = scale,
-        };
+        var p = KernelParameters.Attention(tq, scale);
         _attention.Run(Kernels.Attention, p, tq.F32, tk.F32, tv.F32, y.F32);
         return y;
     }
@@ -286,15 +249,7 @@ internal sealed class IlgpuBackend : IBackend
         bytes.CopyToCPU(rgb);
     }
 
-    private IlgpuTensor Own(Tensor tensor, string name)
-    {
-        ArgumentNullException.ThrowIfNull(tensor, name);
-        if (tensor is not IlgpuTensor t || !ReferenceEquals(t.Owner, this))
-            throw new ArgumentException($"tensor '{name}' {tensor} belongs to another backend than {Name}", name);
-        if (t.IsDisposed)
-            throw new ObjectDisposedException(name, $"tensor '{name}' {tensor.Shape} was disposed");
-        return t;
-    }
+    private IlgpuTensor Own(Tensor tensor, string name) => Tensor.Require<IlgpuTensor>(tensor, this, name);
 
     public void Dispose()
     {

@@ -1,5 +1,6 @@
 using ILGPU;
 using ILGPU.Runtime;
+using NativeVae.Backends;
 using NativeVae.Tensors;
 
 namespace NativeVae.Backends.Ilgpu;
@@ -19,6 +20,8 @@ internal sealed class IlgpuTensor : Tensor
     }
 
     public IlgpuBackend Owner { get; }
+
+    internal override IBackend Backend => Owner;
 
     public override bool IsDisposed => _buffer is null;
 

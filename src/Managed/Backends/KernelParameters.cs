@@ -1,0 +1,49 @@
+using NativeVae.Kernels.Gpu;
+using NativeVae.Tensors;
+
+namespace NativeVae.Backends;
+
+/// <summary>
+/// The parameter blocks the kernels take (src/Kernels/Gpu/KernelParams.cs, shared by the ILGPU and CPU kernels),
+/// built in one place from checked tensors.
+/// </summary>
+internal static class KernelParameters
+{
+    public static Conv2dParams Conv2d(Tensor x, Tensor weight, Conv2dSpec spec, TensorShape output, bool hasBias, bool hasResidual) => new()
+    {
+        Batch = x.Shape.N,
+        InChannels = x.Shape.C,
+        InHeight = x.Shape.H,
+        InWidth = x.Shape.W,
+        OutChannels = output.C,
+        OutHeight = output.H,
+        OutWidth = output.W,
+        Kernel = weight.Shape[2],
+        Stride = spec.Stride,
+        PadTop = spec.PadTop,
+        PadLeft = spec.PadLeft,
+        Upsample2x = spec.Upsample2x ? 1 : 0,
+        HasBias = hasBias ? 1 : 0,
+        HasResidual = hasResidual ? 1 : 0,
+    };
+
+    /// <param name="moments">Statistics as (mean, M2) for <see cref="IBackend.GroupNormStatistics"/>.</param>
+    public static GroupNormParams GroupNorm(Tensor x, int groups, float eps = 0f, bool silu = false, bool moments = false) => new()
+    {
+        Batch = x.Shape.N,
+        Channels = x.Shape.C,
+        Spatial = checked(x.Shape.H * x.Shape.W),
+        Groups = groups,
+        Eps = eps,
+        FuseSilu = silu ? 1 : 0,
+        StatsAsMoments = moments ? 1 : 0,
+    };
+
+    public static AttentionParams Attention(Tensor q, float scale) => new()
+    {
+        Batch = q.Shape.N,
+        Channels = q.Shape.C,
+        Tokens = checked(q.Shape.H * q.Shape.W),
+        Scale = scale,
+    };
+}
