@@ -60,6 +60,8 @@ public sealed class Vae : IDisposable
     public static Vae Load(string path, VaeOptions? options = null)
     {
         options ??= new();
+        if (options.DType != DType.F32)
+            throw new NotSupportedException($"dtype {options.DType}: the kernels store and compute fp32 only (fp16 storage is not implemented yet)");
         using var loaded = VaeLoader.Open(path, new VaeLoadOptions(options.Family));
         IBackend backend = BackendFactory.Create(options.Device);
         try

@@ -8,6 +8,12 @@ public sealed record VaeOptions
     /// <summary>Which device runs the model (default: CUDA when present, else the CPU).</summary>
     public DevicePreference Device { get; init; } = DevicePreference.Auto;
 
+    /// <summary>
+    /// Storage dtype of weights and activations on the device. Only <see cref="Tensors.DType.F32"/> is implemented by
+    /// today's kernels; F16/BF16 are refused at load with a message naming the backend.
+    /// </summary>
+    public Tensors.DType DType { get; init; } = Tensors.DType.F32;
+
     /// <summary>Largest image accepted, in pixels (input images are untrusted). Default 4096 x 4096.</summary>
     public long MaxImagePixels { get; init; } = Imaging.ImageInput.DefaultMaxPixels;
 
