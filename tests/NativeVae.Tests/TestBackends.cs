@@ -45,14 +45,15 @@ public sealed class TestBackends
         return backend;
     }
 
-    /// <summary>ILGPU as a user's default gets it: CUDA when a GPU is present, else the emulator.</summary>
-    internal static IlgpuBackend IlgpuAuto()
+    /// <summary>ILGPU as a user's default gets it: CUDA when a GPU is present, else the emulator (the same instance as "ilgpu-cpu").</summary>
+    internal static IlgpuBackend IlgpuAuto() =>
+        HasCuda.Value ? _cuda ??= new IlgpuBackend(DevicePreference.Cuda) : (IlgpuBackend)Get(IlgpuCpuName);
+
+    private static readonly Lazy<bool> HasCuda = new(() =>
     {
-        if (_cuda is not null) return _cuda;
-        using (var probe = Context.Create(builder => builder.Cuda()))
-            if (probe.GetCudaDevices().Count == 0) return (IlgpuBackend)Get(IlgpuCpuName);
-        return _cuda = new IlgpuBackend(DevicePreference.Cuda);
-    }
+        using var probe = Context.Create(builder => builder.Cuda());
+        return probe.GetCudaDevices().Count > 0;
+    });
 
     /// <summary>The SIMD CPU backend pinned to one vector width, one backend per width.</summary>
     internal static CpuBackend Cpu(SimdWidth width)
