@@ -67,7 +67,7 @@ public class VaeApiTests
         {
             var single = new HostTensor<float>(TensorShape.Nchw(1, 3, 10, 6), batch.Data.AsSpan(n * per, per).ToArray());
             var one = vae.Encode(single);
-            TensorAssert.Close(one.Data, latents.Data.AsSpan(n * latentPer, latentPer), Tolerance, 0, $"batch item {n}");
+            NumericAssert.Close(latents.Data.AsSpan(n * latentPer, latentPer), one.Data, one.Shape, Tolerance, 0, $"batch item {n}");
         }
         using var decoded = vae.Decode(latents, new DecodeOptions { Output = DecodeOutput.FloatTensor });
         Assert.That(decoded.FloatTensor!.Shape, Is.EqualTo(TensorShape.Nchw(2, 3, 10, 6)));
@@ -81,7 +81,7 @@ public class VaeApiTests
         var manual = new HostTensor<float>(latents.Shape, latents.Data.Select(v => v / 0.5f + 0.25f).ToArray());
         using var expected = vae.Decode(manual, new DecodeOptions { Output = DecodeOutput.FloatTensor });
         using var actual = vae.Decode(latents, new DecodeOptions { Output = DecodeOutput.FloatTensor, ScalingFactor = 0.5f, ShiftFactor = 0.25f });
-        TensorAssert.Close(expected.FloatTensor!.Data, actual.FloatTensor!.Data, Tolerance, 0, "scaled decode");
+        NumericAssert.Close(actual.FloatTensor!.Data, expected.FloatTensor!.Data, expected.FloatTensor.Shape, Tolerance, 0, "scaled decode");
         Assert.That(latents.Data[0], Is.EqualTo(RandomLatents(1, 4, 3, 5).Data[0]), "the caller's latents are not modified");
     }
 
@@ -155,12 +155,12 @@ public class VaeApiTests
         var images = RandomImages(1, height, width);
         var whole = vae.Encode(images, new EncodeOptions { Tiling = TilingMode.None });
         var tiled = vae.Encode(images, new EncodeOptions { Tiling = TilingMode.Exact, TileSize = tile });
-        TensorAssert.Close(whole.Data, tiled.Data, 1e-4, 0, "exact-tiled encode");
+        NumericAssert.Close(tiled.Data, whole.Data, whole.Shape, 1e-4, 0, "exact-tiled encode");
 
         var latents = RandomLatents(1, 4, height / 2, width / 2);
         using var wholeImage = vae.Decode(latents, new DecodeOptions { Output = DecodeOutput.FloatTensor, Tiling = TilingMode.None });
         using var tiledImage = vae.Decode(latents, new DecodeOptions { Output = DecodeOutput.FloatTensor, Tiling = TilingMode.Exact, TileSize = tile });
-        TensorAssert.Close(wholeImage.FloatTensor!.Data, tiledImage.FloatTensor!.Data, 1e-4, 0, "exact-tiled decode");
+        NumericAssert.Close(tiledImage.FloatTensor!.Data, wholeImage.FloatTensor!.Data, wholeImage.FloatTensor.Shape, 1e-4, 0, "exact-tiled decode");
     }
 
     [Test]
@@ -174,7 +174,7 @@ public class VaeApiTests
         Assert.That(tight.PlanAuto(latents, encode: false), Is.EqualTo((TilingMode.Exact, (int?)8)));
         using var a = roomy.Decode(latents, new DecodeOptions { Output = DecodeOutput.FloatTensor });
         using var b = tight.Decode(latents, new DecodeOptions { Output = DecodeOutput.FloatTensor });
-        TensorAssert.Close(a.FloatTensor!.Data, b.FloatTensor!.Data, 1e-4, 0, "auto-tiled decode");
+        NumericAssert.Close(b.FloatTensor!.Data, a.FloatTensor!.Data, a.FloatTensor.Shape, 1e-4, 0, "auto-tiled decode");
     }
 
     [Test]

@@ -1,4 +1,3 @@
-using NativeVae.Kernels.Gpu;
 using NativeVae.Tensors;
 using NativeVae.Tests.Support;
 using NativeVae.Weights;
@@ -11,7 +10,7 @@ public sealed record AttentionCase(string Name, int Batch, int Channels, int Hei
     public override string ToString() => Name;
 }
 
-/// <summary>Every attention kernel version against a double reference with a full softmax.</summary>
+/// <summary>Every attention kernel version of every backend against a double reference with a full softmax.</summary>
 public sealed class AttentionKernelTests
 {
     private const ulong Seed = 13;
@@ -27,17 +26,16 @@ public sealed class AttentionKernelTests
         new("5x4, C=96", 1, 96, 5, 4, 1 / MathF.Sqrt(96)),
         new("9x8 (72 tokens), C=70", 1, 70, 9, 8, 1 / MathF.Sqrt(70)),
         new("11x7 (77 tokens), batch 2, C=3, sharp softmax", 2, 3, 11, 7, 4f),
+        new("16x17 (272 tokens: CPU key tiles of 128 and a ragged one), C=6", 1, 6, 16, 17, 1 / MathF.Sqrt(6)),
+        new("8x8, C=512 (SD mid-block width)", 1, 512, 8, 8, 1 / MathF.Sqrt(512)),
     ];
 
-    private static IEnumerable<TestCaseData> Cases() =>
-        from version in Enum.GetValues<AttentionVersion>()
-        from shape in Shapes
-        select new TestCaseData(version, shape).SetArgDisplayNames(version.ToString(), shape.Name);
+    private static IEnumerable<TestCaseData> OnEveryVersion() => KernelBackends.Cases(KernelBackends.EveryVersion, Shapes);
 
-    [TestCaseSource(nameof(Cases))]
-    public void MatchesReference(AttentionVersion version, AttentionCase c)
+    [TestCaseSource(nameof(OnEveryVersion))]
+    public void MatchesReference(string backendName, AttentionCase c)
     {
-        var backend = KernelBackends.For(version);
+        var backend = KernelBackends.Get(backendName);
         var shape = TensorShape.Nchw(c.Batch, c.Channels, c.Height, c.Width);
         // Spread wider than [-1, 1] so that the scores move the running max often.
         float[] q = SeededWeights.Uniform(Seed, c.Name + ".q", shape.ElementCount).Select(v => 2 * v).ToArray();
@@ -51,14 +49,14 @@ public sealed class AttentionKernelTests
         using var y = backend.Attention(tq, tk, tv, c.Scale);
         var actual = new float[shape.ElementCount];
         backend.Download(y, actual);
-        NumericAssert.Close(actual, expected, shape, AbsTolerance, RelTolerance, $"attention {version} {c.Name}");
+        NumericAssert.Close(actual, expected, shape, AbsTolerance, RelTolerance, $"attention {backendName} {c.Name}");
     }
 
-    [Test]
-    public void OutputBufferContentsDoNotLeakIn([Values] AttentionVersion version)
+    [TestCaseSource(typeof(KernelBackends), nameof(KernelBackends.EveryVersion))]
+    public void OutputBufferContentsDoNotLeakIn(string backendName)
     {
         // Pooled output buffers hold whatever the last op left, NaN included; the kernels must overwrite, not accumulate.
-        var backend = KernelBackends.For(version);
+        var backend = KernelBackends.Get(backendName);
         var shape = TensorShape.Nchw(1, 5, 3, 3);
         float[] q = SeededWeights.Uniform(Seed, "leak.q", shape.ElementCount);
         using var tq = backend.Upload(q, shape);
@@ -69,6 +67,6 @@ public sealed class AttentionKernelTests
         var actual = new float[shape.ElementCount];
         backend.Download(y, actual);
         double[] expected = Reference.Attention(q, q, q, 1, 5, 9, 1);
-        NumericAssert.Close(actual, expected, shape, AbsTolerance, RelTolerance, $"attention {version} over a NaN buffer");
+        NumericAssert.Close(actual, expected, shape, AbsTolerance, RelTolerance, $"attention {backendName} over a NaN buffer");
     }
 }

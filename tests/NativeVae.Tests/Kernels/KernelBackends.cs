@@ -1,38 +1,70 @@
 using NativeVae.Backends;
+using NativeVae.Backends.Cpu;
 using NativeVae.Backends.Ilgpu;
+using NativeVae.Kernels.Cpu;
 using NativeVae.Kernels.Gpu;
+using NativeVae.Tensors;
 
 namespace NativeVae.Tests.Kernels;
 
 /// <summary>
-/// The ILGPU CPU-accelerator backends the kernel tests share: one pinned to the plain versions, one to the tiled
-/// versions, so that together they run every kernel version. Each compiles every kernel once, on first use;
-/// both are disposed when the tests of this namespace are done.
+/// The op tests' backend matrix: every kernel version of every backend (ILGPU's plain and tiled versions on its CPU
+/// accelerator, the SIMD CPU backend at each vector width this machine accelerates), by name; instances come from
+/// <see cref="TestBackends"/>, so none is created twice.
 /// </summary>
-[SetUpFixture]
-public sealed class KernelBackends
+internal static class KernelBackends
 {
-    private static IlgpuBackend? _plain;
-    private static IlgpuBackend? _tiled;
+    public const string IlgpuPlain = "ilgpu-plain";
+    public const string IlgpuTiled = "ilgpu-tiled";
+    private const string CpuPrefix = "cpu-";
 
-    internal static IlgpuBackend Plain => _plain ??= new IlgpuBackend(DevicePreference.IlgpuCpu,
-        new IlgpuKernelChoice(Conv2dVersion.Direct, GroupNormVersion.Simple, AttentionVersion.RowPerThread));
+    private static readonly IlgpuKernelChoice PlainKernels =
+        new(Conv2dVersion.Direct, GroupNormVersion.Simple, AttentionVersion.RowPerThread);
 
-    internal static IlgpuBackend Tiled => _tiled ??= new IlgpuBackend(DevicePreference.IlgpuCpu,
-        new IlgpuKernelChoice(Conv2dVersion.SharedTile, GroupNormVersion.GroupReduce, AttentionVersion.SharedTile));
+    private static readonly IlgpuKernelChoice TiledKernels =
+        new(Conv2dVersion.SharedTile, GroupNormVersion.GroupReduce, AttentionVersion.SharedTile);
 
-    internal static IlgpuBackend For(Conv2dVersion version) => version == Conv2dVersion.Direct ? Plain : Tiled;
+    /// <summary>The CPU backend at every accelerated width, so the 512-, 256-, 128-bit and scalar paths all run here.</summary>
+    public static IEnumerable<string> Cpu =>
+        Enum.GetValues<SimdWidth>().Where(w => w <= SimdWidths.Best).Select(w => CpuPrefix + w);
 
-    internal static IlgpuBackend For(GroupNormVersion version) => version == GroupNormVersion.Simple ? Plain : Tiled;
+    /// <summary>For ops with several ILGPU versions (conv2d, group_norm, attention): both ILGPU choices, every CPU width.</summary>
+    public static IEnumerable<string> EveryVersion => [IlgpuPlain, IlgpuTiled, .. Cpu];
 
-    internal static IlgpuBackend For(AttentionVersion version) => version == AttentionVersion.RowPerThread ? Plain : Tiled;
+    /// <summary>For ops with one ILGPU kernel (elementwise, channel affine, image conversions).</summary>
+    public static IEnumerable<string> EveryBackend => [IlgpuPlain, .. Cpu];
 
-    [OneTimeTearDown]
-    public void DisposeBackends()
+    public static IBackend Get(string name) => name switch
     {
-        _plain?.Dispose();
-        _tiled?.Dispose();
-        _plain = null;
-        _tiled = null;
+        IlgpuPlain => TestBackends.IlgpuCpu(PlainKernels),
+        IlgpuTiled => TestBackends.IlgpuCpu(TiledKernels),
+        _ when name.StartsWith(CpuPrefix, StringComparison.Ordinal) =>
+            TestBackends.Cpu(Enum.Parse<SimdWidth>(name[CpuPrefix.Length..])),
+        _ => throw new ArgumentOutOfRangeException(nameof(name), name, "no op-test backend of that name"),
+    };
+
+    /// <summary>Every (backend, case) pair, shown as both names.</summary>
+    public static IEnumerable<TestCaseData> Cases<T>(IEnumerable<string> backends, IEnumerable<T> cases) where T : notnull =>
+        from backend in backends
+        from c in cases
+        select new TestCaseData(backend, c).SetArgDisplayNames(backend, c.ToString()!);
+
+    /// <summary>
+    /// GroupNorm with its side output <paramref name="stats"/> [N, groups, 2] = (mean, rstd), through the hook each
+    /// backend offers tests; the caller disposes both tensors.
+    /// </summary>
+    public static Tensor GroupNormWithStatistics(IBackend backend, Tensor x, Tensor gamma, Tensor beta, int groups,
+        float eps, bool silu, out Tensor stats)
+    {
+        switch (backend)
+        {
+            case IlgpuBackend ilgpu:
+                return ilgpu.GroupNorm(x, gamma, beta, groups, eps, silu, out stats);
+            case CpuBackend cpu:
+                stats = cpu.Allocate(new TensorShape(x.Shape.N, groups, 2));
+                return cpu.GroupNorm(x, gamma, beta, groups, eps, silu, stats);
+            default:
+                throw new NotSupportedException($"{backend.Name}: no GroupNorm statistics hook for tests");
+        }
     }
 }

@@ -1,6 +1,5 @@
 using System.Globalization;
 using NativeVae.Backends;
-using NativeVae.Backends.Ilgpu;
 using NativeVae.Tensors;
 using NativeVae.Tests.Support;
 using NativeVae.Weights.SafeTensors;
@@ -9,7 +8,7 @@ namespace NativeVae.Tests.Kernels;
 
 /// <summary>
 /// Every oracle fixture under <c>tests/fixtures/ops/&lt;op&gt;/*.safetensors</c> (written by tools/NativeVae.Oracle
-/// from libtorch) run through the backend ops with every kernel version. An op folder without fixtures is a
+/// from libtorch) run through the ops of every backend with every kernel version. An op folder without fixtures is a
 /// failure, not a pass: a parity test that checks nothing must not look green.
 /// <para>Formats (tensors; <c>__metadata__</c> strings):</para>
 /// <list type="bullet">
@@ -24,8 +23,6 @@ public sealed class OpFixtureTests
 {
     private const double AbsTolerance = 1e-4;
     private const double RelTolerance = 1e-5;
-    private const string Plain = "plain kernels";
-    private const string Tiled = "tiled kernels";
 
     private static readonly string[] Ops = ["conv2d", "group_norm", "attention", "elementwise"];
 
@@ -41,24 +38,26 @@ public sealed class OpFixtureTests
                 : [];
             if (files.Length == 0)
             {
-                yield return new TestCaseData(op, "", Plain).SetArgDisplayNames(op, "(none)");
+                yield return new TestCaseData(op, "", KernelBackends.IlgpuPlain).SetArgDisplayNames(op, "(none)");
                 continue;
             }
+            // Elementwise ops have one ILGPU kernel; the others have a plain and a tiled version.
+            var backends = op == "elementwise" ? KernelBackends.EveryBackend : KernelBackends.EveryVersion;
             foreach (string file in files)
-            foreach (string kernels in new[] { Plain, Tiled })
-                yield return new TestCaseData(op, Path.GetFileName(file), kernels)
-                    .SetArgDisplayNames(op, Path.GetFileNameWithoutExtension(file), kernels);
+            foreach (string backend in backends)
+                yield return new TestCaseData(op, Path.GetFileName(file), backend)
+                    .SetArgDisplayNames(op, Path.GetFileNameWithoutExtension(file), backend);
         }
     }
 
     [TestCaseSource(nameof(Cases))]
-    public void MatchesOracle(string op, string file, string kernels)
+    public void MatchesOracle(string op, string file, string backendName)
     {
         if (file.Length == 0)
             Assert.Fail($"no oracle fixtures in tests/fixtures/ops/{op}: generate them with tools/NativeVae.Oracle");
-        var backend = kernels == Plain ? KernelBackends.Plain : KernelBackends.Tiled;
+        var backend = KernelBackends.Get(backendName);
         using var fixture = SafeTensorsFile.Open(Path.Combine(OpFolder(op), file));
-        string what = $"{op}/{file} ({kernels}: {backend.Kernels})";
+        string what = $"{op}/{file} ({backendName}: {backend.Name})";
         switch (op)
         {
             case "conv2d": CheckConv2d(backend, fixture, what); break;
@@ -68,7 +67,7 @@ public sealed class OpFixtureTests
         }
     }
 
-    private static void CheckConv2d(IlgpuBackend backend, SafeTensorsFile f, string what)
+    private static void CheckConv2d(IBackend backend, SafeTensorsFile f, string what)
     {
         var spec = new Conv2dSpec(MetaInt(f, "stride"), MetaInt(f, "pad_top"), MetaInt(f, "pad_bottom"),
             MetaInt(f, "pad_left"), MetaInt(f, "pad_right"), MetaInt(f, "upsample2x") != 0);
@@ -80,13 +79,14 @@ public sealed class OpFixtureTests
         CheckOutput(backend, y, f, "y", what);
     }
 
-    private static void CheckGroupNorm(IlgpuBackend backend, SafeTensorsFile f, string what)
+    private static void CheckGroupNorm(IBackend backend, SafeTensorsFile f, string what)
     {
         int groups = MetaInt(f, "groups");
         using var x = Upload(backend, f, "x");
         using var gamma = Upload(backend, f, "gamma");
         using var beta = Upload(backend, f, "beta");
-        using var y = backend.GroupNorm(x, gamma, beta, groups, MetaFloat(f, "eps"), MetaInt(f, "silu") != 0, out var stats);
+        using var y = KernelBackends.GroupNormWithStatistics(backend, x, gamma, beta, groups, MetaFloat(f, "eps"),
+            MetaInt(f, "silu") != 0, out var stats);
         using var statsTensor = stats;
         CheckOutput(backend, y, f, "y", what);
 
@@ -100,7 +100,7 @@ public sealed class OpFixtureTests
         }
     }
 
-    private static void CheckAttention(IlgpuBackend backend, SafeTensorsFile f, string what)
+    private static void CheckAttention(IBackend backend, SafeTensorsFile f, string what)
     {
         using var q = Upload(backend, f, "q");
         using var k = Upload(backend, f, "k");
@@ -109,7 +109,7 @@ public sealed class OpFixtureTests
         CheckOutput(backend, y, f, "y", what);
     }
 
-    private static void CheckElementwise(IlgpuBackend backend, SafeTensorsFile f, string what)
+    private static void CheckElementwise(IBackend backend, SafeTensorsFile f, string what)
     {
         using var x = Upload(backend, f, "x");
         string op = Meta(f, "op");
@@ -125,13 +125,13 @@ public sealed class OpFixtureTests
         CheckOutput(backend, y, f, "y", what);
     }
 
-    private static Tensor AddFixture(IlgpuBackend backend, SafeTensorsFile f, Tensor x)
+    private static Tensor AddFixture(IBackend backend, SafeTensorsFile f, Tensor x)
     {
         using var b = Upload(backend, f, "b");
         return backend.Add(x, b);
     }
 
-    private static void CheckOutput(IlgpuBackend backend, Tensor y, SafeTensorsFile f, string name, string what)
+    private static void CheckOutput(IBackend backend, Tensor y, SafeTensorsFile f, string name, string what)
     {
         var shape = f.Get(name).Shape;
         Assert.That(y.Shape, Is.EqualTo(shape), $"{what}: output shape");
@@ -140,7 +140,7 @@ public sealed class OpFixtureTests
         NumericAssert.Close(actual, f.ReadFloat32(name), shape, AbsTolerance, RelTolerance, what);
     }
 
-    private static Tensor Upload(IlgpuBackend backend, SafeTensorsFile f, string name) =>
+    private static Tensor Upload(IBackend backend, SafeTensorsFile f, string name) =>
         backend.Upload(f.ReadFloat32(name), f.Get(name).Shape);
 
     private static string Meta(SafeTensorsFile f, string key) =>

@@ -1,5 +1,4 @@
 using NativeVae.Backends;
-using NativeVae.Backends.Ilgpu;
 using NativeVae.Imaging;
 using NativeVae.Models.Taesd;
 using NativeVae.Tensors;
@@ -24,7 +23,8 @@ public class TaesdModelTests
         yield return new TestCaseData("ilgpu").SetName("{m}(ilgpu)");
     }
 
-    private static IBackend Create(string backend) => backend == "reference" ? new ReferenceBackend() : new IlgpuBackend();
+    /// <summary>The reference backend is created per test (it holds nothing); ILGPU is the run's shared one, not disposed.</summary>
+    private static IBackend Get(string backend) => backend == "reference" ? new ReferenceBackend() : TestBackends.IlgpuAuto();
 
     private static float[] Download(IBackend backend, Tensor t)
     {
@@ -33,40 +33,25 @@ public class TaesdModelTests
         return values;
     }
 
-    private static void AssertClose(float[] expected, float[] actual, double tolerance, string what)
-    {
-        Assert.That(actual, Has.Length.EqualTo(expected.Length), what);
-        double maxError = 0;
-        int first = -1;
-        for (int i = 0; i < expected.Length; i++)
-        {
-            double error = Math.Abs(expected[i] - (double)actual[i]);
-            if (error > tolerance && first < 0) first = i;
-            maxError = Math.Max(maxError, double.IsNaN(error) ? double.PositiveInfinity : error);
-        }
-        Assert.That(first, Is.EqualTo(-1),
-            $"{what}: first mismatch at flat index {first}: expected {(first >= 0 ? expected[first] : 0)}, actual {(first >= 0 ? actual[first] : 0)}; max abs error {maxError:E3}");
-    }
-
     [TestCaseSource(nameof(Backends))]
     public void Taef2MatchesTheLibtorchFixture(string backendName)
     {
         string weights = TestPaths.RequireShared("models/taef2");
         using var fixture = SafeTensorsFile.Open(TestPaths.Fixture("models/taef2.safetensors"));
         using var vae = VaeLoader.Open(weights);
-        using var backend = Create(backendName);
+        var backend = Get(backendName);
         using var model = new TaesdModel(backend, vae.TinyConfig!, vae.Weights);
 
         var imageShape = fixture.Entries["input.image"].Shape;
         using var image = backend.Upload(fixture.ReadFloat32("input.image"), imageShape);
         using var latent = model.Encode(image);
         Assert.That(latent.Shape, Is.EqualTo(fixture.Entries["encoder.output"].Shape));
-        AssertClose(fixture.ReadFloat32("encoder.output"), Download(backend, latent), FixtureTolerance, "encoder.output");
+        NumericAssert.Close(Download(backend, latent), fixture.ReadFloat32("encoder.output"), latent.Shape, FixtureTolerance, 0, "encoder.output");
 
         using var reference = backend.Upload(fixture.ReadFloat32("encoder.output"), fixture.Entries["encoder.output"].Shape);
         using var decoded = model.Decode(reference);
         Assert.That(decoded.Shape, Is.EqualTo(imageShape));
-        AssertClose(fixture.ReadFloat32("decoder.output"), Download(backend, decoded), FixtureTolerance, "decoder.output");
+        NumericAssert.Close(Download(backend, decoded), fixture.ReadFloat32("decoder.output"), decoded.Shape, FixtureTolerance, 0, "decoder.output");
     }
 
     /// <summary>
@@ -84,7 +69,7 @@ public class TaesdModelTests
         const int CropX = 224, CropY = 96; // the astronaut's face and helmet: edges and texture
         var crop = RgbImage.Load(TestPaths.RequireShared("images/astronaut.png")).Crop(CropX, CropY, CropSize, CropSize);
         using var vae = VaeLoader.Open(TestPaths.RequireShared("models/taef2"));
-        using var backend = Create(backendName);
+        var backend = Get(backendName);
         using var model = new TaesdModel(backend, vae.TinyConfig!, vae.Weights);
 
         using var image = backend.ImageToTensor(crop.Pixels, 1, CropSize, CropSize, scale: 1f, shift: 0f); // [0, 1]

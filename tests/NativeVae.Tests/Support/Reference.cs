@@ -1,52 +1,69 @@
+using NativeVae.Backends;
+
 namespace NativeVae.Tests.Support;
 
 /// <summary>
-/// Plain reference ops with double accumulators, written for obviousness, never optimised: the yardstick for the
-/// kernel tests. Layouts as the backend: NCHW feature maps, weight [Cout, Cin, K, K].
+/// The one plain reference of every backend op, with double accumulators, written for obviousness, never optimised:
+/// the yardstick for the op tests of every backend, and (through <see cref="ReferenceBackend"/>) for the models'
+/// graphs. Layouts as <see cref="IBackend"/>: NCHW feature maps, weight [Cout, Cin, K, K].
 /// </summary>
 internal static class Reference
 {
     /// <summary>Conv2d geometry: output size given explicitly (bottom/right padding is implied by it).</summary>
     public sealed record ConvGeometry(int Batch, int InChannels, int Height, int Width, int OutChannels, int Kernel,
-        int Stride, int PadTop, int PadLeft, int OutHeight, int OutWidth, bool Upsample2x);
+        int Stride, int PadTop, int PadLeft, int OutHeight, int OutWidth, bool Upsample2x)
+    {
+        public static ConvGeometry Of(int batch, int inChannels, int height, int width, int outChannels, int kernel,
+            Conv2dSpec spec) =>
+            new(batch, inChannels, height, width, outChannels, kernel, spec.Stride, spec.PadTop, spec.PadLeft,
+                spec.OutputHeight(height, kernel), spec.OutputWidth(width, kernel), spec.Upsample2x);
+    }
 
+    /// <summary><c>y = conv(x) + bias + residual</c>, the input read nearest-upsampled 2x when the geometry says so.</summary>
     public static double[] Conv2d(ConvGeometry g, float[] x, float[] weight, float[]? bias, float[]? residual)
     {
         int virtualHeight = g.Upsample2x ? 2 * g.Height : g.Height;
         int virtualWidth = g.Upsample2x ? 2 * g.Width : g.Width;
         int shift = g.Upsample2x ? 1 : 0;
-        var y = new double[g.Batch * g.OutChannels * g.OutHeight * g.OutWidth];
+        int plane = g.OutHeight * g.OutWidth;
+        var y = new double[g.Batch * g.OutChannels * plane];
+        // One output plane at a time, one weight tap at a time: the TAESD graph tests run real-sized convs on this.
         for (int n = 0; n < g.Batch; n++)
         for (int co = 0; co < g.OutChannels; co++)
-        for (int oy = 0; oy < g.OutHeight; oy++)
-        for (int ox = 0; ox < g.OutWidth; ox++)
         {
-            double sum = bias is null ? 0 : bias[co];
+            int outBase = (n * g.OutChannels + co) * plane;
+            var sum = y.AsSpan(outBase, plane);
+            sum.Fill(bias is null ? 0 : bias[co]);
             for (int ci = 0; ci < g.InChannels; ci++)
             for (int ky = 0; ky < g.Kernel; ky++)
             for (int kx = 0; kx < g.Kernel; kx++)
             {
-                int iy = oy * g.Stride - g.PadTop + ky;
-                int ix = ox * g.Stride - g.PadLeft + kx;
-                if (iy < 0 || iy >= virtualHeight || ix < 0 || ix >= virtualWidth) continue;
-                double input = x[((n * g.InChannels + ci) * g.Height + (iy >> shift)) * g.Width + (ix >> shift)];
-                sum += input * weight[((co * g.InChannels + ci) * g.Kernel + ky) * g.Kernel + kx];
+                double w = weight[((co * g.InChannels + ci) * g.Kernel + ky) * g.Kernel + kx];
+                for (int oy = 0; oy < g.OutHeight; oy++)
+                {
+                    int iy = oy * g.Stride - g.PadTop + ky;
+                    if (iy < 0 || iy >= virtualHeight) continue;
+                    int row = ((n * g.InChannels + ci) * g.Height + (iy >> shift)) * g.Width;
+                    for (int ox = 0; ox < g.OutWidth; ox++)
+                    {
+                        int ix = ox * g.Stride - g.PadLeft + kx;
+                        if (ix < 0 || ix >= virtualWidth) continue;
+                        sum[oy * g.OutWidth + ox] += w * x[row + (ix >> shift)];
+                    }
+                }
             }
-            int o = ((n * g.OutChannels + co) * g.OutHeight + oy) * g.OutWidth + ox;
-            if (residual is not null) sum += residual[o];
-            y[o] = sum;
+            if (residual is null) continue;
+            for (int i = 0; i < plane; i++) sum[i] += residual[outBase + i];
         }
         return y;
     }
 
-    /// <summary>torch.group_norm (biased variance) then optional SiLU; also the per-(batch, group) mean and rstd.</summary>
-    public static (double[] Y, double[] Mean, double[] Rstd) GroupNorm(float[] x, int batch, int channels, int spatial,
-        int groups, double eps, float[] gamma, float[] beta, bool silu)
+    /// <summary>Per-(batch, group) mean and M2 (sum of squared deviations from the mean), two-pass.</summary>
+    public static (double[] Mean, double[] M2) GroupMoments(float[] x, int batch, int channels, int spatial, int groups)
     {
         int perGroup = channels / groups * spatial;
-        var y = new double[x.Length];
         var mean = new double[batch * groups];
-        var rstd = new double[batch * groups];
+        var m2 = new double[batch * groups];
         for (int g = 0; g < batch * groups; g++)
         {
             int begin = g * perGroup;
@@ -56,8 +73,19 @@ internal static class Reference
             double squares = 0;
             for (int i = 0; i < perGroup; i++) squares += (x[begin + i] - m) * (x[begin + i] - m);
             mean[g] = m;
-            rstd[g] = 1 / Math.Sqrt(squares / perGroup + eps);
+            m2[g] = squares;
         }
+        return (mean, m2);
+    }
+
+    /// <summary>torch.group_norm (biased variance) then optional SiLU; also the per-(batch, group) mean and rstd.</summary>
+    public static (double[] Y, double[] Mean, double[] Rstd) GroupNorm(float[] x, int batch, int channels, int spatial,
+        int groups, double eps, float[] gamma, float[] beta, bool silu)
+    {
+        int perGroup = channels / groups * spatial;
+        var (mean, m2) = GroupMoments(x, batch, channels, spatial, groups);
+        double[] rstd = m2.Select(squares => 1 / Math.Sqrt(squares / perGroup + eps)).ToArray();
+        var y = new double[x.Length];
         for (int i = 0; i < x.Length; i++)
         {
             int row = i / spatial;
@@ -67,6 +95,18 @@ internal static class Reference
             y[i] = silu ? Silu(v) : v;
         }
         return (y, mean, rstd);
+    }
+
+    /// <summary><c>y = x * scale[row] + shift[row]</c> (then optional SiLU), one row per (batch, channel).</summary>
+    public static double[] ChannelAffine(float[] x, int spatial, float[] scale, float[] shift, bool silu)
+    {
+        var y = new double[x.Length];
+        for (int i = 0; i < x.Length; i++)
+        {
+            double v = (double)x[i] * scale[i / spatial] + shift[i / spatial];
+            y[i] = silu ? Silu(v) : v;
+        }
+        return y;
     }
 
     /// <summary>Single-head attention over channel-major [B, C, N]: a full softmax row per query.</summary>
@@ -104,9 +144,33 @@ internal static class Reference
         return y;
     }
 
+    public static double Unary(UnaryOp op, double x) => op switch
+    {
+        UnaryOp.Silu => Silu(x),
+        UnaryOp.Relu => Relu(x),
+        UnaryOp.TanhClamp3 => TanhClamp3(x),
+        _ => throw new ArgumentOutOfRangeException(nameof(op), op, "no reference for this activation"),
+    };
+
     public static double Silu(double x) => x / (1 + Math.Exp(-x));
 
     public static double Relu(double x) => Math.Max(x, 0);
 
     public static double TanhClamp3(double x) => Math.Tanh(x / 3) * 3;
+
+    /// <summary>Interleaved RGB [N, H, W, 3] bytes to planar [N, 3, H, W] with <c>pixel / 255 * scale + shift</c>.</summary>
+    public static double[] ImageToTensor(ReadOnlySpan<byte> rgb, int batch, int height, int width, double scale, double shift)
+    {
+        int plane = height * width;
+        var y = new double[batch * 3 * plane];
+        for (int n = 0; n < batch; n++)
+        for (int c = 0; c < 3; c++)
+        for (int p = 0; p < plane; p++)
+            y[(n * 3 + c) * plane + p] = rgb[(n * plane + p) * 3 + c] / 255.0 * scale + shift;
+        return y;
+    }
+
+    /// <summary>One byte of TensorToImage: <c>round_half_even(clamp(value, 0, 1) * 255)</c>, NaN to 0 (as torch's uint8 cast).</summary>
+    public static double Pixel(double value) =>
+        double.IsNaN(value) ? 0 : Math.Round(Math.Clamp(value, 0, 1) * 255, MidpointRounding.ToEven);
 }
