@@ -17,7 +17,7 @@ namespace NativeVae.Tests;
 public sealed class TestBackends
 {
     private const string IlgpuCpuName = "ilgpu-cpu";
-    private const string CpuName = "cpu";
+    public const string CpuName = "cpu";
 
     private static readonly Dictionary<IlgpuKernelChoice, IlgpuBackend> Emulated = [];
     private static readonly Dictionary<SimdWidth, CpuBackend> Cpus = [];

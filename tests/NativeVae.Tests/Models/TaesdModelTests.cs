@@ -21,10 +21,16 @@ public class TaesdModelTests
     {
         yield return new TestCaseData("reference").SetName("{m}(reference)");
         yield return new TestCaseData("ilgpu").SetName("{m}(ilgpu)");
+        yield return new TestCaseData(TestBackends.CpuName).SetName("{m}(cpu)");
     }
 
     /// <summary>The reference backend is created per test (it holds nothing); ILGPU is the run's shared one, not disposed.</summary>
-    private static IBackend Get(string backend) => backend == "reference" ? new ReferenceBackend() : TestBackends.IlgpuAuto();
+    private static IBackend Get(string backend) => backend switch
+    {
+        "reference" => new ReferenceBackend(),
+        "ilgpu" => TestBackends.IlgpuAuto(),
+        _ => TestBackends.Get(backend),
+    };
 
     private static float[] Download(IBackend backend, Tensor t)
     {
