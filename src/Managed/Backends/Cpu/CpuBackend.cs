@@ -14,6 +14,7 @@ internal sealed unsafe class CpuBackend : IBackend
 {
     private readonly NativeBufferPool _pool = new();
     private readonly CpuWorkers _workers;
+    private long _packedBytes;
 
     /// <param name="width">Vector width; null picks the widest accelerated one. Tests pin narrower widths.</param>
     /// <param name="threads">Worker threads including the caller; 0 uses every core.</param>
@@ -36,7 +37,27 @@ internal sealed unsafe class CpuBackend : IBackend
     /// <summary>The vector width the kernels run at.</summary>
     public SimdWidth Width { get; }
 
-    public MemoryStats Memory => _pool.Stats;
+    /// <summary>
+    /// The pool's live, pooled and peak bytes, each plus what lives beside the pool: the workers' scratch and the
+    /// packed convolution weights. Both only grow while a model is in use (weights are packed once, scratch is
+    /// grow-only), so adding their current size to the pool's peak is the peak of the sum, or a slight overestimate
+    /// after a weight was freed.
+    /// </summary>
+    public MemoryStats Memory
+    {
+        get
+        {
+            var pool = _pool.Stats;
+            long side = _workers.ScratchBytes + Interlocked.Read(ref _packedBytes);
+            return new MemoryStats(pool.LiveBytes + side, pool.PooledBytes, pool.PeakBytes + side);
+        }
+    }
+
+    /// <summary>Frees the pooled buffers and restarts <see cref="Memory"/>'s peak at the live bytes.</summary>
+    public void ResetPeakMemory() => _pool.ResetPeak();
+
+    /// <summary>A weight tensor's packing was freed with it.</summary>
+    internal void ReleasePackedWeights(long bytes) => Interlocked.Add(ref _packedBytes, -bytes);
 
     public Tensor Allocate(TensorShape shape, DType dtype = DType.F32) => new CpuTensor(this, _pool, shape, dtype);
 
@@ -72,7 +93,12 @@ internal sealed unsafe class CpuBackend : IBackend
         var r = residual is null ? null : Own(residual, nameof(residual));
         var outShape = OpShapes.Conv2d(x, w, b, spec, r);
         int kernel = w.Shape[2];
-        var packed = w.PackedConvWeights ??= new Conv2dPackedWeights(w.F32, w.Shape[0], w.Shape[1], kernel);
+        var packed = w.PackedConvWeights;
+        if (packed is null)
+        {
+            w.PackedConvWeights = packed = new Conv2dPackedWeights(w.F32, w.Shape[0], w.Shape[1], kernel);
+            Interlocked.Add(ref _packedBytes, packed.Bytes);
+        }
 
         var y = (CpuTensor)Allocate(outShape);
         var p = new Conv2dParams

@@ -54,8 +54,12 @@ internal sealed unsafe class CpuTensor : Tensor
     {
         nint buffer = Interlocked.Exchange(ref _buffer, 0);
         if (buffer == 0) return;
-        PackedConvWeights?.Dispose();
-        PackedConvWeights = null;
+        if (PackedConvWeights is { } packed)
+        {
+            Owner.ReleasePackedWeights(packed.Bytes);
+            packed.Dispose();
+            PackedConvWeights = null;
+        }
         _pool.Return(buffer, ByteLength);
     }
 }

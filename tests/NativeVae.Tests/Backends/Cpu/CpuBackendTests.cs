@@ -280,10 +280,32 @@ internal sealed class CpuBackendTests
             using var z = backend.Unary(UnaryOp.Silu, y);
         }
         Step();
-        long peak = backend.Memory.PeakBytes;
+        var first = backend.Memory;
         for (int i = 0; i < 5; i++) Step();
-        Assert.That(backend.Memory.PeakBytes, Is.EqualTo(peak), "the pool must serve repeated calls without new buffers");
-        Assert.That(backend.Memory.LiveBytes, Is.EqualTo(x.ByteLength + w.ByteLength));
+        Assert.That(backend.Memory.PeakBytes, Is.EqualTo(first.PeakBytes), "the pool must serve repeated calls without new buffers");
+        Assert.That(backend.Memory.LiveBytes, Is.EqualTo(first.LiveBytes), "only the inputs, packed weights and scratch stay live");
+    }
+
+    [Test]
+    public void MemoryCountsPackedWeightsAndScratch()
+    {
+        using var backend = new CpuBackend();
+        var rng = new Random(4);
+        using var x = backend.Upload(Values(rng, 1 * 8 * 9 * 7, 1), TensorShape.Nchw(1, 8, 9, 7));
+        var w = backend.Upload(Values(rng, 6 * 8 * 9, 0.05f), TensorShape.Nchw(6, 8, 3, 3));
+        long inputs = x.ByteLength + w.ByteLength;
+        Assert.That(backend.Memory.LiveBytes, Is.EqualTo(inputs));
+        using (backend.Conv2d(x, w, null, Conv2dSpec.Same)) { }
+        // Packed as [ceil(6 / 4) blocks][8 ci][9 taps][4 rows] floats; the pack tile lives in worker scratch.
+        long packed = 2L * 8 * 9 * 4 * sizeof(float);
+        var afterConv = backend.Memory;
+        Assert.That(afterConv.LiveBytes, Is.GreaterThan(inputs + packed), "packed weights and the workers' pack scratch count as live");
+        Assert.That(afterConv.PeakBytes, Is.GreaterThanOrEqualTo(afterConv.LiveBytes + afterConv.PooledBytes));
+        w.Dispose();
+        Assert.That(backend.Memory.LiveBytes, Is.EqualTo(afterConv.LiveBytes - w.ByteLength - packed), "freeing the weight frees its packing");
+        backend.ResetPeakMemory();
+        Assert.That(backend.Memory.PooledBytes, Is.Zero);
+        Assert.That(backend.Memory.PeakBytes, Is.EqualTo(backend.Memory.LiveBytes), "a reset peak starts at the live bytes");
     }
 
     [Test]
