@@ -96,7 +96,8 @@ internal sealed unsafe class CpuBackend : IBackend
         var packed = w.PackedConvWeights;
         if (packed is null)
         {
-            w.PackedConvWeights = packed = new Conv2dPackedWeights(w.F32, w.Shape[0], w.Shape[1], kernel);
+            packed = new Conv2dPackedWeights(w.F32, w.Shape[0], w.Shape[1], kernel);
+            w.AdoptPacking(packed);
             Interlocked.Add(ref _packedBytes, packed.Bytes);
         }
 

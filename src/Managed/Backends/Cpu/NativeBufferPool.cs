@@ -59,6 +59,13 @@ internal sealed unsafe class NativeBufferPool : IDisposable
         }
     }
 
+    /// <summary>Frees a live buffer instead of pooling it (its size will not be asked for again).</summary>
+    public void Free(nint buffer, long bytes)
+    {
+        lock (_lock) _liveBytes -= Math.Max(bytes, 1);
+        NativeMemory.AlignedFree((void*)buffer);
+    }
+
     /// <summary>Frees every pooled (not live) buffer.</summary>
     public void Trim()
     {
