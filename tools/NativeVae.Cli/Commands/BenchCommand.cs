@@ -39,13 +39,13 @@ internal sealed class BenchCommand : ICommand
 
     public string Usage =>
         "bench [--family sd|sdxl] [--sizes 256,512] [--ops encode,decode] [--tiling exact|blend|none] [--tile N] [--runs N] " +
-        "[--max-seconds S] [--json] [--device auto|cpu|cuda|ilgpu-cpu]";
+        "[--max-seconds S] [--json] [--profile] [--device auto|cpu|cuda|ilgpu-cpu]";
 
     public string Summary => "time encode/decode of a seeded-random VAE of the real architecture (no download): median, peak memory, GFLOP/s";
 
     public int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        var line = new CommandLine(args, 0, ["family", "sizes", "ops", "tiling", "tile", "runs", "max-seconds", "device"], ["json"]);
+        var line = new CommandLine(args, 0, ["family", "sizes", "ops", "tiling", "tile", "runs", "max-seconds", "device"], ["json", "profile"]);
         var (familyName, config) = (line.Option("family") ?? "sd") switch
         {
             "sd" => ("sd", AutoencoderKlConfig.Sd),
@@ -71,6 +71,7 @@ internal sealed class BenchCommand : ICommand
         int runs = (int)ModelArguments.ParseLong(line.Option("runs") ?? DefaultRuns.ToString(CultureInfo.InvariantCulture), "runs");
         double maxSeconds = ModelArguments.Float(line, "max-seconds") ?? DefaultMaxSeconds;
         bool json = line.Flag("json");
+        bool profile = line.Flag("profile");
         var device = ModelArguments.ParseDevice(line.Option("device") ?? "auto");
 
         var weights = InMemoryWeights.Seeded(SeededWeights.DefaultSeed, AutoencoderKlParameters.Enumerate(config));
@@ -101,7 +102,7 @@ internal sealed class BenchCommand : ICommand
             var input = encode
                 ? Seeded(TensorShape.Nchw(1, config.InChannels, size, size), "bench.image")
                 : Seeded(TensorShape.Nchw(1, config.LatentChannels, size / factor, size / factor), "bench.latent");
-            long flops = DryRunFlops(model, input.Shape, encode);
+            var (flops, activationBytes) = DryRun(model, input.Shape, encode);
             double rate = rates.Count > 0 ? rates.Values.Min() : machine.FirstGuessGflops;
             if (rates.TryGetValue(op, out double measured)) rate = measured;
             double estimate = flops / (rate * 1e9) * (WarmupRuns + runs) * passes;
@@ -124,7 +125,7 @@ internal sealed class BenchCommand : ICommand
             if (json)
             {
                 foreach (var m in tiled is null ? [whole] : new[] { whole, tiled })
-                    stdout.WriteLine(JsonLine(familyName, op, size, m, backend, flops, machine, runs));
+                    stdout.WriteLine(JsonLine(familyName, op, size, m, backend, flops, activationBytes, machine, runs));
             }
             else
             {
@@ -134,6 +135,7 @@ internal sealed class BenchCommand : ICommand
                 stdout.WriteLine($"{op,-7} {size,5} {whole.Seconds,8:F3} {whole.PeakBytes / BytesPerMiB,9:F0} " +
                     $"{100.0 * whole.PeakBytes / machine.DeviceBytes,5:F1}% {tiledTime,8} {tiledMemory,9} {gflops,8:F1} {share,7}");
             }
+            if (profile) PrintProfile(stdout, model, backend, input, encode, $"{op} {size}", json);
         }
         progress.Report(new VaeProgress(totalRuns, totalRuns));
         return ExitCodes.Success;
@@ -175,18 +177,61 @@ internal sealed class BenchCommand : ICommand
         return sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
     }
 
-    private static long DryRunFlops(AutoencoderKlModel model, TensorShape shape, bool encode)
+    /// <summary>Kinds and shapes listed in an op-by-op profile.</summary>
+    private const int ProfileKinds = 12;
+    private const int ProfileShapes = 15;
+
+    /// <summary>One untiled run with every op timed (synchronised), summed by op kind and by kind and shape.</summary>
+    private static void PrintProfile(TextWriter stdout, AutoencoderKlModel model, IBackend backend, HostTensor<float> input,
+        bool encode, string title, bool json)
+    {
+        var profiler = new ProfilingBackend(backend);
+        long start = Stopwatch.GetTimestamp();
+        using (var x = profiler.Upload(input.Data, input.Shape))
+        using (var y = encode ? model.Encode(profiler, x) : model.Decode(profiler, x))
+        {
+            var output = new float[y.Shape.ElementCount];
+            profiler.Download(y, output);
+        }
+        double total = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        var ops = profiler.Ops.Select(o => (Key: o.Key, o.Value)).ToList();
+        if (json)
+        {
+            foreach (var (key, t) in ops)
+                stdout.WriteLine(JsonSerializer.Serialize(new { profile = title, op = key, calls = t.Calls, seconds = t.Seconds, flops = t.Flops, bytes = t.Bytes }));
+            return;
+        }
+        // The kind is the key up to its shape: "conv3x3 +res 128->128 @512x512" -> "conv3x3 +res".
+        static string Kind(string key) => string.Join(' ', key.Split(' ').TakeWhile(w => !w.Contains("->") && !w.StartsWith('@') && !w.StartsWith('[') && !w.Contains('=')));
+        stdout.WriteLine($"  profile of one {title} run: {total:F3} s, {ops.Sum(o => o.Value.Seconds) / total:P0} of it inside ops");
+        void Rows(IEnumerable<(string Name, int Calls, double Seconds, long Flops, long Bytes)> rows, int take)
+        {
+            foreach (var r in rows.OrderByDescending(r => r.Seconds).Take(take))
+            {
+                string rate = r.Flops > 0 ? $"{r.Flops / r.Seconds / 1e9,7:F1} GFLOP/s" : $"{r.Bytes / r.Seconds / 1e9,7:F1} GB/s   ";
+                stdout.WriteLine($"    {r.Name,-40} {r.Calls,4}x {r.Seconds * 1e3,9:F1} ms {r.Seconds / total,6:P1} {rate}");
+            }
+        }
+        Rows(ops.GroupBy(o => Kind(o.Key)).Select(g => (g.Key, g.Sum(o => o.Value.Calls), g.Sum(o => o.Value.Seconds),
+            g.Sum(o => o.Value.Flops), g.Sum(o => o.Value.Bytes))), ProfileKinds);
+        stdout.WriteLine("  by shape:");
+        Rows(ops.Select(o => (o.Key, o.Value.Calls, o.Value.Seconds, o.Value.Flops, o.Value.Bytes)), ProfileShapes);
+    }
+
+    /// <summary>The run's FLOPs and the peak bytes of its live activations (no pool, no weights): the floor for its memory.</summary>
+    private static (long Flops, long ActivationBytes) DryRun(AutoencoderKlModel model, TensorShape shape, bool encode)
     {
         using var dry = new DryRunBackend();
         using var x = dry.Allocate(shape);
         using var y = encode ? model.Encode(dry, x) : model.Decode(dry, x);
-        return dry.Flops;
+        return (dry.Flops, dry.PeakBytes);
     }
 
     private static HostTensor<float> Seeded(TensorShape shape, string stream) =>
         new(shape, SeededWeights.Uniform(SeededWeights.DefaultSeed, stream, shape.ElementCount));
 
-    private static string JsonLine(string family, string op, int size, Measurement m, IBackend backend, long flops, Machine machine, int runs)
+    private static string JsonLine(string family, string op, int size, Measurement m, IBackend backend, long flops, long activationBytes,
+        Machine machine, int runs)
     {
         double gflops = flops / m.Seconds / 1e9;
         var fields = new Dictionary<string, object?>
@@ -200,6 +245,7 @@ internal sealed class BenchCommand : ICommand
             ["seconds_median"] = m.Seconds,
             ["seconds"] = m.Times,
             ["peak_bytes"] = m.PeakBytes,
+            ["activation_peak_bytes"] = activationBytes,
             ["peak_memory_share"] = (double)m.PeakBytes / machine.DeviceBytes,
             ["process_peak_rss_bytes"] = m.PeakRssBytes,
             ["process_rss_before_bytes"] = m.RssBeforeBytes,
