@@ -14,7 +14,6 @@ internal sealed unsafe class CpuBackend : IBackend
 {
     private readonly NativeBufferPool _pool = new();
     private readonly CpuWorkers _workers;
-    private long _packedBytes;
 
     /// <param name="width">Vector width; null picks the widest accelerated one. Tests pin narrower widths.</param>
     /// <param name="threads">Worker threads including the caller; 0 uses every core.</param>
@@ -38,18 +37,17 @@ internal sealed unsafe class CpuBackend : IBackend
     public SimdWidth Width { get; }
 
     /// <summary>
-    /// The pool's live, pooled and peak bytes, each plus what lives beside the pool: the workers' scratch and the
-    /// packed convolution weights. Both only grow while a model is in use (weights are packed once, scratch is
-    /// grow-only), so adding their current size to the pool's peak is the peak of the sum, or a slight overestimate
-    /// after a weight was freed.
+    /// The pool's live, pooled and peak bytes (packed conv weights included: the pool tracks them), each plus the
+    /// workers' scratch. Scratch only grows while the backend lives, so adding its current size to the pool's peak
+    /// gives the peak of the sum.
     /// </summary>
     public MemoryStats Memory
     {
         get
         {
             var pool = _pool.Stats;
-            long side = _workers.ScratchBytes + Interlocked.Read(ref _packedBytes);
-            return new MemoryStats(pool.LiveBytes + side, pool.PooledBytes, pool.PeakBytes + side);
+            long scratch = _workers.ScratchBytes;
+            return new MemoryStats(pool.LiveBytes + scratch, pool.PooledBytes, pool.PeakBytes + scratch);
         }
     }
 
@@ -57,7 +55,7 @@ internal sealed unsafe class CpuBackend : IBackend
     public void ResetPeakMemory() => _pool.ResetPeak();
 
     /// <summary>A weight tensor's packing was freed with it.</summary>
-    internal void ReleasePackedWeights(long bytes) => Interlocked.Add(ref _packedBytes, -bytes);
+    internal void ReleasePackedWeights(long bytes) => _pool.TrackExternal(-bytes);
 
     public Tensor Allocate(TensorShape shape, DType dtype = DType.F32) => new CpuTensor(this, _pool, shape, dtype);
 
@@ -97,8 +95,8 @@ internal sealed unsafe class CpuBackend : IBackend
         if (packed is null)
         {
             packed = new Conv2dPackedWeights(w.F32, w.Shape[0], w.Shape[1], kernel);
+            _pool.TrackExternal(packed.Bytes); // both copies exist until the row-major one is freed
             w.AdoptPacking(packed);
-            Interlocked.Add(ref _packedBytes, packed.Bytes);
         }
 
         var y = (CpuTensor)Allocate(outShape);

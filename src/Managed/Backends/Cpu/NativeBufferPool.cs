@@ -59,6 +59,19 @@ internal sealed unsafe class NativeBufferPool : IDisposable
         }
     }
 
+    /// <summary>
+    /// Counts memory allocated beside the pool (packed conv weights) as live, so that the peak includes it at the
+    /// moment it is held; a negative <paramref name="bytes"/> when it is freed.
+    /// </summary>
+    public void TrackExternal(long bytes)
+    {
+        lock (_lock)
+        {
+            _liveBytes += bytes;
+            _peakBytes = Math.Max(_peakBytes, _liveBytes + _pooledBytes);
+        }
+    }
+
     /// <summary>Frees a live buffer instead of pooling it (its size will not be asked for again).</summary>
     public void Free(nint buffer, long bytes)
     {
