@@ -158,7 +158,9 @@ internal sealed class BenchCommand : ICommand
             case CpuBackend cpu: cpu.ResetPeakMemory(); break;
             case IlgpuBackend gpu: gpu.ResetPeakMemory(); break;
         }
-        GC.Collect();
+        // The managed heap returns what earlier cases left (host tensors, exact tiling's host activations) to the OS,
+        // so the RSS peak starts from what this case holds.
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         bool rssReset = ProcessMemory.ResetPeak();
         long? rssBefore = rssReset ? ProcessMemory.ResidentBytes() : null;
         var times = new double[runs];
