@@ -17,6 +17,7 @@ public static class Program
         new EncodeCommand(),
         new DecodeCommand(),
         new RoundtripCommand(),
+        new BenchCommand(),
     ];
 
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);

@@ -55,6 +55,17 @@ public sealed unsafe class Conv2dPackedWeights : IDisposable
     public long BlockFloats { get; }
     public long Bytes => Blocks * BlockFloats * sizeof(float);
 
+    /// <summary>Writes the weights back in their row-major <c>[Cout, Cin, K, K]</c> layout.</summary>
+    public void Unpack(float* weight)
+    {
+        int rows = MicroKernelCpu.Rows;
+        int taps = Kernel * Kernel;
+        for (int co = 0; co < OutChannels; co++)
+        for (int ci = 0; ci < InChannels; ci++)
+        for (int tap = 0; tap < taps; tap++)
+            weight[((long)co * InChannels + ci) * taps + tap] = Block(co / rows)[((long)ci * taps + tap) * rows + co % rows];
+    }
+
     public float* Block(int block)
     {
         ObjectDisposedException.ThrowIf(_data == null, this);

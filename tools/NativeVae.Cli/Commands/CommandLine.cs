@@ -7,8 +7,15 @@ internal sealed class CommandLine
     private const string OutputShortName = "-o";
 
     private readonly Dictionary<string, string> _options = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _flags = new(StringComparer.Ordinal);
 
     public CommandLine(string[] args, int positionalCount, params string[] optionNames)
+        : this(args, positionalCount, optionNames, flagNames: [])
+    {
+    }
+
+    /// <param name="flagNames">Options that take no value (<c>--json</c>).</param>
+    public CommandLine(string[] args, int positionalCount, string[] optionNames, string[] flagNames)
     {
         var positional = new List<string>();
         for (int i = 0; i < args.Length; i++)
@@ -23,6 +30,12 @@ internal sealed class CommandLine
                 {
                     inline = name[(eq + 1)..];
                     name = name[..eq];
+                }
+                if (flagNames.Contains(name))
+                {
+                    if (inline is not null) throw new UsageException($"option '--{name}' takes no value");
+                    if (!_flags.Add(name)) throw new UsageException($"option '--{name}' is given twice");
+                    continue;
                 }
                 if (!optionNames.Contains(name)) throw new UsageException($"unknown option '--{name}'");
                 if (inline is null && i + 1 >= args.Length) throw new UsageException($"option '--{name}' needs a value");
@@ -42,4 +55,7 @@ internal sealed class CommandLine
     public IReadOnlyList<string> Positional { get; }
 
     public string? Option(string name) => _options.TryGetValue(name, out var value) ? value : null;
+
+    /// <summary>Whether the value-less option <c>--name</c> was given.</summary>
+    public bool Flag(string name) => _flags.Contains(name);
 }

@@ -36,7 +36,26 @@ internal sealed unsafe class CpuBackend : IBackend
     /// <summary>The vector width the kernels run at.</summary>
     public SimdWidth Width { get; }
 
-    public MemoryStats Memory => _pool.Stats;
+    /// <summary>
+    /// The pool's live, pooled and peak bytes (packed conv weights included: the pool tracks them), each plus the
+    /// workers' scratch. Scratch only grows while the backend lives, so adding its current size to the pool's peak
+    /// gives the peak of the sum.
+    /// </summary>
+    public MemoryStats Memory
+    {
+        get
+        {
+            var pool = _pool.Stats;
+            long scratch = _workers.ScratchBytes;
+            return new MemoryStats(pool.LiveBytes + scratch, pool.PooledBytes, pool.PeakBytes + scratch);
+        }
+    }
+
+    /// <summary>Frees the pooled buffers and restarts <see cref="Memory"/>'s peak at the live bytes.</summary>
+    public void ResetPeakMemory() => _pool.ResetPeak();
+
+    /// <summary>A weight tensor's packing was freed with it.</summary>
+    internal void ReleasePackedWeights(long bytes) => _pool.TrackExternal(-bytes);
 
     public Tensor Allocate(TensorShape shape, DType dtype = DType.F32) => new CpuTensor(this, _pool, shape, dtype);
 
@@ -72,7 +91,13 @@ internal sealed unsafe class CpuBackend : IBackend
         var r = residual is null ? null : Own(residual, nameof(residual));
         var outShape = OpShapes.Conv2d(x, w, b, spec, r);
         int kernel = w.Shape[2];
-        var packed = w.PackedConvWeights ??= new Conv2dPackedWeights(w.F32, w.Shape[0], w.Shape[1], kernel);
+        var packed = w.PackedConvWeights;
+        if (packed is null)
+        {
+            packed = new Conv2dPackedWeights(w.F32, w.Shape[0], w.Shape[1], kernel);
+            _pool.TrackExternal(packed.Bytes); // both copies exist until the row-major one is freed
+            w.AdoptPacking(packed);
+        }
 
         var y = (CpuTensor)Allocate(outShape);
         var p = KernelParameters.Conv2d(x, w, spec, outShape, b is not null, r is not null);

@@ -9,6 +9,7 @@ internal sealed unsafe class CpuTensor : Tensor
 {
     private readonly NativeBufferPool _pool;
     private nint _buffer;
+    private bool _disposed;
 
     public CpuTensor(CpuBackend owner, NativeBufferPool pool, TensorShape shape, DType dtype)
         : base(shape, dtype)
@@ -22,7 +23,7 @@ internal sealed unsafe class CpuTensor : Tensor
 
     internal override IBackend Backend => Owner;
 
-    public override bool IsDisposed => _buffer == 0;
+    public override bool IsDisposed => _disposed;
 
     /// <summary>The elements as fp32; the tensor must be F32.</summary>
     public float* F32
@@ -31,8 +32,7 @@ internal sealed unsafe class CpuTensor : Tensor
         {
             if (DType != DType.F32)
                 throw new NotSupportedException($"tensor {this} is {DType}, the op needs F32 on {Owner.Name}");
-            ObjectDisposedException.ThrowIf(_buffer == 0, this);
-            return (float*)_buffer;
+            return (float*)Buffer;
         }
     }
 
@@ -41,8 +41,7 @@ internal sealed unsafe class CpuTensor : Tensor
     {
         get
         {
-            ObjectDisposedException.ThrowIf(_buffer == 0, this);
-            return (byte*)_buffer;
+            return (byte*)Buffer;
         }
     }
 
@@ -51,14 +50,47 @@ internal sealed unsafe class CpuTensor : Tensor
     /// kept with it. Weights are uploaded once and never written afterwards (ops only write fresh outputs), so
     /// the packing stays valid for the tensor's life.
     /// </summary>
-    public Conv2dPackedWeights? PackedConvWeights { get; set; }
+    public Conv2dPackedWeights? PackedConvWeights { get; private set; }
+
+    /// <summary>
+    /// Keeps <paramref name="packed"/> as this weight's only copy: the row-major buffer is freed (not pooled), since
+    /// convolutions read a weight only through its packing; a later read of the tensor unpacks it again. Without
+    /// this every conv weight sat in memory twice (SD's VAE: 2 x 319 MiB).
+    /// </summary>
+    public void AdoptPacking(Conv2dPackedWeights packed)
+    {
+        nint buffer = Buffer;
+        PackedConvWeights = packed;
+        _buffer = 0;
+        _pool.Free(buffer, ByteLength);
+    }
+
+    /// <summary>The row-major buffer, unpacked again first if only the packing was kept.</summary>
+    private nint Buffer
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_buffer == 0)
+            {
+                _buffer = _pool.Rent(ByteLength);
+                PackedConvWeights!.Unpack((float*)_buffer);
+            }
+            return _buffer;
+        }
+    }
 
     public override void Dispose()
     {
-        nint buffer = Interlocked.Exchange(ref _buffer, 0);
-        if (buffer == 0) return;
-        PackedConvWeights?.Dispose();
-        PackedConvWeights = null;
-        _pool.Return(buffer, ByteLength);
+        if (_disposed) return;
+        _disposed = true;
+        if (PackedConvWeights is { } packed)
+        {
+            Owner.ReleasePackedWeights(packed.Bytes);
+            packed.Dispose();
+            PackedConvWeights = null;
+        }
+        if (_buffer != 0) _pool.Return(_buffer, ByteLength);
+        _buffer = 0;
     }
 }

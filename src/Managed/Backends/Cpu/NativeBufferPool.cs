@@ -59,6 +59,26 @@ internal sealed unsafe class NativeBufferPool : IDisposable
         }
     }
 
+    /// <summary>
+    /// Counts memory allocated beside the pool (packed conv weights) as live, so that the peak includes it at the
+    /// moment it is held; a negative <paramref name="bytes"/> when it is freed.
+    /// </summary>
+    public void TrackExternal(long bytes)
+    {
+        lock (_lock)
+        {
+            _liveBytes += bytes;
+            _peakBytes = Math.Max(_peakBytes, _liveBytes + _pooledBytes);
+        }
+    }
+
+    /// <summary>Frees a live buffer instead of pooling it (its size will not be asked for again).</summary>
+    public void Free(nint buffer, long bytes)
+    {
+        lock (_lock) _liveBytes -= Math.Max(bytes, 1);
+        NativeMemory.AlignedFree((void*)buffer);
+    }
+
     /// <summary>Frees every pooled (not live) buffer.</summary>
     public void Trim()
     {
@@ -69,6 +89,13 @@ internal sealed unsafe class NativeBufferPool : IDisposable
             _free.Clear();
             _pooledBytes = 0;
         }
+    }
+
+    /// <summary>Frees every pooled buffer and restarts the peak at the live bytes (benchmarks measure one case at a time).</summary>
+    public void ResetPeak()
+    {
+        Trim();
+        lock (_lock) _peakBytes = _liveBytes;
     }
 
     public void Dispose()

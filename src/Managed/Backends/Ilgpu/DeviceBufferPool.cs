@@ -72,6 +72,13 @@ internal sealed class DeviceBufferPool : IDisposable
         }
     }
 
+    /// <summary>Frees every pooled buffer and restarts the peak at the live bytes (benchmarks measure one case at a time).</summary>
+    public void ResetPeak()
+    {
+        Trim();
+        lock (_lock) _peakBytes = _liveBytes;
+    }
+
     public void Dispose()
     {
         lock (_lock)

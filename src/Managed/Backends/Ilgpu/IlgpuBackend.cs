@@ -63,6 +63,9 @@ internal sealed class IlgpuBackend : IBackend
 
     public MemoryStats Memory => _pool.Stats;
 
+    /// <summary>Frees the pooled buffers and restarts <see cref="Memory"/>'s peak at the live bytes.</summary>
+    public void ResetPeakMemory() => _pool.ResetPeak();
+
     private static Accelerator CreateAccelerator(Context context, DevicePreference preference)
     {
         var cuda = context.GetCudaDevices();

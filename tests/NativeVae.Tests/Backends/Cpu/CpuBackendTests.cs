@@ -115,10 +115,50 @@ internal sealed class CpuBackendTests
             using var z = backend.Unary(UnaryOp.Silu, y);
         }
         Step();
-        long peak = backend.Memory.PeakBytes;
+        var first = backend.Memory;
         for (int i = 0; i < 5; i++) Step();
-        Assert.That(backend.Memory.PeakBytes, Is.EqualTo(peak), "the pool must serve repeated calls without new buffers");
+        Assert.That(backend.Memory.PeakBytes, Is.EqualTo(first.PeakBytes), "the pool must serve repeated calls without new buffers");
+        Assert.That(backend.Memory.LiveBytes, Is.EqualTo(first.LiveBytes), "only the inputs, packed weights and scratch stay live");
+    }
+
+    [Test]
+    public void AConvWeightKeptOnlyAsItsPackingReadsBackUnchanged()
+    {
+        using var backend = new CpuBackend();
+        var rng = new Random(5);
+        using var x = backend.Upload(Values(rng, 2 * 5 * 7 * 6, 1), TensorShape.Nchw(2, 5, 7, 6));
+        float[] weights = Values(rng, 7 * 5 * 9, 0.1f);
+        using var w = backend.Upload(weights, TensorShape.Nchw(7, 5, 3, 3));
+        var first = new float[2 * 7 * 7 * 6];
+        using (var y = backend.Conv2d(x, w, null, Conv2dSpec.Same)) backend.Download(y, first);
+        var readBack = new float[weights.Length];
+        backend.Download(w, readBack);
+        Assert.That(readBack, Is.EqualTo(weights), "the weight unpacked from its packing (7 output channels: a padded last block)");
+        var second = new float[first.Length];
+        using (var y = backend.Conv2d(x, w, null, Conv2dSpec.Same)) backend.Download(y, second);
+        Assert.That(second, Is.EqualTo(first), "a read of the weight leaves its packing in use");
+    }
+
+    [Test]
+    public void MemoryCountsPackedWeightsAndScratch()
+    {
+        using var backend = new CpuBackend();
+        var rng = new Random(4);
+        using var x = backend.Upload(Values(rng, 1 * 8 * 9 * 7, 1), TensorShape.Nchw(1, 8, 9, 7));
+        var w = backend.Upload(Values(rng, 6 * 8 * 9, 0.05f), TensorShape.Nchw(6, 8, 3, 3));
         Assert.That(backend.Memory.LiveBytes, Is.EqualTo(x.ByteLength + w.ByteLength));
+        using (backend.Conv2d(x, w, null, Conv2dSpec.Same)) { }
+        // Packed as [ceil(6 / 4) blocks][8 ci][9 taps][4 rows] floats, which replace the row-major copy; the pack
+        // tile lives in worker scratch.
+        long packed = 2L * 8 * 9 * 4 * sizeof(float);
+        var afterConv = backend.Memory;
+        Assert.That(afterConv.LiveBytes, Is.GreaterThan(x.ByteLength + packed), "packed weights and the workers' pack scratch count as live");
+        Assert.That(afterConv.PeakBytes, Is.GreaterThanOrEqualTo(afterConv.LiveBytes + afterConv.PooledBytes));
+        w.Dispose();
+        Assert.That(backend.Memory.LiveBytes, Is.EqualTo(afterConv.LiveBytes - packed), "freeing the weight frees its packing");
+        backend.ResetPeakMemory();
+        Assert.That(backend.Memory.PooledBytes, Is.Zero);
+        Assert.That(backend.Memory.PeakBytes, Is.EqualTo(backend.Memory.LiveBytes), "a reset peak starts at the live bytes");
     }
 
     [Test]

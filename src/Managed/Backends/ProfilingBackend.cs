@@ -1,0 +1,131 @@
+using System.Diagnostics;
+using NativeVae.Tensors;
+
+namespace NativeVae.Backends;
+
+/// <summary>
+/// Times every op of a wrapped backend (synchronising after each, so a GPU's queue does not hide the cost) and keeps,
+/// per op kind and shape, the calls, seconds, floating-point work and bytes moved. For benchmarks' op-by-op
+/// breakdown; the wrapped backend does the work and owns the tensors.
+/// </summary>
+internal sealed class ProfilingBackend(IBackend device) : IBackend
+{
+    private const long FlopsPerMultiplyAdd = 2;
+
+    /// <summary>Per op kind and shape, in first-seen order.</summary>
+    public Dictionary<string, OpTotals> Ops { get; } = new();
+
+    public string Name => $"profiling {device.Name}";
+
+    public BackendKind Kind => device.Kind;
+
+    public MemoryStats Memory => device.Memory;
+
+    public Tensor Allocate(TensorShape shape, DType dtype = DType.F32) => device.Allocate(shape, dtype);
+
+    public Tensor Upload(ReadOnlySpan<float> data, TensorShape shape, DType dtype = DType.F32)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var t = device.Upload(data, shape, dtype);
+        Record("upload", start, 0, t.ByteLength);
+        return t;
+    }
+
+    public void Download(Tensor tensor, Span<float> destination)
+    {
+        long start = Stopwatch.GetTimestamp();
+        device.Download(tensor, destination);
+        Record("download", start, 0, tensor.ByteLength);
+    }
+
+    public void Synchronize() => device.Synchronize();
+
+    public Tensor Conv2d(Tensor input, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual = null)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var y = device.Conv2d(input, weight, bias, spec, residual);
+        int k = weight.Shape[2];
+        string kind = $"conv{k}x{k}{(spec.Stride > 1 ? $" s{spec.Stride}" : "")}{(spec.Upsample2x ? " up2x" : "")}{(residual is null ? "" : " +res")}";
+        long flops = FlopsPerMultiplyAdd * y.Shape.ElementCount * (weight.Shape.ElementCount / weight.Shape[0]);
+        Record($"{kind} {input.Shape.C}->{y.Shape.C} @{y.Shape.H}x{y.Shape.W}", start, flops,
+            input.ByteLength + y.ByteLength + weight.ByteLength + (residual?.ByteLength ?? 0));
+        return y;
+    }
+
+    public Tensor GroupNorm(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var y = device.GroupNorm(input, gamma, beta, groups, eps, fuseSilu);
+        Record($"groupnorm{(fuseSilu ? "+silu" : "")} {input.Shape.C} @{input.Shape.H}x{input.Shape.W}", start, 0, 2 * input.ByteLength + y.ByteLength);
+        return y;
+    }
+
+    public Tensor GroupNormStatistics(Tensor input, int groups)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var y = device.GroupNormStatistics(input, groups);
+        Record($"groupnorm stats {input.Shape.C} @{input.Shape.H}x{input.Shape.W}", start, 0, input.ByteLength);
+        return y;
+    }
+
+    public Tensor ChannelAffine(Tensor input, Tensor scale, Tensor shift, bool fuseSilu)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var y = device.ChannelAffine(input, scale, shift, fuseSilu);
+        Record($"channel affine {input.Shape.C} @{input.Shape.H}x{input.Shape.W}", start, 0, input.ByteLength + y.ByteLength);
+        return y;
+    }
+
+    public Tensor Attention(Tensor q, Tensor k, Tensor v, float scale)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var y = device.Attention(q, k, v, scale);
+        long tokens = (long)q.Shape.H * q.Shape.W;
+        Record($"attention C={q.Shape.C} N={tokens}", start, 2 * FlopsPerMultiplyAdd * q.Shape.N * tokens * tokens * q.Shape.C,
+            4 * q.ByteLength);
+        return y;
+    }
+
+    public Tensor Unary(UnaryOp op, Tensor input)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var y = device.Unary(op, input);
+        Record($"{op.ToString().ToLowerInvariant()} {input.Shape}", start, 0, 2 * input.ByteLength);
+        return y;
+    }
+
+    public Tensor Add(Tensor a, Tensor b)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var y = device.Add(a, b);
+        Record($"add {a.Shape}", start, 0, 3 * a.ByteLength);
+        return y;
+    }
+
+    public Tensor ScaleShift(Tensor input, float scale, float shift)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var y = device.ScaleShift(input, scale, shift);
+        Record($"scale-shift {input.Shape}", start, 0, 2 * input.ByteLength);
+        return y;
+    }
+
+    public Tensor ImageToTensor(ReadOnlySpan<byte> rgb, int batch, int height, int width, float scale, float shift) =>
+        device.ImageToTensor(rgb, batch, height, width, scale, shift);
+
+    public void TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift) => device.TensorToImage(input, rgb, scale, shift);
+
+    /// <summary>The wrapped backend is the caller's; nothing to free here.</summary>
+    public void Dispose() { }
+
+    private void Record(string key, long start, long flops, long bytes)
+    {
+        device.Synchronize();
+        double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        var totals = Ops.TryGetValue(key, out var t) ? t : new OpTotals();
+        Ops[key] = totals with { Calls = totals.Calls + 1, Seconds = totals.Seconds + seconds, Flops = totals.Flops + flops, Bytes = totals.Bytes + bytes };
+    }
+
+    /// <summary>One op kind's sums over a run.</summary>
+    public readonly record struct OpTotals(int Calls, double Seconds, long Flops, long Bytes);
+}

@@ -1,0 +1,60 @@
+using System.Text.Json.Nodes;
+
+namespace NativeVae.Tests.Cli;
+
+/// <summary><c>nativevae bench</c> on a tiny size: the JSON lines carry the fields the README and scripts read.</summary>
+public class BenchCommandTests
+{
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = NativeVae.Cli.Program.Run(args, stdout, stderr);
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    [Test]
+    public void JsonHasOneLinePerOpSizeAndTilingWithTheAgreedFields()
+    {
+        var (code, stdout, stderr) = Run("bench", "--sizes", "16", "--ops", "decode,encode", "--runs", "1", "--json", "--device", "cpu");
+        Assert.That(code, Is.Zero, stderr);
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+        Assert.That(lines.Select(l => ((string)l["op"]!, (string)l["tiling"]!)),
+            Is.EqualTo(new[] { ("decode", "none"), ("decode", "exact"), ("encode", "none"), ("encode", "exact") }));
+        foreach (var line in lines)
+        {
+            Assert.That((string)line["family"]!, Is.EqualTo("sd"));
+            Assert.That((int)line["size"]!, Is.EqualTo(16));
+            Assert.That((string)line["device"]!, Does.StartWith("CPU SIMD"));
+            double seconds = (double)line["seconds_median"]!;
+            Assert.That(seconds, Is.GreaterThan(0).And.LessThan(60));
+            // The backend peak holds at least the fp32 weights of both halves (SD: ~83.7 M parameters).
+            Assert.That((long)line["peak_bytes"]!, Is.GreaterThan(4L * 80_000_000));
+            long flops = (long)line["flops"]!;
+            Assert.That(flops, Is.GreaterThan(0));
+            Assert.That((double)line["gflops"]!, Is.EqualTo(flops / seconds / 1e9).Within(1e-6).Percent);
+        }
+        // Decode of a 2x2 latent and encode of a 16x16 image do different work.
+        Assert.That((long)lines[0]["flops"]!, Is.Not.EqualTo((long)lines[2]["flops"]!));
+    }
+
+    [Test]
+    public void TableSkipsSizesEstimatedOverTheTimeLimit()
+    {
+        var (code, stdout, stderr) = Run("bench", "--sizes", "16,4096", "--ops", "decode", "--runs", "1", "--tiling", "none",
+            "--max-seconds", "30", "--device", "cpu");
+        Assert.That(code, Is.Zero, stderr);
+        var rows = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.StartsWith("decode", StringComparison.Ordinal)).ToList();
+        Assert.That(rows, Has.Count.EqualTo(2), stdout);
+        Assert.That(rows[0], Does.Not.Contain("skipped"));
+        Assert.That(rows[1], Does.Contain("4096").And.Contain("skipped"));
+    }
+
+    [Test]
+    public void RejectsASizeThatIsNotAMultipleOfTheDownsampling()
+    {
+        var (code, _, stderr) = Run("bench", "--sizes", "20", "--device", "cpu");
+        Assert.That(code, Is.EqualTo(NativeVae.Cli.ExitCodes.Usage));
+        Assert.That(stderr, Does.Contain("--sizes: 20"));
+    }
+}

@@ -1,0 +1,103 @@
+using System.Diagnostics;
+using System.Text.Json;
+using NativeVae.Backends.Cpu;
+using NativeVae.Cli.Bench;
+using NativeVae.Models.AutoencoderKl;
+using NativeVae.Oracle;
+using NativeVae.Oracle.AutoencoderKl;
+using NativeVae.Tensors;
+using NativeVae.Weights;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NativeVae.PeerBench;
+
+/// <summary>
+/// One side of one case, in a child process: build the model from the seeded weights, drop the host copy of the
+/// weights, reset the peak RSS, one warm-up run, <c>--runs</c> timed runs; write the last output (raw fp32) to
+/// <c>--output</c> and one JSON line to stdout.
+/// </summary>
+internal static class ChildRun
+{
+    private const int WarmupRuns = 1;
+
+    /// <summary>Image stream names shared with <c>nativevae bench</c>, so both benchmarks feed the same inputs.</summary>
+    private const string ImageStream = "bench.image";
+    private const string LatentStream = "bench.latent";
+
+    public static int Run(string side, PeerOptions options)
+    {
+        var config = options.Config;
+        bool encode = options.Ops.Single() == "encode";
+        int size = options.Sizes.Single();
+        var shape = encode
+            ? TensorShape.Nchw(1, config.InChannels, size, size)
+            : TensorShape.Nchw(1, config.LatentChannels, size / config.DownsampleFactor, size / config.DownsampleFactor);
+        float[] input = SeededWeights.Uniform(SeededWeights.DefaultSeed, encode ? ImageStream : LatentStream, shape.ElementCount);
+
+        Func<float[]> step = side switch
+        {
+            "nativevae" => NativeVaeStep(config, encode, new HostTensor<float>(shape, input)),
+            "libtorch" => LibtorchStep(config, encode, input, shape),
+            _ => throw new ArgumentException($"--child '{side}' must be nativevae or libtorch"),
+        };
+
+        // Whatever the seeded weights left on the managed heap goes back before the peak is restarted.
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        if (!ProcessMemory.ResetPeak()) throw new PlatformNotSupportedException("cannot reset the peak RSS (/proc/self/clear_refs)");
+        long loaded = ProcessMemory.ResidentBytes() ?? 0;
+
+        var seconds = new double[options.Runs];
+        float[] output = [];
+        for (int i = -WarmupRuns; i < options.Runs; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            output = step();
+            if (i >= 0) seconds[i] = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        }
+        long peak = ProcessMemory.PeakResidentBytes() ?? 0;
+        using (var file = File.Create(options.Output ?? throw new ArgumentException("--output is required for a child")))
+            file.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(output.AsSpan()));
+        Console.WriteLine(JsonSerializer.Serialize(new { seconds, peak_rss_bytes = peak, loaded_rss_bytes = loaded }));
+        return 0;
+    }
+
+    /// <summary>NativeVae's public API on the SIMD CPU backend, untiled; encode returns the raw moments like the oracle.</summary>
+    private static Func<float[]> NativeVaeStep(AutoencoderKlConfig config, bool encode, HostTensor<float> input)
+    {
+        var backend = new CpuBackend(threads: PeerOptions.Threads);
+        var model = new AutoencoderKlModel(backend, config,
+            InMemoryWeights.Seeded(SeededWeights.DefaultSeed, AutoencoderKlParameters.Enumerate(config)));
+        var vae = new Vae(model, new VaeOptions(), scalingFactor: null, shiftFactor: null);
+        return encode
+            ? () => vae.EncodeMoments(input, new EncodeOptions { Tiling = TilingMode.None }).Data
+            : () => vae.Decode(input, new DecodeOptions { Tiling = TilingMode.None, Output = DecodeOutput.FloatTensor }).FloatTensor!.Data;
+    }
+
+    /// <summary>
+    /// The oracle's libtorch port of diffusers' AutoencoderKL, fp32, no autograd, <see cref="PeerOptions.Threads"/>
+    /// threads. Every parameter is loaded before timing (a tiny encode and decode touch them all), as NativeVae uploads
+    /// all of them when it builds the model.
+    /// </summary>
+    private static Func<float[]> LibtorchStep(AutoencoderKlConfig config, bool encode, float[] input, TensorShape shape)
+    {
+        torch.set_num_threads(PeerOptions.Threads);
+        torch.set_grad_enabled(false);
+        var weights = new CheckedWeights(InMemoryWeights.Seeded(SeededWeights.DefaultSeed, AutoencoderKlParameters.Enumerate(config)));
+        var oracle = new AutoencoderKlOracle(config, weights, (_, _) => { });
+        using (NewDisposeScope())
+        {
+            int f = config.DownsampleFactor;
+            oracle.EncodeMoments(torch.zeros(1, config.InChannels, f, f));
+            oracle.Decode(torch.zeros(1, config.LatentChannels, 1, 1));
+        }
+        weights.AssertAllUsed();
+        var x = Torch.FromArray(input, shape.N, shape.C, shape.H, shape.W);
+        return () =>
+        {
+            using var scope = NewDisposeScope();
+            var y = encode ? oracle.EncodeMoments(x) : oracle.Decode(x);
+            return Torch.ToArray(y);
+        };
+    }
+}

@@ -1,0 +1,56 @@
+using System.Globalization;
+using NativeVae.Models.AutoencoderKl;
+
+namespace NativeVae.PeerBench;
+
+/// <summary>The command line, shared by the parent and the children it starts (a child adds --child, --op, --size, --output).</summary>
+internal sealed record PeerOptions
+{
+    /// <summary>Threads on both sides: torch.set_num_threads and the CPU backend's workers.</summary>
+    public const int Threads = 2;
+
+    public string Family { get; init; } = "sd";
+    public int[] Sizes { get; init; } = [512];
+    public string[] Ops { get; init; } = ["encode", "decode"];
+    public int Runs { get; init; } = 3;
+    public int Rounds { get; init; } = 1;
+    public string? Child { get; init; }
+    public string? Output { get; init; }
+
+    public AutoencoderKlConfig Config => Family switch
+    {
+        "sd" => AutoencoderKlConfig.Sd,
+        "sdxl" => AutoencoderKlConfig.Sdxl,
+        _ => throw new ArgumentException($"--family '{Family}' must be sd or sdxl"),
+    };
+
+    public static PeerOptions Parse(string[] args)
+    {
+        var o = new PeerOptions();
+        for (int i = 0; i < args.Length; i++)
+        {
+            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"option '{args[i]}' needs a value");
+            o = args[i] switch
+            {
+                "--family" => o with { Family = Next() },
+                "--sizes" => o with { Sizes = Next().Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray() },
+                "--ops" => o with { Ops = Next().Split(',') },
+                "--runs" => o with { Runs = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--rounds" => o with { Rounds = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--child" => o with { Child = Next() },
+                "--output" => o with { Output = Next() },
+                "--op" => o with { Ops = [Next()] },
+                "--size" => o with { Sizes = [int.Parse(Next(), CultureInfo.InvariantCulture)] },
+                _ => throw new ArgumentException($"unknown argument '{args[i]}'"),
+            };
+        }
+        _ = o.Config;
+        foreach (string op in o.Ops)
+            if (op is not ("encode" or "decode")) throw new ArgumentException($"--ops: '{op}' must be encode or decode");
+        foreach (int size in o.Sizes)
+            if (size <= 0 || size % o.Config.DownsampleFactor != 0)
+                throw new ArgumentException($"--sizes: {size} is not a positive multiple of {o.Config.DownsampleFactor}");
+        if (o.Runs <= 0 || o.Rounds <= 0) throw new ArgumentException("--runs and --rounds must be positive");
+        return o;
+    }
+}
