@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using NativeVae.Kernels.Cpu;
 using NativeVae.Kernels.Gpu;
 using NativeVae.Tensors;
@@ -12,7 +13,12 @@ namespace NativeVae.Backends.Cpu;
 /// </summary>
 internal sealed unsafe class CpuBackend : IBackend
 {
-    private readonly NativeBufferPool _pool = new();
+    /// <summary>Alignment of every buffer: one AVX-512 vector, one cache line.</summary>
+    private const int BufferAlignment = 64;
+
+    private readonly BufferPool<nint> _pool = new(
+        bytes => (nint)NativeMemory.AlignedAlloc((nuint)bytes, BufferAlignment),
+        buffer => NativeMemory.AlignedFree((void*)buffer));
     private readonly CpuWorkers _workers;
 
     /// <param name="width">Vector width; null picks the widest accelerated one. Tests pin narrower widths.</param>

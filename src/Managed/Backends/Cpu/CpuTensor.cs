@@ -7,16 +7,17 @@ namespace NativeVae.Backends.Cpu;
 /// <summary>A tensor in 64-byte aligned native memory rented from the CPU backend's pool.</summary>
 internal sealed unsafe class CpuTensor : Tensor
 {
-    private readonly NativeBufferPool _pool;
+    private readonly BufferPool<nint> _pool;
+    private long _capacity;
     private nint _buffer;
     private bool _disposed;
 
-    public CpuTensor(CpuBackend owner, NativeBufferPool pool, TensorShape shape, DType dtype)
+    public CpuTensor(CpuBackend owner, BufferPool<nint> pool, TensorShape shape, DType dtype)
         : base(shape, dtype)
     {
         Owner = owner;
         _pool = pool;
-        _buffer = pool.Rent(ByteLength);
+        (_buffer, _capacity) = pool.Rent(ByteLength);
     }
 
     public CpuBackend Owner { get; }
@@ -62,7 +63,7 @@ internal sealed unsafe class CpuTensor : Tensor
         nint buffer = Buffer;
         PackedConvWeights = packed;
         _buffer = 0;
-        _pool.Free(buffer, ByteLength);
+        _pool.Free(buffer, _capacity);
     }
 
     /// <summary>The row-major buffer, unpacked again first if only the packing was kept.</summary>
@@ -73,7 +74,7 @@ internal sealed unsafe class CpuTensor : Tensor
             ObjectDisposedException.ThrowIf(_disposed, this);
             if (_buffer == 0)
             {
-                _buffer = _pool.Rent(ByteLength);
+                (_buffer, _capacity) = _pool.Rent(ByteLength);
                 PackedConvWeights!.Unpack((float*)_buffer);
             }
             return _buffer;
@@ -90,7 +91,7 @@ internal sealed unsafe class CpuTensor : Tensor
             packed.Dispose();
             PackedConvWeights = null;
         }
-        if (_buffer != 0) _pool.Return(_buffer, ByteLength);
+        if (_buffer != 0) _pool.Return(_buffer, _capacity);
         _buffer = 0;
     }
 }

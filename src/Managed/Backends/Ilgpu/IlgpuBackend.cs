@@ -25,7 +25,7 @@ internal sealed class IlgpuBackend : IBackend
 {
     private readonly Context _context;
     private readonly Accelerator _accelerator;
-    private readonly DeviceBufferPool _pool;
+    private readonly BufferPool<MemoryBuffer1D<byte, Stride1D.Dense>> _pool;
     private readonly Conv2dLauncher _conv2d;
     private readonly GroupNormLauncher _groupNorm;
     private readonly AttentionLauncher _attention;
@@ -46,7 +46,7 @@ internal sealed class IlgpuBackend : IBackend
         Kind = _accelerator.AcceleratorType == AcceleratorType.Cuda ? BackendKind.IlgpuCuda : BackendKind.IlgpuCpu;
         Name = Kind == BackendKind.IlgpuCuda ? $"ILGPU CUDA ({_accelerator.Name})" : "ILGPU CPU accelerator";
         Kernels = kernels ?? IlgpuKernelChoice.For(_accelerator.AcceleratorType);
-        _pool = new DeviceBufferPool(_accelerator);
+        _pool = new(bytes => _accelerator.Allocate1D<byte>(bytes), buffer => buffer.Dispose());
         _conv2d = new Conv2dLauncher(_accelerator);
         _groupNorm = new GroupNormLauncher(_accelerator);
         _attention = new AttentionLauncher(_accelerator);

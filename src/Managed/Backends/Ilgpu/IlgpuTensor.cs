@@ -8,15 +8,15 @@ namespace NativeVae.Backends.Ilgpu;
 /// <summary>A tensor in an ILGPU device buffer rented from the backend's pool.</summary>
 internal sealed class IlgpuTensor : Tensor
 {
-    private readonly DeviceBufferPool _pool;
+    private readonly BufferPool<MemoryBuffer1D<byte, Stride1D.Dense>> _pool;
     private MemoryBuffer1D<byte, Stride1D.Dense>? _buffer;
 
-    public IlgpuTensor(IlgpuBackend owner, DeviceBufferPool pool, TensorShape shape, DType dtype)
+    public IlgpuTensor(IlgpuBackend owner, BufferPool<MemoryBuffer1D<byte, Stride1D.Dense>> pool, TensorShape shape, DType dtype)
         : base(shape, dtype)
     {
         Owner = owner;
         _pool = pool;
-        _buffer = pool.Rent(ByteLength);
+        _buffer = pool.Rent(ByteLength).Buffer;
     }
 
     public IlgpuBackend Owner { get; }
@@ -45,6 +45,6 @@ internal sealed class IlgpuTensor : Tensor
     public override void Dispose()
     {
         var buffer = Interlocked.Exchange(ref _buffer, null);
-        if (buffer is not null) _pool.Return(buffer);
+        if (buffer is not null) _pool.Return(buffer, buffer.Length);
     }
 }

@@ -29,11 +29,19 @@ internal sealed class AttentionBlock
 
     public Tensor Forward(IBackend ops, Tensor x)
     {
-        using var normed = _groupNorm.Forward(ops, x, silu: false);   // [N, C, H, W]
-        using var q = _toQ.Forward(ops, normed);                      // [N, C, H*W] channel-major tokens
-        using var k = _toK.Forward(ops, normed);
-        using var v = _toV.Forward(ops, normed);
-        using var attended = ops.Attention(q, k, v, _scale);          // [N, C, H*W]
-        return _toOut.Forward(ops, attended, residual: x);            // out(attn) + x
+        Tensor q, k, v;
+        using (var normed = _groupNorm.Forward(ops, x, silu: false))   // [N, C, H, W]
+        {
+            q = _toQ.Forward(ops, normed);                              // [N, C, H*W] channel-major tokens
+            k = _toK.Forward(ops, normed);
+            v = _toV.Forward(ops, normed);
+        }
+        Tensor attended;
+        using (q)
+        using (k)
+        using (v)
+            attended = ops.Attention(q, k, v, _scale);                  // [N, C, H*W]
+        using (attended)
+            return _toOut.Forward(ops, attended, residual: x);          // out(attn) + x
     }
 }

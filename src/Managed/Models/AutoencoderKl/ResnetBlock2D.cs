@@ -24,11 +24,18 @@ internal sealed class ResnetBlock2D
 
     public Tensor Forward(IBackend ops, Tensor x)
     {
-        using var h1 = _norm1.Forward(ops, x, silu: true);       // [N, Cin, H, W]
-        using var h2 = _conv1.Forward(ops, h1);                   // [N, Cout, H, W]
-        using var h3 = _norm2.Forward(ops, h2, silu: true);       // [N, Cout, H, W]
-        if (_convShortcut is null) return _conv2.Forward(ops, h3, residual: x);
-        using var shortcut = _convShortcut.Forward(ops, x);       // [N, Cout, H, W]
-        return _conv2.Forward(ops, h3, residual: shortcut);       // conv2(h) + shortcut(x)
+        // Each activation is released as soon as the next exists: at 512x512 one is 128-256 MB.
+        Tensor h;
+        using (var normed = _norm1.Forward(ops, x, silu: true))  // [N, Cin, H, W]
+            h = _conv1.Forward(ops, normed);                       // [N, Cout, H, W]
+        Tensor normed2;
+        using (h)
+            normed2 = _norm2.Forward(ops, h, silu: true);          // [N, Cout, H, W]
+        using (normed2)
+        {
+            if (_convShortcut is null) return _conv2.Forward(ops, normed2, residual: x);
+            using var shortcut = _convShortcut.Forward(ops, x);    // [N, Cout, H, W]
+            return _conv2.Forward(ops, normed2, residual: shortcut); // conv2(h) + shortcut(x)
+        }
     }
 }
