@@ -25,9 +25,7 @@ internal static class Taef2BlendFixtures
     public static FixtureFile Build(string sharedRoot)
     {
         string imagePath = Path.Combine(sharedRoot, "images", "astronaut.png");
-        using var oracle = Taef2Oracle.Load(
-            Path.Combine(sharedRoot, "models", "taef2", "taef2_encoder.pth"),
-            Path.Combine(sharedRoot, "models", "taef2", "taef2_decoder.pth"));
+        using var oracle = Taef2Oracle.LoadShared(sharedRoot);
         using var scope = NewDisposeScope();
         const int latentTile = SampleSize / DownsampleFactor;
 

@@ -20,9 +20,7 @@ internal static class Taef2Fixtures
     public static FixtureFile Build(string sharedRoot)
     {
         string imagePath = Path.Combine(sharedRoot, "images", "astronaut.png");
-        using var oracle = Taef2Oracle.Load(
-            Path.Combine(sharedRoot, "models", "taef2", "taef2_encoder.pth"),
-            Path.Combine(sharedRoot, "models", "taef2", "taef2_decoder.pth"));
+        using var oracle = Taef2Oracle.LoadShared(sharedRoot);
         using var scope = NewDisposeScope();
 
         var image = Torch.FromArray(ReadCrop(imagePath, CropTop, CropLeft, CropHeight, CropWidth), 1, 3, CropHeight, CropWidth);   // [1, 3, 32, 24] in [0, 1]

@@ -40,6 +40,11 @@ internal sealed class Taef2Oracle : IDisposable
     public static Taef2Oracle Load(string encoderPath, string decoderPath) =>
         new(new CheckedWeights(ReadCheckpoint(encoderPath)), new CheckedWeights(ReadCheckpoint(decoderPath)));
 
+    /// <summary>The real checkpoints in <c>{sharedRoot}/models/taef2</c>.</summary>
+    public static Taef2Oracle LoadShared(string sharedRoot) => Load(
+        Path.Combine(sharedRoot, "models", "taef2", "taef2_encoder.pth"),
+        Path.Combine(sharedRoot, "models", "taef2", "taef2_decoder.pth"));
+
     /// <summary>image <c>[N, 3, H, W]</c> in [0, 1] -> raw latent <c>[N, 32, ceil(H/8), ceil(W/8)]</c>.</summary>
     public Tensor Encode(Tensor image)
     {
