@@ -51,7 +51,13 @@ void Conv(int cin, int cout, int size, int kernel, Conv2dSpec spec, string note 
     int ho = spec.OutputHeight(size, kernel), wo = spec.OutputWidth(size, kernel);
     double flops = 2.0 * cout * cin * kernel * kernel * ho * wo;
     double bytes = 4.0 * ((long)cin * size * size + (long)cout * ho * wo);
-    Measure($"conv{kernel}x{kernel}{note} {cin}->{cout} {size}x{size}", flops, bytes, () => backend.Conv2d(x, w, b, spec));
+    // Effective GFLOP/s: the direct FLOP count, also for Winograd (which does fewer); both paths where it applies.
+    string name = $"conv{kernel}x{kernel}{note} {cin}->{cout} {size}x{size}";
+    backend.WinogradEnabled = false;
+    Measure(name, flops, bytes, () => backend.Conv2d(x, w, b, spec));
+    backend.WinogradEnabled = true;
+    if (kernel == 3 && ho == (spec.Upsample2x ? 2 * size : size) && spec.Stride == 1 && Math.Min(cin, cout) >= 64)
+        Measure(name + " winograd", flops, bytes, () => backend.Conv2d(x, w, b, spec));
 }
 
 void GroupNormSilu(int c, int size)

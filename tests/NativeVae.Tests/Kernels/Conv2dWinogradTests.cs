@@ -1,0 +1,55 @@
+using NativeVae.Backends.Cpu;
+using NativeVae.Kernels.Cpu;
+using NativeVae.Tests.Support;
+
+namespace NativeVae.Tests.Kernels;
+
+/// <summary>
+/// The CPU backend's Winograd F(4x4, 3x3) path (3x3 stride-1 same-size convs with >= 64 channels) at every
+/// vector width, against the double reference, and against the direct path on the same backend.
+/// </summary>
+public sealed class Conv2dWinogradTests
+{
+    // F(4x4, 3x3) computes each output as a sum of 36 transformed products whose transforms have constants up
+    // to 8 (A) and 5 (B) and 1/24 (G): the fp32 rounding error grows ~10x over the direct sum (Lavin & Gray 2015,
+    // Barabasz et al. 2020). At these O(1) outputs we measure up to 1e-5 abs (direct: ~1e-6); 3e-5 leaves headroom for
+    // other inputs while still catching any wrong transform coefficient or index (those give O(0.1) errors).
+    private const double AbsTolerance = 3e-5;
+    private const double RelTolerance = 3e-5;
+
+    // Tiles straddle the image edge (sizes not multiples of 4), the tile-column groups (> 64 tiles), the
+    // vector widths, the output-channel blocks (Cout not a multiple of 4); upsample expands in the packing.
+    private static readonly Conv2dCase[] Shapes =
+    [
+        new("winograd 5x4, 96->96, residual", 1, 96, 5, 4, 96, 3, 1, 1, 1, 1, 1, false, false, true),
+        new("winograd batch 2, 9x13, 64->70, bias+residual", 2, 64, 9, 13, 70, 3, 1, 1, 1, 1, 1, false, true, true),
+        new("winograd 1x1 image, 64->64, bias", 1, 64, 1, 1, 64, 3, 1, 1, 1, 1, 1, false, true, false),
+        new("winograd 17x6, 128->67, bias", 1, 128, 17, 6, 67, 3, 1, 1, 1, 1, 1, false, true, false),
+        new("winograd 6x300 (two tile-column groups), 64->64, bias+residual", 1, 64, 6, 300, 64, 3, 1, 1, 1, 1, 1, false, true, true),
+        new("winograd upsample2x, 5x7, 65->64, bias+residual", 1, 65, 5, 7, 64, 3, 1, 1, 1, 1, 1, true, true, true),
+        new("winograd upsample2x, batch 2, 1x1 image, 64->64", 2, 64, 1, 1, 64, 3, 1, 1, 1, 1, 1, true, false, false),
+    ];
+
+    private static IEnumerable<TestCaseData> OnEveryWidth() => KernelBackends.Cases(KernelBackends.Cpu, Shapes);
+
+    [TestCaseSource(nameof(OnEveryWidth))]
+    public void MatchesReference(string backendName, Conv2dCase c)
+    {
+        var width = Enum.Parse<SimdWidth>(backendName["cpu-".Length..]);
+        using var backend = new CpuBackend(width, threads: 2);
+        float[] actual = c.Run(backend)[0];
+        double error = NumericAssert.Close(actual, c.Expected(), c.OutShape, AbsTolerance, RelTolerance, $"winograd conv2d {backendName} {c.Name}");
+        TestContext.Out.WriteLine($"{backendName} {c.Name}: max abs error {error:E2}");
+    }
+
+    [Test]
+    public void SmallChannelsAndOtherGeometriesKeepTheDirectPath()
+    {
+        var p = new NativeVae.Kernels.Gpu.Conv2dParams { Kernel = 3, Stride = 1, PadTop = 1, PadLeft = 1, InHeight = 8, InWidth = 8, OutHeight = 8, OutWidth = 8 };
+        Assert.That(Conv2dWinogradCpu.Supports(p), Is.True, "3x3 s1 p1");
+        Assert.That(Conv2dWinogradCpu.Supports(p with { Stride = 2, OutHeight = 4, OutWidth = 4 }), Is.False, "stride 2");
+        Assert.That(Conv2dWinogradCpu.Supports(p with { PadTop = 0, OutHeight = 7 }), Is.False, "pad top 0");
+        Assert.That(Conv2dWinogradCpu.Supports(p with { Upsample2x = 1, OutHeight = 16, OutWidth = 16 }), Is.True, "upsample");
+        Assert.That(Conv2dWinogradCpu.Supports(p with { Kernel = 1 }), Is.False, "1x1");
+    }
+}
