@@ -13,8 +13,8 @@ namespace NativeVae.Kernels.Cpu;
 // The packed tile (<= PackBudgetBytes) stays in L2 while every output-channel block streams over it.
 // A 1x1 stride-1 convolution whose pixel count fills whole vectors skips the packing and runs on the
 // flattened pixels directly.
-// TODO: the direct 3x3 stride-1 path runs near the FMA peak; going further needs fewer multiplies, i.e. a
-// Winograd F(4x4, 3x3) variant (2.25-4x fewer FMAs, fp32 error to be checked against the references).
+// The direct 3x3 stride-1 path runs near the FMA peak; the backend sends such convs with >= 64 channels to
+// Conv2dWinogradCpu (F(4x4, 3x3), 4x fewer FMAs) instead.
 
 /// <summary>
 /// Convolution weights packed once for the micro-kernel: <c>[Cout / 4][Cin][K][K][4]</c>, the last

@@ -193,7 +193,7 @@ public static unsafe class Conv2dWinogradCpu
             PackWidth = PaddedCols + lanes;
             int outBlocks = (P.OutChannels + MicroKernelCpu.Rows - 1) / MicroKernelCpu.Rows;
             WorkFloats = (long)Points * Tiles * (P.InChannels + outBlocks * MicroKernelCpu.Rows)
-                + (long)TileInput * TileOutput * PackWidth + (long)(Points + TileInput) * lanes; // + transform vectors
+                + (long)TileInput * TileOutput * PackWidth + (long)(Points + 2 * TileInput) * lanes; // + transform vectors and one output row
             ItemCount = checked(P.Batch * RowGroups * ColGroups);
         }
 
@@ -338,25 +338,39 @@ public static unsafe class Conv2dWinogradCpu
                     result + j, TileOutput);
             }
 
+            // Tile t's column xx is lane t of result vector (y, xx): interleave one output row into `line`, then
+            // add bias and residual a whole vector at a time.
             float* lanes = (float*)result;
-            float b = Bias != null ? Bias[co] : 0f;
-            long plane = (long)P.OutHeight * P.OutWidth;
-            long channel = ((long)n * P.OutChannels + co) * plane;
+            float* line = (float*)(result + TileOutput * TileOutput);
             int l = TOps.Lanes;
+            int width = Math.Min(TileOutput * tiles, P.OutWidth - TileOutput * tx);
+            int whole = width / l * l;
+            float b = Bias != null ? Bias[co] : 0f;
+            TVec bias = TOps.Broadcast(b);
+            long rowStart = ((long)n * P.OutChannels + co) * P.OutHeight * P.OutWidth + (long)TileOutput * tx;
             for (int y = 0; y < TileOutput; y++)
             {
                 int oy = TileOutput * ty + y;
                 if (oy >= P.OutHeight) break;
+                float* src = lanes + y * TileOutput * l;
                 for (int t = 0; t < tiles; t++)
-                for (int xx = 0; xx < TileOutput; xx++)
                 {
-                    int ox = TileOutput * (tx + t) + xx;
-                    if (ox >= P.OutWidth) break;
-                    long o = channel + (long)oy * P.OutWidth + ox;
-                    float v = lanes[(y * TileOutput + xx) * l + t] + b;
-                    if (Residual != null) v += Residual[o];
-                    Y[o] = v;
+                    line[TileOutput * t] = src[t];
+                    line[TileOutput * t + 1] = src[l + t];
+                    line[TileOutput * t + 2] = src[2 * l + t];
+                    line[TileOutput * t + 3] = src[3 * l + t];
                 }
+                long o = rowStart + (long)oy * P.OutWidth;
+                float* dst = Y + o;
+                float* residual = Residual == null ? null : Residual + o;
+                int i = 0;
+                for (; i < whole; i += l)
+                {
+                    TVec v = TOps.Add(TOps.Load(line + i), bias);
+                    if (residual != null) v = TOps.Add(v, TOps.Load(residual + i));
+                    TOps.Store(dst + i, v);
+                }
+                for (; i < width; i++) dst[i] = line[i] + b + (residual != null ? residual[i] : 0f);
             }
         }
 
