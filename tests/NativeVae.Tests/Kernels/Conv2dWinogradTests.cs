@@ -43,6 +43,28 @@ public sealed class Conv2dWinogradTests
     }
 
     [Test]
+    public void TransformedWeightsAreCachedCountedAndFreedWithTheWeight()
+    {
+        var c = Shapes[1];
+        using var backend = new CpuBackend(threads: 2);
+        var outputs = c.Run(backend, calls: 2);
+        Assert.That(outputs[1], Is.EqualTo(outputs[0]), "second call on the cached transformed weights");
+
+        using var x = backend.Upload(c.X, c.InShape);
+        var w = backend.Upload(c.Weight, c.WeightShape);
+        using (backend.Conv2d(x, w, null, c.Spec)) { }
+        var afterConv = backend.Memory;
+        // [36 points][ceil(70 / 4) blocks][64 ci][4 rows] floats, beside the row-major weight.
+        long transformed = 36L * 18 * 64 * 4 * sizeof(float);
+        var readBack = new float[w.ElementCount];
+        backend.Download(w, readBack);
+        Assert.That(readBack, Is.EqualTo(c.Weight), "the row-major weight is kept exactly");
+        w.Dispose();
+        Assert.That(backend.Memory.LiveBytes, Is.EqualTo(afterConv.LiveBytes - transformed - c.WeightShape.ElementCount * sizeof(float)),
+            "freeing the weight frees its Winograd transform");
+    }
+
+    [Test]
     public void SmallChannelsAndOtherGeometriesKeepTheDirectPath()
     {
         var p = new NativeVae.Kernels.Gpu.Conv2dParams { Kernel = 3, Stride = 1, PadTop = 1, PadLeft = 1, InHeight = 8, InWidth = 8, OutHeight = 8, OutWidth = 8 };
