@@ -57,7 +57,14 @@ void Conv(int cin, int cout, int size, int kernel, Conv2dSpec spec, string note 
     Measure(name, flops, bytes, () => backend.Conv2d(x, w, b, spec));
     backend.WinogradEnabled = true;
     if (kernel == 3 && ho == (spec.Upsample2x ? 2 * size : size) && spec.Stride == 1 && Math.Min(cin, cout) >= 64)
+    {
         Measure(name + " winograd", flops, bytes, () => backend.Conv2d(x, w, b, spec));
+        // GroupNorm + SiLU applied while packing (the resnets' convs); the fused op's own statistics pass included.
+        using var gamma = Random(new TensorShape(cin), 1);
+        using var beta = Random(new TensorShape(cin), 1);
+        var norm = new GroupNormSpec(gamma, beta, 32, 1e-6f, true);
+        Measure(name + " winograd gn+silu", flops, bytes, () => backend.NormConv2d(x, norm, w, b, spec));
+    }
 }
 
 void GroupNormSilu(int c, int size)

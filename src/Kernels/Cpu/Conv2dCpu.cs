@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using NativeVae.Kernels.Gpu;
@@ -15,6 +16,27 @@ namespace NativeVae.Kernels.Cpu;
 // flattened pixels directly.
 // The direct 3x3 stride-1 path runs near the FMA peak; the backend sends such convs with >= 64 channels to
 // Conv2dWinogradCpu (F(4x4, 3x3), 4x fewer FMAs) instead.
+
+/// <summary>
+/// A per-(image, input channel) affine, then optionally SiLU, applied to a convolution's input while it is packed:
+/// GroupNorm (+ SiLU) folded into the convolution (<see cref="GroupNormCpu.Fold"/>), so the normalised tensor is
+/// never stored. <see cref="Scale"/> and <see cref="Shift"/> are [N * Cin]; padding stays zero, as the convolution
+/// pads the normalised tensor. The default value applies nothing.
+/// </summary>
+public readonly unsafe struct InputAffine(float* scale, float* shift, bool silu)
+{
+    public readonly float* Scale = scale;
+    public readonly float* Shift = shift;
+    public readonly bool Silu = silu;
+
+    public bool IsActive => Scale != null;
+
+    /// <summary>dst[i] = f(src[i]) for channel <paramref name="index"/> = n * Cin + ci (dst may equal src).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Apply<TVec, TOps>(long index, float* src, float* dst, int count)
+        where TVec : unmanaged where TOps : IVectorOps<TVec> =>
+        ElementwiseCpu.MapSpan<TVec, TOps, AffineFunction>(new AffineFunction(Scale[index], Shift[index], Silu), src, dst, count);
+}
 
 /// <summary>
 /// Convolution weights packed once for the micro-kernel: <c>[Cout / 4][Cin][K][K][4]</c>, the last
@@ -100,29 +122,31 @@ public static unsafe class Conv2dCpu
     private const int TapSlot = 1;
 
     /// <summary>
-    /// y = conv(x, w) (+ bias) (+ residual). <paramref name="x"/> [N, Cin, H, W], <paramref name="y"/> and
-    /// <paramref name="residual"/> [N, Cout, Ho, Wo], <paramref name="bias"/> [Cout]; null pointers mean absent.
+    /// y = conv(f(x), w) (+ bias) (+ residual), f = <paramref name="affine"/> (none by default).
+    /// <paramref name="x"/> [N, Cin, H, W], <paramref name="y"/> and <paramref name="residual"/> [N, Cout, Ho, Wo],
+    /// <paramref name="bias"/> [Cout]; null pointers mean absent.
     /// </summary>
     public static void Run(CpuWorkers workers, SimdWidth width, in Conv2dParams p, float* x, Conv2dPackedWeights w,
-        float* bias, float* residual, float* y)
+        float* bias, float* residual, float* y, InputAffine affine = default)
     {
         switch (width)
         {
-            case SimdWidth.V512: Run<Vector512<float>, V512Ops>(workers, p, x, w, bias, residual, y); break;
-            case SimdWidth.V256: Run<Vector256<float>, V256Ops>(workers, p, x, w, bias, residual, y); break;
-            case SimdWidth.V128: Run<Vector128<float>, V128Ops>(workers, p, x, w, bias, residual, y); break;
-            default: Run<float, ScalarOps>(workers, p, x, w, bias, residual, y); break;
+            case SimdWidth.V512: Run<Vector512<float>, V512Ops>(workers, p, x, w, bias, residual, y, affine); break;
+            case SimdWidth.V256: Run<Vector256<float>, V256Ops>(workers, p, x, w, bias, residual, y, affine); break;
+            case SimdWidth.V128: Run<Vector128<float>, V128Ops>(workers, p, x, w, bias, residual, y, affine); break;
+            default: Run<float, ScalarOps>(workers, p, x, w, bias, residual, y, affine); break;
         }
     }
 
     private static void Run<TVec, TOps>(CpuWorkers workers, in Conv2dParams p, float* x, Conv2dPackedWeights w,
-        float* bias, float* residual, float* y)
+        float* bias, float* residual, float* y, InputAffine affine)
         where TVec : unmanaged where TOps : IVectorOps<TVec>
     {
         if (p.Batch == 0 || p.OutChannels == 0 || p.OutHeight == 0 || p.OutWidth == 0) return;
         var job = new ConvJob<TVec, TOps>
         {
             P = p, X = x, W = w.Block(0), WBlockFloats = w.BlockFloats, Bias = bias, Residual = residual, Y = y,
+            Affine = affine,
         };
         job.Plan(workers.Count);
         job.Packs = workers.ScratchTable(PackSlot, job.PackFloats);
@@ -142,6 +166,7 @@ public static unsafe class Conv2dCpu
         public float* Y;
         public float** Packs;
         public int* Taps;
+        public InputAffine Affine;
 
         // Plan: flat (1x1 over flattened pixels) or tiles of BandRows x TileCols outputs.
         public bool Flat;
@@ -166,8 +191,9 @@ public static unsafe class Conv2dCpu
             int target = workers * TilesPerWorker;
             long pixels = (long)P.OutHeight * P.OutWidth;
             long channelBytes = Math.Max(1, P.InChannels) * (long)sizeof(float);
+            // The flat path reads the input in place, so an input affine takes the packing path.
             Flat = P.Kernel == 1 && P.Stride == 1 && P.PadTop == 0 && P.PadLeft == 0 && P.Upsample2x == 0
-                && P.OutHeight == P.InHeight && P.OutWidth == P.InWidth && pixels % lanes == 0;
+                && P.OutHeight == P.InHeight && P.OutWidth == P.InWidth && pixels % lanes == 0 && !Affine.IsActive;
             if (Flat)
             {
                 // Pixels per tile: the tile's input (all channels) fits the pack budget, whole blocks.
@@ -303,7 +329,8 @@ public static unsafe class Conv2dCpu
             float* dst = pack;
             for (int ci = 0; ci < P.InChannels; ci++)
             {
-                float* src = X + ((long)n * P.InChannels + ci) * plane;
+                long channel = (long)n * P.InChannels + ci;
+                float* src = X + channel * plane;
                 for (int pr = 0; pr < packedRows; pr++)
                 {
                     int yv = y0 * s - P.PadTop + pr;
@@ -323,13 +350,18 @@ public static unsafe class Conv2dCpu
                         new Span<float>(dst, lo).Clear();
                         new Span<float>(dst + hi, pw - hi).Clear();
                         if (s == 1 && !up)
-                            new ReadOnlySpan<float>(row + xv0 + lo, hi - lo).CopyTo(new Span<float>(dst + lo, hi - lo));
-                        else if (up)
+                        {
+                            if (Affine.IsActive) Affine.Apply<TVec, TOps>(channel, row + xv0 + lo, dst + lo, hi - lo);
+                            else new ReadOnlySpan<float>(row + xv0 + lo, hi - lo).CopyTo(new Span<float>(dst + lo, hi - lo));
+                            continue;
+                        }
+                        if (up)
                             for (int j = lo; j < hi; j++) dst[j] = row[(xv0 + j * s) >> 1];
                         else if (s == 2)
                             for (int j = lo; j < hi; j++) dst[j] = row[xv0 + 2 * j]; // the Downsample2D case, constant stride
                         else
                             for (int j = lo; j < hi; j++) dst[j] = row[xv0 + j * s];
+                        if (Affine.IsActive) Affine.Apply<TVec, TOps>(channel, dst + lo, dst + lo, hi - lo);
                     }
                 }
             }

@@ -19,72 +19,123 @@ namespace NativeVae.Kernels.Cpu;
 // to 8 and 1/24), see Conv2dWinogradTests.
 
 /// <summary>
-/// Weights transformed for Winograd F(4x4, 3x3), packed for the micro-kernel: <c>[36][Cout / 4][Cin][4]</c>,
-/// the last output-channel block zero-padded. 4x the bytes of the 3x3 weights. Freed by <see cref="Dispose"/>.
+/// Weights transformed for Winograd F(4x4, 3x3) (G g G^T per kernel), packed for the micro-kernel:
+/// <c>[36][Cout / 4][Cin][4]</c>, the last output-channel block zero-padded: 4x the bytes of the 3x3 weights.
+/// A view of a buffer the caller owns; <see cref="Transform"/> fills it. The backend transforms on every call into
+/// one reused buffer instead of keeping a copy per weight, which would add 4x the model's 3x3 weights to memory.
 /// </summary>
-public sealed unsafe class Conv2dWinogradWeights : IDisposable
+public readonly unsafe struct Conv2dWinogradWeights
 {
-    private float* _data;
+    private readonly float* _data;
 
-    public Conv2dWinogradWeights(float* weight, int outChannels, int inChannels)
+    public Conv2dWinogradWeights(float* data, int outChannels, int inChannels)
     {
-        const int taps = Conv2dWinogradCpu.KernelSize * Conv2dWinogradCpu.KernelSize;
-        int rows = MicroKernelCpu.Rows;
+        _data = data;
         OutChannels = outChannels;
         InChannels = inChannels;
-        Blocks = (outChannels + rows - 1) / rows;
-        BlockFloats = (long)inChannels * rows;
-        long floats = Conv2dWinogradCpu.Points * Blocks * BlockFloats;
-        if (floats > int.MaxValue)
-            throw new ArgumentOutOfRangeException(nameof(outChannels), $"Winograd weights {outChannels}x{inChannels} are too large");
-        _data = (float*)NativeMemory.AlignedAlloc((nuint)(Math.Max(floats, 1) * sizeof(float)), 64);
-        new Span<float>(_data, checked((int)floats)).Clear();
-        double* u = stackalloc double[Conv2dWinogradCpu.Points];
-        for (int co = 0; co < outChannels; co++)
-        for (int ci = 0; ci < inChannels; ci++)
-        {
-            TransformKernel(weight + ((long)co * inChannels + ci) * taps, u);
-            for (int xi = 0; xi < Conv2dWinogradCpu.Points; xi++)
-                _data[(xi * Blocks + co / rows) * BlockFloats + (long)ci * rows + co % rows] = (float)u[xi];
-        }
+        Blocks = (outChannels + MicroKernelCpu.Rows - 1) / MicroKernelCpu.Rows;
+        BlockFloats = (long)inChannels * MicroKernelCpu.Rows;
     }
 
     public int OutChannels { get; }
     public int InChannels { get; }
     public int Blocks { get; }
     public long BlockFloats { get; }
-    public long Bytes => Conv2dWinogradCpu.Points * Blocks * BlockFloats * sizeof(float);
+
+    /// <summary>Floats the transformed weights of a [Cout, Cin, 3, 3] convolution take.</summary>
+    public static long FloatsFor(int outChannels, int inChannels) =>
+        Conv2dWinogradCpu.Points * ((outChannels + MicroKernelCpu.Rows - 1) / MicroKernelCpu.Rows) * (long)inChannels * MicroKernelCpu.Rows;
 
     /// <summary>Output-channel block <paramref name="block"/> of transform point <paramref name="point"/>.</summary>
-    public float* Block(int point, int block)
+    public float* Block(int point, int block) => _data + (point * Blocks + block) * BlockFloats;
+
+    /// <summary>
+    /// Fills <paramref name="into"/> from row-major <c>[Cout, Cin, 3, 3]</c> <paramref name="weight"/>, one
+    /// output-channel block per item on every worker: the block's taps are gathered into a per-worker
+    /// <c>[9][Cin * 4]</c> scratch, then transformed a vector of (ci, row) pairs at a time.
+    /// </summary>
+    public static void Transform(CpuWorkers workers, SimdWidth width, float* weight, Conv2dWinogradWeights into)
     {
-        ObjectDisposedException.ThrowIf(_data == null, this);
-        return _data + (point * Blocks + block) * BlockFloats;
+        long gather = Taps * into.BlockFloats;
+        var job = new TransformJob { Weight = weight, Into = into, Gather = workers.ScratchTable(GatherSlot, gather), Width = width };
+        workers.Run(into.Blocks, ref job);
     }
 
-    // G g G^T in double, so that the transformed weights are the exact ones rounded once.
-    private static void TransformKernel(float* g, double* u)
-    {
-        const int k = Conv2dWinogradCpu.KernelSize, n = Conv2dWinogradCpu.TileInput;
-        double* rows = stackalloc double[n * k];
-        for (int c = 0; c < k; c++) ApplyG(g[c], g[k + c], g[2 * k + c], rows + c, k);
-        for (int r = 0; r < n; r++) ApplyG(rows[r * k], rows[r * k + 1], rows[r * k + 2], u + r * n, 1);
-    }
+    private const int Taps = Conv2dWinogradCpu.KernelSize * Conv2dWinogradCpu.KernelSize;
+    private const int GatherSlot = 0;
 
-    private static void ApplyG(double g0, double g1, double g2, double* o, int step)
+    private struct TransformJob : IWorkItem
     {
-        o[0] = g0 / 4;
-        o[step] = -(g0 + g1 + g2) / 6;
-        o[2 * step] = -(g0 - g1 + g2) / 6;
-        o[3 * step] = g0 / 24 + g1 / 12 + g2 / 6;
-        o[4 * step] = g0 / 24 - g1 / 12 + g2 / 6;
-        o[5 * step] = g2;
-    }
+        public float* Weight;
+        public Conv2dWinogradWeights Into;
+        public float** Gather;
+        public SimdWidth Width;
 
-    public void Dispose()
-    {
-        if (_data != null) NativeMemory.AlignedFree(_data);
-        _data = null;
+        public void Execute(int block, int worker)
+        {
+            int rows = MicroKernelCpu.Rows;
+            int run = checked((int)Into.BlockFloats); // Cin * 4: (ci, row) pairs, the destination's order
+            float* taps = Gather[worker];
+            for (int r = 0; r < rows; r++)
+            {
+                int co = block * rows + r;
+                float* w = Weight + (long)co * Into.InChannels * Taps;
+                for (int ci = 0; ci < Into.InChannels; ci++)
+                for (int t = 0; t < Taps; t++)
+                    taps[t * run + ci * rows + r] = co < Into.OutChannels ? w[ci * Taps + t] : 0f;
+            }
+            switch (Width)
+            {
+                case SimdWidth.V512: TransformRun<Vector512<float>, V512Ops>(taps, run, block); break;
+                case SimdWidth.V256: TransformRun<Vector256<float>, V256Ops>(taps, run, block); break;
+                case SimdWidth.V128: TransformRun<Vector128<float>, V128Ops>(taps, run, block); break;
+                default: TransformRun<float, ScalarOps>(taps, run, block); break;
+            }
+        }
+
+        private void TransformRun<TVec, TOps>(float* taps, int run, int block)
+            where TVec : unmanaged where TOps : IVectorOps<TVec>
+        {
+            int i = 0;
+            for (; i + TOps.Lanes <= run; i += TOps.Lanes) TransformAt<TVec, TOps>(taps, run, block, i);
+            for (; i < run; i++) TransformAt<float, ScalarOps>(taps, run, block, i);
+        }
+
+        /// <summary>G g G^T for the kernels at (ci, row) pairs i.. of the gathered block, to all 36 points.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void TransformAt<TVec, TOps>(float* taps, int run, int block, int i)
+            where TVec : unmanaged where TOps : IVectorOps<TVec>
+        {
+            const int k = Conv2dWinogradCpu.KernelSize, n = Conv2dWinogradCpu.TileInput;
+            TVec* columns = stackalloc TVec[n * k]; // G applied down each kernel column: [6][3]
+            for (int c = 0; c < k; c++)
+                ApplyG<TVec, TOps>(TOps.Load(taps + c * run + i), TOps.Load(taps + (k + c) * run + i),
+                    TOps.Load(taps + (2 * k + c) * run + i), columns + c, k);
+            TVec* point = stackalloc TVec[n];
+            for (int r = 0; r < n; r++)
+            {
+                ApplyG<TVec, TOps>(columns[r * k], columns[r * k + 1], columns[r * k + 2], point, 1);
+                for (int j = 0; j < n; j++) TOps.Store(Into.Block(r * n + j, block) + i, point[j]);
+            }
+        }
+
+        /// <summary>The six rows of G applied to one kernel row or column (g0, g1, g2).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void ApplyG<TVec, TOps>(TVec g0, TVec g1, TVec g2, TVec* o, int step)
+            where TVec : unmanaged where TOps : IVectorOps<TVec>
+        {
+            TVec outer = TOps.Add(g0, g2);
+            TVec sixth = TOps.Broadcast(-1f / 6);
+            TVec quarter = TOps.Multiply(g0, TOps.Broadcast(1f / 24));
+            TVec half = TOps.MulAdd(g2, TOps.Broadcast(1f / 6), quarter); // g0 / 24 + g2 / 6
+            TVec twelfth = TOps.Multiply(g1, TOps.Broadcast(1f / 12));
+            o[0] = TOps.Multiply(g0, TOps.Broadcast(0.25f));
+            o[step] = TOps.Multiply(TOps.Add(outer, g1), sixth);
+            o[2 * step] = TOps.Multiply(TOps.Subtract(outer, g1), sixth);
+            o[3 * step] = TOps.Add(half, twelfth);
+            o[4 * step] = TOps.Subtract(half, twelfth);
+            o[5 * step] = g2;
+        }
     }
 }
 
@@ -106,6 +157,7 @@ public static unsafe class Conv2dWinogradCpu
 
     private const int WorkSlot = 0;
     private const int TapSlot = 1;
+    private const int WeightSlot = 2;
 
     /// <summary>Whether this convolution is one the Winograd path computes: 3x3, stride 1, output the (virtual) input's size.</summary>
     public static bool Supports(in Conv2dParams p)
@@ -116,33 +168,36 @@ public static unsafe class Conv2dWinogradCpu
     }
 
     /// <summary>
-    /// y = conv(x, w) (+ bias) (+ residual), as <see cref="Conv2dCpu.Run"/>, for a convolution <see cref="Supports"/> accepts.
+    /// y = conv(f(x), w) (+ bias) (+ residual), as <see cref="Conv2dCpu.Run"/>, for a convolution <see cref="Supports"/>
+    /// accepts; <paramref name="weight"/> is row-major <c>[Cout, Cin, 3, 3]</c> and is transformed on every call into
+    /// the workers' shared scratch (see <see cref="Conv2dWinogradWeights"/>).
     /// </summary>
-    public static void Run(CpuWorkers workers, SimdWidth width, in Conv2dParams p, float* x, Conv2dWinogradWeights w,
-        float* bias, float* residual, float* y)
+    public static void Run(CpuWorkers workers, SimdWidth width, in Conv2dParams p, float* x, float* weight,
+        float* bias, float* residual, float* y, InputAffine affine = default)
     {
         if (!Supports(p))
             throw new ArgumentException($"Winograd conv2d needs a 3x3 stride-1 pad-1 same-size convolution, got kernel {p.Kernel}, stride {p.Stride}, pad {p.PadTop}/{p.PadLeft}", nameof(p));
-        if (w.InChannels != p.InChannels || w.OutChannels != p.OutChannels)
-            throw new ArgumentException($"Winograd weights are {w.OutChannels}x{w.InChannels}, the conv needs {p.OutChannels}x{p.InChannels}", nameof(w));
+        if (p.Batch == 0 || p.OutChannels == 0 || p.OutHeight == 0 || p.OutWidth == 0) return;
+        var w = new Conv2dWinogradWeights(
+            workers.SharedScratch(WeightSlot, Conv2dWinogradWeights.FloatsFor(p.OutChannels, p.InChannels)), p.OutChannels, p.InChannels);
+        Conv2dWinogradWeights.Transform(workers, width, weight, w);
         switch (width)
         {
-            case SimdWidth.V512: Run<Vector512<float>, V512Ops>(workers, p, x, w, bias, residual, y); break;
-            case SimdWidth.V256: Run<Vector256<float>, V256Ops>(workers, p, x, w, bias, residual, y); break;
-            case SimdWidth.V128: Run<Vector128<float>, V128Ops>(workers, p, x, w, bias, residual, y); break;
-            default: Run<float, ScalarOps>(workers, p, x, w, bias, residual, y); break;
+            case SimdWidth.V512: Run<Vector512<float>, V512Ops>(workers, p, x, w, bias, residual, y, affine); break;
+            case SimdWidth.V256: Run<Vector256<float>, V256Ops>(workers, p, x, w, bias, residual, y, affine); break;
+            case SimdWidth.V128: Run<Vector128<float>, V128Ops>(workers, p, x, w, bias, residual, y, affine); break;
+            default: Run<float, ScalarOps>(workers, p, x, w, bias, residual, y, affine); break;
         }
     }
 
     private static void Run<TVec, TOps>(CpuWorkers workers, in Conv2dParams p, float* x, Conv2dWinogradWeights w,
-        float* bias, float* residual, float* y)
+        float* bias, float* residual, float* y, InputAffine affine)
         where TVec : unmanaged where TOps : IVectorOps<TVec>
     {
-        if (p.Batch == 0 || p.OutChannels == 0 || p.OutHeight == 0 || p.OutWidth == 0) return;
         var job = new WinogradJob<TVec, TOps>
         {
             P = p, X = x, W = w.Block(0, 0), WBlockFloats = w.BlockFloats, WBlocks = w.Blocks,
-            Bias = bias, Residual = residual, Y = y,
+            Bias = bias, Residual = residual, Y = y, Affine = affine,
         };
         job.Plan(workers.Count);
         job.Work = workers.ScratchTable(WorkSlot, job.WorkFloats);
@@ -163,6 +218,7 @@ public static unsafe class Conv2dWinogradCpu
         public float* Y;
         public float** Work;
         public int* ZeroTap;
+        public InputAffine Affine;
 
         public int TilesY;
         public int TilesX;
@@ -265,7 +321,8 @@ public static unsafe class Conv2dWinogradCpu
             bool up = P.Upsample2x != 0;
             int hv = up ? 2 * P.InHeight : P.InHeight;
             int wv = up ? 2 * P.InWidth : P.InWidth;
-            float* src = X + ((long)n * P.InChannels + ci) * P.InHeight * P.InWidth;
+            long channel = (long)n * P.InChannels + ci;
+            float* src = X + channel * P.InHeight * P.InWidth;
             for (int i = 0; i < TileInput; i++)
             {
                 int yv = TileOutput * ty - P.PadTop + i;
@@ -288,6 +345,7 @@ public static unsafe class Conv2dWinogradCpu
                         for (int j = lo; j < hi; j++) dst[j] = row[(xv0 + TileOutput * j) >> 1];
                     else
                         for (int j = lo; j < hi; j++) dst[j] = row[xv0 + TileOutput * j];
+                    if (Affine.IsActive) Affine.Apply<TVec, TOps>(channel, dst + lo, dst + lo, hi - lo);
                 }
             }
         }

@@ -36,6 +36,18 @@ public static unsafe class GroupNormCpu
         workers.Run(checked(p.Batch * p.Groups), ref job);
     }
 
+    /// <summary>
+    /// GroupNorm's statistics folded with its affine, without normalising: <paramref name="scale"/> and
+    /// <paramref name="shift"/> [N * C] get the per-channel a, b with which <see cref="Run"/> computes
+    /// y = x * a + b (bit for bit), for a consumer that applies them itself (a convolution reading its input).
+    /// </summary>
+    public static void Fold(CpuWorkers workers, SimdWidth width, in GroupNormParams p, float* x, float* gamma, float* beta,
+        float* scale, float* shift)
+    {
+        var job = new GroupNormJob { P = p, X = x, Gamma = gamma, Beta = beta, FoldScale = scale, FoldShift = shift, Width = width };
+        workers.Run(checked(p.Batch * p.Groups), ref job);
+    }
+
     /// <summary>y[row] = x[row] * scale[row] + shift[row] (+ SiLU) for each of <paramref name="rows"/> rows of <paramref name="spatial"/>.</summary>
     public static void ChannelAffine(CpuWorkers workers, SimdWidth width, int rows, int spatial, bool silu, float* x,
         float* scale, float* shift, float* y)
@@ -69,6 +81,8 @@ public static unsafe class GroupNormCpu
         public float* Beta;
         public float* Stats;
         public float* Y;
+        public float* FoldScale;
+        public float* FoldShift;
         public SimdWidth Width;
 
         public void Execute(int item, int worker)
@@ -91,20 +105,27 @@ public static unsafe class GroupNormCpu
             double meanShifted = sum / n;
             double variance = Math.Max(squares / n - meanShifted * meanShifted, 0);
             float mean = (float)(shift + meanShifted);
-            Stats[2 * item] = mean;
+            if (Stats != null) Stats[2 * item] = mean;
             if (P.StatsAsMoments != 0)
             {
                 Stats[2 * item + 1] = (float)(variance * count);
                 return;
             }
             float rstd = (float)(1 / Math.Sqrt(variance + P.Eps));
-            Stats[2 * item + 1] = rstd;
+            if (Stats != null) Stats[2 * item + 1] = rstd;
 
             for (int c = 0; c < channels; c++)
             {
                 int channel = g * channels + c;
                 float a = Gamma[channel] * rstd;
                 float b = Beta[channel] - mean * a;
+                if (FoldScale != null)
+                {
+                    // item * channels = image * C + channel of this group's first: the [N * C] index.
+                    FoldScale[(long)item * channels + c] = a;
+                    FoldShift[(long)item * channels + c] = b;
+                    continue;
+                }
                 long offset = (long)c * P.Spatial;
                 ElementwiseCpu.MapSpan(Width, new AffineFunction(a, b, P.FuseSilu != 0), x + offset, y + offset, P.Spatial);
             }

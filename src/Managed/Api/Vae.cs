@@ -274,7 +274,8 @@ public sealed class Vae : IDisposable
     internal (TilingMode Mode, int? Tile) PlanAuto(HostTensor<float> input, bool encode)
     {
         long budget = MemoryBudget();
-        using var dry = new DryRunBackend();
+        // The CPU backend applies GroupNorm inside the convolution that follows it (IBackend.NormConv2d).
+        using var dry = new DryRunBackend { FusesNormIntoConv = _model.Backend.Kind == BackendKind.Cpu };
         using (var x = dry.Allocate(input.Shape))
         using (encode ? _model.Encode(dry, x) : _model.Decode(dry, x)) { }
         if (dry.PeakBytes <= budget) return (TilingMode.None, null);

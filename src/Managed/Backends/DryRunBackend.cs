@@ -55,6 +55,20 @@ internal sealed class DryRunBackend : IBackend
         return Allocate(output);
     }
 
+    /// <summary>
+    /// Whether <see cref="NormConv2d"/> is counted as the fused op of a backend that never stores the normalised
+    /// input (the CPU backend) rather than as GroupNorm then Conv2d (the default).
+    /// </summary>
+    public bool FusesNormIntoConv { get; init; }
+
+    public Tensor NormConv2d(Tensor input, GroupNormSpec norm, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual = null)
+    {
+        OpShapes.GroupNorm(input, norm.Gamma, norm.Beta, norm.Groups);
+        if (FusesNormIntoConv) return Conv2d(input, weight, bias, spec, residual);
+        using var normed = GroupNorm(input, norm.Gamma, norm.Beta, norm.Groups, norm.Eps, norm.Silu);
+        return Conv2d(normed, weight, bias, spec, residual);
+    }
+
     public Tensor GroupNorm(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu) =>
         Allocate(OpShapes.GroupNorm(input, gamma, beta, groups));
 

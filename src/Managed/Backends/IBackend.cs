@@ -44,6 +44,18 @@ internal interface IBackend : IDisposable
     Tensor Conv2d(Tensor input, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual = null);
 
     /// <summary>
+    /// <c>conv(silu?(group_norm(x)))</c> (+ bias, + residual): the GroupNorm (and SiLU) of <paramref name="norm"/>
+    /// applied to the convolution's input, the same result as <see cref="GroupNorm"/> then <see cref="Conv2d"/>.
+    /// A backend that can fuse them applies the normalisation as the convolution reads its input and never stores
+    /// the normalised tensor (the VAE's largest activations at high resolution); the default runs the two ops.
+    /// </summary>
+    Tensor NormConv2d(Tensor input, GroupNormSpec norm, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual = null)
+    {
+        using var normed = GroupNorm(input, norm.Gamma, norm.Beta, norm.Groups, norm.Eps, norm.Silu);
+        return Conv2d(normed, weight, bias, spec, residual);
+    }
+
+    /// <summary>
     /// GroupNorm over <c>[N, C, H, W]</c> with <paramref name="groups"/> groups (dividing C), statistics in fp32,
     /// per-channel affine <paramref name="gamma"/>/<paramref name="beta"/> <c>[C]</c>, then SiLU when
     /// <paramref name="fuseSilu"/>.
@@ -109,6 +121,9 @@ internal enum BackendKind
     /// <summary>Shapes only: counts work and memory, computes nothing.</summary>
     DryRun,
 }
+
+/// <summary>A GroupNorm's parameters (<c>gamma</c>, <c>beta</c> <c>[C]</c>), optionally followed by SiLU.</summary>
+internal readonly record struct GroupNormSpec(Tensor Gamma, Tensor Beta, int Groups, float Eps, bool Silu);
 
 /// <summary>Device memory accounting in bytes.</summary>
 internal readonly record struct MemoryStats(long LiveBytes, long PooledBytes, long PeakBytes);

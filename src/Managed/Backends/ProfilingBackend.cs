@@ -44,11 +44,24 @@ internal sealed class ProfilingBackend(IBackend device) : IBackend
     {
         long start = Stopwatch.GetTimestamp();
         var y = device.Conv2d(input, weight, bias, spec, residual);
+        RecordConv(start, "", input, weight, spec, residual, y);
+        return y;
+    }
+
+    private void RecordConv(long start, string prefix, Tensor input, Tensor weight, Conv2dSpec spec, Tensor? residual, Tensor y)
+    {
         int k = weight.Shape[2];
-        string kind = $"conv{k}x{k}{(spec.Stride > 1 ? $" s{spec.Stride}" : "")}{(spec.Upsample2x ? " up2x" : "")}{(residual is null ? "" : " +res")}";
+        string kind = $"{prefix}conv{k}x{k}{(spec.Stride > 1 ? $" s{spec.Stride}" : "")}{(spec.Upsample2x ? " up2x" : "")}{(residual is null ? "" : " +res")}";
         long flops = FlopsPerMultiplyAdd * y.Shape.ElementCount * (weight.Shape.ElementCount / weight.Shape[0]);
         Record($"{kind} {input.Shape.C}->{y.Shape.C} @{y.Shape.H}x{y.Shape.W}", start, flops,
             input.ByteLength + y.ByteLength + weight.ByteLength + (residual?.ByteLength ?? 0));
+    }
+
+    public Tensor NormConv2d(Tensor input, GroupNormSpec norm, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual = null)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var y = device.NormConv2d(input, norm, weight, bias, spec, residual);
+        RecordConv(start, "groupnorm" + (norm.Silu ? "+silu+" : "+"), input, weight, spec, residual, y);
         return y;
     }
 

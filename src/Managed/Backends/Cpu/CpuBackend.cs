@@ -89,9 +89,28 @@ internal sealed unsafe class CpuBackend : IBackend
         // Ops finish before they return.
     }
 
-    public Tensor Conv2d(Tensor input, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual = null)
+    public Tensor Conv2d(Tensor input, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual = null) =>
+        Conv2d(Own(input, nameof(input)), weight, bias, spec, residual, default);
+
+    /// <summary>
+    /// GroupNorm (+ SiLU) folded into the convolution: its statistics become a per-channel affine
+    /// (<see cref="GroupNormCpu.Fold"/>, the same fp32 scale and shift per channel as
+    /// <see cref="GroupNorm(Tensor, Tensor, Tensor, int, float, bool)"/>) that the convolution applies as it packs its input.
+    /// </summary>
+    public Tensor NormConv2d(Tensor input, GroupNormSpec norm, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual = null)
     {
         var x = Own(input, nameof(input));
+        var g = Own(norm.Gamma, "gamma");
+        var bt = Own(norm.Beta, "beta");
+        OpShapes.GroupNorm(x, g, bt, norm.Groups);
+        using var affine = (CpuTensor)Allocate(new TensorShape(2, x.Shape.N * x.Shape.C)); // [scale; shift]
+        float* scale = affine.F32, shift = scale + x.Shape.N * x.Shape.C;
+        GroupNormCpu.Fold(_workers, Width, KernelParameters.GroupNorm(x, norm.Groups, norm.Eps, norm.Silu), x.F32, g.F32, bt.F32, scale, shift);
+        return Conv2d(x, weight, bias, spec, residual, new InputAffine(scale, shift, norm.Silu));
+    }
+
+    private Tensor Conv2d(CpuTensor x, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual, InputAffine affine)
+    {
         var w = Own(weight, nameof(weight));
         var b = bias is null ? null : Own(bias, nameof(bias));
         var r = residual is null ? null : Own(residual, nameof(residual));
@@ -101,14 +120,7 @@ internal sealed unsafe class CpuBackend : IBackend
         float* biasData = b is null ? null : b.F32, residualData = r is null ? null : r.F32;
         if (UseWinograd(p))
         {
-            var transformed = w.WinogradWeights;
-            if (transformed is null)
-            {
-                transformed = new Conv2dWinogradWeights(w.F32, p.OutChannels, p.InChannels);
-                _pool.TrackExternal(transformed.Bytes);
-                w.AdoptWinograd(transformed);
-            }
-            Conv2dWinogradCpu.Run(_workers, Width, p, x.F32, transformed, biasData, residualData, y.F32);
+            Conv2dWinogradCpu.Run(_workers, Width, p, x.F32, w.F32, biasData, residualData, y.F32, affine);
             return y;
         }
 
@@ -119,7 +131,7 @@ internal sealed unsafe class CpuBackend : IBackend
             _pool.TrackExternal(packed.Bytes); // both copies exist until the row-major one is freed
             w.AdoptPacking(packed);
         }
-        Conv2dCpu.Run(_workers, Width, p, x.F32, packed, biasData, residualData, y.F32);
+        Conv2dCpu.Run(_workers, Width, p, x.F32, packed, biasData, residualData, y.F32, affine);
         return y;
     }
 

@@ -54,14 +54,6 @@ internal sealed unsafe class CpuTensor : Tensor
     public Conv2dPackedWeights? PackedConvWeights { get; private set; }
 
     /// <summary>
-    /// This tensor's values transformed for Winograd F(4x4, 3x3), made on its first use by a convolution that
-    /// path takes. Kept beside the row-major values (a read of the tensor needs those exactly).
-    /// </summary>
-    public Conv2dWinogradWeights? WinogradWeights { get; private set; }
-
-    public void AdoptWinograd(Conv2dWinogradWeights transformed) => WinogradWeights = transformed;
-
-    /// <summary>
     /// Keeps <paramref name="packed"/> as this weight's only copy: the row-major buffer is freed (not pooled), since
     /// convolutions read a weight only through its packing; a later read of the tensor unpacks it again. Without
     /// this every conv weight sat in memory twice (SD's VAE: 2 x 319 MiB).
@@ -98,12 +90,6 @@ internal sealed unsafe class CpuTensor : Tensor
             Owner.ReleasePackedWeights(packed.Bytes);
             packed.Dispose();
             PackedConvWeights = null;
-        }
-        if (WinogradWeights is { } transformed)
-        {
-            Owner.ReleasePackedWeights(transformed.Bytes);
-            transformed.Dispose();
-            WinogradWeights = null;
         }
         if (_buffer != 0) _pool.Return(_buffer, _capacity);
         _buffer = 0;

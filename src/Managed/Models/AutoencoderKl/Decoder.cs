@@ -41,21 +41,20 @@ internal sealed class Decoder
         try
         {
             observe?.Invoke("decoder.conv_in", h);
-            h = Encoder.Step(h, _midBlock.Forward(ops, h));
+            h = _midBlock.Forward(ops, h, ownsInput: true);
             observe?.Invoke("decoder.mid_block", h);
             for (int i = 0; i < _upBlocks.Length; i++)
             {
-                h = Encoder.Step(h, _upBlocks[i].Forward(ops, h));               // channels reversed, 2x up except last
+                h = _upBlocks[i].Forward(ops, h, ownsInput: true);               // channels reversed, 2x up except last
                 observe?.Invoke($"decoder.up_blocks.{i}", h);
             }
-            h = Encoder.Step(h, _convNormOut.Forward(ops, h, silu: true));
-            h = Encoder.Step(h, _convOut.Forward(ops, h));                       // [N, 3, H, W]
+            h = Encoder.Step(h, _convOut.Forward(ops, h, _convNormOut, silu: true)); // [N, 3, H, W]
             observe?.Invoke("decoder.conv_out", h);
             return h;
         }
         catch
         {
-            h.Dispose();   // an observer may cancel; the activation must go back to the pool
+            h.Dispose();   // an observer may cancel; the activation must go back to the pool (a block that failed already disposed it: no-op)
             throw;
         }
     }

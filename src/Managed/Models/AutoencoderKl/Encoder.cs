@@ -39,19 +39,18 @@ internal sealed class Encoder
             observe?.Invoke("encoder.conv_in", h);
             for (int i = 0; i < _downBlocks.Length; i++)
             {
-                h = Step(h, _downBlocks[i].Forward(ops, h));                     // [N, Ci, H/2^i', W/2^i']
+                h = _downBlocks[i].Forward(ops, h, ownsInput: true);                     // [N, Ci, H/2^i', W/2^i']
                 observe?.Invoke($"encoder.down_blocks.{i}", h);
             }
-            h = Step(h, _midBlock.Forward(ops, h));                              // [N, Clast, h, w]
+            h = _midBlock.Forward(ops, h, ownsInput: true);                              // [N, Clast, h, w]
             observe?.Invoke("encoder.mid_block", h);
-            h = Step(h, _convNormOut.Forward(ops, h, silu: true));
-            h = Step(h, _convOut.Forward(ops, h));                               // [N, 2*latent, h, w]
+            h = Step(h, _convOut.Forward(ops, h, _convNormOut, silu: true));                               // [N, 2*latent, h, w]
             observe?.Invoke("encoder.conv_out", h);
             return h;
         }
         catch
         {
-            h.Dispose();   // an observer may cancel; the activation must go back to the pool
+            h.Dispose();   // an observer may cancel; the activation must go back to the pool (a block that failed already disposed it: no-op)
             throw;
         }
     }

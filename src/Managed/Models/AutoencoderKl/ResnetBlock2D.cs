@@ -22,20 +22,29 @@ internal sealed class ResnetBlock2D
         if (inChannels != outChannels) _convShortcut = new Conv2d(p, prefix + ".conv_shortcut", Conv2dSpec.Pointwise);
     }
 
-    public Tensor Forward(IBackend ops, Tensor x)
+    /// <summary>
+    /// <c>conv2(silu(norm2(conv1(silu(norm1(x)))))) + shortcut(x)</c>. With <paramref name="ownsInput"/> the block
+    /// disposes <paramref name="x"/> (also on failure) as soon as it is no longer needed: at 512x512 one
+    /// activation is 128-256 MB, and the input is the largest of them where the block changes channels.
+    /// </summary>
+    public Tensor Forward(IBackend ops, Tensor x, bool ownsInput = false)
     {
-        // Each activation is released as soon as the next exists: at 512x512 one is 128-256 MB.
-        Tensor h;
-        using (var normed = _norm1.Forward(ops, x, silu: true))  // [N, Cin, H, W]
-            h = _conv1.Forward(ops, normed);                       // [N, Cout, H, W]
-        Tensor normed2;
-        using (h)
-            normed2 = _norm2.Forward(ops, h, silu: true);          // [N, Cout, H, W]
-        using (normed2)
+        Tensor? h = null, shortcut = null;
+        try
         {
-            if (_convShortcut is null) return _conv2.Forward(ops, normed2, residual: x);
-            using var shortcut = _convShortcut.Forward(ops, x);    // [N, Cout, H, W]
-            return _conv2.Forward(ops, normed2, residual: shortcut); // conv2(h) + shortcut(x)
+            h = _conv1.Forward(ops, x, _norm1, silu: true);               // [N, Cout, H, W]
+            if (_convShortcut is not null)
+            {
+                shortcut = _convShortcut.Forward(ops, x);                  // [N, Cout, H, W]
+                if (ownsInput) x.Dispose();
+            }
+            return _conv2.Forward(ops, h, _norm2, silu: true, residual: shortcut ?? x); // conv2(h) + shortcut(x)
+        }
+        finally
+        {
+            h?.Dispose();
+            shortcut?.Dispose();
+            if (ownsInput) x.Dispose();   // a second dispose is a no-op
         }
     }
 }

@@ -22,26 +22,27 @@ internal sealed class ResnetStack
         if (samplerName is not null) _resample = new Conv2d(p, $"{prefix}.{samplerName}.0.conv", samplerSpec);
     }
 
-    /// <summary>Runs the stack; <paramref name="x"/> is left alive, every intermediate is released.</summary>
-    public Tensor Forward(IBackend ops, Tensor x)
+    /// <summary>
+    /// Runs the stack; every intermediate is released, and <paramref name="x"/> too (as soon as the first resnet
+    /// is done with it, or on failure) when <paramref name="ownsInput"/>.
+    /// </summary>
+    public Tensor Forward(IBackend ops, Tensor x, bool ownsInput)
     {
         Tensor current = x;
+        bool owned = ownsInput;
+        foreach (var resnet in _resnets)
+        {
+            current = resnet.Forward(ops, current, owned);
+            owned = true;
+        }
+        if (_resample is null) return current;
         try
         {
-            foreach (var resnet in _resnets) current = Replace(current, resnet.Forward(ops, current), x);
-            if (_resample is not null) current = Replace(current, _resample.Forward(ops, current), x);
-            return current;
+            return _resample.Forward(ops, current);
         }
-        catch
+        finally
         {
-            if (!ReferenceEquals(current, x)) current.Dispose();
-            throw;
+            if (owned) current.Dispose();
         }
-    }
-
-    private static Tensor Replace(Tensor old, Tensor next, Tensor input)
-    {
-        if (!ReferenceEquals(old, input)) old.Dispose();
-        return next;
     }
 }

@@ -18,11 +18,24 @@ internal sealed class UNetMidBlock2D
         _resnet1 = new ResnetBlock2D(p, prefix + ".resnets.1", channels, channels, config);
     }
 
-    public Tensor Forward(IBackend ops, Tensor x)
+    /// <summary>Resnet, attention, resnet; disposes <paramref name="x"/> when <paramref name="ownsInput"/> (also on failure).</summary>
+    public Tensor Forward(IBackend ops, Tensor x, bool ownsInput)
     {
-        using var h = _resnet0.Forward(ops, x);
-        if (_attention is null) return _resnet1.Forward(ops, h);
-        using var a = _attention.Forward(ops, h);
-        return _resnet1.Forward(ops, a);
+        var h = _resnet0.Forward(ops, x, ownsInput);
+        if (_attention is not null)
+        {
+            try
+            {
+                var a = _attention.Forward(ops, h);
+                h.Dispose();
+                h = a;
+            }
+            catch
+            {
+                h.Dispose();
+                throw;
+            }
+        }
+        return _resnet1.Forward(ops, h, ownsInput: true);
     }
 }

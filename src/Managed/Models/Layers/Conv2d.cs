@@ -19,6 +19,10 @@ internal sealed class Conv2d
 
     /// <summary><c>conv(x) + bias (+ residual)</c>.</summary>
     public Tensor Forward(IBackend ops, Tensor x, Tensor? residual = null) => ops.Conv2d(x, _weight, _bias, _spec, residual);
+
+    /// <summary><c>conv(silu?(norm(x))) + bias (+ residual)</c>, the norm fused into the convolution where the backend can.</summary>
+    public Tensor Forward(IBackend ops, Tensor x, GroupNorm norm, bool silu, Tensor? residual = null) =>
+        ops.NormConv2d(x, norm.Spec(silu), _weight, _bias, _spec, residual);
 }
 
 /// <summary>GroupNorm bound to <c>{prefix}.weight|bias</c>, optionally followed by SiLU.</summary>
@@ -38,4 +42,7 @@ internal sealed class GroupNorm
     }
 
     public Tensor Forward(IBackend ops, Tensor x, bool silu) => ops.GroupNorm(x, _gamma, _beta, _groups, _eps, silu);
+
+    /// <summary>This norm as a convolution's input step (<see cref="IBackend.NormConv2d"/>).</summary>
+    public GroupNormSpec Spec(bool silu) => new(_gamma, _beta, _groups, _eps, silu);
 }
