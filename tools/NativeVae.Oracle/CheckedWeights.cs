@@ -30,10 +30,13 @@ internal sealed class CheckedWeights : IDisposable
         return tensor;
     }
 
-    /// <summary>Fails loudly unless every declared parameter was read by the forward passes run so far.</summary>
-    public void AssertAllUsed()
+    /// <summary>
+    /// Fails loudly unless every declared parameter (of those <paramref name="among"/> selects, default all) was
+    /// read by the forward passes run so far.
+    /// </summary>
+    public void AssertAllUsed(Func<string, bool>? among = null)
     {
-        var unused = _source.Names.Where(n => !_loaded.ContainsKey(n)).Order(StringComparer.Ordinal).ToList();
+        var unused = _source.Names.Where(n => (among?.Invoke(n) ?? true) && !_loaded.ContainsKey(n)).Order(StringComparer.Ordinal).ToList();
         if (unused.Count > 0)
             throw new InvalidOperationException(
                 $"oracle: {unused.Count} declared parameters were never read by the forward passes: {string.Join(", ", unused.Take(10))}");

@@ -62,20 +62,30 @@ public sealed class Vae : IDisposable
         options ??= new();
         if (options.DType != DType.F32)
             throw new NotSupportedException($"dtype {options.DType}: the kernels store and compute fp32 only (fp16 storage is not implemented yet)");
-        using var loaded = VaeLoader.Open(path, new VaeLoadOptions(options.Family));
-        IBackend backend = BackendFactory.Create(options.Device);
+        var loaded = VaeLoader.Open(path, new VaeLoadOptions(options.Family));
+        IBackend? backend = null;
         try
         {
-            IVaeModel model = loaded.KlConfig is { } kl
-                ? new AutoencoderKlModel(backend, kl, loaded.Weights)
-                : new TaesdModel(backend, loaded.TinyConfig!, loaded.Weights);
+            backend = BackendFactory.Create(options.Device);
+            IVaeModel model;
+            if (loaded.KlConfig is { } kl)
+            {
+                // The model uploads each half on its first use and closes the file after the second.
+                model = new AutoencoderKlModel(backend, kl, loaded.Weights, weightsOwner: loaded);
+            }
+            else
+            {
+                model = new TaesdModel(backend, loaded.TinyConfig!, loaded.Weights);
+                loaded.Dispose();
+            }
             float? scaling = loaded.KlConfig?.ScalingFactor;
             float? shift = loaded.KlConfig?.ShiftFactor;
             return new Vae(model, options, scaling, shift) { Family = loaded.Family };
         }
         catch
         {
-            backend.Dispose();
+            loaded.Dispose();
+            backend?.Dispose();
             throw;
         }
     }

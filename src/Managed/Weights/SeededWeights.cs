@@ -33,16 +33,38 @@ internal static class SeededWeights
     {
         var shapes = parameters.ToDictionary(p => p.Name, p => p.Shape, StringComparer.Ordinal);
         var result = new Dictionary<string, float[]>(StringComparer.Ordinal);
-        foreach (var (name, shape) in parameters)
-        {
-            var (scale, offset) = Bounds(name, shape, shapes);
-            var values = new float[shape.ElementCount];
-            var random = new SplitMix64(seed ^ Fnv1a64(name));
-            for (long i = 0; i < values.Length; i++)
-                values[i] = offset + scale * NextSigned(ref random);
-            result[name] = values;
-        }
+        foreach (var (name, shape) in parameters) result[name] = Generate(seed, name, shape, shapes);
         return result;
+    }
+
+    /// <summary>
+    /// The parameters as a source that generates each one when it is read and keeps nothing, so a model built from
+    /// it holds its weights once, on its backend (benchmarks measure memory).
+    /// </summary>
+    public static IWeightSource Source(ulong seed, IReadOnlyList<(string Name, TensorShape Shape)> parameters) =>
+        new GeneratingSource(seed, parameters.ToDictionary(p => p.Name, p => p.Shape, StringComparer.Ordinal));
+
+    private static float[] Generate(ulong seed, string name, TensorShape shape, Dictionary<string, TensorShape> shapes)
+    {
+        var (scale, offset) = Bounds(name, shape, shapes);
+        var values = new float[shape.ElementCount];
+        var random = new SplitMix64(seed ^ Fnv1a64(name));
+        for (long i = 0; i < values.Length; i++)
+            values[i] = offset + scale * NextSigned(ref random);
+        return values;
+    }
+
+    private sealed class GeneratingSource(ulong seed, Dictionary<string, TensorShape> shapes) : IWeightSource
+    {
+        public string Origin => $"seeded(seed={seed})";
+
+        public IReadOnlyCollection<string> Names => shapes.Keys;
+
+        public bool TryGetShape(string name, out TensorShape shape) => shapes.TryGetValue(name, out shape);
+
+        public float[] ReadFloat32(string name) => shapes.TryGetValue(name, out var shape)
+            ? Generate(seed, name, shape, shapes)
+            : throw new KeyNotFoundException($"{Origin}: no parameter named '{name}'");
     }
 
     /// <summary>Values in [-1, 1) from a named stream; used for test inputs as well.</summary>

@@ -9,25 +9,37 @@ namespace NativeVae.Models.AutoencoderKl;
 /// <summary>
 /// diffusers: <c>AutoencoderKL</c> on an <see cref="IBackend"/>: encoder (+ quant_conv) to moments, (post_quant_conv +)
 /// decoder to images. Scaling and shift factors are not applied here: they belong to the API layer.
+/// <para>
+/// Every parameter's name and shape is checked when the model is built, but each half's weights are uploaded on the
+/// half's first use: a decode-only caller (diffusers' <c>remote_decode</c>) never holds the encoder, 40% of the
+/// weights. The weight source stays open until both halves are uploaded (or the model is disposed).
+/// </para>
 /// </summary>
 internal sealed class AutoencoderKlModel : IVaeModel
 {
-    private readonly DeviceParameters _parameters;
-    private readonly Encoder _encoder;
-    private readonly Decoder _decoder;
-    private readonly Conv2d? _quantConv;
-    private readonly Conv2d? _postQuantConv;
+    private readonly object _loadGate = new();
+    private readonly IReadOnlyList<(string Name, TensorShape Shape)> _encoderParameters;
+    private readonly IReadOnlyList<(string Name, TensorShape Shape)> _decoderParameters;
+    private IWeightSource? _weights;
+    private IDisposable? _weightsOwner;
+    private EncoderHalf? _encoder;
+    private DecoderHalf? _decoder;
 
-    public AutoencoderKlModel(IBackend backend, AutoencoderKlConfig config, IWeightSource weights)
+    /// <param name="weightsOwner">Disposed once both halves are uploaded: what keeps <paramref name="weights"/> readable (a mapped file).</param>
+    public AutoencoderKlModel(IBackend backend, AutoencoderKlConfig config, IWeightSource weights, IDisposable? weightsOwner = null)
     {
         Backend = backend;
         Config = config;
-        _parameters = new DeviceParameters(backend, weights, AutoencoderKlParameters.Enumerate(config));
-        _encoder = new Encoder(_parameters, config);
-        _decoder = new Decoder(_parameters, config);
-        if (config.UseQuantConv) _quantConv = new Conv2d(_parameters, "quant_conv", Conv2dSpec.Pointwise);
-        if (config.UsePostQuantConv) _postQuantConv = new Conv2d(_parameters, "post_quant_conv", Conv2dSpec.Pointwise);
+        var declared = AutoencoderKlParameters.Enumerate(config);
+        DeviceParameters.Validate(weights, declared);
+        _encoderParameters = declared.Where(p => IsEncoderParameter(p.Name)).ToArray();
+        _decoderParameters = declared.Where(p => !IsEncoderParameter(p.Name)).ToArray();
+        _weights = weights;
+        _weightsOwner = weightsOwner;
     }
+
+    private static bool IsEncoderParameter(string name) =>
+        name.StartsWith("encoder.", StringComparison.Ordinal) || name.StartsWith("quant_conv.", StringComparison.Ordinal);
 
     public IBackend Backend { get; }
 
@@ -43,8 +55,8 @@ internal sealed class AutoencoderKlModel : IVaeModel
 
     public bool EncodesMoments => true;
 
-    /// <summary>Bytes of device memory held by the parameters.</summary>
-    public long ParameterBytes => _parameters.TotalBytes;
+    /// <summary>Bytes of device memory held by the parameters uploaded so far.</summary>
+    public long ParameterBytes => (_encoder?.Parameters.TotalBytes ?? 0) + (_decoder?.Parameters.TotalBytes ?? 0);
 
     /// <summary>Image [N, 3, H, W] in [-1, 1] to moments [N, 2*latent, h, w] = (mean, logvar) along channels.</summary>
     public Tensor Encode(Tensor image, BlockObserver? observe = null) => Encode(Backend, image, observe);
@@ -52,8 +64,9 @@ internal sealed class AutoencoderKlModel : IVaeModel
     /// <inheritdoc cref="Encode(Tensor, BlockObserver?)"/>
     public Tensor Encode(IBackend ops, Tensor image, BlockObserver? observe = null)
     {
-        var h = _encoder.Forward(ops, image, observe);
-        if (_quantConv is not null) h = Encoder.Step(h, _quantConv.Forward(ops, h));
+        var half = EncoderPart();
+        var h = half.Encoder.Forward(ops, image, observe);
+        if (half.QuantConv is not null) h = Encoder.Step(h, half.QuantConv.Forward(ops, h));
         observe?.Invoke("moments", h);
         return h;
     }
@@ -64,11 +77,65 @@ internal sealed class AutoencoderKlModel : IVaeModel
     /// <inheritdoc cref="Decode(Tensor, BlockObserver?)"/>
     public Tensor Decode(IBackend ops, Tensor latent, BlockObserver? observe = null)
     {
-        if (_postQuantConv is null) return _decoder.Forward(ops, latent, observe);
-        using var z = _postQuantConv.Forward(ops, latent);
+        var half = DecoderPart();
+        if (half.PostQuantConv is null) return half.Decoder.Forward(ops, latent, observe);
+        using var z = half.PostQuantConv.Forward(ops, latent);
         observe?.Invoke("post_quant_conv", z);
-        return _decoder.Forward(ops, z, observe);
+        return half.Decoder.Forward(ops, z, observe);
     }
 
-    public void Dispose() => _parameters.Dispose();
+    private EncoderHalf EncoderPart()
+    {
+        lock (_loadGate)
+            return _encoder ??= Load(_encoderParameters, p => new EncoderHalf(p, new Encoder(p, Config),
+                Config.UseQuantConv ? new Conv2d(p, "quant_conv", Conv2dSpec.Pointwise) : null));
+    }
+
+    private DecoderHalf DecoderPart()
+    {
+        lock (_loadGate)
+            return _decoder ??= Load(_decoderParameters, p => new DecoderHalf(p, new Decoder(p, Config),
+                Config.UsePostQuantConv ? new Conv2d(p, "post_quant_conv", Conv2dSpec.Pointwise) : null));
+    }
+
+    private T Load<T>(IReadOnlyList<(string Name, TensorShape Shape)> declared, Func<DeviceParameters, T> build)
+    {
+        var source = _weights ?? throw new ObjectDisposedException(nameof(AutoencoderKlModel));
+        var parameters = new DeviceParameters(Backend, source, declared);
+        T half;
+        try
+        {
+            half = build(parameters);
+        }
+        catch
+        {
+            parameters.Dispose();
+            throw;
+        }
+        if (_encoder is not null || _decoder is not null) ReleaseWeights(); // this was the second half
+        return half;
+    }
+
+    private void ReleaseWeights()
+    {
+        _weightsOwner?.Dispose();
+        _weightsOwner = null;
+        _weights = null;
+    }
+
+    public void Dispose()
+    {
+        lock (_loadGate)
+        {
+            _encoder?.Parameters.Dispose();
+            _decoder?.Parameters.Dispose();
+            _encoder = null;
+            _decoder = null;
+            ReleaseWeights();
+        }
+    }
+
+    private sealed record EncoderHalf(DeviceParameters Parameters, Encoder Encoder, Conv2d? QuantConv);
+
+    private sealed record DecoderHalf(DeviceParameters Parameters, Decoder Decoder, Conv2d? PostQuantConv);
 }

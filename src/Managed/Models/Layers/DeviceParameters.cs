@@ -14,13 +14,7 @@ internal sealed class DeviceParameters : IDisposable
 
     public DeviceParameters(IBackend backend, IWeightSource source, IReadOnlyList<(string Name, TensorShape Shape)> declared)
     {
-        foreach (var (name, shape) in declared)
-        {
-            if (!source.TryGetShape(name, out var actual))
-                throw new InvalidDataException($"{source.Origin}: missing parameter '{name}' (expected shape {shape})");
-            if (actual != shape)
-                throw new InvalidDataException($"{source.Origin}: parameter '{name}' has shape {actual}, the model expects {shape}");
-        }
+        Validate(source, declared);
         try
         {
             foreach (var (name, shape) in declared)
@@ -30,6 +24,19 @@ internal sealed class DeviceParameters : IDisposable
         {
             Dispose();
             throw;
+        }
+    }
+
+    /// <summary>Checks that <paramref name="source"/> has every declared parameter with its declared shape.</summary>
+    /// <exception cref="InvalidDataException">one is missing or has another shape; the message names it.</exception>
+    public static void Validate(IWeightSource source, IReadOnlyList<(string Name, TensorShape Shape)> declared)
+    {
+        foreach (var (name, shape) in declared)
+        {
+            if (!source.TryGetShape(name, out var actual))
+                throw new InvalidDataException($"{source.Origin}: missing parameter '{name}' (expected shape {shape})");
+            if (actual != shape)
+                throw new InvalidDataException($"{source.Origin}: parameter '{name}' has shape {actual}, the model expects {shape}");
         }
     }
 
