@@ -13,12 +13,7 @@ namespace NativeVae.Backends.Cpu;
 /// </summary>
 internal sealed unsafe class CpuBackend : IBackend
 {
-    /// <summary>Alignment of every buffer: one AVX-512 vector, one cache line.</summary>
-    private const int BufferAlignment = 64;
-
-    private readonly BufferPool<nint> _pool = new(
-        bytes => (nint)NativeMemory.AlignedAlloc((nuint)bytes, BufferAlignment),
-        buffer => NativeMemory.AlignedFree((void*)buffer));
+    private readonly BufferPool<nint> _pool = new(HostMemory.Allocate, HostMemory.Free, releaseOnGrowth: true);
     private readonly CpuWorkers _workers;
 
     /// <param name="width">Vector width; null picks the widest accelerated one. Tests pin narrower widths.</param>

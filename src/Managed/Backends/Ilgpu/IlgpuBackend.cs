@@ -46,7 +46,7 @@ internal sealed class IlgpuBackend : IBackend
         Kind = _accelerator.AcceleratorType == AcceleratorType.Cuda ? BackendKind.IlgpuCuda : BackendKind.IlgpuCpu;
         Name = Kind == BackendKind.IlgpuCuda ? $"ILGPU CUDA ({_accelerator.Name})" : "ILGPU CPU accelerator";
         Kernels = kernels ?? IlgpuKernelChoice.For(_accelerator.AcceleratorType);
-        _pool = new(bytes => _accelerator.Allocate1D<byte>(bytes), buffer => buffer.Dispose());
+        _pool = new(bytes => _accelerator.Allocate1D<byte>(bytes), (buffer, _) => buffer.Dispose());
         _conv2d = new Conv2dLauncher(_accelerator);
         _groupNorm = new GroupNormLauncher(_accelerator);
         _attention = new AttentionLauncher(_accelerator);
