@@ -19,8 +19,11 @@ namespace NativeVae.DeviceTests;
 /// </summary>
 public static class Program
 {
-    /// <summary>Tests that run on a CUDA backend ("cuda", "cuda-plain", "cuda-tiled" in their names) and PTX compilation.</summary>
-    private static readonly string[] DefaultPatterns = [@"[(,""]cuda(-plain|-tiled)?[),""]", @"\.PtxCompileTests\."];
+    /// <summary>
+    /// Tests that run on a CUDA backend ("cuda", "cuda-plain", "cuda-tiled" in their names) and PTX compilation. The
+    /// backend may stand anywhere among the arguments, which NUnit shows separated by ", " (or quoted, for a string).
+    /// </summary>
+    private static readonly string[] DefaultPatterns = [@"\bcuda(-plain|-tiled)?\b", @"\.PtxCompileTests\."];
 
     public static int Main(string[] args)
     {
