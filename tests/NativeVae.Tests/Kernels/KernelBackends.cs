@@ -9,13 +9,16 @@ namespace NativeVae.Tests.Kernels;
 
 /// <summary>
 /// The op tests' backend matrix: every kernel version of every backend (ILGPU's plain and tiled versions on its CPU
-/// accelerator, the SIMD CPU backend at each vector width this machine accelerates), by name; instances come from
-/// <see cref="TestBackends"/>, so none is created twice.
+/// accelerator, the SIMD CPU backend at each vector width this machine accelerates, and, only where ILGPU finds a
+/// CUDA GPU, ILGPU's plain and tiled versions on it), by name; instances come from <see cref="TestBackends"/>, so
+/// none is created twice.
 /// </summary>
 internal static class KernelBackends
 {
     public const string IlgpuPlain = "ilgpu-plain";
     public const string IlgpuTiled = "ilgpu-tiled";
+    public const string CudaPlain = "cuda-plain";
+    public const string CudaTiled = "cuda-tiled";
     private const string CpuPrefix = "cpu-";
 
     private static readonly IlgpuKernelChoice PlainKernels =
@@ -28,16 +31,21 @@ internal static class KernelBackends
     public static IEnumerable<string> Cpu =>
         Enum.GetValues<SimdWidth>().Where(w => w <= SimdWidths.Best).Select(w => CpuPrefix + w);
 
+    /// <summary>Both ILGPU choices on a CUDA GPU, when there is one; none otherwise (CI).</summary>
+    public static IEnumerable<string> CudaVersions => TestBackends.HasCuda ? [CudaPlain, CudaTiled] : [];
+
     /// <summary>For ops with several ILGPU versions (conv2d, group_norm, attention): both ILGPU choices, every CPU width.</summary>
-    public static IEnumerable<string> EveryVersion => [IlgpuPlain, IlgpuTiled, .. Cpu];
+    public static IEnumerable<string> EveryVersion => [IlgpuPlain, IlgpuTiled, .. Cpu, .. CudaVersions];
 
     /// <summary>For ops with one ILGPU kernel (elementwise, channel affine, image conversions).</summary>
-    public static IEnumerable<string> EveryBackend => [IlgpuPlain, .. Cpu];
+    public static IEnumerable<string> EveryBackend => [IlgpuPlain, .. Cpu, .. CudaVersions.Take(1)];
 
     public static IBackend Get(string name) => name switch
     {
         IlgpuPlain => TestBackends.IlgpuCpu(PlainKernels),
         IlgpuTiled => TestBackends.IlgpuCpu(TiledKernels),
+        CudaPlain => TestBackends.Cuda(PlainKernels),
+        CudaTiled => TestBackends.Cuda(TiledKernels),
         _ when name.StartsWith(CpuPrefix, StringComparison.Ordinal) =>
             TestBackends.Cpu(Enum.Parse<SimdWidth>(name[CpuPrefix.Length..])),
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "no op-test backend of that name"),

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Device check of NativeVae's ILGPU kernels on CUDA: device tests, bench, kernel bench, torch reference.
+# Usage on the device machine: bash DEST/run.sh (DEST as made by bundle.sh beside it); logs go to $OUT (or /tmp/out).
+# TESTS_ONLY=1 stops after the tests; SKIP_KB=1 / SKIP_TORCH=1 leave out the kernel bench / the PyTorch reference. Every step has its own timeout, so one hang costs its step only; sizes fit a single H100/H200 in about 2-3 minutes.
+set -uo pipefail
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+here=$(cd "$(dirname "$0")" && pwd)
+T0=$(date +%s)
+stamp() { echo "=== $* (t=$(( $(date +%s) - T0 ))s)"; }
+{
+stamp env
+nvidia-smi || true
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv || true
+uname -a; nproc
+echo "--- ldconfig libcuda:"; ldconfig -p | grep -i libcuda || echo "(none in ldconfig)"
+ls -la /usr/local/nvidia/lib64/libcuda* /usr/lib/x86_64-linux-gnu/libcuda* 2>/dev/null || true
+} > "$OUT/env.log" 2>&1
+
+stamp extract | tee -a "$OUT/env.log"
+B=/tmp/nvb; rm -rf $B; mkdir -p $B
+tar -xJf "$here/bundle.tar.xz" -C $B || { echo "extract failed" | tee -a "$OUT/env.log"; exit 9; }
+export DOTNET_ROOT=$B/dotnet PATH=$B/dotnet:$PATH DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_gcServer=0
+stamp extracted | tee -a "$OUT/env.log"
+
+# Does ILGPU find the GPU as the system is (DllImport "cuda")? If not, offer libcuda.so beside libcuda.so.1.
+{
+stamp probe-plain
+timeout 60 dotnet $B/app/NativeVae.DeviceTests.dll --require-cuda --list | head -40; rc=${PIPESTATUS[0]}
+echo "probe rc=$rc"
+if [ "$rc" = 3 ]; then
+  so1=$(ldconfig -p | awk '/libcuda\.so\.1 .*x86-64/ {print $NF; exit}')
+  [ -z "$so1" ] && so1=$(ls /usr/local/nvidia/lib64/libcuda.so.1 /usr/lib/x86_64-linux-gnu/libcuda.so.1 2>/dev/null | head -1)
+  echo "no CUDA device through DllImport(cuda); linking libcuda.so -> $so1"
+  mkdir -p /tmp/cudalink && ln -sf "$so1" /tmp/cudalink/libcuda.so
+  export LD_LIBRARY_PATH=/tmp/cudalink:${LD_LIBRARY_PATH:-}
+  stamp probe-linked
+  timeout 60 dotnet $B/app/NativeVae.DeviceTests.dll --require-cuda --list | head -5; echo "probe rc=${PIPESTATUS[0]}"
+fi
+} >> "$OUT/env.log" 2>&1
+echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}" >> "$OUT/env.log"
+tail -3 "$OUT/env.log"
+
+stamp tests
+timeout ${TESTS_TIMEOUT:-180} dotnet $B/app/NativeVae.DeviceTests.dll --require-cuda > "$OUT/tests.log" 2>&1; echo "tests rc=$?" >> "$OUT/tests.log"
+tail -25 "$OUT/tests.log"
+
+[ -n "${TESTS_ONLY:-}" ] && { stamp done; exit 0; }
+
+stamp bench
+{
+timeout 90 dotnet $B/cli/nativevae.dll bench --device cuda --family sd --sizes 512,1024 --ops encode,decode --tiling none --runs 3 --max-seconds 60 --json; echo "bench rc=$?"
+} > "$OUT/bench.log" 2>&1
+grep '^{' "$OUT/bench.log"; tail -3 "$OUT/bench.log"
+
+stamp kernelbench
+[ -n "${SKIP_KB:-}" ] || timeout 40 dotnet $B/kb/NativeVae.KernelBench.dll --device cuda --runs 5 > "$OUT/kernelbench.log" 2>&1; echo "kb rc=$?" >> "$OUT/kernelbench.log"
+[ -f "$OUT/kernelbench.log" ] && tail -40 "$OUT/kernelbench.log"
+
+stamp torch
+[ -n "${SKIP_TORCH:-}" ] || PYTHONUNBUFFERED=1 timeout 35 python3 "$here/torchref.py" > "$OUT/torch.log" 2>&1; echo "torch rc=$?" >> "$OUT/torch.log"
+[ -f "$OUT/torch.log" ] && cat "$OUT/torch.log"
+stamp bench-2048
+{
+timeout 75 dotnet $B/cli/nativevae.dll bench --device cuda --family sd --sizes 512,2048 --ops encode,decode --tiling exact --runs 1 --max-seconds 40 --json; echo "bench rc=$?"
+stamp bench-profile
+timeout 30 dotnet $B/cli/nativevae.dll bench --device cuda --family sd --sizes 512 --ops decode --tiling none --runs 1 --profile; echo "bench rc=$?"
+} > "$OUT/bench2.log" 2>&1
+grep -v 'bench \[' "$OUT/bench2.log" | tail -60
+
+nvidia-smi --query-gpu=memory.used,temperature.gpu,clocks.sm --format=csv >> "$OUT/env.log" 2>&1
+stamp done
