@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using NativeVae.Kernels.Gpu;
 
 namespace NativeVae.Kernels.Cpu;
@@ -249,7 +250,8 @@ public static unsafe class Conv2dWinogradCpu
             PackWidth = PaddedCols + lanes;
             int outBlocks = (P.OutChannels + MicroKernelCpu.Rows - 1) / MicroKernelCpu.Rows;
             WorkFloats = (long)Points * Tiles * (P.InChannels + outBlocks * MicroKernelCpu.Rows)
-                + (long)TileInput * TileOutput * PackWidth + (long)(Points + 2 * TileInput) * lanes; // + transform vectors and one output row
+                + (long)TileInput * TileOutput * PackWidth + (long)(Points + 2 * TileInput) * lanes // + transform vectors and one output row
+                + (long)TileOutput * PackWidth; // one contiguous input row, for the vector phase split
             ItemCount = checked(P.Batch * RowGroups * ColGroups);
         }
 
@@ -264,13 +266,14 @@ public static unsafe class Conv2dWinogradCpu
             float* m = u + (long)Points * P.InChannels * Tiles;
             float* pack = m + (long)Points * outRows * Tiles;
             float* vectors = pack + TileInput * TileOutput * PackWidth;
+            float* line = vectors + (Points + 2 * TileInput) * TOps.Lanes;
             int rows = Math.Min(GroupRows, TilesY - ty0);
             int cols = Math.Min(GroupCols, TilesX - tx0);
 
             for (int ci = 0; ci < P.InChannels; ci++)
             for (int r = 0; r < rows; r++)
             {
-                Pack(pack, n, ci, ty0 + r, tx0);
+                Pack(pack, line, n, ci, ty0 + r, tx0);
                 TransformInput(pack, u + (long)ci * Tiles + r * PaddedCols, (TVec*)vectors);
             }
             // Tile rows past the image's last are left as they are: their results are never written out.
@@ -315,8 +318,9 @@ public static unsafe class Conv2dWinogradCpu
         /// <summary>
         /// Packs the 6 input rows of tile row <paramref name="ty"/> for tile columns tx0.. of channel ci:
         /// [row][phase][PackWidth], element (i, k, t) = virtual input (4 ty - 1 + i, 4 (tx0 + t) - 1 + k), zero outside.
+        /// <paramref name="line"/> is scratch for one contiguous row (4 PackWidth floats).
         /// </summary>
-        private void Pack(float* pack, int n, int ci, int ty, int tx0)
+        private void Pack(float* pack, float* line, int n, int ci, int ty, int tx0)
         {
             bool up = P.Upsample2x != 0;
             int hv = up ? 2 * P.InHeight : P.InHeight;
@@ -333,6 +337,11 @@ public static unsafe class Conv2dWinogradCpu
                     continue;
                 }
                 float* row = src + (long)(up ? yv >> 1 : yv) * P.InWidth;
+                if (!up && typeof(TVec) == typeof(Vector512<float>) && Avx512F.IsSupported)
+                {
+                    SplitRow(row, line, dst, channel, TileOutput * tx0 - P.PadLeft, wv);
+                    continue;
+                }
                 for (int phase = 0; phase < TileOutput; phase++, dst += PackWidth)
                 {
                     int xv0 = TileOutput * tx0 - P.PadLeft + phase;
@@ -347,6 +356,42 @@ public static unsafe class Conv2dWinogradCpu
                         for (int j = lo; j < hi; j++) dst[j] = row[xv0 + TileOutput * j];
                     if (Affine.IsActive) Affine.Apply<TVec, TOps>(channel, dst + lo, dst + lo, hi - lo);
                 }
+            }
+        }
+
+        /// <summary>
+        /// The AVX-512 packing of one (not upsampled) row: columns x0 .. x0 + 4 PackWidth of it (zero outside
+        /// [0, width)) are copied contiguously into <paramref name="line"/>, the input affine applied on the way
+        /// (once per value, not once per phase), then split by column mod 4 with two rounds of two-source permutes.
+        /// </summary>
+        private void SplitRow(float* row, float* line, float* dst, long channel, int x0, int width)
+        {
+            int count = TileOutput * PackWidth; // a whole number of 4-vector groups: PackWidth is whole vectors
+            int lo = Math.Clamp(-x0, 0, count);
+            int hi = Math.Clamp(width - x0, lo, count);
+            new Span<float>(line, lo).Clear();
+            new Span<float>(line + hi, count - hi).Clear();
+            if (Affine.IsActive) Affine.Apply<TVec, TOps>(channel, row + x0 + lo, line + lo, hi - lo);
+            else new ReadOnlySpan<float>(row + x0 + lo, hi - lo).CopyTo(new Span<float>(line + lo, hi - lo));
+
+            var even = PhaseSplit.Even;
+            var odd = PhaseSplit.Odd;
+            for (int g = 0, j = 0; g < count; g += 4 * PhaseSplit.Lanes, j += PhaseSplit.Lanes)
+            {
+                var a = Vector512.Load(line + g);
+                var b = Vector512.Load(line + g + PhaseSplit.Lanes);
+                var c = Vector512.Load(line + g + 2 * PhaseSplit.Lanes);
+                var d = Vector512.Load(line + g + 3 * PhaseSplit.Lanes);
+                // Round 1: columns 0 and 2 mod 4 (even positions), 1 and 3 mod 4 (odd), 16 of each per pair.
+                var evenAb = Avx512F.PermuteVar16x32x2(a, even, b);
+                var oddAb = Avx512F.PermuteVar16x32x2(a, odd, b);
+                var evenCd = Avx512F.PermuteVar16x32x2(c, even, d);
+                var oddCd = Avx512F.PermuteVar16x32x2(c, odd, d);
+                // Round 2: even positions of (0, 2) interleaved are phase 0, odd ones phase 2; likewise 1 and 3.
+                Avx512F.PermuteVar16x32x2(evenAb, even, evenCd).Store(dst + j);
+                Avx512F.PermuteVar16x32x2(oddAb, even, oddCd).Store(dst + PackWidth + j);
+                Avx512F.PermuteVar16x32x2(evenAb, odd, evenCd).Store(dst + 2 * PackWidth + j);
+                Avx512F.PermuteVar16x32x2(oddAb, odd, oddCd).Store(dst + 3 * PackWidth + j);
             }
         }
 
@@ -465,4 +510,12 @@ public static unsafe class Conv2dWinogradCpu
     }
 
     private static int RoundUp(int value, int multiple) => (value + multiple - 1) / multiple * multiple;
+
+    /// <summary>Permute indices picking the even and the odd positions of two concatenated 16-float vectors.</summary>
+    private static class PhaseSplit
+    {
+        public const int Lanes = 16;
+        public static readonly Vector512<int> Even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        public static readonly Vector512<int> Odd = Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    }
 }

@@ -44,8 +44,12 @@ public unsafe interface IVectorOps<TVec> where TVec : struct
     static abstract TVec MulAdd(TVec a, TVec b, TVec c);
     static abstract TVec Max(TVec a, TVec b);
     static abstract TVec Min(TVec a, TVec b);
+    /// <summary><c>e^a</c>, to about 2 ulp (<see cref="VectorMath.Exp{TVec, TOps}"/>).</summary>
     static abstract TVec Exp(TVec a);
+    /// <summary>Rounds to the nearest integer, ties to even.</summary>
     static abstract TVec Round(TVec a);
+    /// <summary><c>2^n</c> for integral <paramref name="n"/> in [-126, 127].</summary>
+    static abstract TVec Pow2(TVec n);
     static abstract float Sum(TVec a);
 }
 
@@ -63,8 +67,10 @@ public unsafe readonly struct V512Ops : IVectorOps<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> MulAdd(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.MultiplyAddEstimate(a, b, c);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Max(Vector512<float> a, Vector512<float> b) => Vector512.Max(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Min(Vector512<float> a, Vector512<float> b) => Vector512.Min(a, b);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Exp(Vector512<float> a) => Vector512.Exp(a);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Exp(Vector512<float> a) => VectorMath.Exp<Vector512<float>, V512Ops>(a);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Round(Vector512<float> a) => Vector512.Round(a);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Pow2(Vector512<float> n) =>
+        Vector512.ShiftLeft(Vector512.ConvertToInt32(n) + Vector512.Create(VectorMath.ExponentBias), VectorMath.MantissaBits).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector512<float> a) => Vector512.Sum(a);
 }
 
@@ -82,8 +88,10 @@ public unsafe readonly struct V256Ops : IVectorOps<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> MulAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.MultiplyAddEstimate(a, b, c);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Max(Vector256<float> a, Vector256<float> b) => Vector256.Max(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Min(Vector256<float> a, Vector256<float> b) => Vector256.Min(a, b);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Exp(Vector256<float> a) => Vector256.Exp(a);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Exp(Vector256<float> a) => VectorMath.Exp<Vector256<float>, V256Ops>(a);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Round(Vector256<float> a) => Vector256.Round(a);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Pow2(Vector256<float> n) =>
+        Vector256.ShiftLeft(Vector256.ConvertToInt32(n) + Vector256.Create(VectorMath.ExponentBias), VectorMath.MantissaBits).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector256<float> a) => Vector256.Sum(a);
 }
 
@@ -101,8 +109,10 @@ public unsafe readonly struct V128Ops : IVectorOps<Vector128<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> MulAdd(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.MultiplyAddEstimate(a, b, c);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Max(Vector128<float> a, Vector128<float> b) => Vector128.Max(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Min(Vector128<float> a, Vector128<float> b) => Vector128.Min(a, b);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Exp(Vector128<float> a) => Vector128.Exp(a);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Exp(Vector128<float> a) => VectorMath.Exp<Vector128<float>, V128Ops>(a);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Round(Vector128<float> a) => Vector128.Round(a);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Pow2(Vector128<float> n) =>
+        Vector128.ShiftLeft(Vector128.ConvertToInt32(n) + Vector128.Create(VectorMath.ExponentBias), VectorMath.MantissaBits).AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector128<float> a) => Vector128.Sum(a);
 }
 
@@ -121,7 +131,49 @@ public unsafe readonly struct ScalarOps : IVectorOps<float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MulAdd(float a, float b, float c) => a * b + c;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Max(float a, float b) => MathF.Max(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Min(float a, float b) => MathF.Min(a, b);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Exp(float a) => MathF.Exp(a);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Exp(float a) => VectorMath.Exp<float, ScalarOps>(a);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Round(float a) => MathF.Round(a);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Pow2(float n) =>
+        BitConverter.Int32BitsToSingle(((int)n + VectorMath.ExponentBias) << VectorMath.MantissaBits);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(float a) => a;
+}
+
+/// <summary>
+/// Elementary functions on fp32 lanes, written once over <see cref="IVectorOps{TVec}"/>. The runtime's
+/// <c>Vector512.Exp(float)</c> widens to double for a correctly rounded result; SiLU, softmax and TAESD's clamp
+/// need no more than a couple of ulp, which a single-precision polynomial gives at about half the cost.
+/// </summary>
+public static class VectorMath
+{
+    public const int ExponentBias = 127;
+    public const int MantissaBits = 23;
+
+    // Cephes expf: e^x = 2^n e^r with n = round(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2] (ln 2 split in two so
+    // that n ln 2 is exact), e^r by a degree-5 minimax polynomial in r after 1 + r + r^2/2.
+    private const float Log2E = 1.44269504088896341f;
+    private const float Ln2High = 0.693359375f;
+    private const float Ln2Low = -2.12194440e-4f;
+    private const float P0 = 1.9875691500e-4f, P1 = 1.3981999507e-3f, P2 = 8.3334519073e-3f;
+    private const float P3 = 4.1665795894e-2f, P4 = 1.6666665459e-1f, P5 = 5.0000001201e-1f;
+    // e^x over/underflows fp32 past these; clamping keeps 2^n a normal number (e^-87.3 ~ 1e-38, e^88.7 ~ 3e38).
+    private const float MinArgument = -87.3f;
+    private const float MaxArgument = 88.7f;
+
+    /// <summary>e^x, within ~2 ulp for x in [-87.3, 88.7], clamped outside (NaN in, NaN-free out is not promised).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec Exp<TVec, TOps>(TVec x) where TVec : unmanaged where TOps : IVectorOps<TVec>
+    {
+        x = TOps.Min(TOps.Max(x, TOps.Broadcast(MinArgument)), TOps.Broadcast(MaxArgument));
+        TVec n = TOps.Round(TOps.Multiply(x, TOps.Broadcast(Log2E)));
+        TVec r = TOps.MulAdd(n, TOps.Broadcast(-Ln2High), x);
+        r = TOps.MulAdd(n, TOps.Broadcast(-Ln2Low), r);
+        TVec p = TOps.Broadcast(P0);
+        p = TOps.MulAdd(p, r, TOps.Broadcast(P1));
+        p = TOps.MulAdd(p, r, TOps.Broadcast(P2));
+        p = TOps.MulAdd(p, r, TOps.Broadcast(P3));
+        p = TOps.MulAdd(p, r, TOps.Broadcast(P4));
+        p = TOps.MulAdd(p, r, TOps.Broadcast(P5));
+        p = TOps.MulAdd(p, TOps.Multiply(r, r), TOps.Add(r, TOps.Broadcast(1f)));
+        return TOps.Multiply(p, TOps.Pow2(n));
+    }
 }
