@@ -456,13 +456,16 @@ public static unsafe class Conv2dWinogradCpu
                 int oy = TileOutput * ty + y;
                 if (oy >= P.OutHeight) break;
                 float* src = lanes + y * TileOutput * l;
-                for (int t = 0; t < tiles; t++)
-                {
-                    line[TileOutput * t] = src[t];
-                    line[TileOutput * t + 1] = src[l + t];
-                    line[TileOutput * t + 2] = src[2 * l + t];
-                    line[TileOutput * t + 3] = src[3 * l + t];
-                }
+                if (typeof(TVec) == typeof(Vector512<float>) && Avx512F.IsSupported)
+                    InterleaveRow((Vector512<float>*)src, line);
+                else
+                    for (int t = 0; t < tiles; t++)
+                    {
+                        line[TileOutput * t] = src[t];
+                        line[TileOutput * t + 1] = src[l + t];
+                        line[TileOutput * t + 2] = src[2 * l + t];
+                        line[TileOutput * t + 3] = src[3 * l + t];
+                    }
                 long o = rowStart + (long)oy * P.OutWidth;
                 float* dst = Y + o;
                 float* residual = Residual == null ? null : Residual + o;
@@ -475,6 +478,25 @@ public static unsafe class Conv2dWinogradCpu
                 }
                 for (; i < width; i++) dst[i] = line[i] + b + (residual != null ? residual[i] : 0f);
             }
+        }
+
+        /// <summary>
+        /// The AVX-512 inverse of <see cref="SplitRow"/>: 16 tiles' output columns 0..3 (one vector each) become 64
+        /// contiguous columns, by two rounds of two-source permutes.
+        /// </summary>
+        private static void InterleaveRow(Vector512<float>* columns, float* line)
+        {
+            var low = PhaseSplit.InterleaveLow;
+            var high = PhaseSplit.InterleaveHigh;
+            // Round 1: columns 0 with 2, and 1 with 3, pairwise; round 2: those pairs with each other.
+            var zeroTwoLow = Avx512F.PermuteVar16x32x2(columns[0], low, columns[2]);
+            var zeroTwoHigh = Avx512F.PermuteVar16x32x2(columns[0], high, columns[2]);
+            var oneThreeLow = Avx512F.PermuteVar16x32x2(columns[1], low, columns[3]);
+            var oneThreeHigh = Avx512F.PermuteVar16x32x2(columns[1], high, columns[3]);
+            Avx512F.PermuteVar16x32x2(zeroTwoLow, low, oneThreeLow).Store(line);
+            Avx512F.PermuteVar16x32x2(zeroTwoLow, high, oneThreeLow).Store(line + PhaseSplit.Lanes);
+            Avx512F.PermuteVar16x32x2(zeroTwoHigh, low, oneThreeHigh).Store(line + 2 * PhaseSplit.Lanes);
+            Avx512F.PermuteVar16x32x2(zeroTwoHigh, high, oneThreeHigh).Store(line + 3 * PhaseSplit.Lanes);
         }
 
         /// <summary>The six rows of B^T applied to d0..d5.</summary>
@@ -511,10 +533,15 @@ public static unsafe class Conv2dWinogradCpu
 
     private static int RoundUp(int value, int multiple) => (value + multiple - 1) / multiple * multiple;
 
-    /// <summary>Permute indices picking the even and the odd positions of two concatenated 16-float vectors.</summary>
+    /// <summary>
+    /// Permute indices over two concatenated 16-float vectors a, b: their even and their odd positions, and the
+    /// interleaving of a's and b's first (then last) eight lanes.
+    /// </summary>
     private static class PhaseSplit
     {
         public const int Lanes = 16;
+        public static readonly Vector512<int> InterleaveLow = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        public static readonly Vector512<int> InterleaveHigh = Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
         public static readonly Vector512<int> Even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         public static readonly Vector512<int> Odd = Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     }
