@@ -224,6 +224,7 @@ public sealed class Vae : IDisposable
         if (tileSize is <= 0) throw new ArgumentOutOfRangeException(nameof(tileSize), tileSize, "tile size must be positive");
         int factor = _model.DownsampleFactor;
         if (tiling == TilingMode.Auto) (tiling, tileSize) = PlanAuto(input, encode);
+        using var call = _model.Backend.BeginCall($"{(encode ? "encode" : "decode")} {input.Shape} {tiling} {tileSize}");
         switch (tiling)
         {
             case TilingMode.None:

@@ -36,6 +36,13 @@ internal interface IBackend : IDisposable
     void Synchronize();
 
     /// <summary>
+    /// Marks one model call (upload, ops, download), named by what makes calls alike (op and input shape); disposing
+    /// the result ends it. A backend may plan a repeated call's memory from the previous one (the CPU backend does);
+    /// tensors allocated in a call must be disposed before it ends.
+    /// </summary>
+    IDisposable BeginCall(string key) => NoCall.Instance;
+
+    /// <summary>
     /// 2-D convolution. <paramref name="input"/> <c>[N, Cin, H, W]</c>, <paramref name="weight"/>
     /// <c>[Cout, Cin, K, K]</c>, <paramref name="bias"/> <c>[Cout]</c> or null; output
     /// <c>[N, Cout, Ho, Wo]</c> per <paramref name="spec"/>. When <paramref name="residual"/> is given
@@ -120,6 +127,14 @@ internal enum BackendKind
 
     /// <summary>Shapes only: counts work and memory, computes nothing.</summary>
     DryRun,
+}
+
+/// <summary>The call scope of a backend that plans nothing.</summary>
+internal sealed class NoCall : IDisposable
+{
+    public static readonly NoCall Instance = new();
+
+    public void Dispose() { }
 }
 
 /// <summary>A GroupNorm's parameters (<c>gamma</c>, <c>beta</c> <c>[C]</c>), optionally followed by SiLU.</summary>

@@ -14,6 +14,7 @@ namespace NativeVae.Backends.Cpu;
 internal sealed unsafe class CpuBackend : IBackend
 {
     private readonly BufferPool<nint> _pool = new(HostMemory.Allocate, HostMemory.Free, releaseOnGrowth: true);
+    private readonly CallMemoryPlan _memory;
     private readonly CpuWorkers _workers;
 
     /// <param name="width">Vector width; null picks the widest accelerated one. Tests pin narrower widths.</param>
@@ -27,6 +28,7 @@ internal sealed unsafe class CpuBackend : IBackend
         if (threads < 0)
             throw new ArgumentOutOfRangeException(nameof(threads), threads, "thread count must not be negative");
         _workers = new CpuWorkers(threads);
+        _memory = new CallMemoryPlan(_pool);
         Name = $"CPU SIMD ({Width}, {_workers.Count} threads)";
     }
 
@@ -58,7 +60,10 @@ internal sealed unsafe class CpuBackend : IBackend
     /// <summary>A weight tensor's packing was freed with it.</summary>
     internal void ReleasePackedWeights(long bytes) => _pool.TrackExternal(-bytes);
 
-    public Tensor Allocate(TensorShape shape, DType dtype = DType.F32) => new CpuTensor(this, _pool, shape, dtype);
+    public Tensor Allocate(TensorShape shape, DType dtype = DType.F32) => new CpuTensor(this, _memory, shape, dtype);
+
+    /// <summary>Plans a repeated call's buffers into one arena (see <see cref="CallMemoryPlan"/>).</summary>
+    public IDisposable BeginCall(string key) => _memory.BeginCall(key);
 
     public Tensor Upload(ReadOnlySpan<float> data, TensorShape shape, DType dtype = DType.F32)
     {
@@ -250,6 +255,7 @@ internal sealed unsafe class CpuBackend : IBackend
     public void Dispose()
     {
         _workers.Dispose();
+        _memory.Dispose();
         _pool.Dispose();
     }
 }

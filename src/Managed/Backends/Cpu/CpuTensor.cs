@@ -4,15 +4,15 @@ using NativeVae.Tensors;
 
 namespace NativeVae.Backends.Cpu;
 
-/// <summary>A tensor in 64-byte aligned native memory rented from the CPU backend's pool.</summary>
+/// <summary>A tensor in 64-byte aligned native memory rented from the CPU backend's pool (or its call plan).</summary>
 internal sealed unsafe class CpuTensor : Tensor
 {
-    private readonly BufferPool<nint> _pool;
+    private readonly CallMemoryPlan _pool;
     private long _capacity;
     private nint _buffer;
     private bool _disposed;
 
-    public CpuTensor(CpuBackend owner, BufferPool<nint> pool, TensorShape shape, DType dtype)
+    public CpuTensor(CpuBackend owner, CallMemoryPlan pool, TensorShape shape, DType dtype)
         : base(shape, dtype)
     {
         Owner = owner;
