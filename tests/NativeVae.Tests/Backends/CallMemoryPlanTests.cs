@@ -67,6 +67,7 @@ public sealed class CallMemoryPlanTests
         float[] third = Run(backend, "k", out _);
         Assert.That(second, Is.EqualTo(first));
         Assert.That(third, Is.EqualTo(first));
+        Assert.That(backend.PlannedCalls, Is.EqualTo(2), "the second and third calls ran on the first one's plan");
         // The call holds three 3 MiB buffers at most at once: the arena is exactly those.
         Assert.That(backend.Memory.LiveBytes, Is.EqualTo(3 * 3 * MiB), "after the calls: the arena, nothing else live");
         Assert.That(secondPeak, Is.LessThanOrEqualTo(firstPeak));
@@ -75,6 +76,35 @@ public sealed class CallMemoryPlanTests
         float[] other = Run(backend, "k", out _, extra: true);
         Assert.That(other, Is.EqualTo(first));
         Assert.That(Run(backend, "k", out _, extra: true), Is.EqualTo(first));
+        Assert.That(backend.PlannedCalls, Is.EqualTo(3), "the changed call was planned again");
+    }
+
+    [Test]
+    public void WeightsUploadedAndPackedInTheFirstCallStayOutOfThePlan()
+    {
+        using var backend = new CpuBackend(threads: 2);
+        const int channels = 512; // a 1x1 weight of 1 MiB: planned size, packed (its row-major copy freed) on first use
+        var weightValues = Enumerable.Range(0, channels * channels).Select(i => (i % 7 - 3) / 1000f).ToArray();
+        var xValues = Enumerable.Range(0, channels * 32 * 32).Select(i => (i % 11 - 5) / 10f).ToArray();
+        Tensor? weight = null;
+        float[] Call()
+        {
+            using (backend.BeginCall("conv"))
+            {
+                // Like a model half's weights: uploaded inside the first call, kept after it.
+                weight ??= backend.Upload(weightValues, TensorShape.Nchw(channels, channels, 1, 1));
+                using var x = backend.Upload(xValues, TensorShape.Nchw(1, channels, 32, 32));
+                using var y = backend.Conv2d(x, weight, null, Conv2dSpec.Pointwise);
+                var result = new float[y.ElementCount];
+                backend.Download(y, result);
+                return result;
+            }
+        }
+        float[] first = Call();
+        Assert.That(Call(), Is.EqualTo(first));
+        Assert.That(Call(), Is.EqualTo(first));
+        Assert.That(backend.PlannedCalls, Is.EqualTo(2), "the weight's upload and its freed row-major copy are not the call's buffers");
+        weight!.Dispose();
     }
 
     /// <summary>

@@ -39,6 +39,9 @@ internal sealed class CallMemoryPlan : IDisposable
 
     public CallMemoryPlan(BufferPool<nint> pool) => _pool = pool;
 
+    /// <summary>Calls that ran every planned buffer from their plan (for tests and diagnostics).</summary>
+    public int PlannedCalls { get; private set; }
+
     /// <summary>Bytes of the arena now held (counted in the pool's statistics as live).</summary>
     public long ArenaBytes => _arenaBytes;
 
@@ -104,11 +107,13 @@ internal sealed class CallMemoryPlan : IDisposable
         if (!InArena(buffer)) _pool.Return(buffer, capacity);
     }
 
-    /// <summary>Frees a buffer instead of pooling it (see <see cref="BufferPool{T}.Free"/>).</summary>
+    /// <summary>
+    /// Frees a buffer instead of pooling it (see <see cref="BufferPool{T}.Free"/>): a weight's row-major copy once
+    /// it is packed, on its first use only. It leaves the plan, as a buffer that outlives the call does.
+    /// </summary>
     public void Free(nint buffer, long capacity)
     {
-        if (_open.Remove(buffer, out int index))
-            _recorded[index] = _recorded[index] with { End = _clock++ };
+        _open.Remove(buffer);
         if (!InArena(buffer)) _pool.Free(buffer, capacity);
     }
 
@@ -129,7 +134,11 @@ internal sealed class CallMemoryPlan : IDisposable
         var transient = _recorded.Where(r => r.End != int.MaxValue).ToArray();
         bool matched = _replaying && _recorded.Count == _plan.Length && transient.Length == _plan.Length;
         _open.Clear();
-        if (matched) return;
+        if (matched)
+        {
+            PlannedCalls++;
+            return;
+        }
         if (!_plans.ContainsKey(key))
         {
             _planOrder.Enqueue(key);

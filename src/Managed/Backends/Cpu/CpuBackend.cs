@@ -65,6 +65,9 @@ internal sealed unsafe class CpuBackend : IBackend
     /// <summary>Plans a repeated call's buffers into one arena (see <see cref="CallMemoryPlan"/>).</summary>
     public IDisposable BeginCall(string key) => _memory.BeginCall(key);
 
+    /// <summary>Calls that ran entirely on their memory plan so far.</summary>
+    internal int PlannedCalls => _memory.PlannedCalls;
+
     public Tensor Upload(ReadOnlySpan<float> data, TensorShape shape, DType dtype = DType.F32)
     {
         if (data.Length != shape.ElementCount)
