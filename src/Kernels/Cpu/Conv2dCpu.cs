@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using NativeVae.Kernels.Gpu;
 
 namespace NativeVae.Kernels.Cpu;
@@ -223,7 +224,8 @@ public static unsafe class Conv2dCpu
             while (BandRows > 1 && (long)P.Batch * ColTiles * ((P.OutHeight + BandRows - 1) / BandRows) < target) BandRows--;
             Bands = (P.OutHeight + BandRows - 1) / BandRows;
             PackedRows = (BandRows - 1) * s + P.Kernel;
-            PackFloats = (long)Math.Max(1, P.InChannels) * PackedRows * s * PackedWidth;
+            // + one contiguous input row, for the vector stride-2 split.
+            PackFloats = (long)Math.Max(1, P.InChannels) * PackedRows * s * PackedWidth + s * PackedWidth;
             ItemCount = checked(P.Batch * Bands * ColTiles);
         }
 
@@ -327,6 +329,8 @@ public static unsafe class Conv2dCpu
             bool up = P.Upsample2x != 0;
             long plane = (long)P.InHeight * P.InWidth;
             float* dst = pack;
+            float* line = pack + (long)Math.Max(1, P.InChannels) * packedRows * s * pw; // past every packed row
+            bool split2 = s == 2 && !up && typeof(TVec) == typeof(Vector512<float>) && Avx512F.IsSupported;
             for (int ci = 0; ci < P.InChannels; ci++)
             {
                 long channel = (long)n * P.InChannels + ci;
@@ -341,6 +345,12 @@ public static unsafe class Conv2dCpu
                         continue;
                     }
                     float* row = src + (long)(up ? yv >> 1 : yv) * P.InWidth;
+                    if (split2)
+                    {
+                        SplitRow2(row, line, dst, channel, x0 * s - P.PadLeft, wv);
+                        dst += s * pw;
+                        continue;
+                    }
                     for (int phase = 0; phase < s; phase++, dst += pw)
                     {
                         int xv0 = x0 * s - P.PadLeft + phase;
@@ -364,6 +374,29 @@ public static unsafe class Conv2dCpu
                         if (Affine.IsActive) Affine.Apply<TVec, TOps>(channel, dst + lo, dst + lo, hi - lo);
                     }
                 }
+            }
+        }
+
+        /// <summary>
+        /// The AVX-512 stride-2 packing of one (not upsampled) row: columns x0 .. x0 + 2 PackedWidth (zero outside
+        /// [0, width)) copied contiguously into <paramref name="line"/>, the input affine applied on the way, then
+        /// split into even and odd columns (the two phases) with two-source permutes.
+        /// </summary>
+        private void SplitRow2(float* row, float* line, float* dst, long channel, int x0, int width)
+        {
+            int count = 2 * PackedWidth; // whole vectors: PackedWidth is a multiple of RowAlignFloats
+            int lo = Math.Clamp(-x0, 0, count);
+            int hi = Math.Clamp(width - x0, lo, count);
+            new Span<float>(line, lo).Clear();
+            new Span<float>(line + hi, count - hi).Clear();
+            if (Affine.IsActive) Affine.Apply<TVec, TOps>(channel, row + x0 + lo, line + lo, hi - lo);
+            else new ReadOnlySpan<float>(row + x0 + lo, hi - lo).CopyTo(new Span<float>(line + lo, hi - lo));
+            for (int g = 0, j = 0; g < count; g += 2 * PhaseSplit.Lanes, j += PhaseSplit.Lanes)
+            {
+                var a = Vector512.Load(line + g);
+                var b = Vector512.Load(line + g + PhaseSplit.Lanes);
+                Avx512F.PermuteVar16x32x2(a, PhaseSplit.Even, b).Store(dst + j);
+                Avx512F.PermuteVar16x32x2(a, PhaseSplit.Odd, b).Store(dst + PackedWidth + j);
             }
         }
     }

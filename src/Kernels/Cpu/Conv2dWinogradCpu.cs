@@ -532,17 +532,4 @@ public static unsafe class Conv2dWinogradCpu
     }
 
     private static int RoundUp(int value, int multiple) => (value + multiple - 1) / multiple * multiple;
-
-    /// <summary>
-    /// Permute indices over two concatenated 16-float vectors a, b: their even and their odd positions, and the
-    /// interleaving of a's and b's first (then last) eight lanes.
-    /// </summary>
-    private static class PhaseSplit
-    {
-        public const int Lanes = 16;
-        public static readonly Vector512<int> InterleaveLow = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-        public static readonly Vector512<int> InterleaveHigh = Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-        public static readonly Vector512<int> Even = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        public static readonly Vector512<int> Odd = Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    }
 }
