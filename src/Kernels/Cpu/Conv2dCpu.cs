@@ -13,8 +13,8 @@ namespace NativeVae.Kernels.Cpu;
 // micro-kernel (4 output channels x up to 4 vectors of output columns) over every output-channel block.
 // Padding, stride, upsampling and the row end are all absorbed by the packing: the hot loop has no branches.
 // The packed tile (<= PackBudgetBytes) stays in L2 while every output-channel block streams over it.
-// A 1x1 stride-1 convolution whose pixel count fills whole vectors skips the packing and runs on the
-// flattened pixels directly.
+// 1x1 convolutions take the same path: packing their tile costs less than the micro-kernel loses reading
+// channel rows a whole plane apart (measured 230 -> 300 GFLOP/s at 256->128 @512x512).
 // The direct 3x3 stride-1 path runs near the FMA peak; the backend sends such convs with >= 64 channels to
 // Conv2dWinogradCpu (F(4x4, 3x3), 4x fewer FMAs) instead.
 
@@ -169,14 +169,11 @@ public static unsafe class Conv2dCpu
         public int* Taps;
         public InputAffine Affine;
 
-        // Plan: flat (1x1 over flattened pixels) or tiles of BandRows x TileCols outputs.
-        public bool Flat;
+        // Plan: tiles of BandRows x TileCols outputs.
         public int BandRows;
         public int TileCols;
         public int Bands;
         public int ColTiles;
-        public int FlatPixels;
-        public int FlatTiles;
         public int PackedWidth;
         public int PackedRows;
         public long PackFloats;
@@ -190,23 +187,7 @@ public static unsafe class Conv2dCpu
             int lanes = TOps.Lanes;
             int block = MicroKernelCpu.MaxVectors * lanes;
             int target = workers * TilesPerWorker;
-            long pixels = (long)P.OutHeight * P.OutWidth;
             long channelBytes = Math.Max(1, P.InChannels) * (long)sizeof(float);
-            // The flat path reads the input in place, so an input affine takes the packing path.
-            Flat = P.Kernel == 1 && P.Stride == 1 && P.PadTop == 0 && P.PadLeft == 0 && P.Upsample2x == 0
-                && P.OutHeight == P.InHeight && P.OutWidth == P.InWidth && pixels % lanes == 0 && !Affine.IsActive;
-            if (Flat)
-            {
-                // Pixels per tile: the tile's input (all channels) fits the pack budget, whole blocks.
-                long fit = Math.Max(block, PackBudgetBytes / channelBytes / block * block);
-                long perItem = Math.Max(block, (pixels * P.Batch + target - 1) / target / block * block);
-                FlatPixels = (int)Math.Min(Math.Min(fit, perItem), RoundUp(pixels, lanes));
-                FlatTiles = (int)((pixels + FlatPixels - 1) / FlatPixels);
-                ItemCount = checked(P.Batch * FlatTiles);
-                PackFloats = 1;
-                return;
-            }
-
             int s = P.Stride;
             TileCols = Math.Min(P.OutWidth, MaxTileBlocks * block);
             BandRows = 1;
@@ -238,28 +219,12 @@ public static unsafe class Conv2dCpu
             int s = P.Stride;
             for (int ky = 0; ky < P.Kernel; ky++)
             for (int kx = 0; kx < P.Kernel; kx++)
-                Taps[ky * P.Kernel + kx] = Flat ? 0 : (ky * s + kx % s) * PackedWidth + kx / s;
+                Taps[ky * P.Kernel + kx] = (ky * s + kx % s) * PackedWidth + kx / s;
         }
 
         public void Execute(int item, int worker)
         {
-            if (Flat) ExecuteFlat(item);
-            else ExecuteTile(item, Packs[worker]);
-        }
-
-        private void ExecuteFlat(int item)
-        {
-            int n = item / FlatTiles;
-            long pixels = (long)P.OutHeight * P.OutWidth;
-            long p0 = (long)(item % FlatTiles) * FlatPixels;
-            int count = (int)Math.Min(FlatPixels, pixels - p0);
-            var t = NewTask();
-            t.InputStride = pixels;
-            t.OutputRowStride = pixels;
-            t.ResidualRowStride = pixels;
-            float* input = X + (long)n * P.InChannels * pixels + p0;
-            long outBase = (long)n * P.OutChannels * pixels + p0;
-            RunBlocks(ref t, input, outBase, count, rows: 1, inputRowStep: 0, outRowStep: 0);
+            ExecuteTile(item, Packs[worker]);
         }
 
         private void ExecuteTile(int item, float* pack)
@@ -403,5 +368,4 @@ public static unsafe class Conv2dCpu
 
     private static int RoundUp(int value, int multiple) => (value + multiple - 1) / multiple * multiple;
 
-    private static long RoundUp(long value, int multiple) => (value + multiple - 1) / multiple * multiple;
 }
