@@ -156,6 +156,12 @@ public static unsafe class Conv2dWinogradCpu
     /// <summary>Tile items per worker we aim for, so that dynamic scheduling can balance them.</summary>
     private const int ItemsPerWorker = 2;
 
+    /// <summary>Cin x Cout from which the transformed weights (36 x Cin x Cout floats) are far larger than L3.</summary>
+    private const long WeightBoundChannelProduct = 384 * 384;
+
+    /// <summary>Tiles per item for such convolutions: one transform point's U (512 x 256 floats) fills half of L2.</summary>
+    private const int WeightBoundTiles = 256;
+
     private const int WorkSlot = 0;
     private const int TapSlot = 1;
     private const int WeightSlot = 2;
@@ -242,8 +248,15 @@ public static unsafe class Conv2dWinogradCpu
             GroupCols = Math.Min(TilesX, most);
             PaddedCols = RoundUp(GroupCols, lanes);
             ColGroups = (TilesX + GroupCols - 1) / GroupCols;
-            GroupRows = Math.Max(1, Math.Min(TilesY, most / PaddedCols));
-            while (GroupRows > 1 && (long)P.Batch * ColGroups * ((TilesY + GroupRows - 1) / GroupRows) < workers * ItemsPerWorker) GroupRows--;
+            // Every item streams all the transformed weights past its tiles: where they are far larger than the
+            // caches (512 channels: 36 MiB), more tiles per item read them fewer times; U for one point (Cin x Tiles)
+            // still fits L2. Rows are then split evenly, into at least ItemsPerWorker items per worker.
+            bool weightBound = (long)P.InChannels * P.OutChannels >= WeightBoundChannelProduct;
+            int maxTiles = weightBound ? WeightBoundTiles : most;
+            int maxRows = Math.Max(1, Math.Min(TilesY, maxTiles / PaddedCols));
+            int perImage = Math.Max(1, workers * (weightBound ? 1 : ItemsPerWorker) / Math.Max(1, P.Batch * ColGroups));
+            RowGroups = Math.Min(TilesY, Math.Max((TilesY + maxRows - 1) / maxRows, perImage));
+            GroupRows = (TilesY + RowGroups - 1) / RowGroups;
             RowGroups = (TilesY + GroupRows - 1) / GroupRows;
             Tiles = GroupRows * PaddedCols;
             // Tile t's columns 4t..4t+5 are phase (k mod 4) at t + k / 4: one extra column, read as a whole vector.

@@ -28,6 +28,8 @@ public sealed class Conv2dWinogradTests
         new("winograd 6x300 (two tile-column groups), 64->64, bias+residual", 1, 64, 6, 300, 64, 3, 1, 1, 1, 1, 1, false, true, true),
         new("winograd upsample2x, 5x7, 65->64, bias+residual", 1, 65, 5, 7, 64, 3, 1, 1, 1, 1, 1, true, true, true),
         new("winograd upsample2x, batch 2, 1x1 image, 64->64", 2, 64, 1, 1, 64, 3, 1, 1, 1, 1, 1, true, false, false),
+        // Weight-bound channel counts take items of up to 256 tiles: more than one micro-kernel column run per item.
+        new("winograd 36x4, 384->384 (large items), bias+residual", 1, 384, 36, 4, 384, 3, 1, 1, 1, 1, 1, false, true, true),
     ];
 
     private static IEnumerable<TestCaseData> OnEveryWidth() => KernelBackends.Cases(KernelBackends.Cpu, Shapes);
