@@ -156,6 +156,9 @@ public static unsafe class Conv2dWinogradCpu
     /// <summary>Tile items per worker we aim for, so that dynamic scheduling can balance them.</summary>
     private const int ItemsPerWorker = 2;
 
+    /// <summary>Output-channel blocks (of 4) per pass: M, the GEMM's output, holds 128 channels at a time.</summary>
+    private const int OutputChunkBlocks = 32;
+
     /// <summary>Cin x Cout from which the transformed weights (36 x Cin x Cout floats) are far larger than L3.</summary>
     private const long WeightBoundChannelProduct = 384 * 384;
 
@@ -233,6 +236,7 @@ public static unsafe class Conv2dWinogradCpu
         public int PaddedCols;  // GroupCols rounded up to whole vectors: the row pitch of U and M
         public int GroupRows;   // tile rows per item
         public int Tiles;       // GroupRows * PaddedCols
+        public int ChunkBlocks; // output-channel blocks per GEMM + output transform pass
         public int ColGroups;
         public int RowGroups;
         public int PackWidth;
@@ -261,8 +265,8 @@ public static unsafe class Conv2dWinogradCpu
             Tiles = GroupRows * PaddedCols;
             // Tile t's columns 4t..4t+5 are phase (k mod 4) at t + k / 4: one extra column, read as a whole vector.
             PackWidth = PaddedCols + lanes;
-            int outBlocks = (P.OutChannels + MicroKernelCpu.Rows - 1) / MicroKernelCpu.Rows;
-            WorkFloats = (long)Points * Tiles * (P.InChannels + outBlocks * MicroKernelCpu.Rows)
+            ChunkBlocks = Math.Min(WBlocks, OutputChunkBlocks);
+            WorkFloats = (long)Points * Tiles * (P.InChannels + ChunkBlocks * MicroKernelCpu.Rows)
                 + (long)TileInput * TileOutput * PackWidth + (long)(Points + 2 * TileInput) * lanes // + transform vectors and one output row
                 + (long)TileOutput * PackWidth; // one contiguous input row, for the vector phase split
             ItemCount = checked(P.Batch * RowGroups * ColGroups);
@@ -274,10 +278,10 @@ public static unsafe class Conv2dWinogradCpu
             int rest = item % (RowGroups * ColGroups);
             int ty0 = rest / ColGroups * GroupRows;
             int tx0 = rest % ColGroups * GroupCols;
-            int outRows = WBlocks * MicroKernelCpu.Rows;
+            int chunkRows = ChunkBlocks * MicroKernelCpu.Rows;
             float* u = Work[worker];
             float* m = u + (long)Points * P.InChannels * Tiles;
-            float* pack = m + (long)Points * outRows * Tiles;
+            float* pack = m + (long)Points * chunkRows * Tiles;
             float* vectors = pack + TileInput * TileOutput * PackWidth;
             float* line = vectors + (Points + 2 * TileInput) * TOps.Lanes;
             int rows = Math.Min(GroupRows, TilesY - ty0);
@@ -303,14 +307,17 @@ public static unsafe class Conv2dWinogradCpu
                 Epilogue = MicroEpilogue.Store,
             };
             int vectorCount = rows * PaddedCols / TOps.Lanes;
-            // Rows past the image are skipped: the GEMM runs over the first `rows` tile rows only.
-            for (int xi = 0; xi < Points; xi++)
+            // Rows past the image are skipped: the GEMM runs over the first `rows` tile rows only. Output channels
+            // go in chunks, so that M holds one chunk (its output transform reads it while it is still in cache).
+            long mPoint = (long)chunkRows * Tiles;
+            for (int cb0 = 0; cb0 < WBlocks; cb0 += ChunkBlocks)
             {
-                t.Input = u + (long)xi * P.InChannels * Tiles;
-                for (int cb = 0; cb < WBlocks; cb++)
+                int cbEnd = Math.Min(WBlocks, cb0 + ChunkBlocks);
+                for (int xi = 0; xi < Points; xi++)
+                for (int cb = cb0; cb < cbEnd; cb++)
                 {
                     t.Weights = W + (xi * WBlocks + cb) * WBlockFloats;
-                    float* o = m + ((long)xi * outRows + cb * MicroKernelCpu.Rows) * Tiles;
+                    float* o = m + xi * mPoint + (long)(cb - cb0) * MicroKernelCpu.Rows * Tiles;
                     for (int v0 = 0; v0 < vectorCount; v0 += MicroKernelCpu.MaxVectors)
                     {
                         t.Input = u + (long)xi * P.InChannels * Tiles + v0 * TOps.Lanes;
@@ -318,14 +325,14 @@ public static unsafe class Conv2dWinogradCpu
                         MicroKernelCpu.Run<TVec, TOps>(t, Math.Min(MicroKernelCpu.MaxVectors, vectorCount - v0));
                     }
                 }
-            }
 
-            long mPoint = (long)outRows * Tiles;
-            for (int co = 0; co < P.OutChannels; co++)
-            for (int r = 0; r < rows; r++)
-            for (int c = 0; c < cols; c += TOps.Lanes)
-                TransformOutput(m + (long)co * Tiles + r * PaddedCols + c, mPoint, (TVec*)vectors,
-                    n, co, ty0 + r, tx0 + c, Math.Min(TOps.Lanes, cols - c));
+                int co0 = cb0 * MicroKernelCpu.Rows, coEnd = Math.Min(P.OutChannels, cbEnd * MicroKernelCpu.Rows);
+                for (int co = co0; co < coEnd; co++)
+                for (int r = 0; r < rows; r++)
+                for (int c = 0; c < cols; c += TOps.Lanes)
+                    TransformOutput(m + (long)(co - co0) * Tiles + r * PaddedCols + c, mPoint, (TVec*)vectors,
+                        n, co, ty0 + r, tx0 + c, Math.Min(TOps.Lanes, cols - c));
+            }
         }
 
         /// <summary>
