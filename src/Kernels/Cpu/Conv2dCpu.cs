@@ -57,7 +57,7 @@ public sealed unsafe class Conv2dPackedWeights : IDisposable
         Blocks = (outChannels + rows - 1) / rows;
         BlockFloats = (long)inChannels * taps * rows;
         long floats = Blocks * BlockFloats;
-        _data = (float*)NativeMemory.AlignedAlloc((nuint)(Math.Max(floats, 1) * sizeof(float)), 64);
+        _data = (float*)HostMemory.Allocate(Bytes);
         for (int block = 0; block < Blocks; block++)
         {
             float* dst = _data + block * BlockFloats;
@@ -97,7 +97,7 @@ public sealed unsafe class Conv2dPackedWeights : IDisposable
 
     public void Dispose()
     {
-        if (_data != null) NativeMemory.AlignedFree(_data);
+        if (_data != null) HostMemory.Free((nint)_data, Bytes);
         _data = null;
     }
 }

@@ -22,7 +22,6 @@ public sealed unsafe class CpuWorkers : IDisposable
     /// <summary>Scratch slots per worker; kernels name theirs with the constants below.</summary>
     public const int ScratchSlots = 4;
 
-    private const int Alignment = 64;
 
     private readonly Thread[] _threads;
     private readonly SemaphoreSlim _start;
@@ -181,7 +180,7 @@ public sealed unsafe class CpuWorkers : IDisposable
             if (bytes > Bytes)
             {
                 Free();
-                _pointer = NativeMemory.AlignedAlloc((nuint)bytes, Alignment);
+                _pointer = (void*)HostMemory.Allocate(bytes);
                 Bytes = bytes;
             }
             return (float*)_pointer;
@@ -189,7 +188,7 @@ public sealed unsafe class CpuWorkers : IDisposable
 
         public void Free()
         {
-            if (_pointer != null) NativeMemory.AlignedFree(_pointer);
+            if (_pointer != null) HostMemory.Free((nint)_pointer, Bytes);
             _pointer = null;
             Bytes = 0;
         }

@@ -1,3 +1,5 @@
+using NativeVae.Kernels.Cpu;
+
 namespace NativeVae.Backends.Cpu;
 
 /// <summary>

@@ -1,14 +1,14 @@
 using System.Runtime.InteropServices;
 
-namespace NativeVae.Backends.Cpu;
+namespace NativeVae.Kernels.Cpu;
 
 /// <summary>
-/// The CPU backend's buffers. Large ones come straight from the kernel on Linux (anonymous <c>mmap</c>, advised to
+/// The CPU kernels' and backend's native memory. Large blocks come straight from the kernel on Linux (anonymous <c>mmap</c>, advised to
 /// use transparent huge pages), so that freeing one returns its memory at once whatever the C allocator's settings
 /// (with <c>MALLOC_MMAP_MAX_=0</c> glibc would keep it in its heap), and touching fresh memory costs a fault per 2 MiB
-/// instead of per 4 KiB page. Small ones, and every buffer elsewhere, come from <see cref="NativeMemory.AlignedAlloc"/>.
+/// instead of per 4 KiB page. Small ones, and every block elsewhere, come from <see cref="NativeMemory.AlignedAlloc"/>.
 /// </summary>
-internal static unsafe partial class HostMemory
+public static unsafe partial class HostMemory
 {
     /// <summary>Alignment of every buffer: one AVX-512 vector, one cache line.</summary>
     public const int Alignment = 64;
@@ -23,8 +23,10 @@ internal static unsafe partial class HostMemory
 
     private static bool Maps(long bytes) => bytes >= MappedFrom && OperatingSystem.IsLinux();
 
+    /// <summary>At least <paramref name="bytes"/> (and one) bytes, 64-byte aligned; free with the same size.</summary>
     public static nint Allocate(long bytes)
     {
+        bytes = Math.Max(bytes, 1);
         if (!Maps(bytes)) return (nint)NativeMemory.AlignedAlloc((nuint)bytes, Alignment);
         nint p = Mmap(0, (nuint)bytes, ProtRead | ProtWrite, MapPrivate | MapAnonymous, -1, 0);
         if (p == MapFailed)
