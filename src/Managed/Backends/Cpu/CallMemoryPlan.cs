@@ -29,6 +29,12 @@ internal sealed class CallMemoryPlan : IDisposable
     private int _clock;
     private bool _replaying;
 
+    /// <summary>
+    /// Calls with more large buffers than this are not planned (the layout is quadratic in them): exact tiling's
+    /// per-tile windows, thousands per call, stay on the pool.
+    /// </summary>
+    private const int MaxPlannedBuffers = 1024;
+
     /// <summary>Keys planned at most; the oldest plan goes first.</summary>
     private const int MaxPlans = 8;
 
@@ -43,6 +49,15 @@ internal sealed class CallMemoryPlan : IDisposable
 
     /// <summary>Calls that ran every planned buffer from their plan (for tests and diagnostics).</summary>
     public int PlannedCalls { get; private set; }
+
+    /// <summary>Frees the arena and forgets every plan (benchmarks measure one case at a time).</summary>
+    public void Reset()
+    {
+        if (_callKey is not null || _disabled) return;
+        FreeArena();
+        _plans.Clear();
+        _planOrder.Clear();
+    }
 
     /// <summary>Bytes of the arena now held (counted in the pool's statistics as live).</summary>
     public long ArenaBytes => _arenaBytes;
@@ -139,6 +154,11 @@ internal sealed class CallMemoryPlan : IDisposable
         if (matched)
         {
             PlannedCalls++;
+            return;
+        }
+        if (transient.Length > MaxPlannedBuffers)
+        {
+            _plans.Remove(key);
             return;
         }
         if (!_plans.ContainsKey(key))

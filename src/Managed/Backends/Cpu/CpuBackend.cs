@@ -54,8 +54,14 @@ internal sealed unsafe class CpuBackend : IBackend
         }
     }
 
-    /// <summary>Frees the pooled buffers and restarts <see cref="Memory"/>'s peak at the live bytes.</summary>
-    public void ResetPeakMemory() => _pool.ResetPeak();
+    /// <summary>
+    /// Frees the pooled buffers and the call plans' arena, and restarts <see cref="Memory"/>'s peak at the live bytes.
+    /// </summary>
+    public void ResetPeakMemory()
+    {
+        _memory.Reset();
+        _pool.ResetPeak();
+    }
 
     /// <summary>A weight tensor's packing was freed with it.</summary>
     internal void ReleasePackedWeights(long bytes) => _pool.TrackExternal(-bytes);
