@@ -66,6 +66,31 @@ public sealed class Conv2dWinogradTests
     }
 
     [Test]
+    public void AWeightSharedByTheDirectAndWinogradPathsIsHeldOnce()
+    {
+        // Exact tiling convolves windows without padding (the direct path packs the weight) and the untiled model
+        // the whole image (Winograd reads the weight row-major): the tensor keeps one copy at a time.
+        var c = Shapes[1];
+        using var backend = new CpuBackend(threads: 2);
+        using var x = backend.Upload(c.X, c.InShape);
+        var w = (CpuTensor)backend.Upload(c.Weight, c.WeightShape);
+        var valid = new NativeVae.Backends.Conv2dSpec(1, 0, 0, 0, 0, false);
+        float[] Valid()
+        {
+            using var y = backend.Conv2d(x, w, null, valid);
+            var values = new float[y.ElementCount];
+            backend.Download(y, values);
+            return values;
+        }
+        float[] first = Valid();
+        Assert.That(w.PackedConvWeights, Is.Not.Null, "the direct path packed the weight");
+        using (backend.Conv2d(x, w, null, c.Spec)) { }
+        Assert.That(w.PackedConvWeights, Is.Null, "Winograd needed it row-major: the packing was dropped");
+        Assert.That(Valid(), Is.EqualTo(first), "the direct path packs it again, same result");
+        w.Dispose();
+    }
+
+    [Test]
     public void SmallChannelsAndOtherGeometriesKeepTheDirectPath()
     {
         var p = new NativeVae.Kernels.Gpu.Conv2dParams { Kernel = 3, Stride = 1, PadTop = 1, PadLeft = 1, InHeight = 8, InWidth = 8, OutHeight = 8, OutWidth = 8 };

@@ -55,8 +55,8 @@ internal sealed unsafe class CpuTensor : Tensor
 
     /// <summary>
     /// Keeps <paramref name="packed"/> as this weight's only copy: the row-major buffer is freed (not pooled), since
-    /// convolutions read a weight only through its packing; a later read of the tensor unpacks it again. Without
-    /// this every conv weight sat in memory twice (SD's VAE: 2 x 319 MiB).
+    /// convolutions read a weight only through its packing; a later read of the tensor unpacks it again (and drops
+    /// the packing). Without this every conv weight sat in memory twice (SD's VAE: 2 x 319 MiB).
     /// </summary>
     public void AdoptPacking(Conv2dPackedWeights packed)
     {
@@ -66,7 +66,7 @@ internal sealed unsafe class CpuTensor : Tensor
         _pool.Free(buffer, _capacity);
     }
 
-    /// <summary>The row-major buffer, unpacked again first if only the packing was kept.</summary>
+    /// <summary>The row-major buffer, unpacked again first (and the packing dropped) if only the packing was kept.</summary>
     private nint Buffer
     {
         get
@@ -74,8 +74,14 @@ internal sealed unsafe class CpuTensor : Tensor
             ObjectDisposedException.ThrowIf(_disposed, this);
             if (_buffer == 0)
             {
+                // Back to the row-major copy only: a weight that the direct path packed and the Winograd path (or a
+                // read) needs row-major would otherwise be held twice; the direct path packs it again if it returns.
+                var packed = PackedConvWeights!;
                 (_buffer, _capacity) = _pool.Rent(ByteLength);
-                PackedConvWeights!.Unpack((float*)_buffer);
+                packed.Unpack((float*)_buffer);
+                PackedConvWeights = null;
+                Owner.ReleasePackedWeights(packed.Bytes);
+                packed.Dispose();
             }
             return _buffer;
         }
