@@ -65,6 +65,9 @@ public readonly unsafe struct Conv2dWinogradWeights
     private const int Taps = Conv2dWinogradCpu.KernelSize * Conv2dWinogradCpu.KernelSize;
     private const int GatherSlot = 0;
 
+    /// <summary>Input channels per gathered group: with 4 output channels, one 16-lane vector.</summary>
+    private const int GatherChannels = 4;
+
     private struct TransformJob : IWorkItem
     {
         public float* Weight;
@@ -76,42 +79,87 @@ public readonly unsafe struct Conv2dWinogradWeights
         {
             int rows = MicroKernelCpu.Rows;
             int run = checked((int)Into.BlockFloats); // Cin * 4: (ci, row) pairs, the destination's order
+            int vectorized = 0;
+            if (Width == SimdWidth.V512 && Avx2.IsSupported && (block + 1) * rows <= Into.OutChannels)
+                vectorized = GatherTransform(block);
+
+            // The rest (input channels past the last group of 4, a last block of fewer than 4 output channels, other
+            // widths): gathered one value at a time into [9][Cin * 4], then transformed along that run.
+            if (vectorized == Into.InChannels) return;
             float* taps = Gather[worker];
             for (int r = 0; r < rows; r++)
             {
                 int co = block * rows + r;
                 float* w = Weight + (long)co * Into.InChannels * Taps;
-                for (int ci = 0; ci < Into.InChannels; ci++)
+                for (int ci = vectorized; ci < Into.InChannels; ci++)
                 for (int t = 0; t < Taps; t++)
                     taps[t * run + ci * rows + r] = co < Into.OutChannels ? w[ci * Taps + t] : 0f;
             }
+            int from = vectorized * rows;
             switch (Width)
             {
-                case SimdWidth.V512: TransformRun<Vector512<float>, V512Ops>(taps, run, block); break;
-                case SimdWidth.V256: TransformRun<Vector256<float>, V256Ops>(taps, run, block); break;
-                case SimdWidth.V128: TransformRun<Vector128<float>, V128Ops>(taps, run, block); break;
-                default: TransformRun<float, ScalarOps>(taps, run, block); break;
+                case SimdWidth.V512: TransformRun<Vector512<float>, V512Ops>(taps, run, block, from); break;
+                case SimdWidth.V256: TransformRun<Vector256<float>, V256Ops>(taps, run, block, from); break;
+                case SimdWidth.V128: TransformRun<Vector128<float>, V128Ops>(taps, run, block, from); break;
+                default: TransformRun<float, ScalarOps>(taps, run, block, from); break;
             }
         }
 
-        private void TransformRun<TVec, TOps>(float* taps, int run, int block)
-            where TVec : unmanaged where TOps : IVectorOps<TVec>
+        /// <summary>
+        /// The block's first Cin / 4 * 4 input channels straight from the row-major weights: for 4 input channels x
+        /// 4 output channels (the destination's 16 consecutive floats), each tap's 16 values by two 8-lane gathers.
+        /// Returns how many input channels it did.
+        /// </summary>
+        private int GatherTransform(int block)
         {
-            int i = 0;
-            for (; i + TOps.Lanes <= run; i += TOps.Lanes) TransformAt<TVec, TOps>(taps, run, block, i);
-            for (; i < run; i++) TransformAt<float, ScalarOps>(taps, run, block, i);
+            int rows = MicroKernelCpu.Rows;
+            int groups = Into.InChannels / GatherChannels;
+            long rowStride = (long)Into.InChannels * Taps;
+            // Lane (ci, r) of a group reads weight[block * 4 + r][ci0 + ci][t]: offset r * Cin * 9 + ci * 9 + t.
+            var low = Vector256.Create(0, 1, 2, 3, 0, 1, 2, 3) * (int)rowStride + Vector256.Create(0, 0, 0, 0, 1, 1, 1, 1) * Taps;
+            var high = low + Vector256.Create(2 * Taps);
+            float* first = Weight + block * rows * rowStride;
+            Vector512<float>* g = stackalloc Vector512<float>[Taps];
+            for (int group = 0; group < groups; group++)
+            {
+                float* w = first + group * GatherChannels * Taps;
+                for (int t = 0; t < Taps; t++)
+                {
+                    var tap = Vector256.Create(t);
+                    g[t] = Vector512.Create(Avx2.GatherVector256(w, low + tap, sizeof(float)), Avx2.GatherVector256(w, high + tap, sizeof(float)));
+                }
+                TransformAt<Vector512<float>, V512Ops>(g, block, group * GatherChannels * rows);
+            }
+            return groups * GatherChannels;
         }
 
-        /// <summary>G g G^T for the kernels at (ci, row) pairs i.. of the gathered block, to all 36 points.</summary>
+        private void TransformRun<TVec, TOps>(float* taps, int run, int block, int from)
+            where TVec : unmanaged where TOps : IVectorOps<TVec>
+        {
+            TVec* g = stackalloc TVec[Taps];
+            int i = from;
+            for (; i + TOps.Lanes <= run; i += TOps.Lanes) TransformAt<TVec, TOps>(Load<TVec, TOps>(taps, run, i, g), block, i);
+            float* one = stackalloc float[Taps];
+            for (; i < run; i++) TransformAt<float, ScalarOps>(Load<float, ScalarOps>(taps, run, i, one), block, i);
+        }
+
+        /// <summary>The 9 taps of the gathered run at <paramref name="i"/>, into <paramref name="g"/>.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private void TransformAt<TVec, TOps>(float* taps, int run, int block, int i)
+        private static TVec* Load<TVec, TOps>(float* taps, int run, int i, TVec* g)
+            where TVec : unmanaged where TOps : IVectorOps<TVec>
+        {
+            for (int t = 0; t < Taps; t++) g[t] = TOps.Load(taps + t * run + i);
+            return g;
+        }
+
+        /// <summary>G g G^T for the kernels whose taps are <paramref name="g"/> (row-major 3x3), to all 36 points at (ci, row) pair i.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void TransformAt<TVec, TOps>(TVec* g, int block, int i)
             where TVec : unmanaged where TOps : IVectorOps<TVec>
         {
             const int k = Conv2dWinogradCpu.KernelSize, n = Conv2dWinogradCpu.TileInput;
             TVec* columns = stackalloc TVec[n * k]; // G applied down each kernel column: [6][3]
-            for (int c = 0; c < k; c++)
-                ApplyG<TVec, TOps>(TOps.Load(taps + c * run + i), TOps.Load(taps + (k + c) * run + i),
-                    TOps.Load(taps + (2 * k + c) * run + i), columns + c, k);
+            for (int c = 0; c < k; c++) ApplyG<TVec, TOps>(g[c], g[k + c], g[2 * k + c], columns + c, k);
             TVec* point = stackalloc TVec[n];
             for (int r = 0; r < n; r++)
             {
