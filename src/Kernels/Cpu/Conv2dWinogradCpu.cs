@@ -435,8 +435,11 @@ public static unsafe class Conv2dWinogradCpu
         private void SplitRow(float* row, float* line, float* dst, long channel, int x0, int width)
         {
             int count = TileOutput * PackWidth; // a whole number of 4-vector groups: PackWidth is whole vectors
-            int lo = Math.Clamp(-x0, 0, count);
-            int hi = Math.Clamp(width - x0, lo, count);
+            // The tiles read columns up to 4 PaddedCols + 1 (a tile's 6 columns overlap the next's by 2); past that
+            // the packing is whole-vector padding, left zero rather than normalised.
+            int used = Math.Min(count, TileOutput * PaddedCols + TileInput - TileOutput);
+            int lo = Math.Clamp(-x0, 0, used);
+            int hi = Math.Clamp(width - x0, lo, used);
             new Span<float>(line, lo).Clear();
             new Span<float>(line + hi, count - hi).Clear();
             if (Affine.IsActive) Affine.Apply<TVec, TOps>(channel, row + x0 + lo, line + lo, hi - lo);
