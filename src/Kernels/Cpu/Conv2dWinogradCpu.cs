@@ -216,6 +216,7 @@ public static unsafe class Conv2dWinogradCpu
     private const int WorkSlot = 0;
     private const int TapSlot = 1;
     private const int WeightSlot = 2;
+    private const int MomentSlot = 3;
 
     /// <summary>Whether this convolution is one the Winograd path computes: 3x3, stride 1, output the (virtual) input's size.</summary>
     public static bool Supports(in Conv2dParams p)
@@ -230,8 +231,11 @@ public static unsafe class Conv2dWinogradCpu
     /// accepts; <paramref name="weight"/> is row-major <c>[Cout, Cin, 3, 3]</c> and is transformed on every call into
     /// the workers' shared scratch (see <see cref="Conv2dWinogradWeights"/>).
     /// </summary>
+    /// <param name="moments">When given, [N * Cout][2] doubles receive each output channel's mean and M2 (sum of
+    /// squared deviations from it): the following GroupNorm's statistics, gathered while the outputs are in
+    /// registers (sums of <c>y - bias</c>, the bias being near the mean, so the squares do not cancel).</param>
     public static void Run(CpuWorkers workers, SimdWidth width, in Conv2dParams p, float* x, float* weight,
-        float* bias, float* residual, float* y, InputAffine affine = default)
+        float* bias, float* residual, float* y, InputAffine affine = default, double* moments = null)
     {
         if (!Supports(p))
             throw new ArgumentException($"Winograd conv2d needs a 3x3 stride-1 pad-1 same-size convolution, got kernel {p.Kernel}, stride {p.Stride}, pad {p.PadTop}/{p.PadLeft}", nameof(p));
@@ -239,23 +243,40 @@ public static unsafe class Conv2dWinogradCpu
         var w = new Conv2dWinogradWeights(
             workers.SharedScratch(WeightSlot, Conv2dWinogradWeights.FloatsFor(p.OutChannels, p.InChannels)), p.OutChannels, p.InChannels);
         Conv2dWinogradWeights.Transform(workers, width, weight, w);
+        // Per-worker moment sums, reduced after the job (items of one channel run on any worker).
+        long momentDoubles = moments == null ? 0 : 2L * p.Batch * p.OutChannels;
+        double** partial = moments == null ? null : (double**)workers.ScratchTable(MomentSlot, 2 * momentDoubles);
+        for (int k = 0; partial != null && k < workers.Count; k++) new Span<double>(partial[k], (int)momentDoubles).Clear();
         switch (width)
         {
-            case SimdWidth.V512: Run<Vector512<float>, V512Ops>(workers, p, x, w, bias, residual, y, affine); break;
-            case SimdWidth.V256: Run<Vector256<float>, V256Ops>(workers, p, x, w, bias, residual, y, affine); break;
-            case SimdWidth.V128: Run<Vector128<float>, V128Ops>(workers, p, x, w, bias, residual, y, affine); break;
-            default: Run<float, ScalarOps>(workers, p, x, w, bias, residual, y, affine); break;
+            case SimdWidth.V512: Run<Vector512<float>, V512Ops>(workers, p, x, w, bias, residual, y, affine, partial); break;
+            case SimdWidth.V256: Run<Vector256<float>, V256Ops>(workers, p, x, w, bias, residual, y, affine, partial); break;
+            case SimdWidth.V128: Run<Vector128<float>, V128Ops>(workers, p, x, w, bias, residual, y, affine, partial); break;
+            default: Run<float, ScalarOps>(workers, p, x, w, bias, residual, y, affine, partial); break;
+        }
+        double count = (double)p.OutHeight * p.OutWidth;
+        for (long i = 0; i < momentDoubles; i += 2)
+        {
+            double sum = 0, squares = 0;
+            for (int k = 0; k < workers.Count; k++)
+            {
+                sum += partial[k][i];
+                squares += partial[k][i + 1];
+            }
+            float center = bias != null ? bias[i / 2 % p.OutChannels] : 0f;
+            moments[i] = center + sum / count;
+            moments[i + 1] = Math.Max(squares - sum * sum / count, 0);
         }
     }
 
     private static void Run<TVec, TOps>(CpuWorkers workers, in Conv2dParams p, float* x, Conv2dWinogradWeights w,
-        float* bias, float* residual, float* y, InputAffine affine)
+        float* bias, float* residual, float* y, InputAffine affine, double** moments)
         where TVec : unmanaged where TOps : IVectorOps<TVec>
     {
         var job = new WinogradJob<TVec, TOps>
         {
             P = p, X = x, W = w.Block(0, 0), WBlockFloats = w.BlockFloats, WBlocks = w.Blocks,
-            Bias = bias, Residual = residual, Y = y, Affine = affine,
+            Bias = bias, Residual = residual, Y = y, Affine = affine, Moments = moments,
         };
         job.Plan(workers.Count);
         job.Work = workers.ScratchTable(WorkSlot, job.WorkFloats);
@@ -277,6 +298,7 @@ public static unsafe class Conv2dWinogradCpu
         public float** Work;
         public int* ZeroTap;
         public InputAffine Affine;
+        public double** Moments;
 
         public int TilesY;
         public int TilesX;
@@ -379,7 +401,8 @@ public static unsafe class Conv2dWinogradCpu
                 for (int r = 0; r < rows; r++)
                 for (int c = 0; c < cols; c += TOps.Lanes)
                     TransformOutput(m + (long)(co - co0) * Tiles + r * PaddedCols + c, mPoint, (TVec*)vectors,
-                        n, co, ty0 + r, tx0 + c, Math.Min(TOps.Lanes, cols - c));
+                        n, co, ty0 + r, tx0 + c, Math.Min(TOps.Lanes, cols - c),
+                        Moments == null ? null : Moments[worker] + 2 * ((long)n * P.OutChannels + co));
             }
         }
 
@@ -494,7 +517,7 @@ public static unsafe class Conv2dWinogradCpu
 
         /// <summary>A^T m A for one vector of tiles of output channel co, plus bias and residual, to the image.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        private void TransformOutput(float* m, long point, TVec* scratch, int n, int co, int ty, int tx, int tiles)
+        private void TransformOutput(float* m, long point, TVec* scratch, int n, int co, int ty, int tx, int tiles, double* moments)
         {
             TVec* rowsDone = scratch; // [6][4]
             for (int i = 0; i < TileInput; i++)
@@ -522,6 +545,8 @@ public static unsafe class Conv2dWinogradCpu
             float b = Bias != null ? Bias[co] : 0f;
             TVec bias = TOps.Broadcast(b);
             long rowStart = ((long)n * P.OutChannels + co) * P.OutHeight * P.OutWidth + (long)TileOutput * tx;
+            TVec sum = TOps.Zero, squares = TOps.Zero;
+            double tailSum = 0, tailSquares = 0;
             for (int y = 0; y < TileOutput; y++)
             {
                 int oy = TileOutput * ty + y;
@@ -543,12 +568,25 @@ public static unsafe class Conv2dWinogradCpu
                 int i = 0;
                 for (; i < whole; i += l)
                 {
-                    TVec v = TOps.Add(TOps.Load(line + i), bias);
-                    if (residual != null) v = TOps.Add(v, TOps.Load(residual + i));
-                    TOps.Store(dst + i, v);
+                    // d = y - bias: the moments are taken about the bias, close to the channel's mean.
+                    TVec d = TOps.Load(line + i);
+                    if (residual != null) d = TOps.Add(d, TOps.Load(residual + i));
+                    TOps.Store(dst + i, TOps.Add(d, bias));
+                    if (moments == null) continue;
+                    sum = TOps.Add(sum, d);
+                    squares = TOps.MulAdd(d, d, squares);
                 }
-                for (; i < width; i++) dst[i] = line[i] + b + (residual != null ? residual[i] : 0f);
+                for (; i < width; i++)
+                {
+                    float d = line[i] + (residual != null ? residual[i] : 0f);
+                    dst[i] = d + b;
+                    tailSum += d;
+                    tailSquares += d * d;
+                }
             }
+            if (moments == null) return;
+            moments[0] += TOps.Sum(sum) + tailSum;
+            moments[1] += TOps.Sum(squares) + tailSquares;
         }
 
         /// <summary>

@@ -48,6 +48,40 @@ public static unsafe class GroupNormCpu
         workers.Run(checked(p.Batch * p.Groups), ref job);
     }
 
+    /// <summary>
+    /// <see cref="Fold"/> from per-channel statistics gathered by the op that produced x (a Winograd convolution,
+    /// <see cref="Conv2dWinogradCpu.Run"/>): <paramref name="channels"/> [N * C][2] = (mean, M2 = sum of squared
+    /// deviations from that mean). They merge into each group's (Chan et al.), folded as <see cref="Run"/> folds
+    /// its own statistics. No pass over x.
+    /// </summary>
+    public static void FoldFromChannels(in GroupNormParams p, double* channels, float* gamma, float* beta,
+        float* scale, float* shift)
+    {
+        int perGroup = p.Channels / p.Groups;
+        double count = Math.Max(p.Spatial, 1);
+        for (int item = 0; item < p.Batch * p.Groups; item++)
+        {
+            double* stats = channels + 2L * item * perGroup;
+            double mean = 0, squares = 0;
+            for (int c = 0; c < perGroup; c++) mean += stats[2 * c] / perGroup;
+            for (int c = 0; c < perGroup; c++)
+            {
+                double d = stats[2 * c] - mean;
+                squares += stats[2 * c + 1] + count * d * d;
+            }
+            float groupMean = (float)mean;
+            float rstd = (float)(1 / Math.Sqrt(squares / (count * perGroup) + p.Eps));
+            int g = item % p.Groups;
+            for (int c = 0; c < perGroup; c++)
+            {
+                int channel = g * perGroup + c;
+                float a = gamma[channel] * rstd;
+                scale[(long)item * perGroup + c] = a;
+                shift[(long)item * perGroup + c] = beta[channel] - groupMean * a;
+            }
+        }
+    }
+
     /// <summary>y[row] = x[row] * scale[row] + shift[row] (+ SiLU) for each of <paramref name="rows"/> rows of <paramref name="spatial"/>.</summary>
     public static void ChannelAffine(CpuWorkers workers, SimdWidth width, int rows, int spatial, bool silu, float* x,
         float* scale, float* shift, float* y)

@@ -102,6 +102,33 @@ public sealed class NormConv2dTests
             $"peak above the inputs and the output: {extra} bytes; a stored normalised input would be {x.ByteLength}");
     }
 
+    [TestCaseSource(typeof(KernelBackends), nameof(KernelBackends.Cpu))]
+    public void StatisticsGatheredByTheProducingWinogradConvolutionMatchAPass(string backendName)
+    {
+        // y = conv(x) + bias + residual on the Winograd path records y's per-channel statistics; a GroupNorm of y
+        // folded from them must equal one that reads y (batch 2: statistics per image; offset bias: far from zero).
+        var backend = (CpuBackend)KernelBackends.Get(backendName);
+        var producer = new Conv2dCase("producer", 2, 64, 9, 13, 64, 3, 1, 1, 1, 1, 1, false, true, true);
+        using var x = backend.Upload(producer.X, producer.InShape);
+        using var weight = backend.Upload(producer.Weight, producer.WeightShape);
+        using var bias = backend.Upload(producer.BiasValues!.Select(b => b + 2f).ToArray(), new TensorShape(64));
+        using var residual = backend.Upload(producer.ResidualValues!, producer.OutShape);
+        using var y = (CpuTensor)backend.Conv2d(x, weight, bias, producer.Spec, residual);
+        Assert.That(y.ChannelStatistics, Is.Not.Null, "the Winograd path gathered the statistics");
+
+        var c = Cases[1];
+        using var gamma = backend.Upload(c.Gamma, new TensorShape(64));
+        using var beta = backend.Upload(c.Beta, new TensorShape(64));
+        using var w2 = backend.Upload(c.Conv.Weight[..(70 * 64 * 9)], c.Conv.WeightShape);
+        var norm = new GroupNormSpec(gamma, beta, 32, GroupNormEps, Silu: true);
+        float[] fused = Download(backend, backend.NormConv2d(y, norm, w2, null, Conv2dSpec.Same));
+        float[] unfused;
+        using (var normed = backend.GroupNorm(y, gamma, beta, 32, GroupNormEps, fuseSilu: true))
+            unfused = Download(backend, backend.Conv2d(normed, w2, null, Conv2dSpec.Same));
+        NumericAssert.Close(fused, unfused, TensorShape.Nchw(2, 70, 9, 13), Conv2dWinogradTests.AbsTolerance,
+            Conv2dWinogradTests.RelTolerance, $"norm_conv2d {backendName} from gathered statistics vs group_norm then conv2d");
+    }
+
     private const float GroupNormEps = 1e-6f;
 
     private static float[] Download(IBackend backend, Tensor y)

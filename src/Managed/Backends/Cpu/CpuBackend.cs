@@ -114,7 +114,16 @@ internal sealed unsafe class CpuBackend : IBackend
         OpShapes.GroupNorm(x, g, bt, norm.Groups);
         using var affine = (CpuTensor)Allocate(new TensorShape(2, x.Shape.N * x.Shape.C)); // [scale; shift]
         float* scale = affine.F32, shift = scale + x.Shape.N * x.Shape.C;
-        GroupNormCpu.Fold(_workers, Width, KernelParameters.GroupNorm(x, norm.Groups, norm.Eps, norm.Silu), x.F32, g.F32, bt.F32, scale, shift);
+        var p = KernelParameters.GroupNorm(x, norm.Groups, norm.Eps, norm.Silu);
+        if (x.ChannelStatistics is { } channels)
+        {
+            fixed (double* c = channels)
+                GroupNormCpu.FoldFromChannels(p, c, g.F32, bt.F32, scale, shift);
+        }
+        else
+        {
+            GroupNormCpu.Fold(_workers, Width, p, x.F32, g.F32, bt.F32, scale, shift);
+        }
         return Conv2d(x, weight, bias, spec, residual, new InputAffine(scale, shift, norm.Silu));
     }
 
@@ -129,7 +138,12 @@ internal sealed unsafe class CpuBackend : IBackend
         float* biasData = b is null ? null : b.F32, residualData = r is null ? null : r.F32;
         if (UseWinograd(p))
         {
-            Conv2dWinogradCpu.Run(_workers, Width, p, x.F32, w.F32, biasData, residualData, y.F32, affine);
+            // The outputs' per-channel moments come almost free while they are in registers; the GroupNorm that
+            // usually follows (IBackend.NormConv2d) then skips its statistics pass over this tensor.
+            var moments = new double[2L * outShape.N * outShape.C];
+            fixed (double* m = moments)
+                Conv2dWinogradCpu.Run(_workers, Width, p, x.F32, w.F32, biasData, residualData, y.F32, affine, m);
+            y.ChannelStatistics = moments;
             return y;
         }
 
