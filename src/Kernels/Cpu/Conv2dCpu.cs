@@ -37,6 +37,30 @@ public readonly unsafe struct InputAffine(float* scale, float* shift, bool silu)
     public void Apply<TVec, TOps>(long index, float* src, float* dst, int count)
         where TVec : unmanaged where TOps : IVectorOps<TVec> =>
         ElementwiseCpu.MapSpan<TVec, TOps, AffineFunction>(new AffineFunction(Scale[index], Shift[index], Silu), src, dst, count);
+
+    /// <summary>dst[i] = f(src[i]) for channel <paramref name="index"/>, or a plain copy when inactive.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Copy<TVec, TOps>(long index, float* src, float* dst, int count)
+        where TVec : unmanaged where TOps : IVectorOps<TVec>
+    {
+        if (IsActive) Apply<TVec, TOps>(index, src, dst, count);
+        else new ReadOnlySpan<float>(src, count).CopyTo(new Span<float>(dst, count));
+    }
+
+    /// <summary>
+    /// line[i] = f(row[x0 + i]) for i in [0, <paramref name="used"/>) where x0 + i lies inside [0, width), zero for
+    /// every other i up to <paramref name="count"/>: one input row laid out contiguously (padding zero, as the
+    /// convolution pads the normalised tensor), for the vector phase splits.
+    /// </summary>
+    public void CopyRow<TVec, TOps>(long index, float* row, int x0, int width, float* line, int count, int used)
+        where TVec : unmanaged where TOps : IVectorOps<TVec>
+    {
+        int lo = Math.Clamp(-x0, 0, used);
+        int hi = Math.Clamp(width - x0, lo, used);
+        new Span<float>(line, lo).Clear();
+        new Span<float>(line + hi, count - hi).Clear();
+        Copy<TVec, TOps>(index, row + x0 + lo, line + lo, hi - lo);
+    }
 }
 
 /// <summary>
@@ -326,8 +350,7 @@ public static unsafe class Conv2dCpu
                         new Span<float>(dst + hi, pw - hi).Clear();
                         if (s == 1 && !up)
                         {
-                            if (Affine.IsActive) Affine.Apply<TVec, TOps>(channel, row + xv0 + lo, dst + lo, hi - lo);
-                            else new ReadOnlySpan<float>(row + xv0 + lo, hi - lo).CopyTo(new Span<float>(dst + lo, hi - lo));
+                            Affine.Copy<TVec, TOps>(channel, row + xv0 + lo, dst + lo, hi - lo);
                             continue;
                         }
                         if (up)
@@ -350,12 +373,7 @@ public static unsafe class Conv2dCpu
         private void SplitRow2(float* row, float* line, float* dst, long channel, int x0, int width)
         {
             int count = 2 * PackedWidth; // whole vectors: PackedWidth is a multiple of RowAlignFloats
-            int lo = Math.Clamp(-x0, 0, count);
-            int hi = Math.Clamp(width - x0, lo, count);
-            new Span<float>(line, lo).Clear();
-            new Span<float>(line + hi, count - hi).Clear();
-            if (Affine.IsActive) Affine.Apply<TVec, TOps>(channel, row + x0 + lo, line + lo, hi - lo);
-            else new ReadOnlySpan<float>(row + x0 + lo, hi - lo).CopyTo(new Span<float>(line + lo, hi - lo));
+            Affine.CopyRow<TVec, TOps>(channel, row, x0, width, line, count, count);
             for (int g = 0, j = 0; g < count; g += 2 * PhaseSplit.Lanes, j += PhaseSplit.Lanes)
             {
                 var a = Vector512.Load(line + g);

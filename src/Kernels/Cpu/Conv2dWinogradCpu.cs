@@ -461,12 +461,7 @@ public static unsafe class Conv2dWinogradCpu
             // The tiles read columns up to 4 PaddedCols + 1 (a tile's 6 columns overlap the next's by 2); past that
             // the packing is whole-vector padding, left zero rather than normalised.
             int used = Math.Min(count, TileOutput * PaddedCols + TileInput - TileOutput);
-            int lo = Math.Clamp(-x0, 0, used);
-            int hi = Math.Clamp(width - x0, lo, used);
-            new Span<float>(line, lo).Clear();
-            new Span<float>(line + hi, count - hi).Clear();
-            if (Affine.IsActive) Affine.Apply<TVec, TOps>(channel, row + x0 + lo, line + lo, hi - lo);
-            else new ReadOnlySpan<float>(row + x0 + lo, hi - lo).CopyTo(new Span<float>(line + lo, hi - lo));
+            Affine.CopyRow<TVec, TOps>(channel, row, x0, width, line, count, used);
 
             var even = PhaseSplit.Even;
             var odd = PhaseSplit.Odd;
