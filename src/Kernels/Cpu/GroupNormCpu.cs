@@ -75,9 +75,7 @@ public static unsafe class GroupNormCpu
             for (int c = 0; c < perGroup; c++)
             {
                 int channel = g * perGroup + c;
-                float a = gamma[channel] * rstd;
-                scale[(long)item * perGroup + c] = a;
-                shift[(long)item * perGroup + c] = beta[channel] - groupMean * a;
+                (scale[(long)item * perGroup + c], shift[(long)item * perGroup + c]) = Fold(gamma[channel], beta[channel], groupMean, rstd);
             }
         }
     }
@@ -151,8 +149,7 @@ public static unsafe class GroupNormCpu
             for (int c = 0; c < channels; c++)
             {
                 int channel = g * channels + c;
-                float a = Gamma[channel] * rstd;
-                float b = Beta[channel] - mean * a;
+                var (a, b) = Fold(Gamma[channel], Beta[channel], mean, rstd);
                 if (FoldScale != null)
                 {
                     // item * channels = image * C + channel of this group's first: the [N * C] index.
@@ -164,6 +161,16 @@ public static unsafe class GroupNormCpu
                 ElementwiseCpu.MapSpan(Width, new AffineFunction(a, b, P.FuseSilu != 0), x + offset, y + offset, P.Spatial);
             }
         }
+    }
+
+    /// <summary>
+    /// The channel's affine with the group's statistics folded in, y = x * a + b: one definition, so that every
+    /// path (normalising, folding for a convolution, folding from gathered statistics) rounds alike.
+    /// </summary>
+    private static (float A, float B) Fold(float gamma, float beta, float mean, float rstd)
+    {
+        float a = gamma * rstd;
+        return (a, beta - mean * a);
     }
 
     private static (float Sum, float Squares) ShiftedSums(SimdWidth width, float* x, int count, float shift) => width switch
