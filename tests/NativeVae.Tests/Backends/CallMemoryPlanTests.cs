@@ -63,6 +63,8 @@ public sealed class CallMemoryPlanTests
     {
         using var backend = new CpuBackend(threads: 2);
         float[] first = Run(backend, "k");
+        // d = c + b = (b + a) + b = 5 a, exactly (small integers).
+        Assert.That(first, Is.EqualTo(Input().Select(v => 5 * v).ToArray()), "the chained adds");
         float[] second = Run(backend, "k");
         float[] third = Run(backend, "k");
         Assert.That(second, Is.EqualTo(first));
@@ -111,14 +113,16 @@ public sealed class CallMemoryPlanTests
         weight!.Dispose();
     }
 
+    private static float[] Input() => Enumerable.Range(0, 3 * (int)MiB / sizeof(float)).Select(i => (float)(i % 97)).ToArray();
+
     /// <summary>
     /// In one call: a; b = a + a; c = b + a; a freed; d = c + b (in a's slot). Returns d. At most three 3 MiB
     /// buffers are alive at once.
     /// </summary>
     private static float[] Run(CpuBackend backend, string key, bool extra = false)
     {
-        var shape = new TensorShape(3 * (int)MiB / sizeof(float));
-        var values = Enumerable.Range(0, (int)shape.ElementCount).Select(i => (float)(i % 97)).ToArray();
+        var values = Input();
+        var shape = new TensorShape(values.Length);
         using (backend.BeginCall(key))
         {
             var a = backend.Upload(values, shape);
