@@ -269,6 +269,7 @@ public static unsafe class Conv2dCpu
             t.ResidualRowStride = planeOut;
             long outBase = (long)n * P.OutChannels * planeOut + (long)y0 * P.OutWidth + x0;
             RunBlocks(ref t, pack, outBase, cols, rows, inputRowStep: (long)P.Stride * P.Stride * PackedWidth, outRowStep: P.OutWidth);
+            if (t.Streaming) CacheHints.FenceStreamingStores();
         }
 
         private MicroTask NewTask() => new()
@@ -277,6 +278,7 @@ public static unsafe class Conv2dCpu
             TapCount = P.Kernel * P.Kernel,
             ReduceCount = P.InChannels,
             Epilogue = MicroEpilogue.Store,
+            Streaming = CacheHints.StreamsOutput((long)P.Batch * P.OutChannels * P.OutHeight * P.OutWidth),
         };
 
         /// <summary>Every output-channel block over <paramref name="rows"/> rows of <paramref name="cols"/> columns.</summary>
@@ -320,10 +322,14 @@ public static unsafe class Conv2dCpu
             float* dst = pack;
             float* line = pack + (long)Math.Max(1, P.InChannels) * packedRows * s * pw; // past every packed row
             bool split2 = s == 2 && !up && typeof(TVec) == typeof(Vector512<float>) && Avx512F.IsSupported;
+            const int pd = CacheHints.PrefetchChannels;
             for (int ci = 0; ci < P.InChannels; ci++)
             {
                 long channel = (long)n * P.InChannels + ci;
                 float* src = X + channel * plane;
+                if (ci + pd < P.InChannels)
+                    CacheHints.PrefetchRows(src + pd * plane, P.InHeight, P.InWidth, y0 * s - P.PadTop, y0 * s - P.PadTop + packedRows,
+                        x0 * s - P.PadLeft, x0 * s - P.PadLeft + s * pw, up);
                 for (int pr = 0; pr < packedRows; pr++)
                 {
                     int yv = y0 * s - P.PadTop + pr;

@@ -299,6 +299,7 @@ public static unsafe class Conv2dWinogradCpu
         public int* ZeroTap;
         public InputAffine Affine;
         public double** Moments;
+        public bool Streaming;
 
         public int TilesY;
         public int TilesX;
@@ -340,6 +341,7 @@ public static unsafe class Conv2dWinogradCpu
                 + (long)TileInput * TileOutput * PackWidth + (long)(Points + 2 * TileInput) * lanes // + transform vectors and one output row
                 + (long)TileOutput * PackWidth; // one contiguous input row, for the vector phase split
             ItemCount = checked(P.Batch * RowGroups * ColGroups);
+            Streaming = CacheHints.StreamsOutput((long)P.Batch * P.OutChannels * P.OutHeight * P.OutWidth);
         }
 
         public void Execute(int item, int worker)
@@ -357,9 +359,11 @@ public static unsafe class Conv2dWinogradCpu
             int rows = Math.Min(GroupRows, TilesY - ty0);
             int cols = Math.Min(GroupCols, TilesX - tx0);
 
+            const int pd = CacheHints.PrefetchChannels;
             for (int ci = 0; ci < P.InChannels; ci++)
             for (int r = 0; r < rows; r++)
             {
+                if (r == 0 && ci + pd < P.InChannels) Prefetch(n, ci + pd, ty0, rows, tx0, cols);
                 Pack(pack, line, n, ci, ty0 + r, tx0);
                 TransformInput(pack, u + (long)ci * Tiles + r * PaddedCols, (TVec*)vectors);
             }
@@ -404,6 +408,15 @@ public static unsafe class Conv2dWinogradCpu
                         n, co, ty0 + r, tx0 + c, Math.Min(TOps.Lanes, cols - c),
                         Moments == null ? null : Moments[worker] + 2 * ((long)n * P.OutChannels + co));
             }
+            if (Streaming) CacheHints.FenceStreamingStores();
+        }
+
+        /// <summary>Prefetches the input rows and columns that <see cref="Pack"/> reads for this item's tiles of channel ci.</summary>
+        private void Prefetch(int n, int ci, int ty0, int rows, int tx0, int cols)
+        {
+            int y0 = TileOutput * ty0 - P.PadTop, x0 = TileOutput * tx0 - P.PadLeft;
+            CacheHints.PrefetchRows(X + ((long)n * P.InChannels + ci) * P.InHeight * P.InWidth, P.InHeight, P.InWidth,
+                y0, y0 + TileOutput * rows + TileInput - TileOutput, x0, x0 + TileOutput * cols + TileInput - TileOutput, P.Upsample2x != 0);
         }
 
         /// <summary>
@@ -566,7 +579,8 @@ public static unsafe class Conv2dWinogradCpu
                     // d = y - bias: the moments are taken about the bias, close to the channel's mean.
                     TVec d = TOps.Load(line + i);
                     if (residual != null) d = TOps.Add(d, TOps.Load(residual + i));
-                    TOps.Store(dst + i, TOps.Add(d, bias));
+                    if (Streaming) TOps.StoreStreaming(dst + i, TOps.Add(d, bias));
+                    else TOps.Store(dst + i, TOps.Add(d, bias));
                     if (moments == null) continue;
                     sum = TOps.Add(sum, d);
                     squares = TOps.MulAdd(d, d, squares);

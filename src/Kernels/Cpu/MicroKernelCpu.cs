@@ -45,6 +45,8 @@ public unsafe struct MicroTask
     public long ResidualRowStride;
     /// <summary>AccumulateScaled: per-column scale.</summary>
     public float* Scale;
+    /// <summary>Store: whole vectors are stored non-temporally (<see cref="CacheHints.StreamsOutput"/>).</summary>
+    public bool Streaming;
 }
 
 /// <summary>Compile-time vector count of a micro-kernel instance (the JIT removes the unused accumulators).</summary>
@@ -173,7 +175,8 @@ public static unsafe class MicroKernelCpu
                 acc = TOps.MulAdd(TOps.Load(o), TOps.Load(t.Scale + offset), acc);
                 break;
         }
-        TOps.Store(o, acc);
+        if (t.Streaming) TOps.StoreStreaming(o, acc);
+        else TOps.Store(o, acc);
     }
 
     // The last vector of a row that ends inside a vector: computed whole, written lane by lane so that
