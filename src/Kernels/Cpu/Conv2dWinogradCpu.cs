@@ -12,7 +12,8 @@ namespace NativeVae.Kernels.Cpu;
 // A work item is a block of tiles of one image (R tile rows by Cp tile columns, Cp a whole number of vectors):
 //   1. input transform: the patch rows are packed phase-split by column mod 4, so column 4t+k of tile t is
 //      a contiguous lane run and every tile of a vector transforms at once; the 36 products land in
-//      U [36][Cin][T];
+//      U [36][panel][Cin][panel tiles], a panel being the (up to 4 vectors of) tiles one micro-kernel call covers,
+//      so that the call reads its inputs as one contiguous run (512-channel convolutions: 64x64 21.5 -> 18.5 ms);
 //   2. 36 GEMMs M[xi] = W[xi] [Cout x Cin] x U[xi] [Cin x T] on the convolution micro-kernel (one tap);
 //   3. output transform, then bias and residual, written to the tile's pixels inside the image.
 // A fused nearest-2x upsample is expanded while packing, as in the direct path. The transforms cost about
@@ -306,7 +307,9 @@ public static unsafe class Conv2dWinogradCpu
         public int GroupCols;   // tile columns per item
         public int PaddedCols;  // GroupCols rounded up to whole vectors: the row pitch of U and M
         public int GroupRows;   // tile rows per item
-        public int Tiles;       // GroupRows * PaddedCols
+        public int PanelRows;   // tile rows per U panel: the tiles one micro-kernel call covers
+        public int PanelTiles;  // PanelRows * PaddedCols
+        public int Tiles;       // GroupRows * PaddedCols, rounded up to whole panels
         public int ChunkBlocks; // output-channel blocks per GEMM + output transform pass
         public int ColGroups;
         public int RowGroups;
@@ -333,7 +336,9 @@ public static unsafe class Conv2dWinogradCpu
             RowGroups = Math.Min(TilesY, Math.Max((TilesY + maxRows - 1) / maxRows, perImage));
             GroupRows = (TilesY + RowGroups - 1) / RowGroups;
             RowGroups = (TilesY + GroupRows - 1) / GroupRows;
-            Tiles = GroupRows * PaddedCols;
+            PanelRows = Math.Max(1, most / PaddedCols);
+            PanelTiles = PanelRows * PaddedCols;
+            Tiles = RoundUp(GroupRows, PanelRows) * PaddedCols;
             // Tile t's columns 4t..4t+5 are phase (k mod 4) at t + k / 4: one extra column, read as a whole vector.
             PackWidth = PaddedCols + lanes;
             ChunkBlocks = Math.Min(WBlocks, OutputChunkBlocks);
@@ -365,7 +370,7 @@ public static unsafe class Conv2dWinogradCpu
             {
                 if (r == 0 && ci + pd < P.InChannels) Prefetch(n, ci + pd, ty0, rows, tx0, cols);
                 Pack(pack, line, n, ci, ty0 + r, tx0);
-                TransformInput(pack, u + (long)ci * Tiles + r * PaddedCols, (TVec*)vectors);
+                TransformInput(pack, u + ((long)(r / PanelRows) * P.InChannels + ci) * PanelTiles + r % PanelRows * PaddedCols, (TVec*)vectors);
             }
             // Tile rows past the image's last are left as they are: their results are never written out.
 
@@ -374,13 +379,12 @@ public static unsafe class Conv2dWinogradCpu
                 TapOffsets = ZeroTap,
                 TapCount = 1,
                 ReduceCount = P.InChannels,
-                InputStride = Tiles,
+                InputStride = PanelTiles,
                 OutputRowStride = Tiles,
                 ValidRows = MicroKernelCpu.Rows,
                 LastVectorLanes = TOps.Lanes,
                 Epilogue = MicroEpilogue.Store,
             };
-            int vectorCount = rows * PaddedCols / TOps.Lanes;
             // Rows past the image are skipped: the GEMM runs over the first `rows` tile rows only. Output channels
             // go in chunks, so that M holds one chunk (its output transform reads it while it is still in cache).
             long mPoint = (long)chunkRows * Tiles;
@@ -392,11 +396,11 @@ public static unsafe class Conv2dWinogradCpu
                 {
                     t.Weights = W + (xi * WBlocks + cb) * WBlockFloats;
                     float* o = m + xi * mPoint + (long)(cb - cb0) * MicroKernelCpu.Rows * Tiles;
-                    for (int v0 = 0; v0 < vectorCount; v0 += MicroKernelCpu.MaxVectors)
+                    for (int r0 = 0; r0 < rows; r0 += PanelRows)
                     {
-                        t.Input = u + (long)xi * P.InChannels * Tiles + v0 * TOps.Lanes;
-                        t.Output = o + v0 * TOps.Lanes;
-                        MicroKernelCpu.Run<TVec, TOps>(t, Math.Min(MicroKernelCpu.MaxVectors, vectorCount - v0));
+                        t.Input = u + ((long)xi * Tiles + r0 * PaddedCols) * P.InChannels;
+                        t.Output = o + r0 * PaddedCols;
+                        MicroKernelCpu.Run<TVec, TOps>(t, Math.Min(PanelRows, rows - r0) * PaddedCols / TOps.Lanes);
                     }
                 }
 
