@@ -406,11 +406,15 @@ public static unsafe class Conv2dWinogradCpu
 
                 int co0 = cb0 * MicroKernelCpu.Rows, coEnd = Math.Min(P.OutChannels, cbEnd * MicroKernelCpu.Rows);
                 for (int co = co0; co < coEnd; co++)
-                for (int r = 0; r < rows; r++)
-                for (int c = 0; c < cols; c += TOps.Lanes)
-                    TransformOutput(m + (long)(co - co0) * Tiles + r * PaddedCols + c, mPoint, (TVec*)vectors,
-                        n, co, ty0 + r, tx0 + c, Math.Min(TOps.Lanes, cols - c),
-                        Moments == null ? null : Moments[worker] + 2 * ((long)n * P.OutChannels + co));
+                {
+                    if (Residual != null && co + CacheHints.PrefetchChannels < P.OutChannels)
+                        PrefetchResidual(n, co + CacheHints.PrefetchChannels, ty0, rows, tx0, cols);
+                    for (int r = 0; r < rows; r++)
+                    for (int c = 0; c < cols; c += TOps.Lanes)
+                        TransformOutput(m + (long)(co - co0) * Tiles + r * PaddedCols + c, mPoint, (TVec*)vectors,
+                            n, co, ty0 + r, tx0 + c, Math.Min(TOps.Lanes, cols - c),
+                            Moments == null ? null : Moments[worker] + 2 * ((long)n * P.OutChannels + co));
+                }
             }
             if (Streaming) CacheHints.FenceStreamingStores();
         }
@@ -421,6 +425,14 @@ public static unsafe class Conv2dWinogradCpu
             int y0 = TileOutput * ty0 - P.PadTop, x0 = TileOutput * tx0 - P.PadLeft;
             CacheHints.PrefetchRows(X + ((long)n * P.InChannels + ci) * P.InHeight * P.InWidth, P.InHeight, P.InWidth,
                 y0, y0 + TileOutput * rows + TileInput - TileOutput, x0, x0 + TileOutput * cols + TileInput - TileOutput, P.Upsample2x != 0);
+        }
+
+        /// <summary>Prefetches the residual pixels of this item's tiles in output channel co.</summary>
+        private void PrefetchResidual(int n, int co, int ty0, int rows, int tx0, int cols)
+        {
+            int y0 = TileOutput * ty0, x0 = TileOutput * tx0;
+            CacheHints.PrefetchRows(Residual + ((long)n * P.OutChannels + co) * P.OutHeight * P.OutWidth, P.OutHeight, P.OutWidth,
+                y0, y0 + TileOutput * rows, x0, x0 + TileOutput * cols, upsampled: false);
         }
 
         /// <summary>
