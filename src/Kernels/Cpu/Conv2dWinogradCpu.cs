@@ -59,7 +59,11 @@ public readonly unsafe struct Conv2dWinogradWeights
     public static void Transform(CpuWorkers workers, SimdWidth width, float* weight, Conv2dWinogradWeights into)
     {
         long gather = Taps * into.BlockFloats;
-        var job = new TransformJob { Weight = weight, Into = into, Gather = workers.ScratchTable(GatherSlot, gather), Width = width };
+        var job = new TransformJob
+        {
+            Weight = weight, Into = into, Gather = workers.ScratchTable(GatherSlot, gather), Width = width,
+            Streaming = CacheHints.StreamsOutput(FloatsFor(into.OutChannels, into.InChannels)),
+        };
         workers.Run(into.Blocks, ref job);
     }
 
@@ -75,8 +79,16 @@ public readonly unsafe struct Conv2dWinogradWeights
         public Conv2dWinogradWeights Into;
         public float** Gather;
         public SimdWidth Width;
+        /// <summary>The transformed weights are larger than the L3 (512 x 512: 36 MiB): stored non-temporally, 1.7 -> 1.05 ms.</summary>
+        public bool Streaming;
 
         public void Execute(int block, int worker)
+        {
+            TransformBlock(block, worker);
+            if (Streaming) CacheHints.FenceStreamingStores();
+        }
+
+        private void TransformBlock(int block, int worker)
         {
             int rows = MicroKernelCpu.Rows;
             int run = checked((int)Into.BlockFloats); // Cin * 4: (ci, row) pairs, the destination's order
@@ -165,7 +177,9 @@ public readonly unsafe struct Conv2dWinogradWeights
             for (int r = 0; r < n; r++)
             {
                 ApplyG<TVec, TOps>(columns[r * k], columns[r * k + 1], columns[r * k + 2], point, 1);
-                for (int j = 0; j < n; j++) TOps.Store(Into.Block(r * n + j, block) + i, point[j]);
+                for (int j = 0; j < n; j++)
+                    if (Streaming) TOps.StoreStreaming(Into.Block(r * n + j, block) + i, point[j]);
+                    else TOps.Store(Into.Block(r * n + j, block) + i, point[j]);
             }
         }
 

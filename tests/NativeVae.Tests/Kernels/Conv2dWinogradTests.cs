@@ -30,6 +30,8 @@ public sealed class Conv2dWinogradTests
         new("winograd upsample2x, batch 2, 1x1 image, 64->64", 2, 64, 1, 1, 64, 3, 1, 1, 1, 1, 1, true, false, false),
         // Weight-bound channel counts take items of up to 256 tiles: more than one micro-kernel column run per item.
         new("winograd 36x4, 384->384 (large items), bias+residual", 1, 384, 36, 4, 384, 3, 1, 1, 1, 1, 1, false, true, true),
+        // 512 x 512 transformed weights (36 MiB) are stored non-temporally (CacheHints.StreamsOutput).
+        new("winograd 8x5, 512->512 (streamed weight transform), bias", 1, 512, 8, 5, 512, 3, 1, 1, 1, 1, 1, false, true, false),
     ];
 
     private static IEnumerable<TestCaseData> OnEveryWidth() => KernelBackends.Cases(KernelBackends.Cpu, Shapes);
