@@ -479,9 +479,14 @@ public static unsafe class Conv2dWinogradCpu
                     continue;
                 }
                 float* row = src + (long)(up ? yv >> 1 : yv) * P.InWidth;
-                if (!up && typeof(TVec) == typeof(Vector512<float>) && Avx512F.IsSupported)
+                if (typeof(TVec) == typeof(Vector512<float>) && Avx512F.IsSupported)
                 {
-                    SplitRow(row, line, dst, channel, TileOutput * tx0 - P.PadLeft, wv);
+                    if (!up)
+                        SplitRow(row, line, dst, channel, TileOutput * tx0 - P.PadLeft, wv);
+                    else if (i > 0 && (yv & 1) == 1) // the same source row as the row above
+                        new Span<float>(dst - TileOutput * PackWidth, TileOutput * PackWidth).CopyTo(new Span<float>(dst, TileOutput * PackWidth));
+                    else
+                        SplitUpsampledRow(row, line, dst, channel, TileOutput * tx0 - P.PadLeft);
                     continue;
                 }
                 for (int phase = 0; phase < TileOutput; phase++, dst += PackWidth)
@@ -532,6 +537,32 @@ public static unsafe class Conv2dWinogradCpu
                 Avx512F.PermuteVar16x32x2(oddAb, even, oddCd).Store(dst + PackWidth + j);
                 Avx512F.PermuteVar16x32x2(evenAb, odd, evenCd).Store(dst + 2 * PackWidth + j);
                 Avx512F.PermuteVar16x32x2(oddAb, odd, oddCd).Store(dst + 3 * PackWidth + j);
+            }
+        }
+
+        /// <summary>
+        /// The AVX-512 packing of one row of a nearest-2x upsampled input, read from the source row: virtual column
+        /// x0 + 4 j + k is source column (x0 + k) / 2 + 2 j (x0 odd: the pad), so with line[i] = source column
+        /// (x0 - 1) / 2 + i, phase 0 is line's even columns, phases 1 and 2 its odd ones, and phase 3 the even columns
+        /// of line + 2. Each source value is normalised once, where the generic path does it per virtual column.
+        /// </summary>
+        private void SplitUpsampledRow(float* row, float* line, float* dst, long channel, int x0)
+        {
+            int count = 2 * PackWidth + PhaseSplit.Lanes; // whole vectors, and the 2 columns past them phase 3 reads
+            Affine.CopyRow<TVec, TOps>(channel, row, x0 >> 1, P.InWidth, line, count, Math.Min(count, 2 * PaddedCols + TileInput / 2));
+            var even = PhaseSplit.Even;
+            var odd = PhaseSplit.Odd;
+            for (int g = 0, j = 0; j < PackWidth; g += 2 * PhaseSplit.Lanes, j += PhaseSplit.Lanes)
+            {
+                var a = Vector512.Load(line + g);
+                var b = Vector512.Load(line + g + PhaseSplit.Lanes);
+                var oddColumns = Avx512F.PermuteVar16x32x2(a, odd, b);
+                Avx512F.PermuteVar16x32x2(a, even, b).Store(dst + j);
+                oddColumns.Store(dst + PackWidth + j);
+                oddColumns.Store(dst + 2 * PackWidth + j);
+                var shiftedA = Vector512.Load(line + g + 2);
+                var shiftedB = Vector512.Load(line + g + 2 + PhaseSplit.Lanes);
+                Avx512F.PermuteVar16x32x2(shiftedA, even, shiftedB).Store(dst + 3 * PackWidth + j);
             }
         }
 
