@@ -95,6 +95,8 @@ Conv(512, 512, 64, 1, Conv2dSpec.Pointwise);
 Conv(256, 128, 512, 1, Conv2dSpec.Pointwise);
 Conv(128, 256, 256, 1, Conv2dSpec.Pointwise);
 Conv(128, 128, 512, 3, Conv2dSpec.DownsampleAsymmetric, " s2");
+Conv(256, 256, 256, 3, Conv2dSpec.DownsampleAsymmetric, " s2");
+Conv(512, 512, 128, 3, Conv2dSpec.DownsampleAsymmetric, " s2");
 Conv(512, 512, 64, 3, Conv2dSpec.UpsampleSame, " up2x");
 Conv(3, 128, 512, 3, Conv2dSpec.Same);
 Conv(128, 3, 512, 3, Conv2dSpec.Same);
