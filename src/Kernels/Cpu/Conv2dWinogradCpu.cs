@@ -363,7 +363,7 @@ public static unsafe class Conv2dWinogradCpu
             PackWidth = PaddedCols + lanes;
             ChunkBlocks = Math.Min(WBlocks, OutputChunkBlocks);
             WorkFloats = (long)Points * Tiles * (P.InChannels + ChunkBlocks * MicroKernelCpu.Rows)
-                + (long)TileInput * TileOutput * PackWidth + (long)(Points + 2 * TileInput) * lanes // + transform vectors and one output row
+                + (long)PackedRows(GroupRows) * TileOutput * PackWidth + (long)(Points + 2 * TileInput) * lanes // + transform vectors and one output row
                 + (long)TileOutput * PackWidth; // one contiguous input row, for the vector phase split
             ItemCount = checked(P.Batch * RowGroups * ColGroups);
             Streaming = CacheHints.StreamsOutput((long)P.Batch * P.OutChannels * P.OutHeight * P.OutWidth);
@@ -379,18 +379,18 @@ public static unsafe class Conv2dWinogradCpu
             float* u = Work[worker];
             float* m = u + (long)Points * P.InChannels * Tiles;
             float* pack = m + (long)Points * chunkRows * Tiles;
-            float* vectors = pack + TileInput * TileOutput * PackWidth;
+            float* vectors = pack + (long)PackedRows(GroupRows) * TileOutput * PackWidth;
             float* line = vectors + (Points + 2 * TileInput) * TOps.Lanes;
             int rows = Math.Min(GroupRows, TilesY - ty0);
             int cols = Math.Min(GroupCols, TilesX - tx0);
 
             const int pd = CacheHints.PrefetchChannels;
             for (int ci = 0; ci < P.InChannels; ci++)
-            for (int r = 0; r < rows; r++)
             {
-                if (r == 0 && ci + pd < P.InChannels) Prefetch(n, ci + pd, ty0, rows, tx0, cols);
-                Pack(pack, line, n, ci, ty0 + r, tx0);
-                TransformInput(pack, u + ((long)(r / PanelRows) * P.InChannels + ci) * PanelTiles + r % PanelRows * PaddedCols, (TVec*)vectors);
+                if (ci + pd < P.InChannels) Prefetch(n, ci + pd, ty0, rows, tx0, cols);
+                Pack(pack, line, n, ci, ty0, rows, tx0);
+                for (int r = 0; r < rows; r++)
+                    TransformInput(pack + (long)r * TileOutput * TileOutput * PackWidth, u + ((long)(r / PanelRows) * P.InChannels + ci) * PanelTiles + r % PanelRows * PaddedCols, (TVec*)vectors);
             }
             // Tile rows past the image's last are left as they are: their results are never written out.
 
@@ -441,6 +441,9 @@ public static unsafe class Conv2dWinogradCpu
             if (Streaming) CacheHints.FenceStreamingStores();
         }
 
+        /// <summary>Input rows the patches of <paramref name="tileRows"/> consecutive tile rows span (they overlap by two).</summary>
+        private static int PackedRows(int tileRows) => TileOutput * tileRows + TileInput - TileOutput;
+
         /// <summary>Prefetches the input rows and columns that <see cref="Pack"/> reads for this item's tiles of channel ci.</summary>
         private void Prefetch(int n, int ci, int ty0, int rows, int tx0, int cols)
         {
@@ -458,18 +461,19 @@ public static unsafe class Conv2dWinogradCpu
         }
 
         /// <summary>
-        /// Packs the 6 input rows of tile row <paramref name="ty"/> for tile columns tx0.. of channel ci:
-        /// [row][phase][PackWidth], element (i, k, t) = virtual input (4 ty - 1 + i, 4 (tx0 + t) - 1 + k), zero outside.
+        /// Packs the input rows of tile rows ty .. ty + tileRows - 1 for tile columns tx0.. of channel ci, each row once
+        /// (a tile row's 6-row patches overlap the next one's by 2): [row][phase][PackWidth], element (i, k, t) =
+        /// virtual input (4 ty - 1 + i, 4 (tx0 + t) - 1 + k), zero outside.
         /// <paramref name="line"/> is scratch for one contiguous row (4 PackWidth floats).
         /// </summary>
-        private void Pack(float* pack, float* line, int n, int ci, int ty, int tx0)
+        private void Pack(float* pack, float* line, int n, int ci, int ty, int tileRows, int tx0)
         {
             bool up = P.Upsample2x != 0;
             int hv = up ? 2 * P.InHeight : P.InHeight;
             int wv = up ? 2 * P.InWidth : P.InWidth;
             long channel = (long)n * P.InChannels + ci;
             float* src = X + channel * P.InHeight * P.InWidth;
-            for (int i = 0; i < TileInput; i++)
+            for (int i = 0, end = PackedRows(tileRows); i < end; i++)
             {
                 int yv = TileOutput * ty - P.PadTop + i;
                 float* dst = pack + i * TileOutput * PackWidth;
