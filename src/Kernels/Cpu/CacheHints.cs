@@ -26,6 +26,14 @@ public static unsafe class CacheHints
     /// <summary>Whether an output of <paramref name="floats"/> floats is stored non-temporally.</summary>
     public static bool StreamsOutput(long floats) => floats * sizeof(float) >= StreamingOutputBytes;
 
+    /// <summary>Stores <paramref name="value"/> non-temporally when <paramref name="streaming"/> (see <see cref="StreamsOutput"/>), else plainly.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store<TVec, TOps>(float* p, TVec value, bool streaming) where TVec : unmanaged where TOps : IVectorOps<TVec>
+    {
+        if (streaming) TOps.StoreStreaming(p, value);
+        else TOps.Store(p, value);
+    }
+
     /// <summary>Prefetches <paramref name="bytes"/> bytes from <paramref name="p"/> into L2 (any address: a prefetch never faults).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void PrefetchToL2(void* p, long bytes)

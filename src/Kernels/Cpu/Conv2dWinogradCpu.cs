@@ -177,9 +177,7 @@ public readonly unsafe struct Conv2dWinogradWeights
             for (int r = 0; r < n; r++)
             {
                 ApplyG<TVec, TOps>(columns[r * k], columns[r * k + 1], columns[r * k + 2], point, 1);
-                for (int j = 0; j < n; j++)
-                    if (Streaming) TOps.StoreStreaming(Into.Block(r * n + j, block) + i, point[j]);
-                    else TOps.Store(Into.Block(r * n + j, block) + i, point[j]);
+                for (int j = 0; j < n; j++) CacheHints.Store<TVec, TOps>(Into.Block(r * n + j, block) + i, point[j], Streaming);
             }
         }
 
@@ -363,7 +361,7 @@ public static unsafe class Conv2dWinogradCpu
             PackWidth = PaddedCols + lanes;
             ChunkBlocks = Math.Min(WBlocks, OutputChunkBlocks);
             WorkFloats = (long)Points * Tiles * (P.InChannels + ChunkBlocks * MicroKernelCpu.Rows)
-                + (long)PackedRows(GroupRows) * TileOutput * PackWidth + (long)(Points + 2 * TileInput) * lanes // + transform vectors and one output row
+                + (long)PatchSpan(GroupRows) * TileOutput * PackWidth + (long)(Points + 2 * TileInput) * lanes // + transform vectors and one output row
                 + (long)TileOutput * PackWidth; // one contiguous input row, for the vector phase split
             ItemCount = checked(P.Batch * RowGroups * ColGroups);
             Streaming = CacheHints.StreamsOutput((long)P.Batch * P.OutChannels * P.OutHeight * P.OutWidth);
@@ -379,7 +377,7 @@ public static unsafe class Conv2dWinogradCpu
             float* u = Work[worker];
             float* m = u + (long)Points * P.InChannels * Tiles;
             float* pack = m + (long)Points * chunkRows * Tiles;
-            float* vectors = pack + (long)PackedRows(GroupRows) * TileOutput * PackWidth;
+            float* vectors = pack + (long)PatchSpan(GroupRows) * TileOutput * PackWidth;
             float* line = vectors + (Points + 2 * TileInput) * TOps.Lanes;
             int rows = Math.Min(GroupRows, TilesY - ty0);
             int cols = Math.Min(GroupCols, TilesX - tx0);
@@ -441,15 +439,15 @@ public static unsafe class Conv2dWinogradCpu
             if (Streaming) CacheHints.FenceStreamingStores();
         }
 
-        /// <summary>Input rows the patches of <paramref name="tileRows"/> consecutive tile rows span (they overlap by two).</summary>
-        private static int PackedRows(int tileRows) => TileOutput * tileRows + TileInput - TileOutput;
+        /// <summary>Input rows (or columns) the patches of <paramref name="tiles"/> consecutive tiles span (they overlap by two).</summary>
+        private static int PatchSpan(int tiles) => TileOutput * tiles + TileInput - TileOutput;
 
         /// <summary>Prefetches the input rows and columns that <see cref="Pack"/> reads for this item's tiles of channel ci.</summary>
         private void Prefetch(int n, int ci, int ty0, int rows, int tx0, int cols)
         {
             int y0 = TileOutput * ty0 - P.PadTop, x0 = TileOutput * tx0 - P.PadLeft;
             CacheHints.PrefetchRows(X + ((long)n * P.InChannels + ci) * P.InHeight * P.InWidth, P.InHeight, P.InWidth,
-                y0, y0 + TileOutput * rows + TileInput - TileOutput, x0, x0 + TileOutput * cols + TileInput - TileOutput, P.Upsample2x != 0);
+                y0, y0 + PatchSpan(rows), x0, x0 + PatchSpan(cols), P.Upsample2x != 0);
         }
 
         /// <summary>Prefetches the residual pixels of this item's tiles in output channel co.</summary>
@@ -473,7 +471,7 @@ public static unsafe class Conv2dWinogradCpu
             int wv = up ? 2 * P.InWidth : P.InWidth;
             long channel = (long)n * P.InChannels + ci;
             float* src = X + channel * P.InHeight * P.InWidth;
-            for (int i = 0, end = PackedRows(tileRows); i < end; i++)
+            for (int i = 0, end = PatchSpan(tileRows); i < end; i++)
             {
                 int yv = TileOutput * ty - P.PadTop + i;
                 float* dst = pack + i * TileOutput * PackWidth;
@@ -652,8 +650,7 @@ public static unsafe class Conv2dWinogradCpu
                     // d = y - bias: the moments are taken about the bias, close to the channel's mean.
                     TVec d = TOps.Load(line + i);
                     if (residual != null) d = TOps.Add(d, TOps.Load(residual + i));
-                    if (Streaming) TOps.StoreStreaming(dst + i, TOps.Add(d, bias));
-                    else TOps.Store(dst + i, TOps.Add(d, bias));
+                    CacheHints.Store<TVec, TOps>(dst + i, TOps.Add(d, bias), Streaming);
                     if (moments == null) continue;
                     sum = TOps.Add(sum, d);
                     squares = TOps.MulAdd(d, d, squares);

@@ -175,8 +175,7 @@ public static unsafe class MicroKernelCpu
                 acc = TOps.MulAdd(TOps.Load(o), TOps.Load(t.Scale + offset), acc);
                 break;
         }
-        if (t.Streaming) TOps.StoreStreaming(o, acc);
-        else TOps.Store(o, acc);
+        CacheHints.Store<TVec, TOps>(o, acc, t.Streaming);
     }
 
     // The last vector of a row that ends inside a vector: computed whole, written lane by lane so that

@@ -47,6 +47,13 @@ public sealed class Conv2dWinogradTests
     }
 
     [Test]
+    public void The512ChannelCaseCoversTheStreamedWeightTransform()
+    {
+        Assert.That(CacheHints.StreamsOutput(Conv2dWinogradWeights.FloatsFor(512, 512)), Is.True,
+            "512x512 transformed weights pass the streaming threshold, so Shapes' 512-channel case checks the non-temporal stores");
+    }
+
+    [Test]
     public void WeightsAreTransformedPerCallIntoOneReusedScratch()
     {
         var c = Shapes[1];
