@@ -1,6 +1,5 @@
 using NativeVae.Api;
 using NativeVae.Backends;
-using NativeVae.Backends.Ilgpu;
 using NativeVae.Imaging;
 using NativeVae.Models;
 using NativeVae.Models.AutoencoderKl;
@@ -286,7 +285,7 @@ public sealed class Vae : IDisposable
     {
         long budget = MemoryBudget();
         // The CPU backend applies GroupNorm inside the convolution that follows it (IBackend.NormConv2d).
-        using var dry = new DryRunBackend { FusesNormIntoConv = _model.Backend.Kind == BackendKind.Cpu };
+        using var dry = new DryRunBackend { FusesNormIntoConv = _model.Backend.Capabilities.FusesNormIntoConv };
         using (var x = dry.Allocate(input.Shape))
         using (encode ? _model.Encode(dry, x) : _model.Decode(dry, x)) { }
         if (dry.PeakBytes <= budget) return (TilingMode.None, null);
@@ -303,9 +302,7 @@ public sealed class Vae : IDisposable
     private long MemoryBudget()
     {
         if (_options.MemoryLimitBytes is { } limit) return limit;
-        long total = _model.Backend is IlgpuBackend { Kind: BackendKind.IlgpuCuda } gpu
-            ? gpu.Accelerator.MemorySize
-            : GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        long total = _model.Backend.Capabilities.MemoryCapacityBytes;
         return (long)(total * UsableMemoryFraction) - _model.Backend.Memory.LiveBytes;
     }
 

@@ -19,6 +19,9 @@ internal sealed class DryRunBackend : IBackend
 
     public MemoryStats Memory => new(_liveBytes, 0, PeakBytes);
 
+    /// <summary>Unbounded memory; fusion as <see cref="FusesNormIntoConv"/> says, to count like the planned-for backend.</summary>
+    public BackendCapabilities Capabilities => new(FusesNormIntoConv, long.MaxValue);
+
     public long PeakBytes { get; private set; }
 
     /// <summary>Every convolution run so far, in order (for tile planning).</summary>

@@ -20,8 +20,17 @@ internal interface IBackend : IDisposable
     /// <summary>Which device family runs the ops.</summary>
     BackendKind Kind { get; }
 
+    /// <summary>What the backend does beyond this contract (fusion, memory capacity, statistics).</summary>
+    BackendCapabilities Capabilities { get; }
+
     /// <summary>Bytes currently held by live tensors and the pool, and the peak since creation.</summary>
     MemoryStats Memory { get; }
+
+    /// <summary>
+    /// Frees what the backend keeps for reuse (pooled buffers, call plans) and restarts <see cref="Memory"/>'s peak
+    /// at the live bytes, so that the next call's peak is its own. A backend that keeps nothing does nothing.
+    /// </summary>
+    void ResetPeakMemory() { }
 
     /// <summary>A tensor with unspecified contents, from the pool when a buffer of that size is free.</summary>
     Tensor Allocate(TensorShape shape, DType dtype = DType.F32);
@@ -68,6 +77,14 @@ internal interface IBackend : IDisposable
     /// <paramref name="fuseSilu"/>.
     /// </summary>
     Tensor GroupNorm(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu);
+
+    /// <summary>
+    /// <see cref="GroupNorm"/> that also returns the kernels' side output <paramref name="stats"/>
+    /// <c>[N, groups, 2]</c> = (mean, rstd), so tests can check it; the caller disposes both tensors. Only where
+    /// <see cref="BackendCapabilities.GroupNormStatisticsOutput"/> is set.
+    /// </summary>
+    Tensor GroupNormWithStatistics(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu, out Tensor stats) =>
+        throw new NotSupportedException($"{Name}: GroupNorm with a statistics output is not implemented");
 
     /// <summary>
     /// Per-group statistics of <paramref name="input"/> <c>[N, C, H, W]</c>: an <c>[N, groups, 2]</c> tensor of

@@ -21,6 +21,10 @@ internal sealed class ProfilingBackend(IBackend device) : IBackend
 
     public MemoryStats Memory => device.Memory;
 
+    public BackendCapabilities Capabilities => device.Capabilities;
+
+    public void ResetPeakMemory() => device.ResetPeakMemory();
+
     public Tensor Allocate(TensorShape shape, DType dtype = DType.F32) => device.Allocate(shape, dtype);
 
     public Tensor Upload(ReadOnlySpan<float> data, TensorShape shape, DType dtype = DType.F32)

@@ -49,6 +49,11 @@ internal sealed class ExactTilingBackend : IBackend
     /// <summary>The device's memory: what the tile size bounds.</summary>
     public MemoryStats Memory => _device.Memory;
 
+    /// <summary>The device's, except that NormConv2d runs as GroupNorm then Conv2d over tiles (the default).</summary>
+    public BackendCapabilities Capabilities => _device.Capabilities with { FusesNormIntoConv = false, GathersChannelMoments = false };
+
+    public void ResetPeakMemory() => _device.ResetPeakMemory();
+
     public Tensor Allocate(TensorShape shape, DType dtype = DType.F32)
     {
         if (dtype != DType.F32) throw new NotSupportedException($"{Name}: activations are F32, not {dtype}");

@@ -58,21 +58,14 @@ internal static class KernelBackends
         select new TestCaseData(backend, c).SetArgDisplayNames(backend, c.ToString()!);
 
     /// <summary>
-    /// GroupNorm with its side output <paramref name="stats"/> [N, groups, 2] = (mean, rstd), through the hook each
-    /// backend offers tests; the caller disposes both tensors.
+    /// GroupNorm with its side output <paramref name="stats"/> [N, groups, 2] = (mean, rstd), through the backend's
+    /// test hook; the caller disposes both tensors.
     /// </summary>
     public static Tensor GroupNormWithStatistics(IBackend backend, Tensor x, Tensor gamma, Tensor beta, int groups,
         float eps, bool silu, out Tensor stats)
     {
-        switch (backend)
-        {
-            case IlgpuBackend ilgpu:
-                return ilgpu.GroupNorm(x, gamma, beta, groups, eps, silu, out stats);
-            case CpuBackend cpu:
-                stats = cpu.Allocate(new TensorShape(x.Shape.N, groups, 2));
-                return cpu.GroupNorm(x, gamma, beta, groups, eps, silu, stats);
-            default:
-                throw new NotSupportedException($"{backend.Name}: no GroupNorm statistics hook for tests");
-        }
+        if (!backend.Capabilities.GroupNormStatisticsOutput)
+            throw new NotSupportedException($"{backend.Name}: no GroupNorm statistics output for tests");
+        return backend.GroupNormWithStatistics(x, gamma, beta, groups, eps, silu, out stats);
     }
 }

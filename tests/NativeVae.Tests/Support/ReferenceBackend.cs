@@ -20,6 +20,8 @@ internal sealed class ReferenceBackend : IBackend
     public BackendKind Kind => BackendKind.IlgpuCpu;
     public MemoryStats Memory => default;
 
+    public BackendCapabilities Capabilities => new(FusesNormIntoConv: false, BackendCapabilities.HostMemoryBytes);
+
     private static float[] D(Tensor t) => ((HostTensor)t).Data;
 
     public Tensor Allocate(TensorShape shape, DType dtype = DType.F32) => new HostTensor(shape, new float[shape.ElementCount]);

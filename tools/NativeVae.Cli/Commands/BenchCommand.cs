@@ -193,11 +193,7 @@ internal sealed class BenchCommand : ICommand
         int? tile, int runs, Action step)
     {
         // Each case starts from an empty pool and the current RSS, so that its peaks are its own.
-        switch (backend)
-        {
-            case CpuBackend cpu: cpu.ResetPeakMemory(); break;
-            case IlgpuBackend gpu: gpu.ResetPeakMemory(); break;
-        }
+        backend.ResetPeakMemory();
         // The managed heap returns what earlier cases left (host tensors, exact tiling's host activations) to the OS,
         // so the RSS peak starts from what this case holds.
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);

@@ -36,6 +36,9 @@ internal sealed unsafe class CpuBackend : IBackend
 
     public BackendKind Kind => BackendKind.Cpu;
 
+    public BackendCapabilities Capabilities => new(FusesNormIntoConv: true, BackendCapabilities.HostMemoryBytes,
+        GathersChannelMoments: true, GroupNormStatisticsOutput: true);
+
     /// <summary>The vector width the kernels run at.</summary>
     public SimdWidth Width { get; }
 
@@ -115,7 +118,7 @@ internal sealed unsafe class CpuBackend : IBackend
         using var affine = (CpuTensor)Allocate(new TensorShape(2, x.Shape.N * x.Shape.C)); // [scale; shift]
         float* scale = affine.F32, shift = scale + x.Shape.N * x.Shape.C;
         var p = KernelParameters.GroupNorm(x, norm.Groups, norm.Eps, norm.Silu);
-        if (x.ChannelStatistics is { } channels)
+        if (x.ChannelMoments is { } channels)
         {
             fixed (double* c = channels)
                 GroupNormCpu.FoldFromChannels(p, c, g.F32, bt.F32, scale, shift);
@@ -143,7 +146,7 @@ internal sealed unsafe class CpuBackend : IBackend
             var moments = new double[2L * outShape.N * outShape.C];
             fixed (double* m = moments)
                 Conv2dWinogradCpu.Run(_workers, Width, p, x.F32, w.F32, biasData, residualData, y.F32, affine, m);
-            y.ChannelStatistics = moments;
+            y.ChannelMoments = moments;
             return y;
         }
 
@@ -172,6 +175,22 @@ internal sealed unsafe class CpuBackend : IBackend
     {
         using var stats = (CpuTensor)Allocate(new TensorShape(Math.Max(0, input.Shape.Rank == 4 ? input.Shape.N : 0), Math.Max(groups, 0), 2));
         return GroupNorm(input, gamma, beta, groups, eps, fuseSilu, stats);
+    }
+
+    public Tensor GroupNormWithStatistics(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu, out Tensor stats)
+    {
+        var statsTensor = Allocate(new TensorShape(input.Shape.N, groups, 2));
+        try
+        {
+            var y = GroupNorm(input, gamma, beta, groups, eps, fuseSilu, statsTensor);
+            stats = statsTensor;
+            return y;
+        }
+        catch
+        {
+            statsTensor.Dispose();
+            throw;
+        }
     }
 
     /// <summary>GroupNorm that also returns its per-group (mean, rstd) in <paramref name="stats"/> [N, G, 2] (for tests).</summary>

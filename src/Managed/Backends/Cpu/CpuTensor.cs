@@ -54,13 +54,6 @@ internal sealed unsafe class CpuTensor : Tensor
     public Conv2dPackedWeights? PackedConvWeights { get; private set; }
 
     /// <summary>
-    /// Per (image, channel): mean and M2 (sum of squared deviations), [N * C][2], when the op that wrote this tensor
-    /// gathered them (a Winograd convolution does); a GroupNorm of this tensor then needs no pass of its own. Valid
-    /// for the tensor's life: ops never write a tensor after creating it.
-    /// </summary>
-    public double[]? ChannelStatistics { get; set; }
-
-    /// <summary>
     /// Keeps <paramref name="packed"/> as this weight's only copy: the row-major buffer is freed (not pooled), since
     /// convolutions read a weight only through its packing; a later read of the tensor unpacks it again (and drops
     /// the packing). Without this every conv weight sat in memory twice (SD's VAE: 2 x 319 MiB).

@@ -57,6 +57,10 @@ internal sealed class IlgpuBackend : IBackend
 
     public BackendKind Kind { get; }
 
+    /// <summary>Normalises in a pass of its own (no fused NormConv2d yet); capacity is the accelerator's memory.</summary>
+    public BackendCapabilities Capabilities => new(FusesNormIntoConv: false, _accelerator.MemorySize,
+        GroupNormStatisticsOutput: true);
+
     public IlgpuKernelChoice Kernels { get; }
 
     public Accelerator Accelerator => _accelerator;
@@ -141,16 +145,12 @@ internal sealed class IlgpuBackend : IBackend
 
     public Tensor GroupNorm(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu)
     {
-        var y = GroupNorm(input, gamma, beta, groups, eps, fuseSilu, out var stats);
+        var y = GroupNormWithStatistics(input, gamma, beta, groups, eps, fuseSilu, out var stats);
         stats.Dispose();
         return y;
     }
 
-    /// <summary>
-    /// <see cref="GroupNorm(Tensor, Tensor, Tensor, int, float, bool)"/> that also returns the kernel's side output
-    /// <paramref name="stats"/> <c>[N, groups, 2]</c> = (mean, rstd), for tests to check; the caller disposes it.
-    /// </summary>
-    internal Tensor GroupNorm(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu, out Tensor stats)
+    public Tensor GroupNormWithStatistics(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu, out Tensor stats)
     {
         var x = Own(input, nameof(input));
         var g = Own(gamma, nameof(gamma));
