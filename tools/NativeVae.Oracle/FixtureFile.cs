@@ -1,5 +1,5 @@
 using System.Globalization;
-using TensorShape = NativeVae.Tensors.TensorShape;
+using TensorShape = NativeVae.TensorShape;
 using NativeVae.Weights.SafeTensors;
 using TorchSharp;
 using static TorchSharp.torch;

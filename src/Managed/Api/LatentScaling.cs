@@ -6,6 +6,7 @@ namespace NativeVae.Api;
 /// </summary>
 internal static class LatentScaling
 {
+    /// <summary>Encode's scaling on host values (a sampled latent, drawn on the host).</summary>
     public static void AfterEncode(Span<float> z, float? scalingFactor, float? shiftFactor)
     {
         CheckFactor(scalingFactor, "scaling_factor");
@@ -16,19 +17,31 @@ internal static class LatentScaling
         for (int i = 0; i < z.Length; i++) z[i] = (z[i] - shift) * scale;
     }
 
-    public static void BeforeDecode(Span<float> latents, float? scalingFactor, float? shiftFactor)
+    /// <summary>
+    /// Encode's <c>(z - shift) * scale</c> as one <c>z * a + b</c> for the backend's ScaleShift, or null when neither
+    /// factor is given (nothing to run).
+    /// </summary>
+    public static (float Scale, float Shift)? EncodeAffine(float? scalingFactor, float? shiftFactor)
     {
         CheckFactor(scalingFactor, "scaling_factor");
         CheckFactor(shiftFactor, "shift_factor");
-        if (scalingFactor == 0f) throw new ArgumentException("scaling_factor must not be 0: decode divides by it", nameof(scalingFactor));
-        if (scalingFactor is null && shiftFactor is null) return;
+        if (scalingFactor is null && shiftFactor is null) return null;
         float scale = scalingFactor ?? 1f;
-        float shift = shiftFactor ?? 0f;
-        for (int i = 0; i < latents.Length; i++) latents[i] = latents[i] / scale + shift;
+        return (scale, -(shiftFactor ?? 0f) * scale);
+    }
+
+    /// <summary>Decode's <c>latents / scale + shift</c> as one <c>x * a + b</c>, or null when neither factor is given.</summary>
+    public static (float Scale, float Shift)? DecodeAffine(float? scalingFactor, float? shiftFactor)
+    {
+        CheckFactor(scalingFactor, "scaling_factor");
+        CheckFactor(shiftFactor, "shift_factor");
+        if (scalingFactor == 0f) throw new ArgumentException("scaling_factor must not be 0: decode divides by it");
+        if (scalingFactor is null && shiftFactor is null) return null;
+        return (1f / (scalingFactor ?? 1f), shiftFactor ?? 0f);
     }
 
     private static void CheckFactor(float? factor, string name)
     {
-        if (factor is { } f && !float.IsFinite(f)) throw new ArgumentException($"{name} {f} is not a finite number", name);
+        if (factor is { } f && !float.IsFinite(f)) throw new ArgumentException($"{name} {f} is not a finite number");
     }
 }

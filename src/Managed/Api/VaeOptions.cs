@@ -9,10 +9,10 @@ public sealed record VaeOptions
     public DevicePreference Device { get; init; } = DevicePreference.Auto;
 
     /// <summary>
-    /// Storage dtype of weights and activations on the device. Only <see cref="Tensors.DType.F32"/> is implemented by
+    /// Storage dtype of weights and activations on the device. Only <see cref="DType.F32"/> is implemented by
     /// today's kernels; F16/BF16 are refused at load with a message naming the backend.
     /// </summary>
-    public Tensors.DType DType { get; init; } = Tensors.DType.F32;
+    public DType DType { get; init; } = DType.F32;
 
     /// <summary>Largest image accepted, in pixels (input images are untrusted). Default 4096 x 4096.</summary>
     public long MaxImagePixels { get; init; } = Imaging.ImageInput.DefaultMaxPixels;
@@ -24,7 +24,7 @@ public sealed record VaeOptions
     public long? MemoryLimitBytes { get; init; }
 
     /// <summary>The family, when the file alone cannot tell (SD and SDXL share one architecture); null infers it.</summary>
-    public Models.ModelFamily? Family { get; init; }
+    public ModelFamily? Family { get; init; }
 
     /// <summary>Overrides the family's scaling factor reported by <see cref="Vae.ScalingFactor"/> (not applied implicitly).</summary>
     public float? ScalingFactor { get; init; }
@@ -81,7 +81,7 @@ public sealed record DecodeOptions
     public DecodeOutput Output { get; init; } = DecodeOutput.Images;
 
     /// <summary>Format of <see cref="DecodeOutput.EncodedImages"/> (diffusers' image_format, default "jpg").</summary>
-    public Imaging.ImageFormat ImageFormat { get; init; } = Imaging.ImageFormat.Jpeg;
+    public ImageFormat ImageFormat { get; init; } = ImageFormat.Jpeg;
 
     public int JpegQuality { get; init; } = Imaging.ImageOutput.DefaultJpegQuality;
 
@@ -108,8 +108,8 @@ public sealed record DecodeOptions
     {
         var format = imageFormat switch
         {
-            "png" => Imaging.ImageFormat.Png,
-            "jpg" or "jpeg" => Imaging.ImageFormat.Jpeg,
+            "png" => ImageFormat.Png,
+            "jpg" or "jpeg" => ImageFormat.Jpeg,
             _ => throw new ArgumentException($"image_format '{imageFormat}' must be 'png' or 'jpg'", nameof(imageFormat)),
         };
         var output = (outputType, returnType) switch

@@ -118,6 +118,12 @@ internal interface IBackend : IDisposable
     Tensor ScaleShift(Tensor input, float scale, float shift);
 
     /// <summary>
+    /// Channels <c>[start, start + count)</c> of <paramref name="input"/> <c>[N, C, H, W]</c> as a new
+    /// <c>[N, count, H, W]</c> tensor, copied on the device (the mean half of an encoder's moments, say).
+    /// </summary>
+    Tensor SliceChannels(Tensor input, int start, int count);
+
+    /// <summary>
     /// Interleaved 8-bit RGB images <c>[N, H, W, 3]</c> to an fp32 tensor <c>[N, 3, H, W]</c> with
     /// <c>value = pixel / 255 * scale + shift</c> (scale 2, shift -1 gives diffusers' [-1, 1]).
     /// </summary>

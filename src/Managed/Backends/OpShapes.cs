@@ -47,6 +47,28 @@ internal static class OpShapes
         return input.Shape;
     }
 
+    /// <summary>Output shape of <see cref="IBackend.SliceChannels"/>; throws when the range is not inside the channels.</summary>
+    public static TensorShape SliceChannels(Tensor input, int start, int count)
+    {
+        RequireRank4(input, "slice_channels input");
+        var s = input.Shape;
+        if (start < 0 || count <= 0 || start > s.C - count)
+            throw new ArgumentException($"slice_channels: channels [{start}, {(long)start + count}) are not inside the {s.C} channels of {s}");
+        return TensorShape.Nchw(s.N, count, s.H, s.W);
+    }
+
+    /// <summary>
+    /// The host copy of <see cref="IBackend.SliceChannels"/>: per image, one contiguous run of
+    /// <paramref name="count"/> channel planes.
+    /// </summary>
+    public static void CopyChannels(ReadOnlySpan<float> input, TensorShape shape, int start, int count, Span<float> output)
+    {
+        long plane = (long)shape.H * shape.W;
+        int run = checked((int)(count * plane));
+        for (int n = 0; n < shape.N; n++)
+            input.Slice(checked((int)((n * (long)shape.C + start) * plane)), run).CopyTo(output.Slice(checked(n * run), run));
+    }
+
     /// <summary>Output shape of <see cref="IBackend.GroupNormStatistics"/>.</summary>
     public static TensorShape GroupNormStatistics(Tensor input, int groups)
     {

@@ -12,6 +12,9 @@ internal sealed class ProfilingBackend(IBackend device) : IBackend
 {
     private const long FlopsPerMultiplyAdd = 2;
 
+    /// <summary>The keys of host-to-device and device-to-host copies (tensors and 8-bit pixels alike).</summary>
+    public const string UploadKey = "upload", DownloadKey = "download";
+
     /// <summary>Per op kind and shape, in first-seen order.</summary>
     public Dictionary<string, OpTotals> Ops { get; } = new();
 
@@ -31,7 +34,7 @@ internal sealed class ProfilingBackend(IBackend device) : IBackend
     {
         long start = Stopwatch.GetTimestamp();
         var t = device.Upload(data, shape, dtype);
-        Record("upload", start, 0, t.ByteLength);
+        Record(UploadKey, start, 0, t.ByteLength);
         return t;
     }
 
@@ -39,7 +42,7 @@ internal sealed class ProfilingBackend(IBackend device) : IBackend
     {
         long start = Stopwatch.GetTimestamp();
         device.Download(tensor, destination);
-        Record("download", start, 0, tensor.ByteLength);
+        Record(DownloadKey, start, 0, tensor.ByteLength);
     }
 
     public void Synchronize() => device.Synchronize();
@@ -127,10 +130,30 @@ internal sealed class ProfilingBackend(IBackend device) : IBackend
         return y;
     }
 
-    public Tensor ImageToTensor(ReadOnlySpan<byte> rgb, int batch, int height, int width, float scale, float shift) =>
-        device.ImageToTensor(rgb, batch, height, width, scale, shift);
+    public Tensor SliceChannels(Tensor input, int start, int count)
+    {
+        long start0 = Stopwatch.GetTimestamp();
+        var y = device.SliceChannels(input, start, count);
+        Record($"slice-channels {input.Shape}", start0, 0, 2 * y.ByteLength);
+        return y;
+    }
 
-    public void TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift) => device.TensorToImage(input, rgb, scale, shift);
+    /// <summary>Recorded as an upload: the pixels cross to the device here.</summary>
+    public Tensor ImageToTensor(ReadOnlySpan<byte> rgb, int batch, int height, int width, float scale, float shift)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var y = device.ImageToTensor(rgb, batch, height, width, scale, shift);
+        Record(UploadKey, start, 0, rgb.Length);
+        return y;
+    }
+
+    /// <summary>Recorded as a download: the pixels cross back to the host here.</summary>
+    public void TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift)
+    {
+        long start = Stopwatch.GetTimestamp();
+        device.TensorToImage(input, rgb, scale, shift);
+        Record(DownloadKey, start, 0, rgb.Length);
+    }
 
     /// <summary>The wrapped backend is the caller's; nothing to free here.</summary>
     public void Dispose() { }

@@ -5,13 +5,6 @@ using SixLabors.ImageSharp.PixelFormats;
 
 namespace NativeVae.Imaging;
 
-/// <summary>Encoded image formats a decode can return.</summary>
-public enum ImageFormat
-{
-    Png,
-    Jpeg,
-}
-
 /// <summary>RGB bytes to ImageSharp images and encoded files.</summary>
 internal static class ImageOutput
 {

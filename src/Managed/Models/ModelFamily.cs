@@ -1,4 +1,4 @@
-namespace NativeVae.Models;
+namespace NativeVae;
 
 /// <summary>The published VAE families NativeVae runs.</summary>
 public enum ModelFamily

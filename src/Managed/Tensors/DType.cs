@@ -1,13 +1,19 @@
-namespace NativeVae.Tensors;
+namespace NativeVae;
 
 /// <summary>Element type of a tensor's storage. Arithmetic is always fp32; F16/BF16 are storage formats.</summary>
 public enum DType
 {
+    /// <summary>32-bit IEEE float.</summary>
     F32,
+
+    /// <summary>16-bit IEEE half.</summary>
     F16,
+
+    /// <summary>bfloat16: fp32's exponent range with an 8-bit mantissa.</summary>
     BF16,
 }
 
+/// <summary>Sizes and file names of <see cref="DType"/> values.</summary>
 public static class DTypeExtensions
 {
     /// <summary>Bytes per element.</summary>

@@ -1,4 +1,4 @@
-namespace NativeVae.Tensors;
+namespace NativeVae;
 
 /// <summary>
 /// A tensor in host memory: a shape and its row-major elements. Latents and float images are

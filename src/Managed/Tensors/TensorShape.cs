@@ -1,4 +1,4 @@
-namespace NativeVae.Tensors;
+namespace NativeVae;
 
 /// <summary>
 /// An immutable row-major tensor shape. Images and feature maps are <c>[N, C, H, W]</c>.

@@ -215,6 +215,14 @@ internal sealed class ExactTilingBackend : IBackend
     public Tensor ScaleShift(Tensor input, float scale, float shift) =>
         Chunked(Host(input, nameof(input)), null, (a, _) => _device.ScaleShift(a, scale, shift));
 
+    public Tensor SliceChannels(Tensor input, int start, int count)
+    {
+        var x = Host(input, nameof(input));
+        var y = NewActivation(OpShapes.SliceChannels(x, start, count));
+        OpShapes.CopyChannels(x.Data, x.Shape, start, count, y.Data);
+        return y;
+    }
+
     public Tensor ImageToTensor(ReadOnlySpan<byte> rgb, int batch, int height, int width, float scale, float shift)
     {
         using var t = _device.ImageToTensor(rgb, batch, height, width, scale, shift);

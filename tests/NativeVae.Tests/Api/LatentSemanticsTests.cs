@@ -15,8 +15,12 @@ public class LatentSemanticsTests
     {
         var z = new[] { 2.0f };
         LatentScaling.AfterEncode(z, scale, shift);
-        Assert.That(z[0], Is.EqualTo(expected).Within(1e-6f));
+        Assert.That(z[0], Is.EqualTo(expected).Within(1e-6f), "on host values (sampled latents)");
+        Assert.That(Apply(LatentScaling.EncodeAffine(scale, shift), 2.0f), Is.EqualTo(expected).Within(1e-6f), "as the backend's affine");
+        Assert.That(LatentScaling.EncodeAffine(scale, shift).HasValue, Is.EqualTo(scale is not null || shift is not null), "no op without factors");
     }
+
+    private static float Apply((float Scale, float Shift)? affine, float x) => affine is { } a ? x * a.Scale + a.Shift : x;
 
     [TestCase(null, null, 2.0f)]
     [TestCase(0.5f, null, 4.0f)]
@@ -24,19 +28,20 @@ public class LatentSemanticsTests
     [TestCase(0.3611f, 0.1159f, 2.0f / 0.3611f + 0.1159f)]
     public void DecodeDividesThenShiftsOnlyWhenGiven(float? scale, float? shift, float expected)
     {
-        var z = new[] { 2.0f };
-        LatentScaling.BeforeDecode(z, scale, shift);
-        Assert.That(z[0], Is.EqualTo(expected).Within(1e-5f));
+        Assert.That(Apply(LatentScaling.DecodeAffine(scale, shift), 2.0f), Is.EqualTo(expected).Within(1e-5f));
+        Assert.That(LatentScaling.DecodeAffine(scale, shift).HasValue, Is.EqualTo(scale is not null || shift is not null), "no op without factors");
     }
 
     [Test]
     public void DecodeRefusesZeroAndNonFiniteFactors()
     {
-        Assert.That(() => LatentScaling.BeforeDecode(new float[1], 0f, null),
+        Assert.That(() => LatentScaling.DecodeAffine(0f, null),
             Throws.ArgumentException.With.Message.Contains("scaling_factor"));
         Assert.That(() => LatentScaling.AfterEncode(new float[1], float.NaN, null),
             Throws.ArgumentException.With.Message.Contains("scaling_factor"));
-        Assert.That(() => LatentScaling.BeforeDecode(new float[1], 1f, float.PositiveInfinity),
+        Assert.That(() => LatentScaling.EncodeAffine(float.NaN, null),
+            Throws.ArgumentException.With.Message.Contains("scaling_factor"));
+        Assert.That(() => LatentScaling.DecodeAffine(1f, float.PositiveInfinity),
             Throws.ArgumentException.With.Message.Contains("shift_factor"));
     }
 

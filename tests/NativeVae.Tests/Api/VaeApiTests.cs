@@ -93,7 +93,7 @@ public class VaeApiTests
         using var floats = vae.Decode(latents, new DecodeOptions { Output = DecodeOutput.FloatTensor });
         using var bytes = vae.Decode(latents, new DecodeOptions { Output = DecodeOutput.UInt8Tensor });
         using var images = vae.Decode(latents, new DecodeOptions { Output = DecodeOutput.Images });
-        using var png = vae.Decode(latents, new DecodeOptions { Output = DecodeOutput.EncodedImages, ImageFormat = Imaging.ImageFormat.Png });
+        using var png = vae.Decode(latents, new DecodeOptions { Output = DecodeOutput.EncodedImages, ImageFormat = ImageFormat.Png });
 
         var f = floats.FloatTensor!;
         var u = bytes.UInt8Tensor!;
@@ -144,7 +144,7 @@ public class VaeApiTests
         Assert.That(DecodeOptions.FromRemote("pt", "pt").Output, Is.EqualTo(DecodeOutput.FloatTensor));
         Assert.That(DecodeOptions.FromRemote("pt", "pt", partialPostprocess: true).Output, Is.EqualTo(DecodeOutput.UInt8Tensor));
         Assert.That(DecodeOptions.FromRemote("pt", "pil", partialPostprocess: true).Output, Is.EqualTo(DecodeOutput.Images));
-        Assert.That(DecodeOptions.FromRemote(imageFormat: "png").ImageFormat, Is.EqualTo(Imaging.ImageFormat.Png));
+        Assert.That(DecodeOptions.FromRemote(imageFormat: "png").ImageFormat, Is.EqualTo(ImageFormat.Png));
     }
 
     [TestCase(13, 19, 4)]

@@ -18,7 +18,7 @@ public class CliTests
     private static string SmallLdmFile()
     {
         string path = Path.Combine(TempFolder(), "sd.safetensors");
-        WriteSafeTensors(path, InLayout(SmallSd, Layout.Ldm, "first_stage_model."), NativeVae.Tensors.DType.F16);
+        WriteSafeTensors(path, InLayout(SmallSd, Layout.Ldm, "first_stage_model."), NativeVae.DType.F16);
         return path;
     }
 
@@ -63,7 +63,7 @@ public class CliTests
         string bad = Path.Combine(dir, "evil.pth");
         var writer = new TorchZipWriter();
         writer.EvilCalls.Add(("os", "system", "echo pwned"));
-        writer.Save(bad, [new("a", NativeVae.Tensors.DType.F32, new NativeVae.Tensors.TensorShape(1), [1f])]);
+        writer.Save(bad, [new("a", NativeVae.DType.F32, new NativeVae.TensorShape(1), [1f])]);
         string output = Path.Combine(dir, "out.safetensors");
         var (code, stdout, stderr) = Run("convert", bad, output);
         Assert.That(code, Is.EqualTo(1));

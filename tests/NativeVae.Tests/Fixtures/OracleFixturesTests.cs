@@ -23,11 +23,12 @@ public class OracleFixturesTests
     ];
 
     private static IEnumerable<TestCaseData> ModelCases() =>
-        Models.Select(m => new TestCaseData(m.Name, m.Config).SetArgDisplayNames(m.Name));
+        Models.Select(m => new TestCaseData(m.Name).SetArgDisplayNames(m.Name));
 
     [TestCaseSource(nameof(ModelCases))]
-    public void ModelFixtureMatchesLibrary(string name, AutoencoderKlConfig config)
+    public void ModelFixtureMatchesLibrary(string name)
     {
+        var config = Models.Single(m => m.Name == name).Config;
         using var file = SafeTensorsFile.Open(TestPaths.Fixture($"models/{name}.safetensors"));
         var parameters = AutoencoderKlParameters.Enumerate(config);
         Assert.Multiple(() =>

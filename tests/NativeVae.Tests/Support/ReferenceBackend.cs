@@ -71,6 +71,13 @@ internal sealed class ReferenceBackend : IBackend
 
     public Tensor ScaleShift(Tensor input, float scale, float shift) => Map(input, x => x * scale + shift);
 
+    public Tensor SliceChannels(Tensor input, int start, int count)
+    {
+        var y = new HostTensor(OpShapes.SliceChannels(input, start, count), new float[count * (long)input.Shape.N * input.Shape.H * input.Shape.W]);
+        OpShapes.CopyChannels(D(input), input.Shape, start, count, y.Data);
+        return y;
+    }
+
     public Tensor ImageToTensor(ReadOnlySpan<byte> rgb, int batch, int height, int width, float scale, float shift) =>
         Result(TensorShape.Nchw(batch, 3, height, width), Reference.ImageToTensor(rgb, batch, height, width, scale, shift));
 

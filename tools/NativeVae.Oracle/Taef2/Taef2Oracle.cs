@@ -131,7 +131,7 @@ internal sealed class Taef2Oracle : IDisposable
         {
             using var tensor = (Tensor)entry.Value!;
             using var widened = tensor.to_type(ScalarType.Float32);
-            var shape = new NativeVae.Tensors.TensorShape(widened.shape.Select(d => checked((int)d)).ToArray());
+            var shape = new NativeVae.TensorShape(widened.shape.Select(d => checked((int)d)).ToArray());
             weights.Add((string)entry.Key, shape, Torch.ToArray(widened));
         }
         return weights;

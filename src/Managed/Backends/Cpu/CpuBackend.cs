@@ -229,6 +229,15 @@ internal sealed unsafe class CpuBackend : IBackend
         return y;
     }
 
+    public Tensor SliceChannels(Tensor input, int start, int count)
+    {
+        var x = Own(input, nameof(input));
+        var y = (CpuTensor)Allocate(OpShapes.SliceChannels(x, start, count));
+        OpShapes.CopyChannels(new ReadOnlySpan<float>(x.F32, checked((int)x.ElementCount)), x.Shape, start, count,
+            new Span<float>(y.F32, checked((int)y.ElementCount)));
+        return y;
+    }
+
     public Tensor Attention(Tensor q, Tensor k, Tensor v, float scale)
     {
         var tq = Own(q, nameof(q));

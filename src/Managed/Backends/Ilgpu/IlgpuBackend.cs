@@ -231,6 +231,17 @@ internal sealed class IlgpuBackend : IBackend
         return y;
     }
 
+    public Tensor SliceChannels(Tensor input, int start, int count)
+    {
+        var x = Own(input, nameof(input));
+        var y = (IlgpuTensor)Allocate(OpShapes.SliceChannels(x, start, count));
+        var s = x.Shape;
+        long plane = (long)s.H * s.W, run = count * plane;
+        for (int n = 0; n < s.N; n++)
+            x.F32.SubView((n * (long)s.C + start) * plane, run).CopyTo(y.F32.SubView(n * run, run));
+        return y;
+    }
+
     public Tensor ImageToTensor(ReadOnlySpan<byte> rgb, int batch, int height, int width, float scale, float shift)
     {
         var y = (IlgpuTensor)Allocate(OpShapes.ImageToTensor(rgb.Length, batch, height, width));

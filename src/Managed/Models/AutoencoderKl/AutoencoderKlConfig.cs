@@ -3,7 +3,7 @@ namespace NativeVae.Models.AutoencoderKl;
 /// <summary>
 /// diffusers' <c>AutoencoderKL</c> configuration (the fields of its config.json that shape the network).
 /// </summary>
-public sealed record AutoencoderKlConfig
+internal sealed record AutoencoderKlConfig
 {
     public int InChannels { get; init; } = 3;
     public int OutChannels { get; init; } = 3;

@@ -8,7 +8,7 @@ namespace NativeVae.Models.AutoencoderKl;
 /// are read off the shapes; norm_num_groups (not visible in shapes) is 32 as in every published model;
 /// sample size and scaling/shift factors are the published ones of the recognised family.
 /// </summary>
-public static class AutoencoderKlConfigInference
+internal static class AutoencoderKlConfigInference
 {
     private const int PublishedNormGroups = 32;
     private const int FluxLatentChannels = 16;

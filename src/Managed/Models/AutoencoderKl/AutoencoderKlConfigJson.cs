@@ -10,7 +10,7 @@ namespace NativeVae.Models.AutoencoderKl;
 /// out_channels). Keys diffusers writes that do not shape the network (act_fn, block types, force_upcast,
 /// _diffusers_version, ...) are ignored on read; absent keys take diffusers' defaults.
 /// </summary>
-public static class AutoencoderKlConfigJson
+internal static class AutoencoderKlConfigJson
 {
     /// <summary>diffusers' <c>_class_name</c> for this model.</summary>
     public const string ClassName = "AutoencoderKL";

@@ -7,7 +7,7 @@ namespace NativeVae.Models.Taesd;
 /// throughout, four stages, 8x spatial compression. Images are in [0, 1]; latents are raw (the published
 /// TAESD latents are already in the scaled latent space of their big VAE, so scale 1 and shift 0).
 /// </summary>
-public sealed record TaesdConfig
+internal sealed record TaesdConfig
 {
     public int LatentChannels { get; init; } = 4;
 

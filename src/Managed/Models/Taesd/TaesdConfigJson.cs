@@ -7,7 +7,7 @@ namespace NativeVae.Models.Taesd;
 /// encoder_block_out_channels, decoder_block_out_channels, num_encoder_blocks, num_decoder_blocks,
 /// scaling_factor, shift_factor) plus <c>use_midblock_gn</c> for TAEF2 (taesd.py's name for it).
 /// </summary>
-public static class TaesdConfigJson
+internal static class TaesdConfigJson
 {
     /// <summary>diffusers' <c>_class_name</c> for this model.</summary>
     public const string ClassName = "AutoencoderTiny";

@@ -1,9 +1,9 @@
-namespace NativeVae.Backends;
+namespace NativeVae;
 
 /// <summary>Which device runs the model.</summary>
 public enum DevicePreference
 {
-    /// <summary>CUDA when an NVIDIA GPU is present, else ILGPU's CPU accelerator.</summary>
+    /// <summary>ILGPU on CUDA when an NVIDIA GPU is present, else the SIMD CPU backend.</summary>
     Auto,
 
     /// <summary>ILGPU kernels on the first CUDA GPU; fails when none is present.</summary>

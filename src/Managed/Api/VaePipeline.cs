@@ -1,0 +1,223 @@
+using System.Collections.Concurrent;
+using NativeVae.Backends;
+using NativeVae.Imaging;
+using NativeVae.Models;
+using NativeVae.Tensors;
+using NativeVae.Tiling;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace NativeVae.Api;
+
+/// <summary>
+/// One encode or decode, start to end, on one backend: preprocess (pixels or an API tensor into the model's range)
+/// -> model (untiled, exact-tiled, or blend-tiled) -> latent ops (mode, shift and scale; a sample is drawn on the
+/// host) -> postprocess (float, uint8, images). The input is uploaded once and the result downloaded once, except
+/// where tiling itself moves data (blend tiles, exact tiling's host activations). Not thread-safe: <see cref="Vae"/>
+/// serialises calls.
+/// </summary>
+internal sealed class VaePipeline(IVaeModel model)
+{
+    /// <summary>Observed blocks per (input shape, encode), for progress totals: one dry run per shape, not per call.</summary>
+    private readonly ConcurrentDictionary<(TensorShape Shape, bool Encode), int> _blockCounts = new();
+
+    private readonly PixelRange _range = new(model.ImageRange);
+
+    private IBackend Device => model.Backend;
+
+    // ---- encode -------------------------------------------------------------------------------------------------
+
+    public HostTensor<float> Encode(ImageBatch images, EncodeOptions options, long? memoryLimit, CancellationToken cancellation)
+    {
+        var (scale, shift) = _range.FromPixels;
+        return Encode(images.Shape, ops => ops.ImageToTensor(images.Rgb, images.Count, images.Height, images.Width, scale, shift),
+            options, memoryLimit, latentOps: true, cancellation);
+    }
+
+    /// <param name="images">[N, 3, H, W] in the API's [-1, 1].</param>
+    /// <param name="latentOps">false returns the encoder's raw output (moments for AutoencoderKL), for parity tests.</param>
+    public HostTensor<float> Encode(HostTensor<float> images, EncodeOptions options, long? memoryLimit, bool latentOps,
+        CancellationToken cancellation) =>
+        Encode(images.Shape, ops => Then(ops.Upload(images.Data, images.Shape), t => Affine(ops, t, _range.FromApi)),
+            options, memoryLimit, latentOps, cancellation);
+
+    private HostTensor<float> Encode(TensorShape shape, Func<IBackend, Tensor> upload, EncodeOptions options, long? memoryLimit,
+        bool latentOps, CancellationToken cancellation)
+    {
+        var scaling = LatentScaling.EncodeAffine(options.ScalingFactor, options.ShiftFactor);
+        var plan = TilingPlan.Choose(model, shape, encode: true, options.Tiling, options.TileSize, memoryLimit);
+        using var call = Device.BeginCall(plan.CallKey(encode: true, shape));
+        var ops = Ops(plan);
+        try
+        {
+            var t = upload(ops);
+            try
+            {
+                t = Then(t, x => RunModel(ops, plan, x, encode: true, options.Progress, cancellation));
+                if (!latentOps) return Download(ops, t);
+                if (model.EncodesMoments)
+                {
+                    if (options.SampleSeed is { } seed)
+                    {
+                        // The noise comes from a host generator: drawing it there costs one download, as the mode does.
+                        var latent = LatentDistribution.Sample(Download(ops, t), seed);
+                        LatentScaling.AfterEncode(latent.Data, options.ScalingFactor, options.ShiftFactor);
+                        return latent;
+                    }
+                    t = Then(t, x => ops.SliceChannels(x, 0, x.Shape.C / 2)); // the mode: the mean half of the moments
+                }
+                t = Then(t, x => Affine(ops, x, scaling));
+                return Download(ops, t);
+            }
+            finally
+            {
+                t.Dispose();
+            }
+        }
+        finally
+        {
+            if (!ReferenceEquals(ops, Device)) ops.Dispose();
+        }
+    }
+
+    // ---- decode -------------------------------------------------------------------------------------------------
+
+    /// <param name="latents">[N, C, h, w], unpacked and checked against the model.</param>
+    public DecodeResult Decode(HostTensor<float> latents, DecodeOptions options, long? memoryLimit, CancellationToken cancellation)
+    {
+        var scaling = LatentScaling.DecodeAffine(options.ScalingFactor, options.ShiftFactor);
+        var plan = TilingPlan.Choose(model, latents.Shape, encode: false, options.Tiling, options.TileSize, memoryLimit);
+        using var call = Device.BeginCall(plan.CallKey(encode: false, latents.Shape));
+        var ops = Ops(plan);
+        try
+        {
+            var t = ops.Upload(latents.Data, latents.Shape);
+            try
+            {
+                t = Then(t, x => Affine(ops, x, scaling));
+                t = Then(t, x => RunModel(ops, plan, x, encode: false, options.Progress, cancellation));
+                if (options.Output == DecodeOutput.FloatTensor)
+                {
+                    t = Then(t, x => Affine(ops, x, _range.ToApi));
+                    return DecodeResult.OfFloatTensor(Download(ops, t));
+                }
+                return ToPixels(ops, t, options);
+            }
+            finally
+            {
+                t.Dispose();
+            }
+        }
+        finally
+        {
+            if (!ReferenceEquals(ops, Device)) ops.Dispose();
+        }
+    }
+
+    /// <summary>8-bit pixels converted on the device and downloaded once, then as a tensor, images or files.</summary>
+    private DecodeResult ToPixels(IBackend ops, Tensor image, DecodeOptions options)
+    {
+        var s = image.Shape;
+        var rgb = new byte[s.ElementCount];
+        var (scale, shift) = _range.ToPixels;
+        ops.TensorToImage(image, rgb, scale, shift);
+        if (options.Output == DecodeOutput.UInt8Tensor)
+            return DecodeResult.OfUInt8Tensor(new HostTensor<byte>(new TensorShape(s.N, s.H, s.W, OpShapes.RgbChannels), rgb));
+
+        int imageBytes = s.H * s.W * OpShapes.RgbChannels;
+        var images = new List<Image<Rgb24>>(s.N);
+        for (int n = 0; n < s.N; n++) images.Add(ImageOutput.FromBytes(rgb.AsSpan(n * imageBytes, imageBytes), s.W, s.H));
+        if (options.Output == DecodeOutput.Images) return DecodeResult.OfImages(images);
+
+        var encoded = images.Select(i => ImageOutput.Encode(i, options.ImageFormat, options.JpegQuality)).ToList();
+        foreach (var i in images) i.Dispose();
+        return DecodeResult.OfEncodedImages(encoded);
+    }
+
+    // ---- the model ----------------------------------------------------------------------------------------------
+
+    /// <summary>The backend the call's ops run on: the device, or exact tiling over it (disposed after the call).</summary>
+    private IBackend Ops(TilingPlan plan) => plan.Mode == TilingMode.Exact
+        // The caller's tile is in pixels; each layer tiles its own output with that many elements.
+        ? new ExactTilingBackend(Device, plan.Tile ?? TilingPlan.DefaultExactTile)
+        : Device;
+
+    /// <summary>Encode (images -> encoder output) or decode (latents -> images) of <paramref name="x"/> per the plan.</summary>
+    private Tensor RunModel(IBackend ops, TilingPlan plan, Tensor x, bool encode, IProgress<VaeProgress>? progress,
+        CancellationToken cancellation)
+    {
+        if (plan.Mode != TilingMode.Blend) return Forward(ops, x, encode, progress, cancellation);
+
+        int factor = model.DownsampleFactor;
+        int sampleTile = plan.Tile ?? model.SampleSize;
+        int latentTile = sampleTile / factor;
+        if (latentTile <= 0) throw new ArgumentException($"blend tile {sampleTile} is smaller than the downsampling factor {factor}");
+        int inputTile = encode ? sampleTile : latentTile;
+        // diffusers tiles only inputs larger than one tile.
+        if (x.Shape.H <= inputTile && x.Shape.W <= inputTile) return Forward(ops, x, encode, progress, cancellation);
+
+        // Blend tiles are cut and blended on the host, as diffusers does with its tensors.
+        var tileProgress = progress is null ? null : new Progress<(int Done, int Total)>(p => progress.Report(new VaeProgress(p.Done, p.Total)));
+        var blended = BlendTiling.Run(Download(ops, x), inputTile, encode ? latentTile : sampleTile, tile =>
+        {
+            using var t = ops.Upload(tile.Data, tile.Shape);
+            using var y = Forward(ops, t, encode, null, cancellation);
+            return Download(ops, y);
+        }, tileProgress, cancellation);
+        return ops.Upload(blended.Data, blended.Shape);
+    }
+
+    private Tensor Forward(IBackend ops, Tensor x, bool encode, IProgress<VaeProgress>? progress, CancellationToken cancellation)
+    {
+        BlockObserver observe;
+        if (progress is null)
+        {
+            observe = (_, _) => cancellation.ThrowIfCancellationRequested();
+        }
+        else
+        {
+            int blocks = _blockCounts.GetOrAdd((x.Shape, encode), key => CountBlocks(key.Shape, key.Encode));
+            int done = 0;
+            observe = (_, _) =>
+            {
+                cancellation.ThrowIfCancellationRequested();
+                progress.Report(new VaeProgress(++done, blocks));
+            };
+        }
+        return encode ? model.Encode(ops, x, observe) : model.Decode(ops, x, observe);
+    }
+
+    /// <summary>How many observed blocks a run has, from a dry run.</summary>
+    private int CountBlocks(TensorShape shape, bool encode)
+    {
+        using var dry = new DryRunBackend();
+        int count = 0;
+        using var x = dry.Allocate(shape);
+        using var y = encode ? model.Encode(dry, x, (_, _) => count++) : model.Decode(dry, x, (_, _) => count++);
+        return count;
+    }
+
+    // ---- helpers ------------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// <paramref name="op"/> of <paramref name="current"/>; when it returns a new tensor, <paramref name="current"/> is
+    /// disposed. On a throw the caller still owns <paramref name="current"/>.
+    /// </summary>
+    private static Tensor Then(Tensor current, Func<Tensor, Tensor> op)
+    {
+        var next = op(current);
+        if (!ReferenceEquals(next, current)) current.Dispose();
+        return next;
+    }
+
+    /// <summary><c>x * scale + shift</c> on the backend, or <paramref name="x"/> itself for no affine.</summary>
+    private static Tensor Affine(IBackend ops, Tensor x, (float Scale, float Shift)? affine) =>
+        affine is { } a ? ops.ScaleShift(x, a.Scale, a.Shift) : x;
+
+    private static HostTensor<float> Download(IBackend ops, Tensor t)
+    {
+        var result = new HostTensor<float>(t.Shape);
+        ops.Download(t, result.Data);
+        return result;
+    }
+}
