@@ -1,7 +1,8 @@
+using NativeVae;
 using System.Diagnostics;
 using NativeVae.Backends;
 using NativeVae.Backends.Cpu;
-using NativeVae.Tensors;
+using NativeVae.Core;
 
 // GFLOP/s (GB/s for memory-bound ops) of the SIMD CPU backend on the SD VAE's layer shapes.
 // Usage: NativeVae.CpuBench [filter]   (runs the cases whose name contains filter)

@@ -1,5 +1,5 @@
 using NativeVae.Backends.Ilgpu;
-using NativeVae.Tensors;
+using NativeVae.Core;
 
 namespace NativeVae.KernelBench;
 

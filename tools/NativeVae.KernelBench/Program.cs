@@ -1,5 +1,7 @@
+using NativeVae;
 using System.Diagnostics;
 using System.Globalization;
+using NativeVae.Core;
 using NativeVae.Backends;
 using NativeVae.Backends.Ilgpu;
 using NativeVae.Kernels.Gpu;

@@ -1,3 +1,4 @@
+using NativeVae.Core;
 using NativeVae.Weights;
 using static TorchSharp.torch;
 

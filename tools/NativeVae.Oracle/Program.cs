@@ -1,3 +1,5 @@
+using NativeVae;
+using NativeVae.Core;
 using NativeVae.Oracle;
 using NativeVae.Oracle.AutoencoderKl;
 using NativeVae.Oracle.Ops;

@@ -1,3 +1,4 @@
+using NativeVae.Core;
 using NativeVae.Weights;
 using TorchSharp;
 using static TorchSharp.torch;

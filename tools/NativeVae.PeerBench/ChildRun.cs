@@ -5,7 +5,7 @@ using NativeVae.Cli.Bench;
 using NativeVae.Models.AutoencoderKl;
 using NativeVae.Oracle;
 using NativeVae.Oracle.AutoencoderKl;
-using NativeVae.Tensors;
+using NativeVae.Core;
 using NativeVae.Weights;
 using TorchSharp;
 using static TorchSharp.torch;

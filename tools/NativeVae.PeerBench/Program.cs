@@ -1,3 +1,4 @@
+using NativeVae;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;

@@ -1,4 +1,4 @@
-using NativeVae.Tensors;
+using NativeVae.Core;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 

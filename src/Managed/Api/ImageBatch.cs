@@ -1,3 +1,4 @@
+using NativeVae.Core;
 using NativeVae.Backends;
 using NativeVae.Imaging;
 using SixLabors.ImageSharp;

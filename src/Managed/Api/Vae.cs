@@ -5,7 +5,7 @@ using NativeVae.Models;
 using NativeVae.Models.AutoencoderKl;
 using NativeVae.Models.Taesd;
 using NativeVae.Weights;
-using NativeVae.Tensors;
+using NativeVae.Core;
 using SixLabors.ImageSharp;
 
 namespace NativeVae;

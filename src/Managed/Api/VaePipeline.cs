@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using NativeVae.Backends;
 using NativeVae.Imaging;
 using NativeVae.Models;
-using NativeVae.Tensors;
+using NativeVae.Core;
 using NativeVae.Tiling;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;

@@ -1,3 +1,4 @@
+using NativeVae.Core;
 using ILGPU;
 using ILGPU.Runtime.Cuda;
 using NativeVae.Backends.Cpu;

@@ -1,3 +1,4 @@
+using NativeVae.Core;
 namespace NativeVae.Backends;
 
 /// <summary>

@@ -1,5 +1,5 @@
 using NativeVae.Kernels.Gpu;
-using NativeVae.Tensors;
+using NativeVae.Core;
 
 namespace NativeVae.Backends;
 

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using NativeVae.Tensors;
+using NativeVae.Core;
 
 namespace NativeVae.Backends;
 

@@ -1,5 +1,5 @@
 using NativeVae.Backends;
-using NativeVae.Tensors;
+using NativeVae.Core;
 
 namespace NativeVae.Models;
 

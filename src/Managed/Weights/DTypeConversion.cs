@@ -1,5 +1,5 @@
 using System.Runtime.InteropServices;
-using NativeVae.Tensors;
+using NativeVae.Core;
 
 namespace NativeVae.Weights;
 

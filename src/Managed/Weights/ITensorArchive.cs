@@ -1,4 +1,4 @@
-using NativeVae.Tensors;
+using NativeVae.Core;
 
 namespace NativeVae.Weights;
 

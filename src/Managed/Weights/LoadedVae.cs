@@ -2,7 +2,7 @@ using System.Text.Json.Nodes;
 using NativeVae.Models;
 using NativeVae.Models.AutoencoderKl;
 using NativeVae.Models.Taesd;
-using NativeVae.Tensors;
+using NativeVae.Core;
 
 namespace NativeVae.Weights;
 

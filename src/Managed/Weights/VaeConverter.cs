@@ -1,5 +1,5 @@
 using NativeVae.Models;
-using NativeVae.Tensors;
+using NativeVae.Core;
 using NativeVae.Weights.SafeTensors;
 
 namespace NativeVae.Weights;

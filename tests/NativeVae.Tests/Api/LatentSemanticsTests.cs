@@ -1,5 +1,5 @@
 using NativeVae.Api;
-using NativeVae.Tensors;
+using NativeVae.Core;
 using NativeVae.Weights;
 
 namespace NativeVae.Tests.Api;

@@ -1,5 +1,5 @@
 using NativeVae.Models.AutoencoderKl;
-using NativeVae.Tensors;
+using NativeVae.Core;
 using NativeVae.Tests.Support;
 using NativeVae.Weights;
 using SixLabors.ImageSharp;

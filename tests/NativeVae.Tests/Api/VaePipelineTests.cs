@@ -1,3 +1,4 @@
+using NativeVae.Core;
 using NativeVae.Backends;
 using NativeVae.Models.AutoencoderKl;
 using NativeVae.Tests.Support;

@@ -1,6 +1,6 @@
 using NativeVae.Backends;
 using NativeVae.Backends.Cpu;
-using NativeVae.Tensors;
+using NativeVae.Core;
 
 namespace NativeVae.Tests.Backends;
 

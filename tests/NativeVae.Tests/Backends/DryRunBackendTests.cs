@@ -1,6 +1,6 @@
 using NativeVae.Backends;
 using NativeVae.Models.AutoencoderKl;
-using NativeVae.Tensors;
+using NativeVae.Core;
 using NativeVae.Weights;
 
 namespace NativeVae.Tests.Backends;

@@ -1,6 +1,6 @@
 using System.Globalization;
 using NativeVae.Models.AutoencoderKl;
-using NativeVae.Tensors;
+using NativeVae.Core;
 using NativeVae.Tests.Support;
 using NativeVae.Weights;
 using NativeVae.Weights.SafeTensors;

@@ -1,4 +1,4 @@
-using NativeVae.Tensors;
+using NativeVae.Core;
 using NativeVae.Tests.Support;
 using NativeVae.Weights;
 

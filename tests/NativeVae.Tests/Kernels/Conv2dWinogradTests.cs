@@ -1,3 +1,4 @@
+using NativeVae.Core;
 using NativeVae.Backends.Cpu;
 using NativeVae.Kernels.Cpu;
 using NativeVae.Tests.Support;
@@ -83,7 +84,7 @@ public sealed class Conv2dWinogradTests
         using var backend = new CpuBackend(threads: 2);
         using var x = backend.Upload(c.X, c.InShape);
         var w = (CpuTensor)backend.Upload(c.Weight, c.WeightShape);
-        var valid = new NativeVae.Backends.Conv2dSpec(1, 0, 0, 0, 0, false);
+        var valid = new NativeVae.Core.Conv2dSpec(1, 0, 0, 0, 0, false);
         float[] Valid()
         {
             using var y = backend.Conv2d(x, w, null, valid);

@@ -1,6 +1,6 @@
 using NativeVae.Backends;
 using NativeVae.Kernels.Gpu;
-using NativeVae.Tensors;
+using NativeVae.Core;
 using NativeVae.Tests.Support;
 using NativeVae.Weights;
 

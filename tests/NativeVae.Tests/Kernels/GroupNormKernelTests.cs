@@ -1,5 +1,5 @@
 using NativeVae.Kernels.Gpu;
-using NativeVae.Tensors;
+using NativeVae.Core;
 using NativeVae.Tests.Support;
 using NativeVae.Weights;
 

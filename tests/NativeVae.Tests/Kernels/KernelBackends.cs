@@ -3,7 +3,7 @@ using NativeVae.Backends.Cpu;
 using NativeVae.Backends.Ilgpu;
 using NativeVae.Kernels.Cpu;
 using NativeVae.Kernels.Gpu;
-using NativeVae.Tensors;
+using NativeVae.Core;
 
 namespace NativeVae.Tests.Kernels;
 

@@ -1,6 +1,6 @@
 using System.Globalization;
 using NativeVae.Backends;
-using NativeVae.Tensors;
+using NativeVae.Core;
 using NativeVae.Tests.Support;
 using NativeVae.Weights.SafeTensors;
 

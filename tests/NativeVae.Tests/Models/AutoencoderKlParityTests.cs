@@ -1,7 +1,7 @@
 using NativeVae.Backends;
 using NativeVae.Models;
 using NativeVae.Models.AutoencoderKl;
-using NativeVae.Tensors;
+using NativeVae.Core;
 using NativeVae.Tests.Support;
 using NativeVae.Weights;
 using NativeVae.Weights.SafeTensors;

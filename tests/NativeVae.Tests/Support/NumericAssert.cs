@@ -1,5 +1,5 @@
 using System.Text;
-using NativeVae.Tensors;
+using NativeVae.Core;
 
 namespace NativeVae.Tests.Support;
 

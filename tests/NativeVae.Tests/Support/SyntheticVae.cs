@@ -1,7 +1,7 @@
 using System.Text.RegularExpressions;
 using NativeVae.Models.AutoencoderKl;
 using NativeVae.Models.Taesd;
-using NativeVae.Tensors;
+using NativeVae.Core;
 using NativeVae.Weights;
 using NativeVae.Weights.SafeTensors;
 

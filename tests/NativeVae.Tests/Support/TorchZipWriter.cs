@@ -1,6 +1,6 @@
 using System.IO.Compression;
 using System.Text;
-using NativeVae.Tensors;
+using NativeVae.Core;
 using NativeVae.Weights;
 
 namespace NativeVae.Tests.Support;

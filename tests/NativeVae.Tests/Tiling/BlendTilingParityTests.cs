@@ -1,6 +1,6 @@
 using NativeVae.Models.AutoencoderKl;
 using NativeVae.Models.Taesd;
-using NativeVae.Tensors;
+using NativeVae.Core;
 using NativeVae.Tests.Support;
 using NativeVae.Weights;
 using NativeVae.Weights.SafeTensors;

@@ -1,4 +1,4 @@
-using NativeVae.Tensors;
+using NativeVae.Core;
 using NativeVae.Tiling;
 using NativeVae.Weights;
 

@@ -1,5 +1,5 @@
 using System.Text;
-using NativeVae.Tensors;
+using NativeVae.Core;
 using NativeVae.Tests.Support;
 using NativeVae.Weights;
 using NativeVae.Weights.SafeTensors;

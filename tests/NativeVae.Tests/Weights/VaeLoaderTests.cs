@@ -1,7 +1,7 @@
 using NativeVae.Models;
 using NativeVae.Models.AutoencoderKl;
 using NativeVae.Models.Taesd;
-using NativeVae.Tensors;
+using NativeVae.Core;
 using NativeVae.Tests.Support;
 using NativeVae.Weights;
 using NativeVae.Weights.Layouts;

@@ -7,7 +7,7 @@ using NativeVae.Backends.Ilgpu;
 using NativeVae.Cli.Bench;
 using NativeVae.Kernels.Cpu;
 using NativeVae.Models.AutoencoderKl;
-using NativeVae.Tensors;
+using NativeVae.Core;
 using NativeVae.Weights;
 
 namespace NativeVae.Cli.Commands;

@@ -1,5 +1,5 @@
 using NativeVae.Models;
-using NativeVae.Tensors;
+using NativeVae.Core;
 using NativeVae.Weights;
 
 namespace NativeVae.Cli.Commands;

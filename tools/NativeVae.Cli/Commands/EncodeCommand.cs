@@ -1,4 +1,4 @@
-using NativeVae.Tensors;
+using NativeVae.Core;
 using NativeVae.Weights.SafeTensors;
 
 namespace NativeVae.Cli.Commands;

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using NativeVae.Core;
 using NativeVae.Models;
 using NativeVae.Weights;
 

@@ -1,4 +1,5 @@
 using System.Globalization;
+using NativeVae.Core;
 using NativeVae.Backends;
 
 namespace NativeVae.Cli.Commands;

@@ -1,4 +1,5 @@
 using System.Globalization;
+using NativeVae.Core;
 using NativeVae.Models.AutoencoderKl;
 using NativeVae.Oracle.Tiling;
 using NativeVae.Weights;

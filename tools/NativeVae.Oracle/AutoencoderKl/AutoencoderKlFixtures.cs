@@ -1,4 +1,5 @@
 using System.Text.Json;
+using NativeVae.Core;
 using NativeVae.Models.AutoencoderKl;
 using NativeVae.Weights;
 using static TorchSharp.torch;

@@ -1,4 +1,5 @@
 using System.Collections;
+using NativeVae.Core;
 using NativeVae.Weights;
 using TorchSharp;
 using TorchSharp.PyBridge;

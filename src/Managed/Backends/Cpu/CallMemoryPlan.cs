@@ -1,3 +1,4 @@
+using NativeVae.Core;
 using NativeVae.Kernels.Cpu;
 
 namespace NativeVae.Backends.Cpu;

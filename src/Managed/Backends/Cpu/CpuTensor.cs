@@ -1,6 +1,6 @@
 using NativeVae.Kernels.Cpu;
 using NativeVae.Backends;
-using NativeVae.Tensors;
+using NativeVae.Core;
 
 namespace NativeVae.Backends.Cpu;
 

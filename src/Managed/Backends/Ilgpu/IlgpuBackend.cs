@@ -3,7 +3,7 @@ using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using ILGPU.Runtime.Cuda;
 using NativeVae.Kernels.Gpu;
-using NativeVae.Tensors;
+using NativeVae.Core;
 
 namespace NativeVae.Backends.Ilgpu;
 

@@ -1,7 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
 using NativeVae.Backends;
-using NativeVae.Tensors;
+using NativeVae.Core;
 
 namespace NativeVae.Backends.Ilgpu;
 

@@ -1,7 +1,7 @@
 using NativeVae.Backends;
 using NativeVae.Models;
 using NativeVae.Models.Layers;
-using NativeVae.Tensors;
+using NativeVae.Core;
 using NativeVae.Weights;
 
 namespace NativeVae.Models.AutoencoderKl;

@@ -1,6 +1,6 @@
 using NativeVae.Backends;
 using NativeVae.Models.Layers;
-using NativeVae.Tensors;
+using NativeVae.Core;
 
 namespace NativeVae.Models.AutoencoderKl;
 

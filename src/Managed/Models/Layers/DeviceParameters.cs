@@ -1,5 +1,5 @@
 using NativeVae.Backends;
-using NativeVae.Tensors;
+using NativeVae.Core;
 using NativeVae.Weights;
 
 namespace NativeVae.Models.Layers;

@@ -1,6 +1,6 @@
 using NativeVae.Backends;
 using NativeVae.Models.Layers;
-using NativeVae.Tensors;
+using NativeVae.Core;
 using static NativeVae.Models.Taesd.TaesdParameters;
 
 namespace NativeVae.Models.Taesd;

@@ -1,6 +1,6 @@
 using NativeVae.Backends;
 using NativeVae.Models.Layers;
-using NativeVae.Tensors;
+using NativeVae.Core;
 using NativeVae.Weights;
 
 namespace NativeVae.Models.Taesd;

@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
-using NativeVae.Tensors;
+using NativeVae.Core;
 
 namespace NativeVae.Weights.Pickle;
 

@@ -1,5 +1,5 @@
 using System.IO.Compression;
-using NativeVae.Tensors;
+using NativeVae.Core;
 
 namespace NativeVae.Weights.Pickle;
 

@@ -2,7 +2,7 @@ using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
-using NativeVae.Tensors;
+using NativeVae.Core;
 
 namespace NativeVae.Weights.SafeTensors;
 

@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json;
-using NativeVae.Tensors;
+using NativeVae.Core;
 
 namespace NativeVae.Weights.SafeTensors;
 

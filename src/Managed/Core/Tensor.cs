@@ -1,6 +1,5 @@
-using NativeVae.Backends;
 
-namespace NativeVae.Tensors;
+namespace NativeVae.Core;
 
 /// <summary>
 /// A tensor living on a backend's device. Disposing it returns its storage to the backend's pool.

@@ -1,4 +1,4 @@
-namespace NativeVae.Backends;
+namespace NativeVae.Core;
 
 /// <summary>Elementwise activations.</summary>
 internal enum UnaryOp

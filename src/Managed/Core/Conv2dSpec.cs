@@ -1,4 +1,4 @@
-namespace NativeVae.Backends;
+namespace NativeVae.Core;
 
 /// <summary>
 /// Geometry of a 2-D convolution. The kernel size comes from the weight <c>[Cout, Cin, K, K]</c>.

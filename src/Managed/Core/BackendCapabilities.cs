@@ -1,4 +1,4 @@
-namespace NativeVae.Backends;
+namespace NativeVae.Core;
 
 /// <summary>
 /// What a backend does beyond the op contract of <see cref="IBackend"/>. Callers (the API, the planner, the
@@ -12,7 +12,7 @@ namespace NativeVae.Backends;
 /// Bytes of the memory the backend allocates from: the GPU's memory, or the host memory available to the process.
 /// </param>
 /// <param name="GathersChannelMoments">
-/// Some ops leave per-channel moments on their outputs (<see cref="Tensors.Tensor.ChannelMoments"/>) that a
+/// Some ops leave per-channel moments on their outputs (<see cref="Tensor.ChannelMoments"/>) that a
 /// GroupNorm reading them uses instead of a statistics pass.
 /// </param>
 /// <param name="GroupNormStatisticsOutput">

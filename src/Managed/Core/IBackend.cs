@@ -1,6 +1,5 @@
-using NativeVae.Tensors;
 
-namespace NativeVae.Backends;
+namespace NativeVae.Core;
 
 /// <summary>
 /// The op interface every model calls: buffers, copies, and the handful of ops a VAE needs.

@@ -1,6 +1,5 @@
-using NativeVae.Tensors;
 
-namespace NativeVae.Backends;
+namespace NativeVae.Core;
 
 /// <summary>
 /// Shape rules and argument checks of the ops in <see cref="IBackend"/>, shared by every backend so that each one
