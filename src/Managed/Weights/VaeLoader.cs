@@ -16,7 +16,8 @@ internal sealed record VaeLoadOptions(ModelFamily? Family = null);
 /// Opens any published VAE layout and presents it under canonical diffusers names, validated against the
 /// model's declared parameter list (<see cref="AutoencoderKlParameters"/>, <see cref="TaesdParameters"/>):
 /// <list type="bullet">
-/// <item>a diffusers folder: <c>config.json</c> + <c>diffusion_pytorch_model[.fp16].safetensors</c> (or <c>.bin</c>);</item>
+/// <item>a diffusers folder: <c>config.json</c> + <c>diffusion_pytorch_model[.fp16].safetensors</c> (or <c>.bin</c>),
+///   or those sharded (<c>diffusion_pytorch_model[.fp16].safetensors.index.json</c>, see <see cref="ShardedTensorArchive"/>);</item>
 /// <item>a single file, safetensors or PyTorch zip: diffusers names, LDM names with or without a
 ///   <c>first_stage_model.</c> / <c>vae.</c> prefix, FLUX.1 <c>ae</c>, legacy attention names; the config is
 ///   inferred from the tensors;</item>
@@ -36,12 +37,17 @@ internal static class VaeLoader
 
     private const string ConfigFileName = "config.json";
     private const string ClassNameKey = "_class_name";
+    /// <summary>In diffusers' order of preference; each single file before its sharded form.</summary>
     private static readonly string[] DiffusersWeightFiles =
     [
         "diffusion_pytorch_model.safetensors",
+        "diffusion_pytorch_model.safetensors" + ShardedTensorArchive.IndexSuffix,
         "diffusion_pytorch_model.fp16.safetensors",
+        "diffusion_pytorch_model.fp16.safetensors" + ShardedTensorArchive.IndexSuffix,
         "diffusion_pytorch_model.bin",
+        "diffusion_pytorch_model.bin" + ShardedTensorArchive.IndexSuffix,
         "diffusion_pytorch_model.fp16.bin",
+        "diffusion_pytorch_model.fp16.bin" + ShardedTensorArchive.IndexSuffix,
     ];
     private static readonly string[] CheckpointExtensions = [".safetensors", ".pth", ".pt", ".ckpt", ".bin"];
     private const float SdxlScalingFactor = 0.13025f;
@@ -54,9 +60,13 @@ internal static class VaeLoader
         throw new FileNotFoundException($"{path}: no such file or folder", path);
     }
 
-    /// <summary>Opens one checkpoint file by its content: a zip is a PyTorch checkpoint, else safetensors.</summary>
+    /// <summary>
+    /// Opens one checkpoint by its content: a zip is a PyTorch checkpoint, else safetensors; a <c>*.index.json</c>
+    /// is a sharded checkpoint, its shards opened the same way.
+    /// </summary>
     public static ITensorArchive OpenArchive(string path)
     {
+        if (ShardedTensorArchive.IsIndexFile(path)) return ShardedTensorArchive.Open(path, OpenArchive);
         Span<byte> magic = stackalloc byte[4];
         int read;
         using (var stream = File.OpenRead(path)) read = stream.ReadAtLeast(magic, magic.Length, throwOnEndOfStream: false);
