@@ -10,14 +10,19 @@ namespace NativeVae.Weights;
 
 /// <summary>Overrides for <see cref="VaeLoader.Open"/>.</summary>
 /// <param name="Family">the family whose published scaling/shift factors apply (and, for SD vs SDXL, which it is).</param>
-internal sealed record VaeLoadOptions(ModelFamily? Family = null);
+/// <param name="HubCacheRoot">the Hugging Face hub cache a repo id is looked up in; null: the environment's
+/// (<see cref="HubCacheResolver.DefaultCacheRoot()"/>).</param>
+internal sealed record VaeLoadOptions(ModelFamily? Family = null, string? HubCacheRoot = null);
 
 /// <summary>
 /// Opens any published VAE layout and presents it under canonical diffusers names, validated against the
 /// model's declared parameter list (<see cref="AutoencoderKlParameters"/>, <see cref="TaesdParameters"/>):
 /// <list type="bullet">
 /// <item>a diffusers folder: <c>config.json</c> + <c>diffusion_pytorch_model[.fp16].safetensors</c> (or <c>.bin</c>),
-///   or those sharded (<c>diffusion_pytorch_model[.fp16].safetensors.index.json</c>, see <see cref="ShardedTensorArchive"/>);</item>
+///   or those sharded (<c>diffusion_pytorch_model[.fp16].safetensors.index.json</c>, see <see cref="ShardedTensorArchive"/>);
+///   a pipeline folder (a hub snapshot) whose VAE is in <c>vae/</c>;</item>
+/// <item>a Hugging Face repo id (<c>stabilityai/sd-vae-ft-mse</c>) when no such path exists: its snapshot in the
+///   local hub cache (<see cref="HubCacheResolver"/>), never the network;</item>
 /// <item>a single file, safetensors or PyTorch zip: diffusers names, LDM names with or without a
 ///   <c>first_stage_model.</c> / <c>vae.</c> prefix, FLUX.1 <c>ae</c>, legacy attention names; the config is
 ///   inferred from the tensors;</item>
@@ -37,6 +42,7 @@ internal static class VaeLoader
 
     private const string ConfigFileName = "config.json";
     private const string ClassNameKey = "_class_name";
+    private const string PipelineVaeFolder = "vae";
     /// <summary>In diffusers' order of preference; each single file before its sharded form.</summary>
     private static readonly string[] DiffusersWeightFiles =
     [
@@ -52,11 +58,16 @@ internal static class VaeLoader
     private static readonly string[] CheckpointExtensions = [".safetensors", ".pth", ".pt", ".ckpt", ".bin"];
     private const float SdxlScalingFactor = 0.13025f;
 
+    /// <summary>The one entry point: a file, a folder, or a repo id in the local hub cache.</summary>
+    /// <exception cref="FileNotFoundException">nothing at <paramref name="path"/>, and (for a repo id) not cached.</exception>
+    /// <exception cref="InvalidDataException">malformed or not a VAE; the message names the file and tensor.</exception>
     public static LoadedVae Open(string path, VaeLoadOptions? options = null)
     {
         options ??= new VaeLoadOptions();
         if (Directory.Exists(path)) return OpenFolder(path, options);
         if (File.Exists(path)) return OpenFile(path, options);
+        if (HubCacheResolver.LooksLikeRepoId(path))
+            return OpenFolder(HubCacheResolver.ResolveSnapshot(path, options.HubCacheRoot ?? HubCacheResolver.DefaultCacheRoot()), options);
         throw new FileNotFoundException($"{path}: no such file or folder", path);
     }
 
@@ -85,6 +96,8 @@ internal static class VaeLoader
             var archive = OpenArchive(weightsPath);
             return FromConfigJson(weightsPath, archive, json, configPath, options);
         }
+        string pipelineVae = Path.Combine(folder, PipelineVaeFolder);
+        if (Directory.Exists(pipelineVae)) return OpenFolder(pipelineVae, options);
 
         var checkpoints = Directory.EnumerateFiles(folder)
             .Where(f => CheckpointExtensions.Contains(Path.GetExtension(f), StringComparer.OrdinalIgnoreCase))
