@@ -9,7 +9,8 @@ using NativeVae.Weights.SafeTensors;
 namespace NativeVae.Weights;
 
 /// <summary>Overrides for <see cref="VaeLoader.Open"/>.</summary>
-/// <param name="Family">the family whose published scaling/shift factors apply (and, for SD vs SDXL, which it is).</param>
+/// <param name="Family">the family whose published scaling/shift factors apply (and, for SD vs SDXL, or FLUX.1 vs
+/// SD3 from a bare file, which it is).</param>
 /// <param name="HubCacheRoot">the Hugging Face hub cache a repo id is looked up in; null: the environment's
 /// (<see cref="HubCacheResolver.DefaultCacheRoot()"/>).</param>
 internal sealed record VaeLoadOptions(ModelFamily? Family = null, string? HubCacheRoot = null);
@@ -56,7 +57,6 @@ internal static class VaeLoader
         "diffusion_pytorch_model.fp16.bin" + ShardedTensorArchive.IndexSuffix,
     ];
     private static readonly string[] CheckpointExtensions = [".safetensors", ".pth", ".pt", ".ckpt", ".bin"];
-    private const float SdxlScalingFactor = 0.13025f;
 
     /// <summary>The one entry point: a file, a folder, or a repo id in the local hub cache.</summary>
     /// <exception cref="FileNotFoundException">nothing at <paramref name="path"/>, and (for a repo id) not cached.</exception>
@@ -217,7 +217,7 @@ internal static class VaeLoader
         if (config is null)
         {
             var inferred = AutoencoderKlConfigInference.Infer(map.ToDictionary(kv => kv.Key, kv => kv.Value.Item3), path);
-            family = options.Family ?? AutoencoderKlConfigInference.Recognise(inferred);
+            family = options.Family ?? KlFamilyRecognition.FromTensors(inferred, archive.Entries.Keys);
             RequireKl(path, family);
             config = AutoencoderKlConfigInference.WithFamilyFactors(inferred, family);
         }
@@ -229,8 +229,7 @@ internal static class VaeLoader
         }
         else
         {
-            family = AutoencoderKlConfigInference.Recognise(config) == ModelFamily.Flux ? ModelFamily.Flux
-                : config.ScalingFactor == SdxlScalingFactor ? ModelFamily.Sdxl : ModelFamily.Sd;
+            family = KlFamilyRecognition.FromConfig(config);
         }
         try
         {
