@@ -28,7 +28,8 @@ internal sealed record VaeLoadOptions(ModelFamily? Family = null, string? HubCac
 ///   <c>first_stage_model.</c> / <c>vae.</c> prefix, FLUX.1 <c>ae</c>, legacy attention names; the config is
 ///   inferred from the tensors;</item>
 /// <item>a NativeVae converted file (config in <c>__metadata__</c>, see weights/README.md);</item>
-/// <item>a TAESD encoder/decoder pair: a folder holding both, or either file of the pair.</item>
+/// <item>a TAESD encoder/decoder pair: a folder holding both, or either file of the pair; a half alone loads
+///   that half (the model refuses the other direction, naming the file).</item>
 /// </list>
 /// Errors are <see cref="InvalidDataException"/> (or <see cref="FileNotFoundException"/>) naming the file and tensor.
 /// </summary>
@@ -104,7 +105,7 @@ internal static class VaeLoader
             .OrderBy(f => f, StringComparer.Ordinal).ToList();
         var encoders = checkpoints.Where(f => IsHalf(f, "encoder")).ToList();
         var decoders = checkpoints.Where(f => IsHalf(f, "decoder")).ToList();
-        if (encoders.Count == 1 && decoders.Count == 1) return OpenTinyPair(encoders[0], decoders[0], options);
+        if (encoders.Count == 1 && decoders.Count == 1) return OpenTinyHalves(encoders[0], decoders[0], options);
         if (checkpoints.Count == 1) return OpenFile(checkpoints[0], options);
         throw new InvalidDataException(
             $"{folder}: not a diffusers folder (no config.json), nor one checkpoint, nor one TAESD encoder/decoder pair " +
@@ -142,10 +143,9 @@ internal static class VaeLoader
                 if (!encoder && !IsHalf(path, "decoder"))
                     throw new InvalidDataException($"{path}: a bare taesd.py state dict whose file name says neither encoder nor decoder");
                 string sibling = SiblingHalf(path, encoder);
-                if (!File.Exists(sibling))
-                    throw new InvalidDataException($"{path}: a TAESD {(encoder ? "encoder" : "decoder")} alone; its pair {Path.GetFileName(sibling)} is not beside it");
                 archive.Dispose();
-                return encoder ? OpenTinyPair(path, sibling, options) : OpenTinyPair(sibling, path, options);
+                if (!File.Exists(sibling)) return encoder ? OpenTinyHalves(path, null, options) : OpenTinyHalves(null, path, options);
+                return encoder ? OpenTinyHalves(path, sibling, options) : OpenTinyHalves(sibling, path, options);
             }
             if (TaesdNaming.IsDiffusersTiny(names)) return TinyFromArchives(path, [archive], IdentityMap(archive), null, options);
             return KlFromArchive(path, archive, null, options);
@@ -249,16 +249,18 @@ internal static class VaeLoader
         if (family.IsTiny()) throw new InvalidDataException($"{path}: holds an AutoencoderKL, not a {family.Name()} tiny autoencoder");
     }
 
-    private static LoadedVae OpenTinyPair(string encoderPath, string decoderPath, VaeLoadOptions options)
+    /// <summary>A TAESD encoder and/or decoder in taesd.py's bare Sequential names (at least one is given).</summary>
+    private static LoadedVae OpenTinyHalves(string? encoderPath, string? decoderPath, VaeLoadOptions options)
     {
-        var encoder = OpenArchive(encoderPath);
-        ITensorArchive? decoder = null;
+        var archives = new List<ITensorArchive>();
         try
         {
-            decoder = OpenArchive(decoderPath);
             var map = new Dictionary<string, (ITensorArchive, string, TensorShape)>(StringComparer.Ordinal);
-            foreach (var (archive, isEncoder) in new[] { (encoder, true), (decoder, false) })
+            foreach (var (path, isEncoder) in new[] { (encoderPath, true), (decoderPath, false) })
             {
+                if (path is null) continue;
+                var archive = OpenArchive(path);
+                archives.Add(archive);
                 if (!TaesdNaming.IsBareSequential(archive.Entries.Keys))
                     throw new InvalidDataException($"{archive.Path}: not a taesd.py {(isEncoder ? "encoder" : "decoder")} state dict (names like '1.conv.0.weight')");
                 foreach (var (name, entry) in archive.Entries)
@@ -267,13 +269,12 @@ internal static class VaeLoader
                     map[canonical] = (archive, name, entry.Shape);
                 }
             }
-            string origin = $"{encoderPath} + {decoderPath}";
-            return TinyFromArchives(origin, [encoder, decoder], map, null, options);
+            string origin = encoderPath is not null && decoderPath is not null ? $"{encoderPath} + {decoderPath}" : (encoderPath ?? decoderPath)!;
+            return TinyFromArchives(origin, archives, map, null, options);
         }
         catch
         {
-            encoder.Dispose();
-            decoder?.Dispose();
+            foreach (var archive in archives) archive.Dispose();
             throw;
         }
     }
@@ -285,12 +286,15 @@ internal static class VaeLoader
         Dictionary<string, (ITensorArchive Archive, string Stored, TensorShape Shape)> map, TaesdConfig? config, VaeLoadOptions options)
     {
         const string DecoderConvIn = TaesdParameters.DecoderPrefix + "0.weight";
+        const string EncoderConvIn = TaesdParameters.EncoderPrefix + "0.weight";
+        bool hasEncoder = map.ContainsKey(EncoderConvIn);
+        bool hasDecoder = map.ContainsKey(DecoderConvIn);
         ModelFamily family;
         if (config is null)
         {
-            if (!map.TryGetValue(DecoderConvIn, out var convIn) || convIn.Shape.Rank != 4)
-                throw new InvalidDataException($"{origin}: cannot infer the TAESD config: tensor '{DecoderConvIn}' is missing");
-            int latent = convIn.Shape[1];
+            int latent = hasDecoder && map[DecoderConvIn].Shape.Rank == 4 ? map[DecoderConvIn].Shape[1]
+                : hasEncoder ? EncoderLatentChannels(map)
+                : throw new InvalidDataException($"{origin}: cannot infer the TAESD config: neither a 4-d '{DecoderConvIn}' nor '{EncoderConvIn}' is there");
             bool groupNorm = map.Keys.Any(k => k.Contains(".pool.", StringComparison.Ordinal));
             family = options.Family ?? RecogniseTiny(origin, latent, groupNorm);
             if (!family.IsTiny()) throw new InvalidDataException($"{origin}: holds a tiny autoencoder, not a {family.Name()} AutoencoderKL");
@@ -306,10 +310,34 @@ internal static class VaeLoader
             family = options.Family ?? RecogniseTiny(origin, config.LatentChannels, config.UseMidBlockGroupNorm);
             if (!family.IsTiny()) throw new InvalidDataException($"{origin}: holds a tiny autoencoder, not a {family.Name()} AutoencoderKL");
         }
-        var declared = TaesdParameters.Enumerate(config);
+        // A half alone declares only its own parameters (TaesdModel builds only that half); with neither
+        // half's first conv present, every parameter is declared, so that the check names what is missing.
+        if (!hasEncoder && !hasDecoder) hasEncoder = hasDecoder = true;
+        var declared = TaesdParameters.Enumerate(config)
+            .Where(p => p.Name.StartsWith(TaesdParameters.EncoderPrefix, StringComparison.Ordinal) ? hasEncoder : hasDecoder)
+            .ToList();
         CheckAgainstDeclared(origin, declared, map.ToDictionary(kv => kv.Key, kv => ((ITensorArchive, string, TensorShape))kv.Value));
         return new LoadedVae(origin, family, null, config, declared,
             new MappedWeightSource(origin, archives, map.ToDictionary(kv => kv.Key, kv => (kv.Value.Archive, kv.Value.Stored, kv.Value.Shape))));
+    }
+
+    /// <summary>The output channels of the encoder's last layer (its conv_out), the highest-numbered conv.</summary>
+    private static int EncoderLatentChannels(Dictionary<string, (ITensorArchive Archive, string Stored, TensorShape Shape)> map)
+    {
+        const string WeightSuffix = ".weight";
+        int last = -1;
+        TensorShape lastShape = default;
+        foreach (var (name, entry) in map)
+        {
+            if (!name.StartsWith(TaesdParameters.EncoderPrefix, StringComparison.Ordinal) || !name.EndsWith(WeightSuffix, StringComparison.Ordinal)) continue;
+            string index = name[TaesdParameters.EncoderPrefix.Length..^WeightSuffix.Length];
+            if (int.TryParse(index, out int i) && i > last && entry.Shape.Rank == 4)
+            {
+                last = i;
+                lastShape = entry.Shape;
+            }
+        }
+        return last >= 0 ? lastShape[0] : 0;
     }
 
     private static ModelFamily RecogniseTiny(string origin, int latentChannels, bool groupNorm) => (latentChannels, groupNorm) switch
