@@ -103,6 +103,12 @@ internal static class VaeLoader
         var checkpoints = Directory.EnumerateFiles(folder)
             .Where(f => CheckpointExtensions.Contains(Path.GetExtension(f), StringComparer.OrdinalIgnoreCase))
             .OrderBy(f => f, StringComparer.Ordinal).ToList();
+        // Hub repos often hold one checkpoint in two forms (sd-vae-ft-mse-original: .ckpt and .safetensors):
+        // the same weights, so keep one per name, in CheckpointExtensions' order (safetensors first).
+        checkpoints = checkpoints
+            .GroupBy(f => Path.GetFileNameWithoutExtension(f), StringComparer.Ordinal)
+            .Select(g => g.OrderBy(f => Array.FindIndex(CheckpointExtensions, e => e.Equals(Path.GetExtension(f), StringComparison.OrdinalIgnoreCase))).First())
+            .OrderBy(f => f, StringComparer.Ordinal).ToList();
         var encoders = checkpoints.Where(f => IsHalf(f, "encoder")).ToList();
         var decoders = checkpoints.Where(f => IsHalf(f, "decoder")).ToList();
         if (encoders.Count == 1 && decoders.Count == 1) return OpenTinyHalves(encoders[0], decoders[0], options);

@@ -87,6 +87,22 @@ internal class HubCacheResolverTests
     }
 
     [Test]
+    public void SingleFileRepoWithOneCheckpointInTwoFormsLoadsTheSafetensors()
+    {
+        // as stabilityai/sd-vae-ft-mse-original: vae-ft-mse-840000-ema-pruned.{ckpt,safetensors}, no config.json
+        string staged = TempFolder();
+        var tensors = InLayout(SmallSd, Layout.Ldm);
+        WriteSafeTensors(Path.Combine(staged, "vae-ft.safetensors"), tensors);
+        TorchZipWriter.WriteFloat32(Path.Combine(staged, "vae-ft.ckpt"), tensors.Select(t => (t.Name, t.Shape, t.Values.Select(v => -v).ToArray())).ToList());
+        string cache = TempFolder();
+        HubCacheWriter.AddSnapshot(cache, "org/vae-original", Revision, staged);
+
+        using var cached = VaeLoader.Open("org/vae-original", new VaeLoadOptions(HubCacheRoot: cache));
+        Assert.That(cached.Origin, Does.EndWith("vae-ft.safetensors"));
+        Assert.That(cached.Weights.ReadFloat32("decoder.conv_in.weight"), Is.EqualTo(Canonical(SmallSd)["decoder.conv_in.weight"]));
+    }
+
+    [Test]
     public void RepoNotCachedSaysWhereItLookedAndHowToFillIt()
     {
         string cache = TempFolder();
