@@ -69,8 +69,8 @@ public sealed class Vae : IVae
                 model = new TaesdModel(backend, loaded.TinyConfig!, loaded.Weights);
                 loaded.Dispose();
             }
-            float? scaling = loaded.KlConfig?.ScalingFactor;
-            float? shift = loaded.KlConfig?.ShiftFactor;
+            float? scaling = loaded.ScalingFactor;
+            float? shift = loaded.ShiftFactor;
             return new Vae(model, options, scaling, shift) { Family = loaded.Family };
         }
         catch

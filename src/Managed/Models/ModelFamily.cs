@@ -12,6 +12,10 @@ public enum ModelFamily
     /// <summary>FLUX.1 <c>ae</c>: 16 latent channels, no quant convs, scale and shift.</summary>
     Flux,
 
+    /// <summary>SD3 / SD3.5: FLUX.1's architecture with its own scale (1.5305) and shift (0.0609).</summary>
+    /// <remarks>Placed before the tiny families: <see cref="ModelFamilies.IsTiny"/> compares the order.</remarks>
+    Sd3,
+
     /// <summary>TAESD, the tiny autoencoder for the SD latent space.</summary>
     Taesd,
 
@@ -28,7 +32,7 @@ public enum ModelFamily
 /// <summary>Names and kinds of <see cref="ModelFamily"/> values.</summary>
 public static class ModelFamilies
 {
-    /// <summary>The family's command-line and metadata name: sd, sdxl, flux, taesd, taesdxl, taef1, taef2.</summary>
+    /// <summary>The family's command-line and metadata name: sd, sdxl, flux, sd3, taesd, taesdxl, taef1, taef2.</summary>
     public static string Name(this ModelFamily family) => family.ToString().ToLowerInvariant();
 
     /// <summary>True for the TAESD family (the tiny autoencoders), false for AutoencoderKL.</summary>

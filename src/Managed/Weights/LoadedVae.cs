@@ -33,6 +33,17 @@ internal sealed class LoadedVae : IDisposable
 
     public TaesdConfig? TinyConfig { get; }
 
+    /// <summary>
+    /// The latent scaling factor for this checkpoint, for every family: the AutoencoderKL config's (the file's
+    /// own, or the family's published one), or the tiny family's (1, as diffusers' AutoencoderTiny config says:
+    /// TAESD latents are already in their big VAE's scaled space).
+    /// </summary>
+    public float ScalingFactor => KlConfig?.ScalingFactor ?? TinyConfig!.ScalingFactor;
+
+    /// <summary>The latent shift factor: the AutoencoderKL config's (null where the family has none, as SD and
+    /// SDXL), or the tiny family's (0).</summary>
+    public float? ShiftFactor => KlConfig is not null ? KlConfig.ShiftFactor : TinyConfig!.ShiftFactor;
+
     /// <summary>Canonical names and shapes, in the order diffusers registers them.</summary>
     public IReadOnlyList<(string Name, TensorShape Shape)> Parameters { get; }
 

@@ -9,19 +9,27 @@ using NativeVae.Weights.SafeTensors;
 namespace NativeVae.Weights;
 
 /// <summary>Overrides for <see cref="VaeLoader.Open"/>.</summary>
-/// <param name="Family">the family whose published scaling/shift factors apply (and, for SD vs SDXL, which it is).</param>
-internal sealed record VaeLoadOptions(ModelFamily? Family = null);
+/// <param name="Family">the family whose published scaling/shift factors apply (and, for SD vs SDXL, or FLUX.1 vs
+/// SD3 from a bare file, which it is).</param>
+/// <param name="HubCacheRoot">the Hugging Face hub cache a repo id is looked up in; null: the environment's
+/// (<see cref="HubCacheResolver.DefaultCacheRoot()"/>).</param>
+internal sealed record VaeLoadOptions(ModelFamily? Family = null, string? HubCacheRoot = null);
 
 /// <summary>
 /// Opens any published VAE layout and presents it under canonical diffusers names, validated against the
 /// model's declared parameter list (<see cref="AutoencoderKlParameters"/>, <see cref="TaesdParameters"/>):
 /// <list type="bullet">
-/// <item>a diffusers folder: <c>config.json</c> + <c>diffusion_pytorch_model[.fp16].safetensors</c> (or <c>.bin</c>);</item>
+/// <item>a diffusers folder: <c>config.json</c> + <c>diffusion_pytorch_model[.fp16].safetensors</c> (or <c>.bin</c>),
+///   or those sharded (<c>diffusion_pytorch_model[.fp16].safetensors.index.json</c>, see <see cref="ShardedTensorArchive"/>);
+///   a pipeline folder (a hub snapshot) whose VAE is in <c>vae/</c>;</item>
+/// <item>a Hugging Face repo id (<c>stabilityai/sd-vae-ft-mse</c>) when no such path exists: its snapshot in the
+///   local hub cache (<see cref="HubCacheResolver"/>), never the network;</item>
 /// <item>a single file, safetensors or PyTorch zip: diffusers names, LDM names with or without a
 ///   <c>first_stage_model.</c> / <c>vae.</c> prefix, FLUX.1 <c>ae</c>, legacy attention names; the config is
 ///   inferred from the tensors;</item>
 /// <item>a NativeVae converted file (config in <c>__metadata__</c>, see weights/README.md);</item>
-/// <item>a TAESD encoder/decoder pair: a folder holding both, or either file of the pair.</item>
+/// <item>a TAESD encoder/decoder pair: a folder holding both, or either file of the pair; a half alone loads
+///   that half (the model refuses the other direction, naming the file).</item>
 /// </list>
 /// Errors are <see cref="InvalidDataException"/> (or <see cref="FileNotFoundException"/>) naming the file and tensor.
 /// </summary>
@@ -36,27 +44,41 @@ internal static class VaeLoader
 
     private const string ConfigFileName = "config.json";
     private const string ClassNameKey = "_class_name";
+    private const string PipelineVaeFolder = "vae";
+    /// <summary>In diffusers' order of preference; each single file before its sharded form.</summary>
     private static readonly string[] DiffusersWeightFiles =
     [
         "diffusion_pytorch_model.safetensors",
+        "diffusion_pytorch_model.safetensors" + ShardedTensorArchive.IndexSuffix,
         "diffusion_pytorch_model.fp16.safetensors",
+        "diffusion_pytorch_model.fp16.safetensors" + ShardedTensorArchive.IndexSuffix,
         "diffusion_pytorch_model.bin",
+        "diffusion_pytorch_model.bin" + ShardedTensorArchive.IndexSuffix,
         "diffusion_pytorch_model.fp16.bin",
+        "diffusion_pytorch_model.fp16.bin" + ShardedTensorArchive.IndexSuffix,
     ];
     private static readonly string[] CheckpointExtensions = [".safetensors", ".pth", ".pt", ".ckpt", ".bin"];
-    private const float SdxlScalingFactor = 0.13025f;
 
+    /// <summary>The one entry point: a file, a folder, or a repo id in the local hub cache.</summary>
+    /// <exception cref="FileNotFoundException">nothing at <paramref name="path"/>, and (for a repo id) not cached.</exception>
+    /// <exception cref="InvalidDataException">malformed or not a VAE; the message names the file and tensor.</exception>
     public static LoadedVae Open(string path, VaeLoadOptions? options = null)
     {
         options ??= new VaeLoadOptions();
         if (Directory.Exists(path)) return OpenFolder(path, options);
         if (File.Exists(path)) return OpenFile(path, options);
+        if (HubCacheResolver.LooksLikeRepoId(path))
+            return OpenFolder(HubCacheResolver.ResolveSnapshot(path, options.HubCacheRoot ?? HubCacheResolver.DefaultCacheRoot()), options);
         throw new FileNotFoundException($"{path}: no such file or folder", path);
     }
 
-    /// <summary>Opens one checkpoint file by its content: a zip is a PyTorch checkpoint, else safetensors.</summary>
+    /// <summary>
+    /// Opens one checkpoint by its content: a zip is a PyTorch checkpoint, else safetensors; a <c>*.index.json</c>
+    /// is a sharded checkpoint, its shards opened the same way.
+    /// </summary>
     public static ITensorArchive OpenArchive(string path)
     {
+        if (ShardedTensorArchive.IsIndexFile(path)) return ShardedTensorArchive.Open(path, OpenArchive);
         Span<byte> magic = stackalloc byte[4];
         int read;
         using (var stream = File.OpenRead(path)) read = stream.ReadAtLeast(magic, magic.Length, throwOnEndOfStream: false);
@@ -75,13 +97,21 @@ internal static class VaeLoader
             var archive = OpenArchive(weightsPath);
             return FromConfigJson(weightsPath, archive, json, configPath, options);
         }
+        string pipelineVae = Path.Combine(folder, PipelineVaeFolder);
+        if (Directory.Exists(pipelineVae)) return OpenFolder(pipelineVae, options);
 
         var checkpoints = Directory.EnumerateFiles(folder)
             .Where(f => CheckpointExtensions.Contains(Path.GetExtension(f), StringComparer.OrdinalIgnoreCase))
             .OrderBy(f => f, StringComparer.Ordinal).ToList();
+        // Hub repos often hold one checkpoint in two forms (sd-vae-ft-mse-original: .ckpt and .safetensors):
+        // the same weights, so keep one per name, in CheckpointExtensions' order (safetensors first).
+        checkpoints = checkpoints
+            .GroupBy(f => Path.GetFileNameWithoutExtension(f), StringComparer.Ordinal)
+            .Select(g => g.OrderBy(f => Array.FindIndex(CheckpointExtensions, e => e.Equals(Path.GetExtension(f), StringComparison.OrdinalIgnoreCase))).First())
+            .OrderBy(f => f, StringComparer.Ordinal).ToList();
         var encoders = checkpoints.Where(f => IsHalf(f, "encoder")).ToList();
         var decoders = checkpoints.Where(f => IsHalf(f, "decoder")).ToList();
-        if (encoders.Count == 1 && decoders.Count == 1) return OpenTinyPair(encoders[0], decoders[0], options);
+        if (encoders.Count == 1 && decoders.Count == 1) return OpenTinyHalves(encoders[0], decoders[0], options);
         if (checkpoints.Count == 1) return OpenFile(checkpoints[0], options);
         throw new InvalidDataException(
             $"{folder}: not a diffusers folder (no config.json), nor one checkpoint, nor one TAESD encoder/decoder pair " +
@@ -119,10 +149,9 @@ internal static class VaeLoader
                 if (!encoder && !IsHalf(path, "decoder"))
                     throw new InvalidDataException($"{path}: a bare taesd.py state dict whose file name says neither encoder nor decoder");
                 string sibling = SiblingHalf(path, encoder);
-                if (!File.Exists(sibling))
-                    throw new InvalidDataException($"{path}: a TAESD {(encoder ? "encoder" : "decoder")} alone; its pair {Path.GetFileName(sibling)} is not beside it");
                 archive.Dispose();
-                return encoder ? OpenTinyPair(path, sibling, options) : OpenTinyPair(sibling, path, options);
+                if (!File.Exists(sibling)) return encoder ? OpenTinyHalves(path, null, options) : OpenTinyHalves(null, path, options);
+                return encoder ? OpenTinyHalves(path, sibling, options) : OpenTinyHalves(sibling, path, options);
             }
             if (TaesdNaming.IsDiffusersTiny(names)) return TinyFromArchives(path, [archive], IdentityMap(archive), null, options);
             return KlFromArchive(path, archive, null, options);
@@ -194,7 +223,7 @@ internal static class VaeLoader
         if (config is null)
         {
             var inferred = AutoencoderKlConfigInference.Infer(map.ToDictionary(kv => kv.Key, kv => kv.Value.Item3), path);
-            family = options.Family ?? AutoencoderKlConfigInference.Recognise(inferred);
+            family = options.Family ?? KlFamilyRecognition.FromTensors(inferred, archive.Entries.Keys);
             RequireKl(path, family);
             config = AutoencoderKlConfigInference.WithFamilyFactors(inferred, family);
         }
@@ -206,8 +235,7 @@ internal static class VaeLoader
         }
         else
         {
-            family = AutoencoderKlConfigInference.Recognise(config) == ModelFamily.Flux ? ModelFamily.Flux
-                : config.ScalingFactor == SdxlScalingFactor ? ModelFamily.Sdxl : ModelFamily.Sd;
+            family = KlFamilyRecognition.FromConfig(config);
         }
         try
         {
@@ -227,16 +255,18 @@ internal static class VaeLoader
         if (family.IsTiny()) throw new InvalidDataException($"{path}: holds an AutoencoderKL, not a {family.Name()} tiny autoencoder");
     }
 
-    private static LoadedVae OpenTinyPair(string encoderPath, string decoderPath, VaeLoadOptions options)
+    /// <summary>A TAESD encoder and/or decoder in taesd.py's bare Sequential names (at least one is given).</summary>
+    private static LoadedVae OpenTinyHalves(string? encoderPath, string? decoderPath, VaeLoadOptions options)
     {
-        var encoder = OpenArchive(encoderPath);
-        ITensorArchive? decoder = null;
+        var archives = new List<ITensorArchive>();
         try
         {
-            decoder = OpenArchive(decoderPath);
             var map = new Dictionary<string, (ITensorArchive, string, TensorShape)>(StringComparer.Ordinal);
-            foreach (var (archive, isEncoder) in new[] { (encoder, true), (decoder, false) })
+            foreach (var (path, isEncoder) in new[] { (encoderPath, true), (decoderPath, false) })
             {
+                if (path is null) continue;
+                var archive = OpenArchive(path);
+                archives.Add(archive);
                 if (!TaesdNaming.IsBareSequential(archive.Entries.Keys))
                     throw new InvalidDataException($"{archive.Path}: not a taesd.py {(isEncoder ? "encoder" : "decoder")} state dict (names like '1.conv.0.weight')");
                 foreach (var (name, entry) in archive.Entries)
@@ -245,13 +275,12 @@ internal static class VaeLoader
                     map[canonical] = (archive, name, entry.Shape);
                 }
             }
-            string origin = $"{encoderPath} + {decoderPath}";
-            return TinyFromArchives(origin, [encoder, decoder], map, null, options);
+            string origin = encoderPath is not null && decoderPath is not null ? $"{encoderPath} + {decoderPath}" : (encoderPath ?? decoderPath)!;
+            return TinyFromArchives(origin, archives, map, null, options);
         }
         catch
         {
-            encoder.Dispose();
-            decoder?.Dispose();
+            foreach (var archive in archives) archive.Dispose();
             throw;
         }
     }
@@ -263,12 +292,15 @@ internal static class VaeLoader
         Dictionary<string, (ITensorArchive Archive, string Stored, TensorShape Shape)> map, TaesdConfig? config, VaeLoadOptions options)
     {
         const string DecoderConvIn = TaesdParameters.DecoderPrefix + "0.weight";
+        const string EncoderConvIn = TaesdParameters.EncoderPrefix + "0.weight";
+        bool hasEncoder = map.ContainsKey(EncoderConvIn);
+        bool hasDecoder = map.ContainsKey(DecoderConvIn);
         ModelFamily family;
         if (config is null)
         {
-            if (!map.TryGetValue(DecoderConvIn, out var convIn) || convIn.Shape.Rank != 4)
-                throw new InvalidDataException($"{origin}: cannot infer the TAESD config: tensor '{DecoderConvIn}' is missing");
-            int latent = convIn.Shape[1];
+            int latent = hasDecoder && map[DecoderConvIn].Shape.Rank == 4 ? map[DecoderConvIn].Shape[1]
+                : hasEncoder ? EncoderLatentChannels(map)
+                : throw new InvalidDataException($"{origin}: cannot infer the TAESD config: neither a 4-d '{DecoderConvIn}' nor '{EncoderConvIn}' is there");
             bool groupNorm = map.Keys.Any(k => k.Contains(".pool.", StringComparison.Ordinal));
             family = options.Family ?? RecogniseTiny(origin, latent, groupNorm);
             if (!family.IsTiny()) throw new InvalidDataException($"{origin}: holds a tiny autoencoder, not a {family.Name()} AutoencoderKL");
@@ -284,10 +316,34 @@ internal static class VaeLoader
             family = options.Family ?? RecogniseTiny(origin, config.LatentChannels, config.UseMidBlockGroupNorm);
             if (!family.IsTiny()) throw new InvalidDataException($"{origin}: holds a tiny autoencoder, not a {family.Name()} AutoencoderKL");
         }
-        var declared = TaesdParameters.Enumerate(config);
+        // A half alone declares only its own parameters (TaesdModel builds only that half); with neither
+        // half's first conv present, every parameter is declared, so that the check names what is missing.
+        if (!hasEncoder && !hasDecoder) hasEncoder = hasDecoder = true;
+        var declared = TaesdParameters.Enumerate(config)
+            .Where(p => p.Name.StartsWith(TaesdParameters.EncoderPrefix, StringComparison.Ordinal) ? hasEncoder : hasDecoder)
+            .ToList();
         CheckAgainstDeclared(origin, declared, map.ToDictionary(kv => kv.Key, kv => ((ITensorArchive, string, TensorShape))kv.Value));
         return new LoadedVae(origin, family, null, config, declared,
             new MappedWeightSource(origin, archives, map.ToDictionary(kv => kv.Key, kv => (kv.Value.Archive, kv.Value.Stored, kv.Value.Shape))));
+    }
+
+    /// <summary>The output channels of the encoder's last layer (its conv_out), the highest-numbered conv.</summary>
+    private static int EncoderLatentChannels(Dictionary<string, (ITensorArchive Archive, string Stored, TensorShape Shape)> map)
+    {
+        const string WeightSuffix = ".weight";
+        int last = -1;
+        TensorShape lastShape = default;
+        foreach (var (name, entry) in map)
+        {
+            if (!name.StartsWith(TaesdParameters.EncoderPrefix, StringComparison.Ordinal) || !name.EndsWith(WeightSuffix, StringComparison.Ordinal)) continue;
+            string index = name[TaesdParameters.EncoderPrefix.Length..^WeightSuffix.Length];
+            if (int.TryParse(index, out int i) && i > last && entry.Shape.Rank == 4)
+            {
+                last = i;
+                lastShape = entry.Shape;
+            }
+        }
+        return last >= 0 ? lastShape[0] : 0;
     }
 
     private static ModelFamily RecogniseTiny(string origin, int latentChannels, bool groupNorm) => (latentChannels, groupNorm) switch

@@ -77,7 +77,7 @@ public class CliTests
     [TestCase(new[] { "info" }, 2)]
     [TestCase(new[] { "info", "a", "b" }, 2)]
     [TestCase(new[] { "convert", "a", "b", "--dtype", "fp8" }, 2)]
-    [TestCase(new[] { "convert", "a", "b", "--family", "sd3" }, 2)]
+    [TestCase(new[] { "convert", "a", "b", "--family", "sd4" }, 2)]
     [TestCase(new[] { "convert", "a", "b", "--bogus", "1" }, 2)]
     [TestCase(new[] { "frobnicate" }, 2)]
     [TestCase(new[] { "info", "/no/such/file.safetensors" }, 1)]

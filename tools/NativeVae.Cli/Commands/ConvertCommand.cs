@@ -13,7 +13,7 @@ internal sealed class ConvertCommand : ICommand
 {
     public string Name => "convert";
 
-    public string Usage => "convert <input> <output.safetensors> [--dtype fp32|fp16|bf16] [--family sd|sdxl|flux|taesd|taesdxl|taef1|taef2]";
+    public string Usage => "convert <input> <output.safetensors> [--dtype fp32|fp16|bf16] [--family sd|sdxl|flux|sd3|taesd|taesdxl|taef1|taef2]";
 
     public string Summary => "convert a VAE checkpoint (file or folder) to NativeVae's safetensors format";
 

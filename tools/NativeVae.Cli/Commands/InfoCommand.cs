@@ -13,7 +13,7 @@ internal sealed class InfoCommand : ICommand
 {
     public string Name => "info";
 
-    public string Usage => "info <file-or-folder> [--family sd|sdxl|flux|taesd|taesdxl|taef1|taef2]";
+    public string Usage => "info <file-or-folder> [--family sd|sdxl|flux|sd3|taesd|taesdxl|taef1|taef2]";
 
     public string Summary => "print a VAE checkpoint's config, family, dtype and parameter count as JSON";
 

@@ -41,6 +41,9 @@ internal sealed record AutoencoderKlConfig
         ShiftFactor = 0.1159f,
     };
 
+    /// <summary>SD3 / SD3.5 <c>vae</c>: FLUX.1's structure with its own factors.</summary>
+    public static AutoencoderKlConfig Sd3 { get; } = Flux1 with { ScalingFactor = 1.5305f, ShiftFactor = 0.0609f };
+
     /// <summary>A small configuration for fast tests: two blocks of 32 and 64 channels, 8 groups.</summary>
     public static AutoencoderKlConfig Small { get; } = new()
     {

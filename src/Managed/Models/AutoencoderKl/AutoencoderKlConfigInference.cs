@@ -54,6 +54,7 @@ internal static class AutoencoderKlConfigInference
             ModelFamily.Sd => AutoencoderKlConfig.Sd,
             ModelFamily.Sdxl => AutoencoderKlConfig.Sdxl,
             ModelFamily.Flux => AutoencoderKlConfig.Flux1,
+            ModelFamily.Sd3 => AutoencoderKlConfig.Sd3,
             _ => throw new ArgumentException($"family {family.Name()} is a tiny autoencoder, not an AutoencoderKL"),
         };
         return config with

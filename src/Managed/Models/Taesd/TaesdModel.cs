@@ -18,18 +18,30 @@ internal sealed class TaesdModel : IVaeModel
     public const int DefaultSampleSize = 512;
 
     private readonly DeviceParameters _parameters;
-    private readonly TaesdEncoder _encoder;
-    private readonly TaesdDecoder _decoder;
+    private readonly TaesdEncoder? _encoder;
+    private readonly TaesdDecoder? _decoder;
+    private readonly string _origin;
 
+    /// <summary>
+    /// Builds the halves the weights hold: both, or one alone (taesd.py ships the encoder and the decoder as
+    /// two files, and a decoder-only checkpoint is common); using the absent half throws.
+    /// </summary>
     /// <exception cref="InvalidDataException">the weights lack a declared parameter or have another shape.</exception>
     public TaesdModel(IBackend backend, TaesdConfig config, IWeightSource weights, int sampleSize = DefaultSampleSize)
     {
         Backend = backend;
         Config = config;
         SampleSize = sampleSize;
-        _parameters = new DeviceParameters(backend, weights, TaesdParameters.Enumerate(config));
-        _encoder = new TaesdEncoder(_parameters, config);
-        _decoder = new TaesdDecoder(_parameters, config);
+        _origin = weights.Origin;
+        bool hasEncoder = weights.TryGetShape(TaesdParameters.EncoderPrefix + "0.weight", out _);
+        bool hasDecoder = weights.TryGetShape(TaesdParameters.DecoderPrefix + "0.weight", out _);
+        if (!hasEncoder && !hasDecoder) hasEncoder = hasDecoder = true; // validation below names what is missing
+        var declared = TaesdParameters.Enumerate(config)
+            .Where(p => p.Name.StartsWith(TaesdParameters.EncoderPrefix, StringComparison.Ordinal) ? hasEncoder : hasDecoder)
+            .ToList();
+        _parameters = new DeviceParameters(backend, weights, declared);
+        _encoder = hasEncoder ? new TaesdEncoder(_parameters, config) : null;
+        _decoder = hasDecoder ? new TaesdDecoder(_parameters, config) : null;
     }
 
     public TaesdConfig Config { get; }
@@ -57,7 +69,9 @@ internal sealed class TaesdModel : IVaeModel
     {
         if (image.Shape.Rank != 4 || image.Shape.C != TaesdConfig.ImageChannels)
             throw new ArgumentException($"TAESD encode expects an [N, 3, H, W] image, got {image.Shape}", nameof(image));
-        return _encoder.Forward(ops, image, observe);
+        var encoder = _encoder ?? throw new InvalidOperationException(
+            $"{_origin} holds only a TAESD decoder; encoding needs the encoder too (its *_encoder.pth beside the decoder, or a diffusers AutoencoderTiny folder)");
+        return encoder.Forward(ops, image, observe);
     }
 
     /// <inheritdoc cref="Decode(Tensor)"/>
@@ -65,7 +79,9 @@ internal sealed class TaesdModel : IVaeModel
     {
         if (latent.Shape.Rank != 4 || latent.Shape.C != Config.LatentChannels)
             throw new ArgumentException($"TAESD decode expects [N, {Config.LatentChannels}, h, w] latents, got {latent.Shape}", nameof(latent));
-        return _decoder.Forward(ops, latent, observe);
+        var decoder = _decoder ?? throw new InvalidOperationException(
+            $"{_origin} holds only a TAESD encoder; decoding needs the decoder too (its *_decoder.pth beside the encoder, or a diffusers AutoencoderTiny folder)");
+        return decoder.Forward(ops, latent, observe);
     }
 
     public void Dispose() => _parameters.Dispose();

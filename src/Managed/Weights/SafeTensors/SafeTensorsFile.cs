@@ -59,16 +59,17 @@ internal sealed class SafeTensorsFile : ITensorArchive
 
     public static SafeTensorsFile Open(string path)
     {
-        var info = new FileInfo(path);
-        if (!info.Exists) throw new FileNotFoundException($"{path}: no such file", path);
-        long fileLength = info.Length;
-        if (fileLength < HeaderLengthBytes)
-            throw Bad(path, $"file is {fileLength} bytes, shorter than the 8-byte header length");
-
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such file", path);
         byte[] header;
         ulong headerLength;
+        long fileLength;
         using (var stream = File.OpenRead(path))
         {
+            // The open file's length, not FileInfo's: a hub-cache snapshot file is a symlink into blobs/, and
+            // FileInfo.Length is the link's own length.
+            fileLength = stream.Length;
+            if (fileLength < HeaderLengthBytes)
+                throw Bad(path, $"file is {fileLength} bytes, shorter than the 8-byte header length");
             Span<byte> lengthBytes = stackalloc byte[HeaderLengthBytes];
             stream.ReadExactly(lengthBytes);
             headerLength = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes);
