@@ -1,5 +1,5 @@
+using NativeVae.Core;
 using System.Text.Json.Nodes;
-using NativeVae.Tensors;
 
 namespace NativeVae.Tests.Support;
 

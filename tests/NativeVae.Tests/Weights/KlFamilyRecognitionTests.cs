@@ -1,6 +1,6 @@
+using NativeVae.Core;
 using NativeVae.Models;
 using NativeVae.Models.AutoencoderKl;
-using NativeVae.Tensors;
 using NativeVae.Tests.Support;
 using NativeVae.Weights;
 using static NativeVae.Tests.Support.SyntheticVae;

@@ -1,8 +1,8 @@
+using NativeVae.Core;
 using NativeVae;
 using NativeVae.Backends;
 using NativeVae.Models;
 using NativeVae.Models.Taesd;
-using NativeVae.Tensors;
 using NativeVae.Tests.Support;
 using NativeVae.Weights;
 using static NativeVae.Tests.Support.SyntheticVae;
