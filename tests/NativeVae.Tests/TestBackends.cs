@@ -2,7 +2,6 @@ using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
 using NativeVae.Core;
-using NativeVae.Backends;
 using NativeVae.Backends.Cpu;
 using NativeVae.Backends.Ilgpu;
 using NativeVae.Kernels.Cpu;

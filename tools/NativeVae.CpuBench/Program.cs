@@ -1,6 +1,5 @@
 using NativeVae;
 using System.Diagnostics;
-using NativeVae.Backends;
 using NativeVae.Backends.Cpu;
 using NativeVae.Core;
 

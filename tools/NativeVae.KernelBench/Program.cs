@@ -2,7 +2,6 @@ using NativeVae;
 using System.Diagnostics;
 using System.Globalization;
 using NativeVae.Core;
-using NativeVae.Backends;
 using NativeVae.Backends.Ilgpu;
 using NativeVae.Kernels.Gpu;
 using NativeVae.KernelBench;

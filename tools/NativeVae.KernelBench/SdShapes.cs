@@ -1,7 +1,7 @@
-using NativeVae.Backends;
 using NativeVae.Backends.Ilgpu;
 using NativeVae.Core;
 using NativeVae.Weights;
+using NativeVae.Loading;
 
 namespace NativeVae.KernelBench;
 

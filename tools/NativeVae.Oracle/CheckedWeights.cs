@@ -1,5 +1,7 @@
 using NativeVae.Core;
 using NativeVae.Weights;
+using NativeVae.Formats;
+using NativeVae.Loading;
 using static TorchSharp.torch;
 
 namespace NativeVae.Oracle;

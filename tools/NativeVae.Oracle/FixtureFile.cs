@@ -1,6 +1,6 @@
 using System.Globalization;
 using TensorShape = NativeVae.TensorShape;
-using NativeVae.Weights.SafeTensors;
+using NativeVae.Formats.SafeTensors;
 using TorchSharp;
 using static TorchSharp.torch;
 

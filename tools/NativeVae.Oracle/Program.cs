@@ -6,6 +6,8 @@ using NativeVae.Oracle.Ops;
 using NativeVae.Oracle.Taef2;
 using NativeVae.Oracle.Tiling;
 using NativeVae.Weights;
+using NativeVae.Formats;
+using NativeVae.Loading;
 
 // The libtorch oracle: regenerates the committed fixtures under tests/fixtures. See README.md beside this file.
 //

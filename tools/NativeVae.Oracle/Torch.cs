@@ -1,5 +1,7 @@
 using NativeVae.Core;
 using NativeVae.Weights;
+using NativeVae.Formats;
+using NativeVae.Loading;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -7,6 +7,8 @@ using NativeVae.Oracle;
 using NativeVae.Oracle.AutoencoderKl;
 using NativeVae.Core;
 using NativeVae.Weights;
+using NativeVae.Formats;
+using NativeVae.Loading;
 using TorchSharp;
 using static TorchSharp.torch;
 

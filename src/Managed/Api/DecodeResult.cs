@@ -1,4 +1,3 @@
-using NativeVae.Core;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 

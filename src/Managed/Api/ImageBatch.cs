@@ -1,5 +1,4 @@
 using NativeVae.Core;
-using NativeVae.Backends;
 using NativeVae.Imaging;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;

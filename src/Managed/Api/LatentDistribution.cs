@@ -1,5 +1,5 @@
-using NativeVae.Core;
 using NativeVae.Weights;
+using NativeVae.Loading;
 
 namespace NativeVae.Api;
 

@@ -4,7 +4,8 @@ using NativeVae.Imaging;
 using NativeVae.Models;
 using NativeVae.Models.AutoencoderKl;
 using NativeVae.Models.Taesd;
-using NativeVae.Weights;
+using NativeVae.Formats;
+using NativeVae.Loading;
 using NativeVae.Core;
 using SixLabors.ImageSharp;
 

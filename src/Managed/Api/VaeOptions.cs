@@ -1,4 +1,3 @@
-using NativeVae.Core;
 using NativeVae.Backends;
 
 namespace NativeVae;

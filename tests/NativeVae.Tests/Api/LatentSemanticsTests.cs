@@ -1,6 +1,6 @@
 using NativeVae.Api;
-using NativeVae.Core;
 using NativeVae.Weights;
+using NativeVae.Loading;
 
 namespace NativeVae.Tests.Api;
 

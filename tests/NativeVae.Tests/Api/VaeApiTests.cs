@@ -1,7 +1,7 @@
 using NativeVae.Models.AutoencoderKl;
-using NativeVae.Core;
 using NativeVae.Tests.Support;
 using NativeVae.Weights;
+using NativeVae.Loading;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 

@@ -1,8 +1,7 @@
-using NativeVae.Core;
 using NativeVae.Backends;
 using NativeVae.Models.AutoencoderKl;
-using NativeVae.Tests.Support;
 using NativeVae.Weights;
+using NativeVae.Loading;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 

@@ -2,6 +2,7 @@ using NativeVae.Backends;
 using NativeVae.Models.AutoencoderKl;
 using NativeVae.Core;
 using NativeVae.Weights;
+using NativeVae.Loading;
 
 namespace NativeVae.Tests.Backends;
 

@@ -110,8 +110,8 @@ public class CliPipelineTests
     {
         string model = TestPaths.RequireShared("models/taef2");
         string latent = Path.Combine(_folder, "packed.safetensors");
-        NativeVae.Weights.SafeTensors.SafeTensorsWriter.Write(latent,
-            [NativeVae.Weights.SafeTensors.SafeTensorToWrite.FromFloat32("latent", new NativeVae.TensorShape(1, 4, 128), new float[512])]);
+        NativeVae.Formats.SafeTensors.SafeTensorsWriter.Write(latent,
+            [NativeVae.Formats.SafeTensors.SafeTensorToWrite.FromFloat32("latent", new NativeVae.TensorShape(1, 4, 128), new float[512])]);
         var (code, _, stderr) = Run("decode", latent, "--model", model, "-o", Path.Combine(_folder, "x.png"));
         Assert.That(code, Is.Not.Zero);
         Assert.That(stderr, Does.Contain("`height` and `width` required for packed latents."));

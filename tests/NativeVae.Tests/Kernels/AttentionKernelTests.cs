@@ -1,6 +1,6 @@
-using NativeVae.Core;
 using NativeVae.Tests.Support;
 using NativeVae.Weights;
+using NativeVae.Loading;
 
 namespace NativeVae.Tests.Kernels;
 

@@ -1,4 +1,3 @@
-using NativeVae.Core;
 using NativeVae.Backends.Cpu;
 using NativeVae.Kernels.Cpu;
 using NativeVae.Tests.Support;

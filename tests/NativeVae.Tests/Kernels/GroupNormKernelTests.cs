@@ -1,7 +1,7 @@
-using NativeVae.Kernels.Gpu;
 using NativeVae.Core;
 using NativeVae.Tests.Support;
 using NativeVae.Weights;
+using NativeVae.Loading;
 
 namespace NativeVae.Tests.Kernels;
 

@@ -1,4 +1,3 @@
-using NativeVae.Backends;
 using NativeVae.Backends.Cpu;
 using NativeVae.Backends.Ilgpu;
 using NativeVae.Kernels.Cpu;

@@ -1,4 +1,3 @@
-using NativeVae.Backends.Cpu;
 using NativeVae.Kernels.Cpu;
 using NativeVae.Kernels.Gpu;
 using NativeVae.Tests.Support;

@@ -1,8 +1,8 @@
-using NativeVae.Backends;
 using NativeVae.Backends.Cpu;
 using NativeVae.Core;
 using NativeVae.Tests.Support;
 using NativeVae.Weights;
+using NativeVae.Loading;
 
 namespace NativeVae.Tests.Kernels;
 

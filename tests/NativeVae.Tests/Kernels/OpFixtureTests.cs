@@ -1,8 +1,7 @@
 using System.Globalization;
-using NativeVae.Backends;
 using NativeVae.Core;
 using NativeVae.Tests.Support;
-using NativeVae.Weights.SafeTensors;
+using NativeVae.Formats.SafeTensors;
 
 namespace NativeVae.Tests.Kernels;
 

@@ -1,10 +1,10 @@
-using NativeVae.Backends;
 using NativeVae.Models;
 using NativeVae.Models.AutoencoderKl;
 using NativeVae.Core;
 using NativeVae.Tests.Support;
 using NativeVae.Weights;
-using NativeVae.Weights.SafeTensors;
+using NativeVae.Loading;
+using NativeVae.Formats.SafeTensors;
 
 namespace NativeVae.Tests.Models;
 

@@ -1,5 +1,6 @@
 using NativeVae.Models.AutoencoderKl;
-using NativeVae.Weights;
+using NativeVae.Formats;
+using NativeVae.Loading;
 
 namespace NativeVae.Tests.Support;
 

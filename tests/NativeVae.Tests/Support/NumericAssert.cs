@@ -1,5 +1,4 @@
 using System.Text;
-using NativeVae.Core;
 
 namespace NativeVae.Tests.Support;
 

@@ -1,5 +1,4 @@
 using NativeVae.Core;
-using NativeVae.Backends;
 
 namespace NativeVae.Tests.Support;
 

@@ -1,4 +1,3 @@
-using NativeVae.Backends;
 using NativeVae.Core;
 
 namespace NativeVae.Tests.Support;

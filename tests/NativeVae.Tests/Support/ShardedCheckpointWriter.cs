@@ -1,4 +1,3 @@
-using NativeVae.Core;
 using System.Text.Json.Nodes;
 
 namespace NativeVae.Tests.Support;

@@ -1,9 +1,9 @@
 using System.Text.RegularExpressions;
 using NativeVae.Models.AutoencoderKl;
 using NativeVae.Models.Taesd;
-using NativeVae.Core;
 using NativeVae.Weights;
-using NativeVae.Weights.SafeTensors;
+using NativeVae.Loading;
+using NativeVae.Formats.SafeTensors;
 
 namespace NativeVae.Tests.Support;
 

@@ -1,7 +1,7 @@
 using System.IO.Compression;
 using System.Text;
-using NativeVae.Core;
 using NativeVae.Weights;
+using NativeVae.Formats;
 
 namespace NativeVae.Tests.Support;
 

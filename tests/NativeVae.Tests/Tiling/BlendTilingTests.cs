@@ -1,6 +1,6 @@
-using NativeVae.Core;
 using NativeVae.Tiling;
 using NativeVae.Weights;
+using NativeVae.Loading;
 
 namespace NativeVae.Tests.Tiling;
 

@@ -1,8 +1,8 @@
 using NativeVae.Models.AutoencoderKl;
 using NativeVae.Models.Taesd;
-using NativeVae.Core;
 using NativeVae.Tests.Support;
 using NativeVae.Weights;
+using NativeVae.Loading;
 
 namespace NativeVae.Tests.Tiling;
 

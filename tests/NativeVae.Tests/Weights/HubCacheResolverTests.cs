@@ -1,6 +1,7 @@
 using NativeVae.Models.AutoencoderKl;
 using NativeVae.Tests.Support;
-using NativeVae.Weights;
+using NativeVae.Formats;
+using NativeVae.Loading;
 using static NativeVae.Tests.Support.SyntheticVae;
 
 namespace NativeVae.Tests.Weights;

@@ -1,8 +1,8 @@
-using NativeVae.Core;
 using NativeVae.Models;
 using NativeVae.Models.AutoencoderKl;
-using NativeVae.Tests.Support;
 using NativeVae.Weights;
+using NativeVae.Formats;
+using NativeVae.Loading;
 using static NativeVae.Tests.Support.SyntheticVae;
 
 namespace NativeVae.Tests.Weights;

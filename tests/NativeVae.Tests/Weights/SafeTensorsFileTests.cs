@@ -1,8 +1,7 @@
 using System.Text;
-using NativeVae.Core;
 using NativeVae.Tests.Support;
-using NativeVae.Weights;
-using NativeVae.Weights.SafeTensors;
+using NativeVae.Formats;
+using NativeVae.Formats.SafeTensors;
 
 namespace NativeVae.Tests.Weights;
 

@@ -1,8 +1,8 @@
-using NativeVae.Core;
 using System.Text.Json.Nodes;
 using NativeVae.Models.AutoencoderKl;
 using NativeVae.Tests.Support;
-using NativeVae.Weights;
+using NativeVae.Formats;
+using NativeVae.Loading;
 using static NativeVae.Tests.Support.SyntheticVae;
 
 namespace NativeVae.Tests.Weights;
@@ -121,7 +121,7 @@ internal class ShardedCheckpointTests
     {
         string dir = TempFolder();
         string index = WriteShardedFolder(dir);
-        using var archive = ShardedTensorArchive.Open(index, VaeLoader.OpenArchive);
+        using var archive = ShardedTensorArchive.Open(index, TensorArchive.Open);
         var tensors = InLayout(SmallSd, Layout.Diffusers);
         Assert.That(archive.Entries.Keys, Is.EquivalentTo(tensors.Select(t => t.Name)));
         var (name, shape, values) = tensors[4];

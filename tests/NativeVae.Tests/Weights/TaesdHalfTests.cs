@@ -1,10 +1,10 @@
-using NativeVae.Core;
 using NativeVae;
 using NativeVae.Backends;
 using NativeVae.Models;
 using NativeVae.Models.Taesd;
 using NativeVae.Tests.Support;
 using NativeVae.Weights;
+using NativeVae.Loading;
 using static NativeVae.Tests.Support.SyntheticVae;
 
 namespace NativeVae.Tests.Weights;

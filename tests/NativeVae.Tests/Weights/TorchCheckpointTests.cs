@@ -1,8 +1,8 @@
 using System.IO.Compression;
-using NativeVae.Core;
 using NativeVae.Tests.Support;
-using NativeVae.Weights;
-using NativeVae.Weights.Pickle;
+using NativeVae.Formats;
+using NativeVae.Loading;
+using NativeVae.Formats.Pickle;
 
 namespace NativeVae.Tests.Weights;
 
@@ -152,7 +152,7 @@ public class TorchCheckpointTests
         string dir = SyntheticVae.TempFolder();
         string pth = Path.Combine(dir, "weights.safetensors"); // a zip with the wrong extension
         TorchZipWriter.Write(pth, [new("a", DType.F32, new TensorShape(1), [1f])]);
-        using var archive = VaeLoader.OpenArchive(pth);
+        using var archive = TensorArchive.Open(pth);
         Assert.That(archive, Is.InstanceOf<TorchCheckpoint>());
     }
 }

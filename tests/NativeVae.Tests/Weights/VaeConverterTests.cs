@@ -1,9 +1,8 @@
-using NativeVae.Models;
 using NativeVae.Models.Taesd;
-using NativeVae.Core;
 using NativeVae.Tests.Support;
-using NativeVae.Weights;
-using NativeVae.Weights.SafeTensors;
+using NativeVae.Formats;
+using NativeVae.Loading;
+using NativeVae.Formats.SafeTensors;
 using static NativeVae.Tests.Support.SyntheticVae;
 
 namespace NativeVae.Tests.Weights;

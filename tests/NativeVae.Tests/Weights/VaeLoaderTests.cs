@@ -1,10 +1,9 @@
-using NativeVae.Models;
 using NativeVae.Models.AutoencoderKl;
 using NativeVae.Models.Taesd;
-using NativeVae.Core;
 using NativeVae.Tests.Support;
-using NativeVae.Weights;
-using NativeVae.Weights.Layouts;
+using NativeVae.Formats;
+using NativeVae.Loading;
+using NativeVae.Loading.Layouts;
 using static NativeVae.Tests.Support.SyntheticVae;
 
 namespace NativeVae.Tests.Weights;

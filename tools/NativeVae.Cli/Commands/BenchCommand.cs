@@ -2,13 +2,13 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using NativeVae.Backends;
-using NativeVae.Backends.Cpu;
 using NativeVae.Backends.Ilgpu;
 using NativeVae.Cli.Bench;
 using NativeVae.Kernels.Cpu;
 using NativeVae.Models.AutoencoderKl;
 using NativeVae.Core;
 using NativeVae.Weights;
+using NativeVae.Loading;
 
 namespace NativeVae.Cli.Commands;
 

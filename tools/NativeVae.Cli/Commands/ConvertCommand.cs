@@ -1,6 +1,7 @@
-using NativeVae.Models;
 using NativeVae.Core;
 using NativeVae.Weights;
+using NativeVae.Formats;
+using NativeVae.Loading;
 
 namespace NativeVae.Cli.Commands;
 

@@ -1,5 +1,4 @@
-using NativeVae.Core;
-using NativeVae.Weights.SafeTensors;
+using NativeVae.Formats.SafeTensors;
 
 namespace NativeVae.Cli.Commands;
 

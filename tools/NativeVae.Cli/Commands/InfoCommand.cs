@@ -2,6 +2,8 @@ using System.Text.Json.Nodes;
 using NativeVae.Core;
 using NativeVae.Models;
 using NativeVae.Weights;
+using NativeVae.Formats;
+using NativeVae.Loading;
 
 namespace NativeVae.Cli.Commands;
 

@@ -1,5 +1,4 @@
 using System.Globalization;
-using NativeVae.Core;
 using NativeVae.Backends;
 
 namespace NativeVae.Cli.Commands;

@@ -3,6 +3,8 @@ using NativeVae.Core;
 using NativeVae.Models.AutoencoderKl;
 using NativeVae.Oracle.Tiling;
 using NativeVae.Weights;
+using NativeVae.Formats;
+using NativeVae.Loading;
 using static TorchSharp.torch;
 
 namespace NativeVae.Oracle.AutoencoderKl;

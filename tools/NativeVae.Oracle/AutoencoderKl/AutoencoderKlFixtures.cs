@@ -2,6 +2,8 @@ using System.Text.Json;
 using NativeVae.Core;
 using NativeVae.Models.AutoencoderKl;
 using NativeVae.Weights;
+using NativeVae.Formats;
+using NativeVae.Loading;
 using static TorchSharp.torch;
 
 namespace NativeVae.Oracle.AutoencoderKl;

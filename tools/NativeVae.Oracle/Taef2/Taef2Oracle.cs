@@ -1,6 +1,8 @@
 using System.Collections;
 using NativeVae.Core;
 using NativeVae.Weights;
+using NativeVae.Formats;
+using NativeVae.Loading;
 using TorchSharp;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;

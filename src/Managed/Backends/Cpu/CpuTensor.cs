@@ -1,5 +1,4 @@
 using NativeVae.Kernels.Cpu;
-using NativeVae.Backends;
 using NativeVae.Core;
 
 namespace NativeVae.Backends.Cpu;

@@ -1,6 +1,5 @@
 using ILGPU;
 using ILGPU.Runtime;
-using NativeVae.Backends;
 using NativeVae.Core;
 
 namespace NativeVae.Backends.Ilgpu;

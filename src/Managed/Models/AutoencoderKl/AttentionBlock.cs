@@ -1,4 +1,3 @@
-using NativeVae.Backends;
 using NativeVae.Models.Layers;
 using NativeVae.Core;
 

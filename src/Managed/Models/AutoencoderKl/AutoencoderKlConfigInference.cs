@@ -1,5 +1,3 @@
-using NativeVae.Core;
-
 namespace NativeVae.Models.AutoencoderKl;
 
 /// <summary>

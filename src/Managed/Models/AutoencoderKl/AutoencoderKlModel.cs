@@ -1,8 +1,6 @@
-using NativeVae.Backends;
 using NativeVae.Models;
 using NativeVae.Models.Layers;
 using NativeVae.Core;
-using NativeVae.Weights;
 
 namespace NativeVae.Models.AutoencoderKl;
 

@@ -1,6 +1,4 @@
-using NativeVae.Backends;
 using NativeVae.Core;
-using NativeVae.Weights;
 
 namespace NativeVae.Models.Layers;
 

@@ -1,7 +1,5 @@
-using NativeVae.Backends;
 using NativeVae.Models.Layers;
 using NativeVae.Core;
-using NativeVae.Weights;
 
 namespace NativeVae.Models.Taesd;
 

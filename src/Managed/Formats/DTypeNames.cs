@@ -1,6 +1,4 @@
-using NativeVae.Core;
-
-namespace NativeVae.Weights;
+namespace NativeVae.Formats;
 
 /// <summary>The dtype names the CLI and the converted format's metadata use: fp32, fp16, bf16.</summary>
 internal static class DTypeNames

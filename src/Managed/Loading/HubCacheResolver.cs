@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
 
-namespace NativeVae.Weights;
+namespace NativeVae.Loading;
 
 /// <summary>
 /// Finds a Hugging Face repo id (<c>stabilityai/sd-vae-ft-mse</c>) in the local hub cache, with no network:

@@ -1,6 +1,4 @@
-using NativeVae.Core;
-
-namespace NativeVae.Weights.Pickle;
+namespace NativeVae.Formats.Pickle;
 
 // The only values a state-dict pickle may build. Plain values are long, double, string, bool, byte[] and
 // PickleNone; tuples are object?[], lists List<object?>, dicts PickleDict.

@@ -1,10 +1,10 @@
+using NativeVae.Loading;
+using NativeVae.Formats;
 using System.Text.Json.Nodes;
-using NativeVae.Models;
 using NativeVae.Models.AutoencoderKl;
 using NativeVae.Models.Taesd;
-using NativeVae.Core;
 
-namespace NativeVae.Weights;
+namespace NativeVae.Loading;
 
 /// <summary>
 /// A VAE checkpoint opened by <see cref="VaeLoader"/>: its family, its config (exactly one of

@@ -1,8 +1,9 @@
-using NativeVae.Models;
+using NativeVae.Loading;
+using NativeVae.Formats;
 using NativeVae.Core;
-using NativeVae.Weights.SafeTensors;
+using NativeVae.Formats.SafeTensors;
 
-namespace NativeVae.Weights;
+namespace NativeVae.Loading;
 
 /// <summary>
 /// Writes a loaded VAE in NativeVae's converted format (weights/README.md): a standard safetensors file with

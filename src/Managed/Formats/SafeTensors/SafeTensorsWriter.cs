@@ -1,8 +1,7 @@
 using System.Text;
 using System.Text.Json;
-using NativeVae.Core;
 
-namespace NativeVae.Weights.SafeTensors;
+namespace NativeVae.Formats.SafeTensors;
 
 /// <summary>A tensor to write: name, storage dtype, shape, and its bytes in that dtype.</summary>
 internal sealed record SafeTensorToWrite(string Name, DType DType, TensorShape Shape, ReadOnlyMemory<byte> Data)

@@ -1,7 +1,6 @@
-using NativeVae.Models;
 using NativeVae.Models.AutoencoderKl;
 
-namespace NativeVae.Weights;
+namespace NativeVae.Loading;
 
 /// <summary>
 /// Which AutoencoderKL family a checkpoint is, when the caller does not say (<see cref="VaeLoadOptions.Family"/>).

@@ -1,7 +1,6 @@
 using System.Runtime.InteropServices;
-using NativeVae.Core;
 
-namespace NativeVae.Weights;
+namespace NativeVae.Formats;
 
 /// <summary>Conversions between fp32 and the little-endian storage dtypes.</summary>
 internal static class DTypeConversion

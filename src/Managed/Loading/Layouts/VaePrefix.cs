@@ -1,4 +1,4 @@
-namespace NativeVae.Weights.Layouts;
+namespace NativeVae.Loading.Layouts;
 
 /// <summary>
 /// Full SD/SDXL checkpoints hold the VAE under <c>first_stage_model.</c> (some under <c>vae.</c>) beside the

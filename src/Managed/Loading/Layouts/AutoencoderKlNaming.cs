@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
 
-namespace NativeVae.Weights.Layouts;
+namespace NativeVae.Loading.Layouts;
 
 /// <summary>
 /// Maps the tensor names of every published AutoencoderKL layout to diffusers' canonical names:

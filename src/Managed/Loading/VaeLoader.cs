@@ -1,12 +1,13 @@
+using NativeVae.Loading;
+using NativeVae.Formats;
 using NativeVae.Models;
 using NativeVae.Models.AutoencoderKl;
 using NativeVae.Models.Taesd;
-using NativeVae.Core;
-using NativeVae.Weights.Layouts;
-using NativeVae.Weights.Pickle;
-using NativeVae.Weights.SafeTensors;
+using NativeVae.Loading.Layouts;
+using NativeVae.Formats.Pickle;
+using NativeVae.Formats.SafeTensors;
 
-namespace NativeVae.Weights;
+namespace NativeVae.Loading;
 
 /// <summary>Overrides for <see cref="VaeLoader.Open"/>.</summary>
 /// <param name="Family">the family whose published scaling/shift factors apply (and, for SD vs SDXL, or FLUX.1 vs
@@ -72,19 +73,6 @@ internal static class VaeLoader
         throw new FileNotFoundException($"{path}: no such file or folder", path);
     }
 
-    /// <summary>
-    /// Opens one checkpoint by its content: a zip is a PyTorch checkpoint, else safetensors; a <c>*.index.json</c>
-    /// is a sharded checkpoint, its shards opened the same way.
-    /// </summary>
-    public static ITensorArchive OpenArchive(string path)
-    {
-        if (ShardedTensorArchive.IsIndexFile(path)) return ShardedTensorArchive.Open(path, OpenArchive);
-        Span<byte> magic = stackalloc byte[4];
-        int read;
-        using (var stream = File.OpenRead(path)) read = stream.ReadAtLeast(magic, magic.Length, throwOnEndOfStream: false);
-        bool zip = read == magic.Length && magic[0] == (byte)'P' && magic[1] == (byte)'K' && magic[2] == 3 && magic[3] == 4;
-        return zip ? TorchCheckpoint.Open(path) : SafeTensorsFile.Open(path);
-    }
 
     private static LoadedVae OpenFolder(string folder, VaeLoadOptions options)
     {
@@ -94,7 +82,7 @@ internal static class VaeLoader
             string weightsPath = DiffusersWeightFiles.Select(f => Path.Combine(folder, f)).FirstOrDefault(File.Exists)
                 ?? throw new InvalidDataException($"{folder}: diffusers folder without weights (looked for {string.Join(", ", DiffusersWeightFiles)})");
             string json = File.ReadAllText(configPath);
-            var archive = OpenArchive(weightsPath);
+            var archive = TensorArchive.Open(weightsPath);
             return FromConfigJson(weightsPath, archive, json, configPath, options);
         }
         string pipelineVae = Path.Combine(folder, PipelineVaeFolder);
@@ -123,7 +111,7 @@ internal static class VaeLoader
 
     private static LoadedVae OpenFile(string path, VaeLoadOptions options)
     {
-        var archive = OpenArchive(path);
+        var archive = TensorArchive.Open(path);
         try
         {
             var names = archive.Entries.Keys;
@@ -265,7 +253,7 @@ internal static class VaeLoader
             foreach (var (path, isEncoder) in new[] { (encoderPath, true), (decoderPath, false) })
             {
                 if (path is null) continue;
-                var archive = OpenArchive(path);
+                var archive = TensorArchive.Open(path);
                 archives.Add(archive);
                 if (!TaesdNaming.IsBareSequential(archive.Entries.Keys))
                     throw new InvalidDataException($"{archive.Path}: not a taesd.py {(isEncoder ? "encoder" : "decoder")} state dict (names like '1.conv.0.weight')");

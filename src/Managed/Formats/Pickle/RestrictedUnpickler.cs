@@ -1,8 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
-using NativeVae.Core;
 
-namespace NativeVae.Weights.Pickle;
+namespace NativeVae.Formats.Pickle;
 
 /// <summary>
 /// Interprets the pickle of a PyTorch state dict (<c>data.pkl</c> in a <c>torch.save</c> zip) the way

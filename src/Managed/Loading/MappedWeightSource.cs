@@ -1,6 +1,8 @@
+using NativeVae.Loading;
+using NativeVae.Formats;
 using NativeVae.Core;
 
-namespace NativeVae.Weights;
+namespace NativeVae.Loading;
 
 /// <summary>
 /// Canonical parameter names over the tensors of one or more open checkpoint files (a TAESD encoder and decoder

@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
 
-namespace NativeVae.Weights.Layouts;
+namespace NativeVae.Loading.Layouts;
 
 /// <summary>
 /// taesd.py checkpoints (<c>taesd_encoder.pth</c>, <c>taef2_decoder.pth</c>, their .safetensors twins) are

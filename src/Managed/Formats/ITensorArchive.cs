@@ -1,6 +1,4 @@
-using NativeVae.Core;
-
-namespace NativeVae.Weights;
+namespace NativeVae.Formats;
 
 /// <summary>One tensor as a checkpoint file stores it: its name in the file, storage dtype and shape.</summary>
 internal sealed record StoredTensor(string Name, DType DType, TensorShape Shape);

@@ -2,9 +2,8 @@ using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
-using NativeVae.Core;
 
-namespace NativeVae.Weights.SafeTensors;
+namespace NativeVae.Formats.SafeTensors;
 
 /// <summary>
 /// A memory-mapped safetensors file (https://github.com/huggingface/safetensors format): an 8-byte little-endian

@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace NativeVae.Weights;
+namespace NativeVae.Formats;
 
 /// <summary>
 /// The shards of a sharded checkpoint presented as one archive: a diffusers / transformers index file

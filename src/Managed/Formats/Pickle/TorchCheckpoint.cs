@@ -1,7 +1,6 @@
 using System.IO.Compression;
-using NativeVae.Core;
 
-namespace NativeVae.Weights.Pickle;
+namespace NativeVae.Formats.Pickle;
 
 /// <summary>
 /// A PyTorch zip checkpoint (<c>torch.save</c> since 1.6: <c>.pth</c>, <c>.pt</c>, <c>.ckpt</c>, <c>.bin</c>):
