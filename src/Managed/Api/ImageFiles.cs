@@ -27,6 +27,8 @@ public static class ImageFiles
     /// The image as the encoder sees it: resized (Lanczos, as diffusers' <c>VaeImageProcessor</c>) down to the nearest
     /// multiple of <paramref name="multiple"/> in each dimension. Always a new image; the caller disposes it.
     /// </summary>
+    /// <param name="image">The loaded image (not disposed).</param>
+    /// <param name="multiple">The model's downsampling factor (<see cref="Vae.DownsampleFactor"/>).</param>
     /// <exception cref="ArgumentException">the image is smaller than <paramref name="multiple"/> in a dimension.</exception>
     public static Image<Rgb24> ResizeToMultiple(Image<Rgb24> image, int multiple)
     {
@@ -35,6 +37,7 @@ public static class ImageFiles
     }
 
     /// <summary>Writes an image atomically (temporary file, then rename); the format follows the extension.</summary>
+    /// <param name="image">The image to write.</param>
     /// <param name="path">A <c>.png</c>, <c>.jpg</c> or <c>.jpeg</c> file.</param>
     /// <param name="jpegQuality">JPEG quality, 1 to 100.</param>
     /// <exception cref="ArgumentException">the extension is not one of the three.</exception>
@@ -46,6 +49,8 @@ public static class ImageFiles
         Path.GetExtension(path).ToLowerInvariant() is ".png" or ".jpg" or ".jpeg";
 
     /// <summary>Peak signal-to-noise ratio in dB over the RGB bytes of two images of one size (infinity when equal).</summary>
+    /// <param name="a">One image.</param>
+    /// <param name="b">The other, of the same width and height.</param>
     /// <exception cref="ArgumentException">the images differ in size.</exception>
     public static double Psnr(Image<Rgb24> a, Image<Rgb24> b)
     {

@@ -39,6 +39,7 @@ public sealed class VaeBenchmark : IDisposable
 
     /// <summary>Builds the seeded model of <paramref name="family"/> on the device <paramref name="device"/> picks.</summary>
     /// <param name="family"><see cref="ModelFamily.Sd"/> or <see cref="ModelFamily.Sdxl"/> (the architectures with a published config).</param>
+    /// <param name="device">Which device runs it, as <see cref="VaeOptions.Device"/>.</param>
     /// <exception cref="ArgumentException"><paramref name="family"/> is not sd or sdxl.</exception>
     public static VaeBenchmark CreateSeeded(ModelFamily family, DevicePreference device = DevicePreference.Auto)
     {
@@ -93,11 +94,15 @@ public sealed class VaeBenchmark : IDisposable
     /// live (the weights), so that the next measurement's peak is its own.</summary>
     public void ResetPeakMemory() => _backend.ResetPeakMemory();
 
-    /// <summary>Seeded uniform values in [-1, 1) of <paramref name="shape"/>; one <paramref name="stream"/> name gives one sequence.</summary>
+    /// <summary>Seeded uniform values of <paramref name="shape"/>: an input as the benchmark feeds it.</summary>
+    /// <param name="shape">The tensor's shape, e.g. an image <c>[1, 3, H, W]</c> or a latent <c>[1, 4, H/8, W/8]</c>.</param>
+    /// <param name="stream">Names the sequence: one name gives the same values every time.</param>
     public static HostTensor<float> SeededInput(TensorShape shape, string stream) =>
         new(shape, SeededWeights.Uniform(DefaultSeed, stream, shape.ElementCount));
 
-    /// <summary>Counts an untiled encode (<paramref name="input"/> an image shape) or decode (a latent shape) without running it.</summary>
+    /// <summary>Counts an untiled encode or decode without running it.</summary>
+    /// <param name="input">An image shape <c>[N, 3, H, W]</c> to encode, or a latent shape to decode.</param>
+    /// <param name="encode">True for encode, false for decode.</param>
     public DryRunFigures DryRun(TensorShape input, bool encode)
     {
         using var dry = new DryRunBackend();
@@ -107,6 +112,8 @@ public sealed class VaeBenchmark : IDisposable
     }
 
     /// <summary>One untiled encode or decode with every op timed (device synchronised after each), summed by op kind and shape.</summary>
+    /// <param name="input">An image <c>[N, 3, H, W]</c> to encode, or a latent to decode.</param>
+    /// <param name="encode">True for encode, false for decode.</param>
     public VaeProfile Profile(HostTensor<float> input, bool encode)
     {
         ArgumentNullException.ThrowIfNull(input);

@@ -103,7 +103,7 @@ internal sealed class BenchCommand : ICommand
                 $"{bench.DeviceName}; median of {runs} run(s) after {WarmupRuns} warm-up");
             stdout.WriteLine($"peak: {machine.PeakNote}");
             if (machine.PeakGflops is not null)
-                stdout.WriteLine("note: GFLOP/s counts direct-convolution FLOPs; the CPU's 3x3 convolutions run as Winograd F(4x4, 3x3), " +
+                stdout.WriteLine("note: GFLOP/s counts direct-convolution FLOPs; the CPU runs 3x3 stride-1 convolutions of 64+ channels as Winograd F(4x4, 3x3), " +
                     "which does fewer multiplies, so % peak can pass 100%");
             stdout.WriteLine($"memory: {machine.MemoryNote}, % of {machine.DeviceBytes / BytesPerMiB / 1024:F1} GiB {machine.DeviceMemoryName}" +
                 (tiling == TilingMode.None ? "" : $"; tiled = {tilingName} tiling" + (tile is { } t ? $", tile {t}" : ", default tile")));
