@@ -13,6 +13,9 @@ namespace NativeVae.Cli.Commands;
 /// Cases whose estimated time (dry-run FLOPs over the rate measured so far) exceeds <c>--max-seconds</c> are skipped;
 /// the tiled pass is estimated from the tiled rate measured so far (on a GPU exact tiling runs many times slower than
 /// the untiled model: host-resident activations) and skipped alone when the untiled pass fits but both do not.
+/// The table is fixed-width text, one line per case, rather than a Spectre.Console table: scripts and the README
+/// read its columns, and a Spectre table re-flows and wraps its cells to the terminal's width and draws borders,
+/// so the same run would print differently in a narrow terminal, a wide one and a log file.
 /// </summary>
 internal sealed class BenchCommand : ICommand
 {
