@@ -50,6 +50,7 @@ public class BenchCommandTests
         Assert.That(rows, Has.Count.EqualTo(2), stdout);
         Assert.That(rows[0], Does.Not.Contain("skipped"));
         Assert.That(rows[1], Does.Contain("4096").And.Contain("skipped"));
+        Assert.That(stdout, Does.Contain("Winograd").And.Contain("% peak can pass 100%"), "the CPU table says why % peak passes 100%");
     }
 
     /// <summary>

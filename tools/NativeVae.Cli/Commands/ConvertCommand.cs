@@ -1,7 +1,4 @@
-using NativeVae.Core;
-using NativeVae.Weights;
-using NativeVae.Formats;
-using NativeVae.Loading;
+using System.CommandLine;
 
 namespace NativeVae.Cli.Commands;
 
@@ -12,36 +9,28 @@ namespace NativeVae.Cli.Commands;
 /// </summary>
 internal sealed class ConvertCommand : ICommand
 {
-    public string Name => "convert";
-
-    public string Usage => "convert <input> <output.safetensors> [--dtype fp32|fp16|bf16] [--family sd|sdxl|flux|sd3|taesd|taesdxl|taef1|taef2]";
-
-    public string Summary => "convert a VAE checkpoint (file or folder) to NativeVae's safetensors format";
-
-    public int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public Command Build(TextWriter stdout, TextWriter stderr)
     {
-        var line = new CommandLine(args, 2, "dtype", "family");
-        DType? dtype = null;
-        if (line.Option("dtype") is { } d)
+        var input = new Argument<string>("input") { Description = "a VAE checkpoint file or folder (any layout `--model` takes)" };
+        var output = new Argument<string>("output.safetensors") { Description = "the converted file to write (replaced if it exists)" };
+        var dtype = OptionParsers.Choice<DType>("--dtype", "storage dtype of the output [default: the input's, fp32 when mixed]",
+            ("fp32", DType.F32), ("fp16", DType.F16), ("bf16", DType.BF16));
+        var family = ModelOptions.FamilyOption();
+        var command = new Command("convert", "convert a VAE checkpoint (file or folder) to NativeVae's safetensors format")
         {
-            try
-            {
-                dtype = DTypeNames.Parse(d);
-            }
-            catch (ArgumentException e)
-            {
-                throw new UsageException(e.Message);
-            }
-        }
-        var options = new VaeLoadOptions(line.Option("family") is { } f ? InfoCommand.ParseFamily(f) : null);
-        string input = line.Positional[0];
-        string output = line.Positional[1];
-        if (Directory.Exists(output)) throw new UsageException($"output '{output}' is a folder; give a file name");
-
-        using var vae = VaeLoader.Open(input, options);
-        var target = dtype ?? (vae.StorageDTypeName == "mixed" ? DType.F32 : DTypeNames.Parse(vae.StorageDTypeName));
-        VaeConverter.Convert(vae, output, target);
-        stdout.WriteLine($"{output}: {vae.Family.Name()}, {vae.Parameters.Count} tensors, {vae.ParameterCount} parameters, {DTypeNames.Name(target)}");
-        return ExitCodes.Success;
+            input, output, dtype, family,
+        };
+        command.SetAction(parse =>
+        {
+            string outputPath = parse.GetValue(output)!;
+            if (Directory.Exists(outputPath)) throw new UsageException($"output '{outputPath}' is a folder; give a file name");
+            using var checkpoint = VaeCheckpoint.Open(parse.GetValue(input)!, parse.GetValue(family));
+            var written = checkpoint.Convert(outputPath, parse.GetValue(dtype));
+            string dtypeName = written switch { DType.F16 => "fp16", DType.BF16 => "bf16", _ => "fp32" };
+            stdout.WriteLine($"{outputPath}: {OptionParsers.FamilyName(checkpoint.Family)}, {checkpoint.TensorCount} tensors, " +
+                $"{checkpoint.ParameterCount} parameters, {dtypeName}");
+            return ExitCodes.Success;
+        });
+        return command;
     }
 }

@@ -1,4 +1,4 @@
-using NativeVae.Imaging;
+using System.CommandLine;
 
 namespace NativeVae.Cli.Commands;
 
@@ -8,39 +8,57 @@ namespace NativeVae.Cli.Commands;
 /// </summary>
 internal sealed class DecodeCommand : ICommand
 {
-    public string Name => "decode";
+    /// <summary>Rank of packed FLUX latents [N, seq, 64], the only ones whose image size must be given.</summary>
+    private const int PackedLatentRank = 3;
 
-    public string Usage => $"decode <latent.safetensors> {ModelArguments.Usage} [-o out.png] [--height H --width W]";
-
-    public string Summary => "decode a latent safetensors file to an image";
-
-    public int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public Command Build(TextWriter stdout, TextWriter stderr)
     {
-        var line = new CommandLine(args, 1, [.. ModelArguments.Names, "output", "height", "width"]);
-        string input = line.Positional[0];
-        string output = line.Option("output") ?? Path.ChangeExtension(input, ".png");
-        var options = new DecodeOptions
+        var latentPath = new Argument<string>("latent.safetensors") { Description = "a safetensors file with a tensor named 'latent'" };
+        var model = new ModelOptions();
+        var output = new Option<string>("--output", "-o")
         {
-            ScalingFactor = ModelArguments.Float(line, "scaling-factor"),
-            ShiftFactor = ModelArguments.Float(line, "shift-factor"),
-            Height = line.Option("height") is { } h ? (int)ModelArguments.ParseLong(h, "height") : null,
-            Width = line.Option("width") is { } w ? (int)ModelArguments.ParseLong(w, "width") : null,
-            Output = DecodeOutput.Images,
-            Tiling = ModelArguments.Tiling(line),
-            TileSize = ModelArguments.Tile(line),
-            Progress = new ProgressBar(stderr, "decode"),
+            HelpName = "out.png",
+            Description = "the image to write, .png or .jpg; a batch writes out-1.png, ... for the later images " +
+                "[default: the latent's name with .png]",
         };
-        var latent = EncodeCommand.ReadLatent(input);
-        using var vae = ModelArguments.Load(line);
-        using var result = vae.Decode(latent, options);
-        var images = result.Images!;
-        for (int i = 0; i < images.Count; i++)
+        var height = OptionParsers.PositiveInt("--height", "H", "image height in pixels, for packed FLUX latents [1, seq, 64] only");
+        var width = OptionParsers.PositiveInt("--width", "W", "image width in pixels, for packed FLUX latents [1, seq, 64] only");
+        var command = new Command("decode", "decode a latent safetensors file to an image") { latentPath, output, height, width };
+        model.AddTo(command);
+        command.SetAction(parse =>
         {
-            string path = images.Count == 1 ? output : IndexedPath(output, i);
-            ImageOutput.Save(images[i], path);
-            stdout.WriteLine($"{path}: {images[i].Width}x{images[i].Height}");
-        }
-        return ExitCodes.Success;
+            string input = parse.GetValue(latentPath)!;
+            string outputPath = parse.GetValue(output) ?? Path.ChangeExtension(input, ".png");
+            if (!ImageFiles.IsOutputImagePath(outputPath))
+                throw new UsageException($"-o/--output '{outputPath}': images are written as .png, .jpg or .jpeg");
+            var latent = LatentFile.Read(input);
+            int? h = parse.GetValue(height), w = parse.GetValue(width);
+            if (latent.Shape.Rank != PackedLatentRank && (h is not null || w is not null))
+                throw new UsageException($"--height/--width apply to packed FLUX latents [N, seq, 64] only; {input} holds a " +
+                    $"{latent.Shape.Rank}-D latent {latent.Shape}, whose image size follows from it");
+            var options = new DecodeOptions
+            {
+                ScalingFactor = parse.GetValue(model.ScalingFactor),
+                ShiftFactor = parse.GetValue(model.ShiftFactor),
+                Height = h,
+                Width = w,
+                Output = DecodeOutput.Images,
+                Tiling = parse.GetValue(model.Tiling) ?? TilingMode.Auto,
+                TileSize = parse.GetValue(model.Tile),
+                Progress = new ProgressBar(stderr, "decode"),
+            };
+            using var vae = model.Load(parse);
+            using var result = vae.Decode(latent, options);
+            var images = result.Images!;
+            for (int i = 0; i < images.Count; i++)
+            {
+                string path = images.Count == 1 ? outputPath : IndexedPath(outputPath, i);
+                ImageFiles.Save(images[i], path);
+                stdout.WriteLine($"{path}: {images[i].Width}x{images[i].Height}");
+            }
+            return ExitCodes.Success;
+        });
+        return command;
     }
 
     /// <summary>out.png -> out-1.png for the second image of a batch.</summary>

@@ -1,48 +1,47 @@
-using NativeVae.Formats.SafeTensors;
+using System.CommandLine;
 
 namespace NativeVae.Cli.Commands;
 
 /// <summary>
 /// <c>nativevae encode &lt;image&gt; --model M [-o latent.safetensors] ...</c>: writes the latent as a safetensors
-/// file holding one tensor named <c>latent</c> [1, C, H/8, W/8].
+/// file holding one tensor named <c>latent</c> [1, C, H/8, W/8] (<see cref="LatentFile"/>).
 /// </summary>
 internal sealed class EncodeCommand : ICommand
 {
-    public const string LatentTensorName = "latent";
-
-    public string Name => "encode";
-
-    public string Usage => $"encode <image> {ModelArguments.Usage} [-o latent.safetensors] [--sample-seed S]";
-
-    public string Summary => "encode an image (PNG, JPEG, WebP, BMP) to a latent safetensors file";
-
-    public int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public Command Build(TextWriter stdout, TextWriter stderr)
     {
-        var line = new CommandLine(args, 1, [.. ModelArguments.Names, "output", "sample-seed"]);
-        string image = line.Positional[0];
-        string output = line.Option("output") ?? Path.ChangeExtension(image, ".latent.safetensors");
-        var options = new EncodeOptions
+        var image = new Argument<string>("image") { Description = "a PNG, JPEG, WebP or BMP file" };
+        var model = new ModelOptions();
+        var output = new Option<string>("--output", "-o")
         {
-            ScalingFactor = ModelArguments.Float(line, "scaling-factor"),
-            ShiftFactor = ModelArguments.Float(line, "shift-factor"),
-            SampleSeed = line.Option("sample-seed") is { } s ? (ulong)ModelArguments.ParseLong(s, "sample-seed") : null,
-            Tiling = ModelArguments.Tiling(line),
-            TileSize = ModelArguments.Tile(line),
-            Progress = new ProgressBar(stderr, "encode"),
+            HelpName = "latent.safetensors",
+            Description = "the latent file to write [default: the image's name with .latent.safetensors]",
         };
-        using var vae = ModelArguments.Load(line);
-        var latent = vae.Encode(image, options);
-        SafeTensorsWriter.Write(output, [SafeTensorToWrite.FromFloat32(LatentTensorName, latent.Shape, latent.Data)]);
-        stdout.WriteLine($"{output}: latent {latent.Shape}");
-        return ExitCodes.Success;
-    }
-
-    /// <summary>Reads the <c>latent</c> tensor of a latent file.</summary>
-    public static HostTensor<float> ReadLatent(string path)
-    {
-        using var file = SafeTensorsFile.Open(path);
-        if (!file.Tensors.TryGetValue(LatentTensorName, out var info))
-            throw new InvalidDataException($"{path}: no tensor named '{LatentTensorName}' (tensors: {string.Join(", ", file.Tensors.Keys)})");
-        return new HostTensor<float>(info.Shape, file.ReadFloat32(LatentTensorName));
+        var seed = OptionParsers.UnsignedLong("--sample-seed", "S",
+            "draw a sample of the latent distribution with this seed [default: its mode (mean), as diffusers' endpoints]");
+        var command = new Command("encode", "encode an image (PNG, JPEG, WebP, BMP) to a latent safetensors file") { image, output, seed };
+        model.AddTo(command);
+        command.SetAction(parse =>
+        {
+            string imagePath = parse.GetValue(image)!;
+            string outputPath = parse.GetValue(output) ?? Path.ChangeExtension(imagePath, ".latent" + LatentFile.Extension);
+            if (!outputPath.EndsWith(LatentFile.Extension, StringComparison.OrdinalIgnoreCase))
+                throw new UsageException($"-o/--output '{outputPath}': latents are written as {LatentFile.Extension} files; give a name ending in {LatentFile.Extension}");
+            var options = new EncodeOptions
+            {
+                ScalingFactor = parse.GetValue(model.ScalingFactor),
+                ShiftFactor = parse.GetValue(model.ShiftFactor),
+                SampleSeed = parse.GetValue(seed),
+                Tiling = parse.GetValue(model.Tiling) ?? TilingMode.Auto,
+                TileSize = parse.GetValue(model.Tile),
+                Progress = new ProgressBar(stderr, "encode"),
+            };
+            using var vae = model.Load(parse);
+            var latent = vae.Encode(imagePath, options);
+            LatentFile.Write(outputPath, latent);
+            stdout.WriteLine($"{outputPath}: latent {latent.Shape}");
+            return ExitCodes.Success;
+        });
+        return command;
     }
 }

@@ -1,9 +1,4 @@
-using System.Text.Json.Nodes;
-using NativeVae.Core;
-using NativeVae.Models;
-using NativeVae.Weights;
-using NativeVae.Formats;
-using NativeVae.Loading;
+using System.CommandLine;
 
 namespace NativeVae.Cli.Commands;
 
@@ -13,34 +8,21 @@ namespace NativeVae.Cli.Commands;
 /// </summary>
 internal sealed class InfoCommand : ICommand
 {
-    public string Name => "info";
-
-    public string Usage => "info <file-or-folder> [--family sd|sdxl|flux|sd3|taesd|taesdxl|taef1|taef2]";
-
-    public string Summary => "print a VAE checkpoint's config, family, dtype and parameter count as JSON";
-
-    public int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public Command Build(TextWriter stdout, TextWriter stderr)
     {
-        var line = new CommandLine(args, 1, "family");
-        var options = new VaeLoadOptions(line.Option("family") is { } f ? ParseFamily(f) : null);
-        using var vae = VaeLoader.Open(line.Positional[0], options);
-        var json = vae.ConfigJson();
-        json["family"] = vae.Family.Name();
-        json["dtype"] = vae.StorageDTypeName;
-        json["parameters"] = vae.ParameterCount;
-        stdout.WriteLine(json.ToJsonString());
-        return ExitCodes.Success;
-    }
-
-    internal static ModelFamily ParseFamily(string name)
-    {
-        try
+        var path = new Argument<string>("file-or-folder") { Description = "a VAE checkpoint file or folder (any layout `--model` takes)" };
+        var family = ModelOptions.FamilyOption();
+        var command = new Command("info", "print a VAE checkpoint's config, family, dtype and parameter count as JSON") { path, family };
+        command.SetAction(parse =>
         {
-            return ModelFamilies.Parse(name);
-        }
-        catch (ArgumentException e)
-        {
-            throw new UsageException(e.Message);
-        }
+            using var checkpoint = VaeCheckpoint.Open(parse.GetValue(path)!, parse.GetValue(family));
+            var json = checkpoint.ConfigJson();
+            json["family"] = OptionParsers.FamilyName(checkpoint.Family);
+            json["dtype"] = checkpoint.StorageDTypeName;
+            json["parameters"] = checkpoint.ParameterCount;
+            stdout.WriteLine(json.ToJsonString());
+            return ExitCodes.Success;
+        });
+        return command;
     }
 }

@@ -1,0 +1,103 @@
+using System.CommandLine;
+using System.CommandLine.Completions;
+using System.CommandLine.Parsing;
+using System.Globalization;
+
+namespace NativeVae.Cli.Commands;
+
+/// <summary>
+/// Options whose values are parsed with range checks and errors that name the option and the rule in one line
+/// (System.CommandLine's own messages name .NET types, e.g. "as expected type 'System.Int32'").
+/// </summary>
+internal static class OptionParsers
+{
+    /// <summary>A positive integer option up to <paramref name="max"/>; a value past it is refused, never wrapped.</summary>
+    public static Option<int?> PositiveInt(string name, string helpName, string description, int max = int.MaxValue)
+    {
+        var option = new Option<int?>(name) { HelpName = helpName, Description = description };
+        option.CustomParser = result =>
+        {
+            string text = Token(result);
+            if (long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out long value) && value > 0 && value <= max)
+                return (int)value;
+            result.AddError($"{name} '{text}' must be a positive integer (at most {max})");
+            return null;
+        };
+        return option;
+    }
+
+    /// <summary>A positive 64-bit integer option.</summary>
+    public static Option<long?> PositiveLong(string name, string helpName, string description)
+    {
+        var option = new Option<long?>(name) { HelpName = helpName, Description = description };
+        option.CustomParser = result =>
+        {
+            string text = Token(result);
+            if (long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out long value) && value > 0) return value;
+            result.AddError($"{name} '{text}' must be a positive integer (at most {long.MaxValue})");
+            return null;
+        };
+        return option;
+    }
+
+    /// <summary>An unsigned 64-bit integer option (a seed).</summary>
+    public static Option<ulong?> UnsignedLong(string name, string helpName, string description)
+    {
+        var option = new Option<ulong?>(name) { HelpName = helpName, Description = description };
+        option.CustomParser = result =>
+        {
+            string text = Token(result);
+            if (ulong.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out ulong value)) return value;
+            result.AddError($"{name} '{text}' must be an integer from 0 to {ulong.MaxValue}");
+            return null;
+        };
+        return option;
+    }
+
+    /// <summary>A finite number option (invariant culture: a dot for decimals).</summary>
+    public static Option<float?> Number(string name, string helpName, string description)
+    {
+        var option = new Option<float?>(name) { HelpName = helpName, Description = description };
+        option.CustomParser = result =>
+        {
+            string text = Token(result);
+            if (float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out float value) && float.IsFinite(value)) return value;
+            result.AddError($"{name} '{text}' is not a number");
+            return null;
+        };
+        return option;
+    }
+
+    /// <summary>An option that takes one of <paramref name="choices"/> (case-sensitive); the names are also its completions.</summary>
+    public static Option<T?> Choice<T>(string name, string description, params (string Name, T Value)[] choices) where T : struct
+    {
+        string names = Names(choices.Select(c => c.Name).ToList());
+        var option = new Option<T?>(name) { HelpName = string.Join('|', choices.Select(c => c.Name)), Description = description };
+        option.CustomParser = result =>
+        {
+            string text = Token(result);
+            foreach (var (choiceName, value) in choices)
+            {
+                if (choiceName == text) return value;
+            }
+            result.AddError($"{name} '{text}' must be {names}");
+            return null;
+        };
+        option.CompletionSources.Add(_ => choices.Select(c => new CompletionItem(c.Name)));
+        return option;
+    }
+
+    /// <summary>Every model family, by its lower-case name (sd, sdxl, flux, sd3, taesd, taesdxl, taef1, taef2).</summary>
+    public static (string Name, ModelFamily Value)[] Families(params ModelFamily[] only) =>
+        (only.Length > 0 ? only : Enum.GetValues<ModelFamily>()).Select(f => (FamilyName(f), f)).ToArray();
+
+    /// <summary>A family's name as the CLI and the converted format write it.</summary>
+    public static string FamilyName(ModelFamily family) => family.ToString().ToLowerInvariant();
+
+    /// <summary>"a, b or c".</summary>
+    public static string Names(IReadOnlyList<string> names) =>
+        names.Count == 1 ? names[0] : string.Join(", ", names.Take(names.Count - 1)) + " or " + names[^1];
+
+    /// <summary>The option's one value token (the arity is exactly one for every non-flag option).</summary>
+    private static string Token(ArgumentResult result) => result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+}
