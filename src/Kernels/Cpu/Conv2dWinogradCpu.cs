@@ -2,7 +2,6 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using NativeVae.Kernels.Gpu;
 
 namespace NativeVae.Kernels.Cpu;
 

@@ -1,5 +1,4 @@
 using System.Runtime.Intrinsics;
-using NativeVae.Kernels.Gpu;
 
 namespace NativeVae.Kernels.Cpu;
 

@@ -1,6 +1,6 @@
 using NativeVae.Backends.Cpu;
 using NativeVae.Kernels.Cpu;
-using NativeVae.Kernels.Gpu;
+using NativeVae.Kernels;
 using NativeVae.Tests.Support;
 
 namespace NativeVae.Tests.Kernels;

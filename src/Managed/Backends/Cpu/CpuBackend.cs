@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 using NativeVae.Kernels.Cpu;
-using NativeVae.Kernels.Gpu;
+using NativeVae.Kernels;
 using NativeVae.Tensors;
 
 namespace NativeVae.Backends.Cpu;
