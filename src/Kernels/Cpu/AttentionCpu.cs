@@ -1,6 +1,3 @@
-using System.Runtime.Intrinsics;
-using NativeVae.Kernels.Gpu;
-
 namespace NativeVae.Kernels.Cpu;
 
 // Single-head attention over channel-major Q, K, V [B, C, N], flash style: a worker takes a tile of queries and
@@ -30,13 +27,21 @@ public static unsafe class AttentionCpu
     /// <summary>y = softmax(scale * q^T k) v, every tensor [B, C, N] with N = Tokens.</summary>
     public static void Run(CpuWorkers workers, SimdWidth width, in AttentionParams p, float* q, float* k, float* v, float* y)
     {
-        switch (width)
-        {
-            case SimdWidth.V512: Run<Vector512<float>, V512Ops>(workers, p, q, k, v, y); break;
-            case SimdWidth.V256: Run<Vector256<float>, V256Ops>(workers, p, q, k, v, y); break;
-            case SimdWidth.V128: Run<Vector128<float>, V128Ops>(workers, p, q, k, v, y); break;
-            default: Run<float, ScalarOps>(workers, p, q, k, v, y); break;
-        }
+        var body = new RunBody { Workers = workers, P = p, Q = q, K = k, V = v, Y = y };
+        SimdDispatch.Run(width, ref body);
+    }
+
+    private struct RunBody : ISimdBody
+    {
+        public CpuWorkers Workers;
+        public AttentionParams P;
+        public float* Q;
+        public float* K;
+        public float* V;
+        public float* Y;
+
+        public void Invoke<TVec, TOps>() where TVec : unmanaged where TOps : IVectorOps<TVec> =>
+            Run<TVec, TOps>(Workers, P, Q, K, V, Y);
     }
 
     private static void Run<TVec, TOps>(CpuWorkers workers, in AttentionParams p, float* q, float* k, float* v, float* y)

@@ -2,7 +2,6 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using NativeVae.Kernels.Gpu;
 
 namespace NativeVae.Kernels.Cpu;
 
@@ -154,13 +153,23 @@ public static unsafe class Conv2dCpu
     public static void Run(CpuWorkers workers, SimdWidth width, in Conv2dParams p, float* x, Conv2dPackedWeights w,
         float* bias, float* residual, float* y, InputAffine affine = default)
     {
-        switch (width)
-        {
-            case SimdWidth.V512: Run<Vector512<float>, V512Ops>(workers, p, x, w, bias, residual, y, affine); break;
-            case SimdWidth.V256: Run<Vector256<float>, V256Ops>(workers, p, x, w, bias, residual, y, affine); break;
-            case SimdWidth.V128: Run<Vector128<float>, V128Ops>(workers, p, x, w, bias, residual, y, affine); break;
-            default: Run<float, ScalarOps>(workers, p, x, w, bias, residual, y, affine); break;
-        }
+        var body = new RunBody { Workers = workers, P = p, X = x, W = w, Bias = bias, Residual = residual, Y = y, Affine = affine };
+        SimdDispatch.Run(width, ref body);
+    }
+
+    private struct RunBody : ISimdBody
+    {
+        public CpuWorkers Workers;
+        public Conv2dParams P;
+        public float* X;
+        public Conv2dPackedWeights W;
+        public float* Bias;
+        public float* Residual;
+        public float* Y;
+        public InputAffine Affine;
+
+        public void Invoke<TVec, TOps>() where TVec : unmanaged where TOps : IVectorOps<TVec> =>
+            Run<TVec, TOps>(Workers, P, X, W, Bias, Residual, Y, Affine);
     }
 
     private static void Run<TVec, TOps>(CpuWorkers workers, in Conv2dParams p, float* x, Conv2dPackedWeights w,

@@ -2,7 +2,6 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
-using NativeVae.Kernels.Gpu;
 
 namespace NativeVae.Kernels.Cpu;
 
@@ -108,14 +107,8 @@ public readonly unsafe struct Conv2dWinogradWeights
                 for (int t = 0; t < Taps; t++)
                     taps[t * run + ci * rows + r] = co < Into.OutChannels ? w[ci * Taps + t] : 0f;
             }
-            int from = vectorized * rows;
-            switch (Width)
-            {
-                case SimdWidth.V512: TransformRun<Vector512<float>, V512Ops>(taps, run, block, from); break;
-                case SimdWidth.V256: TransformRun<Vector256<float>, V256Ops>(taps, run, block, from); break;
-                case SimdWidth.V128: TransformRun<Vector128<float>, V128Ops>(taps, run, block, from); break;
-                default: TransformRun<float, ScalarOps>(taps, run, block, from); break;
-            }
+            var body = new TransformRunBody { Job = this, Taps = taps, Run = run, Block = block, From = vectorized * rows };
+            SimdDispatch.Run(Width, ref body);
         }
 
         /// <summary>
@@ -144,6 +137,18 @@ public readonly unsafe struct Conv2dWinogradWeights
                 TransformAt<Vector512<float>, V512Ops>(g, block, group * GatherChannels * rows);
             }
             return groups * GatherChannels;
+        }
+
+        private struct TransformRunBody : ISimdBody
+        {
+            public TransformJob Job;
+            public float* Taps;
+            public int Run;
+            public int Block;
+            public int From;
+
+            public void Invoke<TVec, TOps>() where TVec : unmanaged where TOps : IVectorOps<TVec> =>
+                Job.TransformRun<TVec, TOps>(Taps, Run, Block, From);
         }
 
         private void TransformRun<TVec, TOps>(float* taps, int run, int block, int from)
@@ -266,13 +271,11 @@ public static unsafe class Conv2dWinogradCpu
         long momentDoubles = moments == null ? 0 : 2L * p.Batch * p.OutChannels;
         double** partial = moments == null ? null : (double**)workers.ScratchTable(MomentSlot, 2 * momentDoubles);
         for (int k = 0; partial != null && k < workers.Count; k++) new Span<double>(partial[k], (int)momentDoubles).Clear();
-        switch (width)
+        var body = new RunBody
         {
-            case SimdWidth.V512: Run<Vector512<float>, V512Ops>(workers, p, x, w, bias, residual, y, affine, partial); break;
-            case SimdWidth.V256: Run<Vector256<float>, V256Ops>(workers, p, x, w, bias, residual, y, affine, partial); break;
-            case SimdWidth.V128: Run<Vector128<float>, V128Ops>(workers, p, x, w, bias, residual, y, affine, partial); break;
-            default: Run<float, ScalarOps>(workers, p, x, w, bias, residual, y, affine, partial); break;
-        }
+            Workers = workers, P = p, X = x, W = w, Bias = bias, Residual = residual, Y = y, Affine = affine, Partial = partial,
+        };
+        SimdDispatch.Run(width, ref body);
         double count = (double)p.OutHeight * p.OutWidth;
         for (long i = 0; i < momentDoubles; i += 2)
         {
@@ -302,6 +305,22 @@ public static unsafe class Conv2dWinogradCpu
         job.ZeroTap = (int*)workers.SharedScratch(TapSlot, 1);
         *job.ZeroTap = 0;
         workers.Run(job.ItemCount, ref job);
+    }
+
+    private struct RunBody : ISimdBody
+    {
+        public CpuWorkers Workers;
+        public Conv2dParams P;
+        public float* X;
+        public Conv2dWinogradWeights W;
+        public float* Bias;
+        public float* Residual;
+        public float* Y;
+        public InputAffine Affine;
+        public double** Partial;
+
+        public void Invoke<TVec, TOps>() where TVec : unmanaged where TOps : IVectorOps<TVec> =>
+            Run<TVec, TOps>(Workers, P, X, W, Bias, Residual, Y, Affine, Partial);
     }
 
     private struct WinogradJob<TVec, TOps> : IWorkItem where TVec : unmanaged where TOps : IVectorOps<TVec>

@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 
 namespace NativeVae.Kernels.Cpu;
 
@@ -81,13 +80,19 @@ public static unsafe class ElementwiseCpu
     public static void MapSpan<TFunction>(SimdWidth width, TFunction f, float* x, float* y, long count)
         where TFunction : unmanaged, IUnaryFunction
     {
-        switch (width)
-        {
-            case SimdWidth.V512: MapSpan<Vector512<float>, V512Ops, TFunction>(f, x, y, count); break;
-            case SimdWidth.V256: MapSpan<Vector256<float>, V256Ops, TFunction>(f, x, y, count); break;
-            case SimdWidth.V128: MapSpan<Vector128<float>, V128Ops, TFunction>(f, x, y, count); break;
-            default: MapSpan<float, ScalarOps, TFunction>(f, x, y, count); break;
-        }
+        var body = new MapSpanBody<TFunction> { F = f, X = x, Y = y, Count = count };
+        SimdDispatch.Run(width, ref body);
+    }
+
+    private struct MapSpanBody<TFunction> : ISimdBody where TFunction : unmanaged, IUnaryFunction
+    {
+        public TFunction F;
+        public float* X;
+        public float* Y;
+        public long Count;
+
+        public void Invoke<TVec, TOps>() where TVec : unmanaged where TOps : IVectorOps<TVec> =>
+            MapSpan<TVec, TOps, TFunction>(F, X, Y, Count);
     }
 
     /// <summary>The map at one width, for kernels that are already specialised on it.</summary>
@@ -151,15 +156,19 @@ public static unsafe class ElementwiseCpu
         public void Execute(int item, int worker)
         {
             long start = (long)item * ItemElements;
-            long n = Math.Min(ItemElements, Count - start);
-            switch (Width)
-            {
-                case SimdWidth.V512: AddSpan<Vector512<float>, V512Ops>(A + start, B + start, Y + start, n); break;
-                case SimdWidth.V256: AddSpan<Vector256<float>, V256Ops>(A + start, B + start, Y + start, n); break;
-                case SimdWidth.V128: AddSpan<Vector128<float>, V128Ops>(A + start, B + start, Y + start, n); break;
-                default: AddSpan<float, ScalarOps>(A + start, B + start, Y + start, n); break;
-            }
+            var body = new AddSpanBody { A = A + start, B = B + start, Y = Y + start, Count = Math.Min(ItemElements, Count - start) };
+            SimdDispatch.Run(Width, ref body);
         }
+    }
+
+    private struct AddSpanBody : ISimdBody
+    {
+        public float* A;
+        public float* B;
+        public float* Y;
+        public long Count;
+
+        public void Invoke<TVec, TOps>() where TVec : unmanaged where TOps : IVectorOps<TVec> => AddSpan<TVec, TOps>(A, B, Y, Count);
     }
 
     private const int RgbChannels = 3;

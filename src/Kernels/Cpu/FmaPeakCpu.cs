@@ -1,5 +1,3 @@
-using System.Runtime.Intrinsics;
-
 namespace NativeVae.Kernels.Cpu;
 
 // A measured fp32 ceiling for benchmarks' "% of peak": every worker runs independent FMA chains that never touch
@@ -17,13 +15,22 @@ public static unsafe class FmaPeakCpu
     private const long FlopsPerFma = 2;
 
     /// <summary>Best GFLOP/s of <paramref name="trials"/> runs of one FMA item per worker.</summary>
-    public static double MeasureGflops(CpuWorkers workers, SimdWidth width, int trials = 3) => width switch
+    public static double MeasureGflops(CpuWorkers workers, SimdWidth width, int trials = 3)
     {
-        SimdWidth.V512 => Measure<Vector512<float>, V512Ops>(workers, trials),
-        SimdWidth.V256 => Measure<Vector256<float>, V256Ops>(workers, trials),
-        SimdWidth.V128 => Measure<Vector128<float>, V128Ops>(workers, trials),
-        _ => Measure<float, ScalarOps>(workers, trials),
-    };
+        var body = new MeasureBody { Workers = workers, Trials = trials };
+        SimdDispatch.Run(width, ref body);
+        return body.Gflops;
+    }
+
+    private struct MeasureBody : ISimdBody
+    {
+        public CpuWorkers Workers;
+        public int Trials;
+        public double Gflops;
+
+        public void Invoke<TVec, TOps>() where TVec : unmanaged where TOps : IVectorOps<TVec> =>
+            Gflops = Measure<TVec, TOps>(Workers, Trials);
+    }
 
     private static double Measure<TVec, TOps>(CpuWorkers workers, int trials)
         where TVec : unmanaged where TOps : IVectorOps<TVec>

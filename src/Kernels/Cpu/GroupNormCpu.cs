@@ -1,6 +1,3 @@
-using System.Runtime.Intrinsics;
-using NativeVae.Kernels.Gpu;
-
 namespace NativeVae.Kernels.Cpu;
 
 // GroupNorm (+ SiLU) on NCHW fp32. A group's channels are one contiguous run of (C / G) * H * W values, so each
@@ -173,13 +170,23 @@ public static unsafe class GroupNormCpu
         return (a, beta - mean * a);
     }
 
-    private static (float Sum, float Squares) ShiftedSums(SimdWidth width, float* x, int count, float shift) => width switch
+    private static (float Sum, float Squares) ShiftedSums(SimdWidth width, float* x, int count, float shift)
     {
-        SimdWidth.V512 => ShiftedSums<Vector512<float>, V512Ops>(x, count, shift),
-        SimdWidth.V256 => ShiftedSums<Vector256<float>, V256Ops>(x, count, shift),
-        SimdWidth.V128 => ShiftedSums<Vector128<float>, V128Ops>(x, count, shift),
-        _ => ShiftedSums<float, ScalarOps>(x, count, shift),
-    };
+        var body = new ShiftedSumsBody { X = x, Count = count, Shift = shift };
+        SimdDispatch.Run(width, ref body);
+        return body.Result;
+    }
+
+    private struct ShiftedSumsBody : ISimdBody
+    {
+        public float* X;
+        public int Count;
+        public float Shift;
+        public (float Sum, float Squares) Result;
+
+        public void Invoke<TVec, TOps>() where TVec : unmanaged where TOps : IVectorOps<TVec> =>
+            Result = ShiftedSums<TVec, TOps>(X, Count, Shift);
+    }
 
     private static (float Sum, float Squares) ShiftedSums<TVec, TOps>(float* x, int count, float shift)
         where TVec : unmanaged where TOps : IVectorOps<TVec>

@@ -5,7 +5,8 @@ namespace NativeVae.Kernels.Cpu;
 
 // The vector operations every CPU kernel is written against, once per width. A kernel is generic over
 // <TVec, TOps> and the JIT specialises it per width (struct type arguments), so one source serves
-// Vector512, Vector256, Vector128 and scalar float. The width is picked at run time (SimdWidth.Best), never by #if.
+// Vector512, Vector256, Vector128 and scalar float. The width is picked at run time (SimdWidth.Best), never by #if,
+// and turned into an instantiation in one place (SimdDispatch).
 
 /// <summary>Vector width a CPU kernel runs at.</summary>
 public enum SimdWidth

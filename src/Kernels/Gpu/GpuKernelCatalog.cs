@@ -19,14 +19,14 @@ internal sealed record GpuKernel(MethodInfo Method, bool ExplicitlyGrouped)
 }
 
 /// <summary>
-/// Every kernel in this assembly. Convention in the *Kernels classes: entry points are non-private and carry
+/// Every kernel in this assembly. Convention in the *Gpu kernel classes: entry points are non-private and carry
 /// <see cref="GpuKernelAttribute"/>, helpers are private (a test holds the kernel classes to it).
 /// </summary>
 internal static class GpuKernelCatalog
 {
     /// <summary>The static classes holding kernels, one per op family.</summary>
     public static IReadOnlyList<Type> KernelClasses { get; } =
-        [typeof(Conv2dKernels), typeof(GroupNormKernels), typeof(AttentionKernels), typeof(ElementwiseKernels)];
+        [typeof(Conv2dGpu), typeof(GroupNormGpu), typeof(AttentionGpu), typeof(ElementwiseGpu)];
 
     public static IReadOnlyList<GpuKernel> All { get; } = KernelClasses
         .SelectMany(type => type.GetMethods(BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic))

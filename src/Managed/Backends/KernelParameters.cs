@@ -1,11 +1,12 @@
-using NativeVae.Kernels.Gpu;
 using NativeVae.Core;
+using NativeVae.Kernels;
 
 namespace NativeVae.Backends;
 
+// It stays on the managed side: it reads Tensor and Conv2dSpec, and the kernels must not know those.
 /// <summary>
-/// The parameter blocks the kernels take (src/Kernels/Gpu/KernelParams.cs, shared by the ILGPU and CPU kernels),
-/// built in one place from checked tensors.
+/// The parameter blocks the kernels take (src/Kernels/Common, shared by the ILGPU and CPU kernels), built in one
+/// place from checked tensors.
 /// </summary>
 internal static class KernelParameters
 {

@@ -102,7 +102,7 @@ public sealed class Conv2dWinogradTests
     [Test]
     public void SmallChannelsAndOtherGeometriesKeepTheDirectPath()
     {
-        var p = new NativeVae.Kernels.Gpu.Conv2dParams { Kernel = 3, Stride = 1, PadTop = 1, PadLeft = 1, InHeight = 8, InWidth = 8, OutHeight = 8, OutWidth = 8 };
+        var p = new NativeVae.Kernels.Conv2dParams { Kernel = 3, Stride = 1, PadTop = 1, PadLeft = 1, InHeight = 8, InWidth = 8, OutHeight = 8, OutWidth = 8 };
         Assert.That(Conv2dWinogradCpu.Supports(p), Is.True, "3x3 s1 p1");
         Assert.That(Conv2dWinogradCpu.Supports(p with { Stride = 2, OutHeight = 4, OutWidth = 4 }), Is.False, "stride 2");
         Assert.That(Conv2dWinogradCpu.Supports(p with { PadTop = 0, OutHeight = 7 }), Is.False, "pad top 0");

@@ -1,5 +1,5 @@
 using NativeVae.Kernels.Cpu;
-using NativeVae.Kernels.Gpu;
+using NativeVae.Kernels;
 using NativeVae.Tests.Support;
 
 namespace NativeVae.Tests.Kernels;

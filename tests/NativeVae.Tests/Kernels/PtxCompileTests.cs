@@ -52,7 +52,7 @@ public sealed class PtxCompileTests
     [Test]
     public void CatalogHoldsEveryKernelOfEveryFamily()
     {
-        // Convention: in the *Kernels classes, entry points are non-private and tagged; helpers are private.
+        // Convention: in the *Gpu kernel classes, entry points are non-private and tagged; helpers are private.
         foreach (var type in GpuKernelCatalog.KernelClasses)
         {
             var exposed = type.GetMethods(BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly)

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using NativeVae.Kernels.Cpu;
-using NativeVae.Kernels.Gpu;
 using NativeVae.Core;
+using NativeVae.Kernels;
 
 namespace NativeVae.Backends.Cpu;
 

@@ -2,6 +2,7 @@ using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using ILGPU.Runtime.Cuda;
+using NativeVae.Kernels;
 using NativeVae.Kernels.Gpu;
 using NativeVae.Core;
 

@@ -7,7 +7,7 @@ namespace NativeVae.Kernels.Gpu;
 // Both versions fuse a nearest 2x upsample of the input, the bias and a residual add. Padding is PadTop/PadLeft;
 // bottom/right padding is implied by the output size, and every read outside the (virtual) input is zero.
 
-internal static class Conv2dKernels
+internal static class Conv2dGpu
 {
     /// <summary>Output channels per Direct thread (two Float4 accumulators).</summary>
     public const int DirectChannelBlock = 8;
@@ -241,9 +241,9 @@ internal sealed class Conv2dLauncher
     public Conv2dLauncher(Accelerator accelerator)
     {
         _direct = accelerator.LoadAutoGroupedStreamKernel<Index1D, Conv2dParams, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>>(Conv2dKernels.Direct);
+            ArrayView<float>, ArrayView<float>, ArrayView<float>>(Conv2dGpu.Direct);
         _sharedTile = accelerator.LoadStreamKernel<Conv2dParams, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>>(Conv2dKernels.SharedTile);
+            ArrayView<float>, ArrayView<float>, ArrayView<float>>(Conv2dGpu.SharedTile);
     }
 
     /// <summary>
@@ -258,14 +258,14 @@ internal sealed class Conv2dLauncher
         switch (version)
         {
             case Conv2dVersion.Direct:
-                int threads = p.Batch * DeviceMath.CeilDiv(p.OutChannels, Conv2dKernels.DirectChannelBlock)
+                int threads = p.Batch * DeviceMath.CeilDiv(p.OutChannels, Conv2dGpu.DirectChannelBlock)
                     * p.OutHeight * p.OutWidth;
                 _direct(threads, p, input, weight, bias, residual, output);
                 break;
             case Conv2dVersion.SharedTile:
-                var grid = new Index2D(DeviceMath.CeilDiv(columns, Conv2dKernels.TileN),
-                    DeviceMath.CeilDiv(p.OutChannels, Conv2dKernels.TileM));
-                _sharedTile(new KernelConfig(grid, new Index2D(Conv2dKernels.GroupSize, 1)),
+                var grid = new Index2D(DeviceMath.CeilDiv(columns, Conv2dGpu.TileN),
+                    DeviceMath.CeilDiv(p.OutChannels, Conv2dGpu.TileM));
+                _sharedTile(new KernelConfig(grid, new Index2D(Conv2dGpu.GroupSize, 1)),
                     p, input, weight, bias, residual, output);
                 break;
             default:

@@ -9,7 +9,7 @@ namespace NativeVae.Kernels.Gpu;
 // squared deviations: biased variance, as torch.group_norm), rstd = 1 / sqrt(var + eps). Each version writes
 // stats [Batch * Groups * 2] = (mean, rstd), then one elementwise kernel normalises, applies the affine and SiLU.
 
-internal static class GroupNormKernels
+internal static class GroupNormGpu
 {
     /// <summary>Threads per (batch, group) in GroupReduce; a power of two for the tree reduction.</summary>
     public const int ReduceGroupSize = 256;
@@ -152,13 +152,13 @@ internal sealed class GroupNormLauncher
     public GroupNormLauncher(Accelerator accelerator)
     {
         _statsSimple = accelerator.LoadAutoGroupedStreamKernel<Index1D, GroupNormParams, ArrayView<float>,
-            ArrayView<float>>(GroupNormKernels.StatsSimple);
+            ArrayView<float>>(GroupNormGpu.StatsSimple);
         _statsGroupReduce = accelerator.LoadStreamKernel<GroupNormParams, ArrayView<float>, ArrayView<float>>(
-            GroupNormKernels.StatsGroupReduce);
+            GroupNormGpu.StatsGroupReduce);
         _normalize = accelerator.LoadAutoGroupedStreamKernel<Index1D, GroupNormParams, ArrayView<float>,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(GroupNormKernels.Normalize);
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(GroupNormGpu.Normalize);
         _channelAffine = accelerator.LoadAutoGroupedStreamKernel<Index1D, ChannelAffineParams, ArrayView<float>,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>>(GroupNormKernels.ChannelAffine);
+            ArrayView<float>, ArrayView<float>, ArrayView<float>>(GroupNormGpu.ChannelAffine);
     }
 
     /// <summary><paramref name="stats"/>: [Batch * Groups * 2] = (mean, rstd) per group, a side output.</summary>
@@ -183,7 +183,7 @@ internal sealed class GroupNormLauncher
                 _statsSimple(groups, p, input, stats);
                 break;
             case GroupNormVersion.GroupReduce:
-                _statsGroupReduce(new KernelConfig(groups, GroupNormKernels.ReduceGroupSize), p, input, stats);
+                _statsGroupReduce(new KernelConfig(groups, GroupNormGpu.ReduceGroupSize), p, input, stats);
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(version), version, "unknown group_norm kernel version");

@@ -7,7 +7,7 @@ namespace NativeVae.Kernels.Gpu;
 // Elementwise kernels and their launcher: activations, add, scale/shift, and the 8-bit RGB image <-> fp32 tensor
 // conversions at the edges of the model. One thread per element, early return past the end.
 
-/// <summary>Activation applied by <see cref="ElementwiseKernels.Unary"/>.</summary>
+/// <summary>Activation applied by <see cref="ElementwiseGpu.Unary"/>.</summary>
 internal enum UnaryKind
 {
     /// <summary>x * sigmoid(x).</summary>
@@ -20,7 +20,7 @@ internal enum UnaryKind
     TanhClamp3,
 }
 
-internal static class ElementwiseKernels
+internal static class ElementwiseGpu
 {
     private const int RgbChannels = 3;
     private const float MaxByte = 255f;
@@ -101,15 +101,15 @@ internal sealed class ElementwiseLauncher
     public ElementwiseLauncher(Accelerator accelerator)
     {
         _unary = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, UnaryKind>(
-            ElementwiseKernels.Unary);
+            ElementwiseGpu.Unary);
         _add = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
-            ElementwiseKernels.Add);
+            ElementwiseGpu.Add);
         _scaleShift = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, float, float>(
-            ElementwiseKernels.ScaleShift);
+            ElementwiseGpu.ScaleShift);
         _imageToTensor = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<float>, int, float, float>(
-            ElementwiseKernels.ImageToTensor);
+            ElementwiseGpu.ImageToTensor);
         _tensorToImage = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<byte>, int, float, float>(
-            ElementwiseKernels.TensorToImage);
+            ElementwiseGpu.TensorToImage);
     }
 
     public void Unary(UnaryKind op, ArrayView<float> input, ArrayView<float> output)

@@ -9,7 +9,7 @@ namespace NativeVae.Kernels.Gpu;
 // online softmax in fp32 (running max and sum, earlier partial outputs rescaled when the max grows), so the
 // N x N score matrix is never stored; each accumulates its queries' outputs in the output buffer itself.
 
-internal static class AttentionKernels
+internal static class AttentionGpu
 {
     // SharedTile: a group of 256 threads owns 32 queries and walks the keys 64 at a time.
     public const int QueryTile = 32;
@@ -229,9 +229,9 @@ internal sealed class AttentionLauncher
     public AttentionLauncher(Accelerator accelerator)
     {
         _rowPerThread = accelerator.LoadAutoGroupedStreamKernel<Index1D, AttentionParams, ArrayView<float>,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>>(AttentionKernels.RowPerThread);
+            ArrayView<float>, ArrayView<float>, ArrayView<float>>(AttentionGpu.RowPerThread);
         _sharedTile = accelerator.LoadStreamKernel<AttentionParams, ArrayView<float>, ArrayView<float>,
-            ArrayView<float>, ArrayView<float>>(AttentionKernels.SharedTile);
+            ArrayView<float>, ArrayView<float>>(AttentionGpu.SharedTile);
     }
 
     public void Run(AttentionVersion version, in AttentionParams p, ArrayView<float> q, ArrayView<float> k,
@@ -244,8 +244,8 @@ internal sealed class AttentionLauncher
                 _rowPerThread(p.Batch * p.Tokens, p, q, k, v, output);
                 break;
             case AttentionVersion.SharedTile:
-                var grid = new Index2D(DeviceMath.CeilDiv(p.Tokens, AttentionKernels.QueryTile), p.Batch);
-                _sharedTile(new KernelConfig(grid, new Index2D(AttentionKernels.GroupSize, 1)), p, q, k, v, output);
+                var grid = new Index2D(DeviceMath.CeilDiv(p.Tokens, AttentionGpu.QueryTile), p.Batch);
+                _sharedTile(new KernelConfig(grid, new Index2D(AttentionGpu.GroupSize, 1)), p, q, k, v, output);
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(version), version, "unknown attention kernel version");

@@ -1,0 +1,24 @@
+namespace NativeVae.Kernels;
+
+// A parameter block passed by value to both the ILGPU and the CPU kernels. Sizes are ints: the backend refuses
+// tensors whose element count does not fit one launch (tiling keeps real work far below that).
+
+/// <summary>Geometry of one conv2d launch, NCHW input and output, weight [Cout, Cin, K, K].</summary>
+public struct Conv2dParams
+{
+    public int Batch;
+    public int InChannels;
+    public int InHeight;
+    public int InWidth;
+    public int OutChannels;
+    public int OutHeight;
+    public int OutWidth;
+    public int Kernel;
+    public int Stride;
+    public int PadTop;
+    public int PadLeft;
+    /// <summary>1: the input is read as if nearest-upsampled 2x (virtual size 2H x 2W).</summary>
+    public int Upsample2x;
+    public int HasBias;
+    public int HasResidual;
+}
