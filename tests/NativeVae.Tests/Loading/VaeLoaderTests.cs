@@ -6,7 +6,7 @@ using NativeVae.Loading;
 using NativeVae.Loading.Layouts;
 using static NativeVae.Tests.Support.SyntheticVae;
 
-namespace NativeVae.Tests.Weights;
+namespace NativeVae.Tests.Loading;
 
 internal class VaeLoaderTests
 {

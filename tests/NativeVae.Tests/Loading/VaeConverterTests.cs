@@ -5,7 +5,7 @@ using NativeVae.Loading;
 using NativeVae.Formats.SafeTensors;
 using static NativeVae.Tests.Support.SyntheticVae;
 
-namespace NativeVae.Tests.Weights;
+namespace NativeVae.Tests.Loading;
 
 public class VaeConverterTests
 {

@@ -5,7 +5,7 @@ using NativeVae.Formats;
 using NativeVae.Loading;
 using static NativeVae.Tests.Support.SyntheticVae;
 
-namespace NativeVae.Tests.Weights;
+namespace NativeVae.Tests.Formats;
 
 internal class ShardedCheckpointTests
 {

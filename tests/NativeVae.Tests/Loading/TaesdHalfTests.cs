@@ -7,7 +7,7 @@ using NativeVae.Weights;
 using NativeVae.Loading;
 using static NativeVae.Tests.Support.SyntheticVae;
 
-namespace NativeVae.Tests.Weights;
+namespace NativeVae.Tests.Loading;
 
 /// <summary>A TAESD encoder or decoder alone loads that half; the other direction is refused naming the file.</summary>
 internal class TaesdHalfTests

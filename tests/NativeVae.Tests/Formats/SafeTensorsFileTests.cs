@@ -3,7 +3,7 @@ using NativeVae.Tests.Support;
 using NativeVae.Formats;
 using NativeVae.Formats.SafeTensors;
 
-namespace NativeVae.Tests.Weights;
+namespace NativeVae.Tests.Formats;
 
 public class SafeTensorsFileTests
 {

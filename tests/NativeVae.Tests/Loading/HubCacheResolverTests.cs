@@ -4,7 +4,7 @@ using NativeVae.Formats;
 using NativeVae.Loading;
 using static NativeVae.Tests.Support.SyntheticVae;
 
-namespace NativeVae.Tests.Weights;
+namespace NativeVae.Tests.Loading;
 
 internal class HubCacheResolverTests
 {

@@ -4,7 +4,7 @@ using NativeVae.Formats;
 using NativeVae.Loading;
 using NativeVae.Formats.Pickle;
 
-namespace NativeVae.Tests.Weights;
+namespace NativeVae.Tests.Formats;
 
 public class TorchCheckpointTests
 {
