@@ -4,7 +4,7 @@ namespace NativeVae.Kernels;
 // tensors whose element count does not fit one launch (tiling keeps real work far below that).
 
 /// <summary>Single-head attention, Q/K/V/output channel-major [Batch, Channels, Tokens].</summary>
-public struct AttentionParams
+internal struct AttentionParams
 {
     public int Batch;
     public int Channels;

@@ -4,7 +4,7 @@ namespace NativeVae.Kernels;
 // three values as arguments). Sizes are ints: the backend refuses tensors whose element count does not fit one launch.
 
 /// <summary>A per-(batch, channel) affine over [Rows = Batch * Channels, Spatial].</summary>
-public struct ChannelAffineParams
+internal struct ChannelAffineParams
 {
     public int Rows;
     public int Spatial;

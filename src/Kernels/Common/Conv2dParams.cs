@@ -4,7 +4,7 @@ namespace NativeVae.Kernels;
 // tensors whose element count does not fit one launch (tiling keeps real work far below that).
 
 /// <summary>Geometry of one conv2d launch, NCHW input and output, weight [Cout, Cin, K, K].</summary>
-public struct Conv2dParams
+internal struct Conv2dParams
 {
     public int Batch;
     public int InChannels;

@@ -4,7 +4,7 @@ namespace NativeVae.Kernels;
 // tensors whose element count does not fit one launch (tiling keeps real work far below that).
 
 /// <summary>GroupNorm over [Batch, Channels, Spatial] with Groups groups dividing Channels.</summary>
-public struct GroupNormParams
+internal struct GroupNormParams
 {
     public int Batch;
     public int Channels;

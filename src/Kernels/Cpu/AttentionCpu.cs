@@ -8,7 +8,7 @@ namespace NativeVae.Kernels.Cpu;
 // Keeping queries in lanes makes the softmax's per-query max and sum lane-wise (no horizontal reductions).
 // Before the query tiles run, K and V of the image are packed (zero-padded to whole key tiles).
 
-public static unsafe class AttentionCpu
+internal static unsafe class AttentionCpu
 {
     /// <summary>Keys per tile: S^T and P^T are KeyTile x QueryTile (32 KiB at full width, in L1); the P V product
     /// reduces over KeyTile keys per call, long enough to amortise the call (64 measured ~20% slower).</summary>

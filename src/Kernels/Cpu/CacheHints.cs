@@ -13,7 +13,7 @@ namespace NativeVae.Kernels.Cpu;
 //   prefetched into L2.
 // Measured on 128 -> 128 Winograd at 512x512 (2 cores, AVX-512): 83-89 ms -> 65-71 ms.
 
-public static unsafe class CacheHints
+internal static unsafe class CacheHints
 {
     /// <summary>Output bytes from which a kernel stores non-temporally: the last-level cache of the machines we tune on.</summary>
     public const long StreamingOutputBytes = 32L << 20;

@@ -23,7 +23,7 @@ namespace NativeVae.Kernels.Cpu;
 /// never stored. <see cref="Scale"/> and <see cref="Shift"/> are [N * Cin]; padding stays zero, as the convolution
 /// pads the normalised tensor. The default value applies nothing.
 /// </summary>
-public readonly unsafe struct InputAffine(float* scale, float* shift, bool silu)
+internal readonly unsafe struct InputAffine(float* scale, float* shift, bool silu)
 {
     public readonly float* Scale = scale;
     public readonly float* Shift = shift;
@@ -66,7 +66,7 @@ public readonly unsafe struct InputAffine(float* scale, float* shift, bool silu)
 /// Convolution weights packed once for the micro-kernel: <c>[Cout / 4][Cin][K][K][4]</c>, the last
 /// output-channel block zero-padded. Native 64-byte aligned memory, freed by <see cref="Dispose"/>.
 /// </summary>
-public sealed unsafe class Conv2dPackedWeights : IDisposable
+internal sealed unsafe class Conv2dPackedWeights : IDisposable
 {
     private float* _data;
 
@@ -125,7 +125,7 @@ public sealed unsafe class Conv2dPackedWeights : IDisposable
     }
 }
 
-public static unsafe class Conv2dCpu
+internal static unsafe class Conv2dCpu
 {
     /// <summary>Packed input tile budget: leaves room in a 1 MiB L2 for the weights streaming past it.</summary>
     private const long PackBudgetBytes = 384 * 1024;

@@ -25,7 +25,7 @@ namespace NativeVae.Kernels.Cpu;
 /// A view of a buffer the caller owns; <see cref="Transform"/> fills it. The backend transforms on every call into
 /// one reused buffer instead of keeping a copy per weight, which would add 4x the model's 3x3 weights to memory.
 /// </summary>
-public readonly unsafe struct Conv2dWinogradWeights
+internal readonly unsafe struct Conv2dWinogradWeights
 {
     private readonly float* _data;
 
@@ -206,7 +206,7 @@ public readonly unsafe struct Conv2dWinogradWeights
     }
 }
 
-public static unsafe class Conv2dWinogradCpu
+internal static unsafe class Conv2dWinogradCpu
 {
     public const int KernelSize = 3;
     /// <summary>Output tile side.</summary>

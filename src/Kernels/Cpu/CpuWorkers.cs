@@ -5,7 +5,7 @@ using System.Runtime.InteropServices;
 namespace NativeVae.Kernels.Cpu;
 
 /// <summary>One unit of a parallel CPU kernel: item <c>item</c> of a job, run by worker <c>worker</c>.</summary>
-public interface IWorkItem
+internal interface IWorkItem
 {
     void Execute(int item, int worker);
 }
@@ -17,7 +17,7 @@ public interface IWorkItem
 /// Each worker owns grow-only, 64-byte aligned scratch buffers that kernels reuse call after call: fresh
 /// memory costs a page fault per 4 KiB on first touch.
 /// </summary>
-public sealed unsafe class CpuWorkers : IDisposable
+internal sealed unsafe class CpuWorkers : IDisposable
 {
     /// <summary>Scratch slots per worker; kernels name theirs with the constants below.</summary>
     public const int ScratchSlots = 4;

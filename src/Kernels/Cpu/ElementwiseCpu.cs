@@ -7,13 +7,13 @@ namespace NativeVae.Kernels.Cpu;
 // few lanes) instead of a scalar loop. Also the interleaved-RGB <-> NCHW conversions at the model's ends.
 
 /// <summary>An elementwise function of one value, written once for every vector width.</summary>
-public interface IUnaryFunction
+internal interface IUnaryFunction
 {
     TVec Invoke<TVec, TOps>(TVec x) where TVec : unmanaged where TOps : IVectorOps<TVec>;
 }
 
 /// <summary><c>x * sigmoid(x) = x / (1 + exp(-x))</c>.</summary>
-public readonly struct SiluFunction : IUnaryFunction
+internal readonly struct SiluFunction : IUnaryFunction
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TVec Invoke<TVec, TOps>(TVec x) where TVec : unmanaged where TOps : IVectorOps<TVec> =>
@@ -21,7 +21,7 @@ public readonly struct SiluFunction : IUnaryFunction
 }
 
 /// <summary><c>max(x, 0)</c>.</summary>
-public readonly struct ReluFunction : IUnaryFunction
+internal readonly struct ReluFunction : IUnaryFunction
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TVec Invoke<TVec, TOps>(TVec x) where TVec : unmanaged where TOps : IVectorOps<TVec> => TOps.Max(x, TOps.Zero);
@@ -31,7 +31,7 @@ public readonly struct ReluFunction : IUnaryFunction
 /// TAESD's soft clamp <c>3 tanh(x / 3) = 3 - 6 / (exp(2x / 3) + 1)</c>; the argument is clamped so exp stays
 /// finite (tanh is +-1 to fp32 precision well before |x / 3| = 20).
 /// </summary>
-public readonly struct TanhClamp3Function : IUnaryFunction
+internal readonly struct TanhClamp3Function : IUnaryFunction
 {
     private const float Limit = 3f;
     private const float Saturation = 60f;
@@ -46,7 +46,7 @@ public readonly struct TanhClamp3Function : IUnaryFunction
 }
 
 /// <summary><c>x * Scale + Shift</c>, optionally followed by SiLU (GroupNorm's normalisation step).</summary>
-public readonly struct AffineFunction(float scale, float shift, bool silu) : IUnaryFunction
+internal readonly struct AffineFunction(float scale, float shift, bool silu) : IUnaryFunction
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public TVec Invoke<TVec, TOps>(TVec x) where TVec : unmanaged where TOps : IVectorOps<TVec>
@@ -56,7 +56,7 @@ public readonly struct AffineFunction(float scale, float shift, bool silu) : IUn
     }
 }
 
-public static unsafe class ElementwiseCpu
+internal static unsafe class ElementwiseCpu
 {
     /// <summary>Elements per parallel item: large enough to amortise the hand-off, small enough to balance.</summary>
     private const int ItemElements = 1 << 16;

@@ -4,7 +4,7 @@ namespace NativeVae.Kernels.Cpu;
 // memory. Measured rather than computed from cores x FMA pipes x clock because neither the pipe count (Zen 4
 // splits AVX-512 over 256-bit pipes, Zen 5 does not) nor the sustained clock under load is visible from /proc.
 
-public static unsafe class FmaPeakCpu
+internal static unsafe class FmaPeakCpu
 {
     /// <summary>Independent accumulators: covers an FMA latency of 4 cycles on 2 pipes with room to spare.</summary>
     private const int Chains = 12;

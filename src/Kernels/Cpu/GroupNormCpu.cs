@@ -5,7 +5,7 @@ namespace NativeVae.Kernels.Cpu;
 // flushed to double every segment (shifting by the group's first value keeps E[x^2] - E[x]^2 from cancelling),
 // then one normalise pass per channel with the affine folded into a single multiply-add (+ SiLU).
 
-public static unsafe class GroupNormCpu
+internal static unsafe class GroupNormCpu
 {
     /// <summary>Values summed in fp32 lanes before the partial sums move to double.</summary>
     private const int SegmentFloats = 4096;

@@ -8,7 +8,7 @@ namespace NativeVae.Kernels.Cpu;
 /// (with <c>MALLOC_MMAP_MAX_=0</c> glibc would keep it in its heap), and touching fresh memory costs a fault per 2 MiB
 /// instead of per 4 KiB page. Small ones, and every block elsewhere, come from <see cref="NativeMemory.AlignedAlloc"/>.
 /// </summary>
-public static unsafe partial class HostMemory
+internal static unsafe partial class HostMemory
 {
     /// <summary>Alignment of every buffer: one AVX-512 vector, one cache line.</summary>
     public const int Alignment = 64;

@@ -5,7 +5,7 @@ namespace NativeVae.Kernels.Cpu;
 /// <see cref="SimdDispatch.Run{TBody}"/>. Implementations are structs holding the call's arguments (and any result),
 /// so that the JIT specialises <see cref="Invoke{TVec, TOps}"/> per width and per body: no delegate, no virtual call.
 /// </summary>
-public interface ISimdBody
+internal interface ISimdBody
 {
     /// <summary>Runs the body at the width of <typeparamref name="TVec"/>.</summary>
     void Invoke<TVec, TOps>() where TVec : unmanaged where TOps : IVectorOps<TVec>;

@@ -10,7 +10,7 @@ namespace NativeVae.Kernels.Cpu;
 // A 3x3 convolution is 9 taps over a zero-padded input tile; a 1x1 convolution or a GEMM is one tap at 0.
 
 /// <summary>What the micro-kernel does with its accumulators.</summary>
-public enum MicroEpilogue
+internal enum MicroEpilogue
 {
     /// <summary><c>out = acc (+ bias[r]) (+ residual)</c>.</summary>
     Store,
@@ -23,7 +23,7 @@ public enum MicroEpilogue
 }
 
 /// <summary>Arguments of one micro-kernel call (a block of Rows output rows by Vectors vectors).</summary>
-public unsafe struct MicroTask
+internal unsafe struct MicroTask
 {
     public float* Input;
     public long InputStride;
@@ -50,17 +50,17 @@ public unsafe struct MicroTask
 }
 
 /// <summary>Compile-time vector count of a micro-kernel instance (the JIT removes the unused accumulators).</summary>
-public interface IVectorCount
+internal interface IVectorCount
 {
     static abstract int Count { get; }
 }
 
-public readonly struct One : IVectorCount { public static int Count => 1; }
-public readonly struct Two : IVectorCount { public static int Count => 2; }
-public readonly struct Three : IVectorCount { public static int Count => 3; }
-public readonly struct Four : IVectorCount { public static int Count => 4; }
+internal readonly struct One : IVectorCount { public static int Count => 1; }
+internal readonly struct Two : IVectorCount { public static int Count => 2; }
+internal readonly struct Three : IVectorCount { public static int Count => 3; }
+internal readonly struct Four : IVectorCount { public static int Count => 4; }
 
-public static unsafe class MicroKernelCpu
+internal static unsafe class MicroKernelCpu
 {
     /// <summary>Output rows per call (output channels in a convolution).</summary>
     public const int Rows = 4;

@@ -7,7 +7,7 @@ namespace NativeVae.Kernels.Cpu;
 /// The one place a CPU kernel's run-time <see cref="SimdWidth"/> becomes a generic instantiation. Every kernel entry
 /// point wraps its arguments in an <see cref="ISimdBody"/> struct and calls <see cref="Run{TBody}"/>.
 /// </summary>
-public static class SimdDispatch
+internal static class SimdDispatch
 {
     // Inlined into each caller, so the switch and the direct call to TBody's specialisation sit where the old switch did.
     /// <summary>Runs <paramref name="body"/> at <paramref name="width"/> (<see cref="SimdWidth.Scalar"/> for anything else).</summary>

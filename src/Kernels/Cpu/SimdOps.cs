@@ -9,7 +9,7 @@ namespace NativeVae.Kernels.Cpu;
 // and turned into an instantiation in one place (SimdDispatch).
 
 /// <summary>Vector width a CPU kernel runs at.</summary>
-public enum SimdWidth
+internal enum SimdWidth
 {
     Scalar = 1,
     V128 = 4,
@@ -17,7 +17,7 @@ public enum SimdWidth
     V512 = 16,
 }
 
-public static class SimdWidths
+internal static class SimdWidths
 {
     /// <summary>The widest width the JIT accelerates on this machine (honours DOTNET_EnableAVX512F=0 etc.).</summary>
     public static SimdWidth Best { get; } =
@@ -30,7 +30,7 @@ public static class SimdWidths
 }
 
 /// <summary>Vector operations on fp32 lanes; <c>MulAdd</c> is fused where the hardware has FMA.</summary>
-public unsafe interface IVectorOps<TVec> where TVec : struct
+internal unsafe interface IVectorOps<TVec> where TVec : struct
 {
     static abstract int Lanes { get; }
     static abstract TVec Zero { get; }
@@ -56,7 +56,7 @@ public unsafe interface IVectorOps<TVec> where TVec : struct
     static abstract float Sum(TVec a);
 }
 
-public unsafe readonly struct V512Ops : IVectorOps<Vector512<float>>
+internal unsafe readonly struct V512Ops : IVectorOps<Vector512<float>>
 {
     public static int Lanes => Vector512<float>.Count;
     public static Vector512<float> Zero => Vector512<float>.Zero;
@@ -82,7 +82,7 @@ public unsafe readonly struct V512Ops : IVectorOps<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector512<float> a) => Vector512.Sum(a);
 }
 
-public unsafe readonly struct V256Ops : IVectorOps<Vector256<float>>
+internal unsafe readonly struct V256Ops : IVectorOps<Vector256<float>>
 {
     public static int Lanes => Vector256<float>.Count;
     public static Vector256<float> Zero => Vector256<float>.Zero;
@@ -108,7 +108,7 @@ public unsafe readonly struct V256Ops : IVectorOps<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector256<float> a) => Vector256.Sum(a);
 }
 
-public unsafe readonly struct V128Ops : IVectorOps<Vector128<float>>
+internal unsafe readonly struct V128Ops : IVectorOps<Vector128<float>>
 {
     public static int Lanes => Vector128<float>.Count;
     public static Vector128<float> Zero => Vector128<float>.Zero;
@@ -135,7 +135,7 @@ public unsafe readonly struct V128Ops : IVectorOps<Vector128<float>>
 }
 
 /// <summary>One lane: the path for machines (or DOTNET_EnableHWIntrinsic=0 runs) without SIMD.</summary>
-public unsafe readonly struct ScalarOps : IVectorOps<float>
+internal unsafe readonly struct ScalarOps : IVectorOps<float>
 {
     public static int Lanes => 1;
     public static float Zero => 0f;
@@ -162,7 +162,7 @@ public unsafe readonly struct ScalarOps : IVectorOps<float>
 /// <c>Vector512.Exp(float)</c> widens to double for a correctly rounded result; SiLU, softmax and TAESD's clamp
 /// need no more than a couple of ulp, which a single-precision polynomial gives at about half the cost.
 /// </summary>
-public static class VectorMath
+internal static class VectorMath
 {
     public const int ExponentBias = 127;
     public const int MantissaBits = 23;

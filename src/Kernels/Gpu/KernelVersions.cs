@@ -1,7 +1,7 @@
 namespace NativeVae.Kernels.Gpu;
 
 /// <summary>Conv2d kernel versions (llm.c style: each a step over the last; tests run them all).</summary>
-public enum Conv2dVersion
+internal enum Conv2dVersion
 {
     /// <summary>One thread per output pixel and a block of output channels; no shared memory.</summary>
     Direct,
@@ -10,7 +10,7 @@ public enum Conv2dVersion
     SharedTile,
 }
 
-public enum GroupNormVersion
+internal enum GroupNormVersion
 {
     /// <summary>One thread per (batch, group) computes the statistics; elementwise normalise.</summary>
     Simple,
@@ -19,7 +19,7 @@ public enum GroupNormVersion
     GroupReduce,
 }
 
-public enum AttentionVersion
+internal enum AttentionVersion
 {
     /// <summary>One thread per query token with online softmax; output accumulated in place.</summary>
     RowPerThread,

@@ -51,6 +51,7 @@ public sealed class DecodeResult : IDisposable
     private InvalidOperationException Other(DecodeOutput asked) =>
         new($"this decode result holds {Kind}, not {asked}: decode with DecodeOptions.Output = DecodeOutput.{asked}");
 
+    /// <summary>Disposes the images of an <see cref="DecodeOutput.Images"/> result (the others hold only arrays).</summary>
     public void Dispose()
     {
         foreach (var image in _images ?? []) image.Dispose();

@@ -21,6 +21,3 @@ public enum TilingMode
     /// <summary>Untiled when the estimated memory fits the device (or the caller's limit), else <see cref="Exact"/>.</summary>
     Auto,
 }
-
-/// <summary>Progress of a long encode or decode: units of work done out of the total (tiles, or blocks untiled).</summary>
-public readonly record struct VaeProgress(int Done, int Total);

@@ -45,11 +45,13 @@ public sealed record EncodeOptions
     /// <summary>Null returns the distribution's mode (its mean, as the endpoints do); a seed draws a sample.</summary>
     public ulong? SampleSeed { get; init; }
 
+    /// <summary>How the encode splits its work (default <see cref="TilingMode.Auto"/>: untiled when it fits the memory budget).</summary>
     public TilingMode Tiling { get; init; } = TilingMode.Auto;
 
     /// <summary>Tile edge in pixels: blend tiling's tile (default: the config's sample_size), exact tiling's tile.</summary>
     public int? TileSize { get; init; }
 
+    /// <summary>Receives progress (blocks untiled, tiles under blend tiling); null reports nothing.</summary>
     public IProgress<VaeProgress>? Progress { get; init; }
 }
 
@@ -78,11 +80,13 @@ public sealed record DecodeOptions
     /// <summary>When given, added to the latents after the division.</summary>
     public float? ShiftFactor { get; init; }
 
+    /// <summary>The form of the result (default images; see <see cref="DecodeResult"/>).</summary>
     public DecodeOutput Output { get; init; } = DecodeOutput.Images;
 
     /// <summary>Format of <see cref="DecodeOutput.EncodedImages"/> (diffusers' image_format, default "jpg").</summary>
     public ImageFormat ImageFormat { get; init; } = ImageFormat.Jpeg;
 
+    /// <summary>JPEG quality, 1-100, of <see cref="DecodeOutput.EncodedImages"/> in JPEG (default 75, PIL's).</summary>
     public int JpegQuality { get; init; } = Imaging.ImageOutput.DefaultJpegQuality;
 
     /// <summary>Image height in pixels; required (with <see cref="Width"/>) for packed FLUX latents [B, seq, 64].</summary>
@@ -91,11 +95,13 @@ public sealed record DecodeOptions
     /// <summary>Image width in pixels; required (with <see cref="Height"/>) for packed FLUX latents.</summary>
     public int? Width { get; init; }
 
+    /// <summary>How the decode splits its work (default <see cref="TilingMode.Auto"/>: untiled when it fits the memory budget).</summary>
     public TilingMode Tiling { get; init; } = TilingMode.Auto;
 
     /// <summary>Tile edge in pixels of the output image (default: the config's sample_size for blend).</summary>
     public int? TileSize { get; init; }
 
+    /// <summary>Receives progress (blocks untiled, tiles under blend tiling); null reports nothing.</summary>
     public IProgress<VaeProgress>? Progress { get; init; }
 
     /// <summary>

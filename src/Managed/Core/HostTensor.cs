@@ -6,6 +6,8 @@ namespace NativeVae;
 /// </summary>
 public sealed class HostTensor<T> where T : unmanaged
 {
+    /// <summary>A tensor over <paramref name="data"/> (not copied), row-major in <paramref name="shape"/>.</summary>
+    /// <exception cref="ArgumentException">the data's length is not the shape's element count.</exception>
     public HostTensor(TensorShape shape, T[] data)
     {
         ArgumentNullException.ThrowIfNull(data);
@@ -18,10 +20,12 @@ public sealed class HostTensor<T> where T : unmanaged
     /// <summary>A zero-filled tensor.</summary>
     public HostTensor(TensorShape shape) : this(shape, new T[shape.ElementCount]) { }
 
+    /// <summary>The dimensions, e.g. <c>[N, C, H, W]</c>.</summary>
     public TensorShape Shape { get; }
 
     /// <summary>The elements, row-major; writable.</summary>
     public T[] Data { get; }
 
+    /// <summary>The element type and shape, e.g. <c>Single[1, 4, 64, 64]</c>.</summary>
     public override string ToString() => $"{typeof(T).Name}{Shape}";
 }

@@ -14,23 +14,19 @@ internal sealed class TaesdBlock
     /// <summary>Positions of the three 3x3 convs in the block's <c>conv</c> Sequential (ReLUs in between).</summary>
     public static readonly int[] ConvIndices = [0, 2, 4];
 
-    private readonly Tensor[] _convWeight;
-    private readonly Tensor[] _convBias;
-    private readonly Tensor? _widen;
-    private readonly Tensor? _normGamma;
-    private readonly Tensor? _normBeta;
-    private readonly Tensor? _narrow;
+    private readonly Conv2d[] _convs;
+    private readonly Conv2d? _widen;
+    private readonly GroupNorm? _norm;
+    private readonly Conv2d? _narrow;
 
     public TaesdBlock(DeviceParameters parameters, string prefix, bool groupNorm)
     {
-        _convWeight = ConvIndices.Select(i => parameters[$"{prefix}.conv.{i}.weight"]).ToArray();
-        _convBias = ConvIndices.Select(i => parameters[$"{prefix}.conv.{i}.bias"]).ToArray();
+        _convs = ConvIndices.Select(i => new Conv2d(parameters, $"{prefix}.conv.{i}", Conv2dSpec.Same)).ToArray();
         if (groupNorm)
         {
-            _widen = parameters[$"{prefix}.pool.0.weight"];
-            _normGamma = parameters[$"{prefix}.pool.1.weight"];
-            _normBeta = parameters[$"{prefix}.pool.1.bias"];
-            _narrow = parameters[$"{prefix}.pool.3.weight"];
+            _widen = new Conv2d(parameters, $"{prefix}.pool.0", Conv2dSpec.Pointwise, bias: false);
+            _norm = new GroupNorm(parameters, $"{prefix}.pool.1", TaesdConfig.GroupNormGroups, TaesdConfig.GroupNormEps);
+            _narrow = new Conv2d(parameters, $"{prefix}.pool.3", Conv2dSpec.Pointwise, bias: false);
         }
     }
 
@@ -40,19 +36,19 @@ internal sealed class TaesdBlock
         Tensor? pooled = null;
         if (_widen is not null)
         {
-            using var wide = backend.Conv2d(x, _widen, null, Conv2dSpec.Pointwise);                                   // [N, 4C, H, W]
-            using var normed = backend.GroupNorm(wide, _normGamma!, _normBeta!, TaesdConfig.GroupNormGroups, TaesdConfig.GroupNormEps, fuseSilu: false);
+            using var wide = _widen.Forward(backend, x);                                                           // [N, 4C, H, W]
+            using var normed = _norm!.Forward(backend, wide, silu: false);
             using var relu = backend.Unary(UnaryOp.Relu, normed);
-            pooled = backend.Conv2d(relu, _narrow!, null, Conv2dSpec.Pointwise, residual: x);                     // x + pool(x), [N, C, H, W]
+            pooled = _narrow!.Forward(backend, relu, residual: x);                                                 // x + pool(x), [N, C, H, W]
         }
         try
         {
             var input = pooled ?? x;
-            using var h1 = backend.Conv2d(input, _convWeight[0], _convBias[0], Conv2dSpec.Same);
+            using var h1 = _convs[0].Forward(backend, input);
             using var a1 = backend.Unary(UnaryOp.Relu, h1);
-            using var h2 = backend.Conv2d(a1, _convWeight[1], _convBias[1], Conv2dSpec.Same);
+            using var h2 = _convs[1].Forward(backend, a1);
             using var a2 = backend.Unary(UnaryOp.Relu, h2);
-            using var h3 = backend.Conv2d(a2, _convWeight[2], _convBias[2], Conv2dSpec.Same, residual: input);    // conv(...) + skip(x)
+            using var h3 = _convs[2].Forward(backend, a2, residual: input);                                        // conv(...) + skip(x)
             return backend.Unary(UnaryOp.Relu, h3);                                                               // fuse
         }
         finally

@@ -24,7 +24,7 @@ internal sealed class TaesdDecoder
             {
                 case LayerKind.ConvIn:
                 case LayerKind.ConvOut:
-                    _layers.Add(Conv(parameters[p + ".weight"], parameters[p + ".bias"], Conv2dSpec.Same));
+                    _layers.Add(TaesdSequential.Step(new Conv2d(parameters, p, Conv2dSpec.Same)));
                     break;
                 case LayerKind.Relu:
                     _layers.Add((backend, x) => backend.Unary(UnaryOp.Relu, x));
@@ -40,7 +40,7 @@ internal sealed class TaesdDecoder
                     if (!upsamplePending) throw new InvalidOperationException($"decoder layer {layer.Index}: conv without its upsample");
                     upsamplePending = false;
                     // Upsample(2x) then conv(64, 64, bias=False): [N, C, h, w] -> [N, C, 2h, 2w]
-                    _layers.Add(Conv(parameters[p + ".weight"], null, Conv2dSpec.UpsampleSame));
+                    _layers.Add(TaesdSequential.Step(new Conv2d(parameters, p, Conv2dSpec.UpsampleSame, bias: false)));
                     break;
             }
         }
@@ -48,7 +48,4 @@ internal sealed class TaesdDecoder
 
     public Tensor Forward(IBackend backend, Tensor latent, BlockObserver? observe = null) =>
         TaesdSequential.Run(backend, latent, _layers, "decoder.layers", observe);
-
-    private static Func<IBackend, Tensor, Tensor> Conv(Tensor weight, Tensor? bias, Conv2dSpec spec) =>
-        (backend, x) => backend.Conv2d(x, weight, bias, spec);
 }

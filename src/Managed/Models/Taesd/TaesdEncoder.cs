@@ -20,9 +20,9 @@ internal sealed class TaesdEncoder
             _layers.Add(layer.Kind switch
             {
                 // conv(3, 64) and conv(64, latent): 3x3, pad 1, with bias
-                LayerKind.ConvIn or LayerKind.ConvOut => Conv(parameters[p + ".weight"], parameters[p + ".bias"], Conv2dSpec.Same),
+                LayerKind.ConvIn or LayerKind.ConvOut => TaesdSequential.Step(new Conv2d(parameters, p, Conv2dSpec.Same)),
                 // conv(64, 64, stride 2, bias=False): [N, C, H, W] -> [N, C, ceil(H/2), ceil(W/2)]
-                LayerKind.ConvDown => Conv(parameters[p + ".weight"], null, Conv2dSpec.Stride2Pad1),
+                LayerKind.ConvDown => TaesdSequential.Step(new Conv2d(parameters, p, Conv2dSpec.Stride2Pad1, bias: false)),
                 LayerKind.Block => new TaesdBlock(parameters, p, layer.GroupNorm).Forward,
                 _ => throw new InvalidOperationException($"encoder layer {layer.Index}: unexpected {layer.Kind}"),
             });
@@ -31,7 +31,4 @@ internal sealed class TaesdEncoder
 
     public Tensor Forward(IBackend backend, Tensor image, BlockObserver? observe = null) =>
         TaesdSequential.Run(backend, image, _layers, "encoder.layers", observe);
-
-    private static Func<IBackend, Tensor, Tensor> Conv(Tensor weight, Tensor? bias, Conv2dSpec spec) =>
-        (backend, x) => backend.Conv2d(x, weight, bias, spec);
 }
