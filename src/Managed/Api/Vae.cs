@@ -181,10 +181,10 @@ public sealed class Vae : IVae
 
     // ---- planning -----------------------------------------------------------------------------------------------
 
-    /// <summary>What <see cref="TilingMode.Auto"/> chooses for this input (see <see cref="TilingPlan.Auto"/>).</summary>
+    /// <summary>What <see cref="TilingMode.Auto"/> chooses for this input (see <see cref="TilingPlan.Auto"/>); for tests.</summary>
     internal (TilingMode Mode, int? Tile) PlanAuto(HostTensor<float> input, bool encode)
     {
-        var plan = TilingPlan.Auto(_model, input.Shape, encode, _options.MemoryLimitBytes);
+        var plan = _pipeline.Plan(input.Shape, encode, TilingMode.Auto, null, _options.MemoryLimitBytes);
         return (plan.Mode, plan.Tile);
     }
 

@@ -21,6 +21,9 @@ internal sealed class VaePipeline(IVaeModel model)
     /// <summary>Observed blocks per (input shape, encode), for progress totals: one dry run per shape, not per call.</summary>
     private readonly ConcurrentDictionary<(TensorShape Shape, bool Encode), int> _blockCounts = new();
 
+    /// <summary>Dry-run memory figures per (input shape, encode), for <see cref="TilingMode.Auto"/>: one dry run per shape.</summary>
+    private readonly ConcurrentDictionary<(TensorShape Shape, bool Encode), AutoTilingFigures> _autoFigures = new();
+
     private readonly PixelRange _range = new(model.ImageRange);
 
     private IBackend Device => model.Backend;
@@ -45,7 +48,7 @@ internal sealed class VaePipeline(IVaeModel model)
         bool latentOps, CancellationToken cancellation)
     {
         var scaling = LatentScaling.EncodeAffine(options.ScalingFactor, options.ShiftFactor);
-        var plan = TilingPlan.Choose(model, shape, encode: true, options.Tiling, options.TileSize, memoryLimit);
+        var plan = Plan(shape, encode: true, options.Tiling, options.TileSize, memoryLimit);
         using var call = Device.BeginCall(plan.CallKey(encode: true, shape));
         var ops = Ops(plan);
         try
@@ -86,7 +89,7 @@ internal sealed class VaePipeline(IVaeModel model)
     public DecodeResult Decode(HostTensor<float> latents, DecodeOptions options, long? memoryLimit, CancellationToken cancellation)
     {
         var scaling = LatentScaling.DecodeAffine(options.ScalingFactor, options.ShiftFactor);
-        var plan = TilingPlan.Choose(model, latents.Shape, encode: false, options.Tiling, options.TileSize, memoryLimit);
+        var plan = Plan(latents.Shape, encode: false, options.Tiling, options.TileSize, memoryLimit);
         using var call = Device.BeginCall(plan.CallKey(encode: false, latents.Shape));
         var ops = Ops(plan);
         try
@@ -135,6 +138,11 @@ internal sealed class VaePipeline(IVaeModel model)
     }
 
     // ---- the model ----------------------------------------------------------------------------------------------
+
+    /// <summary>The caller's tiling, <see cref="TilingMode.Auto"/> resolved from this shape's (cached) dry-run figures.</summary>
+    public TilingPlan Plan(TensorShape input, bool encode, TilingMode mode, int? tile, long? memoryLimit) =>
+        TilingPlan.Choose(model, mode, tile, memoryLimit,
+            () => _autoFigures.GetOrAdd((input, encode), key => TilingPlan.Measure(model, key.Shape, key.Encode)));
 
     /// <summary>The backend the call's ops run on: the device, or exact tiling over it (disposed after the call).</summary>
     private IBackend Ops(TilingPlan plan) => plan.Mode == TilingMode.Exact

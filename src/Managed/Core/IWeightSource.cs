@@ -13,6 +13,9 @@ internal interface IWeightSource
 
     bool TryGetShape(string name, out TensorShape shape);
 
+    /// <summary>Where a parameter is read from, for error messages (a file and stored tensor name where known).</summary>
+    string Describe(string name) => $"{Origin}: parameter '{name}'";
+
     /// <summary>The parameter's values in fp32 (F16/BF16 storage widened).</summary>
     float[] ReadFloat32(string name);
 }

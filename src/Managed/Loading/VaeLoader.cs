@@ -1,3 +1,4 @@
+using NativeVae.Core;
 using NativeVae.Loading;
 using NativeVae.Formats;
 using NativeVae.Models;
@@ -234,8 +235,9 @@ internal static class VaeLoader
             throw new InvalidDataException($"{path}: {e.Message}");
         }
         var declared = AutoencoderKlParameters.Enumerate(config);
-        CheckAgainstDeclared(path, declared, map);
-        return new LoadedVae(path, family, config, null, declared, new MappedWeightSource(path, [archive], map));
+        var source = new MappedWeightSource(path, [archive], map);
+        ParameterCheck.Require(source, declared, refuseUndeclared: true);
+        return new LoadedVae(path, family, config, null, declared, source);
     }
 
     private static void RequireKl(string path, ModelFamily family)
@@ -304,15 +306,11 @@ internal static class VaeLoader
             family = options.Family ?? RecogniseTiny(origin, config.LatentChannels, config.UseMidBlockGroupNorm);
             if (!family.IsTiny()) throw new InvalidDataException($"{origin}: holds a tiny autoencoder, not a {family.Name()} AutoencoderKL");
         }
-        // A half alone declares only its own parameters (TaesdModel builds only that half); with neither
-        // half's first conv present, every parameter is declared, so that the check names what is missing.
-        if (!hasEncoder && !hasDecoder) hasEncoder = hasDecoder = true;
-        var declared = TaesdParameters.Enumerate(config)
-            .Where(p => p.Name.StartsWith(TaesdParameters.EncoderPrefix, StringComparison.Ordinal) ? hasEncoder : hasDecoder)
-            .ToList();
-        CheckAgainstDeclared(origin, declared, map.ToDictionary(kv => kv.Key, kv => ((ITensorArchive, string, TensorShape))kv.Value));
-        return new LoadedVae(origin, family, null, config, declared,
-            new MappedWeightSource(origin, archives, map.ToDictionary(kv => kv.Key, kv => (kv.Value.Archive, kv.Value.Stored, kv.Value.Shape))));
+        // A half alone declares only its own parameters (TaesdModel builds only that half).
+        var declared = TaesdParameters.OfHalvesPresent(config, map.ContainsKey, out _, out _);
+        var source = new MappedWeightSource(origin, archives, map.ToDictionary(kv => kv.Key, kv => (kv.Value.Archive, kv.Value.Stored, kv.Value.Shape)));
+        ParameterCheck.Require(source, declared, refuseUndeclared: true);
+        return new LoadedVae(origin, family, null, config, declared, source);
     }
 
     /// <summary>The output channels of the encoder's last layer (its conv_out), the highest-numbered conv.</summary>
@@ -341,28 +339,4 @@ internal static class VaeLoader
         (32, true) => ModelFamily.Taef2,
         _ => throw new InvalidDataException($"{origin}: a tiny autoencoder with {latentChannels} latent channels{(groupNorm ? " and GroupNorm blocks" : "")} matches no known family; pass --family"),
     };
-
-    /// <summary>Every declared parameter present with its shape, and nothing else.</summary>
-    private static void CheckAgainstDeclared(string origin, IReadOnlyList<(string Name, TensorShape Shape)> declared,
-        Dictionary<string, (ITensorArchive Archive, string Stored, TensorShape Shape)> map)
-    {
-        var declaredNames = new HashSet<string>(StringComparer.Ordinal);
-        var missing = new List<string>();
-        foreach (var (name, shape) in declared)
-        {
-            declaredNames.Add(name);
-            if (!map.TryGetValue(name, out var entry))
-            {
-                missing.Add(name);
-                continue;
-            }
-            if (entry.Shape != shape)
-                throw new InvalidDataException($"{entry.Archive.Path}: tensor '{entry.Stored}' has shape {entry.Shape}, the model expects {shape} for '{name}'");
-        }
-        if (missing.Count > 0)
-            throw new InvalidDataException($"{origin}: {missing.Count} parameter(s) missing, first '{missing[0]}'");
-        var extra = map.Keys.Where(k => !declaredNames.Contains(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
-        if (extra.Count > 0)
-            throw new InvalidDataException($"{map[extra[0]].Archive.Path}: tensor '{map[extra[0]].Stored}' is not a parameter of this model ({extra.Count} unexpected)");
-    }
 }

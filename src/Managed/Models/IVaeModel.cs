@@ -17,7 +17,7 @@ internal enum ImageRange
 
 /// <summary>
 /// What the API needs of a VAE, whatever its architecture. Encode and decode run their ops on
-/// <paramref name="ops"/> (the model's own backend, or a tiling backend wrapping it); parameters stay on the
+/// the <c>ops</c> backend they are given (the model's own, or a tiling backend wrapping it); parameters stay on the
 /// model's backend.
 /// </summary>
 internal interface IVaeModel : IDisposable

@@ -29,7 +29,7 @@ internal sealed class AutoencoderKlModel : IVaeModel
         Backend = backend;
         Config = config;
         var declared = AutoencoderKlParameters.Enumerate(config);
-        DeviceParameters.Validate(weights, declared);
+        ParameterCheck.Require(weights, declared);
         _encoderParameters = declared.Where(p => IsEncoderParameter(p.Name)).ToArray();
         _decoderParameters = declared.Where(p => !IsEncoderParameter(p.Name)).ToArray();
         _weights = weights;

@@ -3,16 +3,16 @@ using NativeVae.Core;
 namespace NativeVae.Models.Layers;
 
 /// <summary>
-/// A model's parameters uploaded to a backend once, checked against what the model declares (name and shape)
-/// before anything is uploaded. Disposing frees them.
+/// A model's parameters uploaded to a backend once. The model checks them against what it declares
+/// (<see cref="ParameterCheck"/>) before anything is uploaded. Disposing frees them.
 /// </summary>
 internal sealed class DeviceParameters : IDisposable
 {
     private readonly Dictionary<string, Tensor> _tensors = new(StringComparer.Ordinal);
 
+    /// <param name="source">weights already checked against <paramref name="declared"/> (<see cref="ParameterCheck"/>).</param>
     public DeviceParameters(IBackend backend, IWeightSource source, IReadOnlyList<(string Name, TensorShape Shape)> declared)
     {
-        Validate(source, declared);
         try
         {
             foreach (var (name, shape) in declared)
@@ -22,19 +22,6 @@ internal sealed class DeviceParameters : IDisposable
         {
             Dispose();
             throw;
-        }
-    }
-
-    /// <summary>Checks that <paramref name="source"/> has every declared parameter with its declared shape.</summary>
-    /// <exception cref="InvalidDataException">one is missing or has another shape; the message names it.</exception>
-    public static void Validate(IWeightSource source, IReadOnlyList<(string Name, TensorShape Shape)> declared)
-    {
-        foreach (var (name, shape) in declared)
-        {
-            if (!source.TryGetShape(name, out var actual))
-                throw new InvalidDataException($"{source.Origin}: missing parameter '{name}' (expected shape {shape})");
-            if (actual != shape)
-                throw new InvalidDataException($"{source.Origin}: parameter '{name}' has shape {actual}, the model expects {shape}");
         }
     }
 

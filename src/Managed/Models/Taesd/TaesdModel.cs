@@ -31,12 +31,8 @@ internal sealed class TaesdModel : IVaeModel
         Config = config;
         SampleSize = sampleSize;
         _origin = weights.Origin;
-        bool hasEncoder = weights.TryGetShape(TaesdParameters.EncoderPrefix + "0.weight", out _);
-        bool hasDecoder = weights.TryGetShape(TaesdParameters.DecoderPrefix + "0.weight", out _);
-        if (!hasEncoder && !hasDecoder) hasEncoder = hasDecoder = true; // validation below names what is missing
-        var declared = TaesdParameters.Enumerate(config)
-            .Where(p => p.Name.StartsWith(TaesdParameters.EncoderPrefix, StringComparison.Ordinal) ? hasEncoder : hasDecoder)
-            .ToList();
+        var declared = TaesdParameters.OfHalvesPresent(config, name => weights.TryGetShape(name, out _), out bool hasEncoder, out bool hasDecoder);
+        ParameterCheck.Require(weights, declared);
         _parameters = new DeviceParameters(backend, weights, declared);
         _encoder = hasEncoder ? new TaesdEncoder(_parameters, config) : null;
         _decoder = hasDecoder ? new TaesdDecoder(_parameters, config) : null;

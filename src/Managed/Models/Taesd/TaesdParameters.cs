@@ -21,6 +21,21 @@ internal static class TaesdParameters
         return list;
     }
 
+    /// <summary>
+    /// The declared parameters of the halves <paramref name="has"/> holds: a half is there when its first conv is (a
+    /// decoder-only checkpoint is common). With neither first conv, both halves are declared, so that the check of
+    /// the parameters (<see cref="NativeVae.Core.ParameterCheck"/>) names what is missing.
+    /// </summary>
+    public static List<(string Name, TensorShape Shape)> OfHalvesPresent(TaesdConfig config, Func<string, bool> has,
+        out bool hasEncoder, out bool hasDecoder)
+    {
+        hasEncoder = has(EncoderPrefix + "0.weight");
+        hasDecoder = has(DecoderPrefix + "0.weight");
+        if (!hasEncoder && !hasDecoder) hasEncoder = hasDecoder = true;
+        bool encoder = hasEncoder, decoder = hasDecoder;
+        return Enumerate(config).Where(p => p.Name.StartsWith(EncoderPrefix, StringComparison.Ordinal) ? encoder : decoder).ToList();
+    }
+
     /// <summary>One entry of a tiny autoencoder's Sequential.</summary>
     internal enum LayerKind { ConvIn, ConvDown, Block, ConvUp, ConvOut, Relu, Upsample }
 
