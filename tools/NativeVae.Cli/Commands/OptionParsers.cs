@@ -12,57 +12,35 @@ namespace NativeVae.Cli.Commands;
 internal static class OptionParsers
 {
     /// <summary>A positive integer option up to <paramref name="max"/>; a value past it is refused, never wrapped.</summary>
-    public static Option<int?> PositiveInt(string name, string helpName, string description, int max = int.MaxValue)
-    {
-        var option = new Option<int?>(name) { HelpName = helpName, Description = description };
-        option.CustomParser = result =>
-        {
-            string text = Token(result);
-            if (long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out long value) && value > 0 && value <= max)
-                return (int)value;
-            result.AddError($"{name} '{text}' must be a positive integer (at most {max})");
-            return null;
-        };
-        return option;
-    }
+    public static Option<int?> PositiveInt(string name, string helpName, string description, int max = int.MaxValue) =>
+        Parsed<int>(name, helpName, description, $"must be a positive integer (at most {max})",
+            text => long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out long v) && v > 0 && v <= max ? (int)v : null);
 
     /// <summary>A positive 64-bit integer option.</summary>
-    public static Option<long?> PositiveLong(string name, string helpName, string description)
-    {
-        var option = new Option<long?>(name) { HelpName = helpName, Description = description };
-        option.CustomParser = result =>
-        {
-            string text = Token(result);
-            if (long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out long value) && value > 0) return value;
-            result.AddError($"{name} '{text}' must be a positive integer (at most {long.MaxValue})");
-            return null;
-        };
-        return option;
-    }
+    public static Option<long?> PositiveLong(string name, string helpName, string description) =>
+        Parsed<long>(name, helpName, description, $"must be a positive integer (at most {long.MaxValue})",
+            text => long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out long v) && v > 0 ? v : null);
 
     /// <summary>An unsigned 64-bit integer option (a seed).</summary>
-    public static Option<ulong?> UnsignedLong(string name, string helpName, string description)
-    {
-        var option = new Option<ulong?>(name) { HelpName = helpName, Description = description };
-        option.CustomParser = result =>
-        {
-            string text = Token(result);
-            if (ulong.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out ulong value)) return value;
-            result.AddError($"{name} '{text}' must be an integer from 0 to {ulong.MaxValue}");
-            return null;
-        };
-        return option;
-    }
+    public static Option<ulong?> UnsignedLong(string name, string helpName, string description) =>
+        Parsed<ulong>(name, helpName, description, $"must be an integer from 0 to {ulong.MaxValue}",
+            text => ulong.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out ulong v) ? v : null);
 
     /// <summary>A finite number option (invariant culture: a dot for decimals).</summary>
-    public static Option<float?> Number(string name, string helpName, string description)
+    public static Option<float?> Number(string name, string helpName, string description) =>
+        Parsed<float>(name, helpName, description, "is not a number",
+            text => float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out float v) && float.IsFinite(v) ? v : null);
+
+    /// <summary>An option parsed by <paramref name="parse"/> (null: refused with "<c>name 'text' rule</c>").</summary>
+    private static Option<T?> Parsed<T>(string name, string helpName, string description, string rule, Func<string, T?> parse)
+        where T : struct
     {
-        var option = new Option<float?>(name) { HelpName = helpName, Description = description };
+        var option = new Option<T?>(name) { HelpName = helpName, Description = description };
         option.CustomParser = result =>
         {
             string text = Token(result);
-            if (float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out float value) && float.IsFinite(value)) return value;
-            result.AddError($"{name} '{text}' is not a number");
+            if (parse(text) is { } value) return value;
+            result.AddError($"{name} '{text}' {rule}");
             return null;
         };
         return option;
