@@ -15,19 +15,53 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile)
 
     private const int SmallestExactTile = 4;
 
-    /// <summary>The caller's choice, with <see cref="TilingMode.Auto"/> resolved by <see cref="Auto"/>.</summary>
-    /// <param name="figures">the input's dry-run figures, asked for only under <see cref="TilingMode.Auto"/>.</param>
+    /// <summary>
+    /// The caller's choice, with <see cref="TilingMode.Auto"/> resolved by <see cref="Auto"/>. An untiled or exact call
+    /// whose dry-run need exceeds the budget is refused here, before any work, never by running out of memory.
+    /// </summary>
+    /// <param name="figures">the input's dry-run figures (cached by the caller per shape).</param>
     /// <exception cref="ArgumentException">the tile size is not positive or the mode is unknown.</exception>
+    /// <exception cref="InsufficientMemoryException">the chosen mode needs more than the budget; the message gives both.</exception>
     public static TilingPlan Choose(IVaeModel model, TilingMode mode, int? tile, long? memoryLimit, Func<AutoTilingFigures> figures)
     {
         if (tile is <= 0) throw new ArgumentException($"tile size {tile} must be positive");
-        return mode switch
+        switch (mode)
         {
-            TilingMode.Auto => Auto(model, figures(), memoryLimit),
-            TilingMode.None or TilingMode.Blend or TilingMode.Exact => new TilingPlan(mode, tile),
-            _ => throw new ArgumentException($"tiling mode {(int)mode} is not one of None, Blend, Exact, Auto"),
-        };
+            case TilingMode.Auto:
+                return Auto(model, figures(), memoryLimit);
+            case TilingMode.None:
+            {
+                var f = figures();
+                RequireWithin(f.UntiledBytes, Budget(model, memoryLimit), $"untiled, {f.Input}", "use TilingMode.Exact or Auto");
+                return new TilingPlan(mode, tile);
+            }
+            case TilingMode.Exact:
+            {
+                var f = figures();
+                int exactTile = tile ?? DefaultExactTile;
+                RequireWithin(f.TileBytes(exactTile), Budget(model, memoryLimit), $"exact-tiled with tile {exactTile}, {f.Input}", "use a smaller tile or Auto");
+                return new TilingPlan(mode, tile);
+            }
+            case TilingMode.Blend:
+                return new TilingPlan(mode, tile);
+            default:
+                throw new ArgumentException($"tiling mode {(int)mode} is not one of None, Blend, Exact, Auto");
+        }
     }
+
+    private static void RequireWithin(long need, long budget, string what, string advice)
+    {
+        if (need > budget)
+            throw new InsufficientMemoryException(
+                $"{what}: the call needs {MiB(need)} MiB of activations, {MiB(budget)} MiB are available (VaeOptions.MemoryLimitBytes, " +
+                $"else {UsableMemoryFraction:P0} of the device's memory less what it holds); {advice}");
+    }
+
+    private static long MiB(long bytes) => Math.Max(0, bytes) / (1024 * 1024);
+
+    /// <summary>Bytes a call's activations may take: the caller's limit, else a share of the device's memory less what it holds.</summary>
+    private static long Budget(IVaeModel model, long? memoryLimit) => memoryLimit
+        ?? (long)(model.Backend.Capabilities.MemoryCapacityBytes * UsableMemoryFraction) - model.Backend.Memory.LiveBytes;
 
     /// <summary>
     /// Untiled when the dry-run peak of activations fits the budget (the caller's limit, else a share of the device's
@@ -36,14 +70,13 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile)
     /// <exception cref="InsufficientMemoryException">not even the smallest tile fits.</exception>
     public static TilingPlan Auto(IVaeModel model, AutoTilingFigures figures, long? memoryLimit)
     {
-        var backend = model.Backend;
-        long budget = memoryLimit
-            ?? (long)(backend.Capabilities.MemoryCapacityBytes * UsableMemoryFraction) - backend.Memory.LiveBytes;
+        long budget = Budget(model, memoryLimit);
         if (figures.UntiledBytes <= budget) return new TilingPlan(TilingMode.None, null);
-        foreach (var (tile, bytes) in figures.TiledBytes)
-            if (bytes <= budget) return new TilingPlan(TilingMode.Exact, tile);
+        for (int tile = DefaultExactTile; tile >= SmallestExactTile; tile /= 2)
+            if (figures.TileBytes(tile) <= budget) return new TilingPlan(TilingMode.Exact, tile);
         throw new InsufficientMemoryException(
-            $"{figures.Input}: even {SmallestExactTile}-element tiles need more than the {budget} bytes available; raise MemoryLimitBytes");
+            $"{figures.Input}: even {SmallestExactTile}-element exact tiles need {figures.TileBytes(SmallestExactTile)} bytes of activations, " +
+            $"more than the {budget} bytes available; raise MemoryLimitBytes");
     }
 
     /// <summary>The dry run <see cref="Auto"/> plans from, for one input shape on one model's backend.</summary>
@@ -52,10 +85,7 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile)
         using var dry = new DryRunBackend { FusesNormIntoConv = model.Backend.Capabilities.FusesNormIntoConv };
         using (var x = dry.Allocate(input))
         using (encode ? model.Encode(dry, x) : model.Decode(dry, x)) { }
-        var tiled = new List<(int Tile, long Bytes)>();
-        for (int tile = DefaultExactTile; tile >= SmallestExactTile; tile /= 2)
-            tiled.Add((tile, Math.Max(dry.MaxAttentionBytes, dry.Convolutions.Max(c => c.TileBytes(tile)))));
-        return new AutoTilingFigures(input, dry.PeakBytes, tiled);
+        return new AutoTilingFigures(input, dry.PeakBytes, dry.MaxAttentionBytes, dry.Convolutions.ToArray());
     }
 
     /// <summary>Names calls alike for the backend's memory plan (<see cref="IBackend.BeginCall"/>).</summary>
@@ -63,8 +93,12 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile)
 }
 
 /// <summary>
-/// A dry run's memory figures for one input shape: the untiled activation peak, and for each candidate exact tile
-/// (largest first) the bytes of its worst step (a convolution's tile or the attention). The same for every call of
-/// that shape, so a pipeline keeps them.
+/// A dry run's memory figures for one input shape: the untiled activation peak, the attention's bytes and every
+/// convolution. The same for every call of that shape, so a pipeline keeps them.
 /// </summary>
-internal sealed record AutoTilingFigures(TensorShape Input, long UntiledBytes, IReadOnlyList<(int Tile, long Bytes)> TiledBytes);
+internal sealed record AutoTilingFigures(TensorShape Input, long UntiledBytes, long AttentionBytes,
+    IReadOnlyList<DryRunBackend.Conv2dRecord> Convolutions)
+{
+    /// <summary>Exact tiling's worst step with <paramref name="tile"/>: a convolution's tile with its halo, or the attention.</summary>
+    public long TileBytes(int tile) => Math.Max(AttentionBytes, Convolutions.Count == 0 ? 0 : Convolutions.Max(c => c.TileBytes(tile)));
+}

@@ -137,6 +137,7 @@ public sealed class Vae : IVae
     public Task<HostTensor<float>> EncodeAsync(HostTensor<float> images, EncodeOptions? options = null, CancellationToken cancellation = default)
     {
         CheckImages(images);
+        InputChecks.RequireFinite(images, "images");
         return Task.Run(() => Locked(() => _pipeline.Encode(images, options ?? new(), _options.MemoryLimitBytes, latentOps: true, cancellation)), cancellation);
     }
 
@@ -151,11 +152,13 @@ public sealed class Vae : IVae
         return Locked(() => _pipeline.Encode(images, options, _options.MemoryLimitBytes, latentOps: false, CancellationToken.None));
     }
 
-    private static void CheckImages(HostTensor<float> images)
+    private void CheckImages(HostTensor<float> images)
     {
         ArgumentNullException.ThrowIfNull(images);
         if (images.Shape.Rank != 4 || images.Shape.C != OpShapes.RgbChannels)
             throw new ArgumentException($"images must be [N, 3, H, W], got {images.Shape}");
+        if ((long)images.Shape.H * images.Shape.W > _options.MaxImagePixels)
+            throw new ArgumentException($"images {images.Shape}: {images.Shape.W}x{images.Shape.H} exceeds the limit of {_options.MaxImagePixels} pixels (VaeOptions.MaxImagePixels)");
     }
 
     // ---- decode -------------------------------------------------------------------------------------------------
@@ -176,6 +179,8 @@ public sealed class Vae : IVae
         var z = latents.Shape.Rank == 3 ? FluxLatentPacking.Unpack(latents, options.Height, options.Width) : latents;
         if (z.Shape.Rank != 4 || z.Shape.C != LatentChannels)
             throw new ArgumentException($"latents must be [N, {LatentChannels}, h, w] (or packed [N, seq, {LatentChannels * 4}]), got {latents.Shape}");
+        InputChecks.RequireDecodedSize(z.Shape, DownsampleFactor, _options.MaxImagePixels);
+        InputChecks.RequireFinite(latents, "latents");
         return Task.Run(() => Locked(() => _pipeline.Decode(z, options, _options.MemoryLimitBytes, cancellation)), cancellation);
     }
 

@@ -14,7 +14,11 @@ public sealed record VaeOptions
     /// </summary>
     public DType DType { get; init; } = DType.F32;
 
-    /// <summary>Largest image accepted, in pixels (input images are untrusted). Default 4096 x 4096.</summary>
+    /// <summary>
+    /// Largest image, in pixels per image: encode refuses larger input images (checked from the header, before
+    /// decoding) and tensors, decode refuses latents whose images would be larger. Inputs are untrusted. Default
+    /// 4096 x 4096.
+    /// </summary>
     public long MaxImagePixels { get; init; } = Imaging.ImageInput.DefaultMaxPixels;
 
     /// <summary>

@@ -1,0 +1,89 @@
+using NativeVae.Models.AutoencoderKl;
+using NativeVae.Tests.Support;
+using NativeVae.Weights;
+
+namespace NativeVae.Tests.Api;
+
+/// <summary>
+/// Untrusted tensors are checked before any work (issue 12): finite values, the pixel cap for decode outputs and
+/// tensor inputs, and the memory budget for untiled and exact calls, each refused with a message naming the problem.
+/// </summary>
+public class VaeInputLimitsTests
+{
+    private static Vae Create(VaeOptions options)
+    {
+        var config = AutoencoderKlConfig.Small;
+        var model = new AutoencoderKlModel(TestBackends.Get(TestBackends.CpuName), config,
+            InMemoryWeights.Seeded(SeededWeights.DefaultSeed, AutoencoderKlParameters.Enumerate(config)));
+        return new Vae(model, options, config.ScalingFactor, config.ShiftFactor, ownsBackend: false);
+    }
+
+    private static HostTensor<float> Latents(int h, int w) =>
+        new(TensorShape.Nchw(1, 4, h, w), SeededWeights.Uniform(SeededWeights.DefaultSeed, "limits.latent", 4 * h * w));
+
+    private static HostTensor<float> Images(int h, int w) =>
+        new(TensorShape.Nchw(1, 3, h, w), SeededWeights.Uniform(SeededWeights.DefaultSeed, "limits.image", 3 * h * w));
+
+    [Test]
+    public void ALatentWithNaNIsRefusedNamingCountAndFirstIndex()
+    {
+        using var vae = Create(new VaeOptions());
+        var latents = Latents(4, 5);
+        latents.Data[1 * 20 + 2 * 5 + 3] = float.NaN;   // [0, 1, 2, 3]
+        latents.Data[3 * 20] = float.PositiveInfinity;
+        Assert.That(() => vae.Decode(latents),
+            Throws.ArgumentException.With.Message.Contains("2 value(s) are NaN or infinite").And.Message.Contains("at [0, 1, 2, 3]"));
+    }
+
+    [Test]
+    public void AnImageTensorWithInfinityIsRefused()
+    {
+        using var vae = Create(new VaeOptions());
+        var images = Images(8, 8);
+        images.Data[^1] = float.NegativeInfinity;
+        Assert.That(() => vae.Encode(images), Throws.ArgumentException.With.Message.Contains("1 value(s) are NaN or infinite").And.Message.Contains("[0, 2, 7, 7]"));
+    }
+
+    [Test]
+    public void DecodeRefusesAnOutputOverThePixelCap()
+    {
+        using var vae = Create(new VaeOptions { MaxImagePixels = 16 * 16 });
+        using (var atTheCap = vae.Decode(Latents(8, 8), new DecodeOptions { Output = DecodeOutput.UInt8Tensor }))
+            Assert.That(atTheCap.UInt8Tensor.Shape, Is.EqualTo(new TensorShape(1, 16, 16, 3)), "16x16 = the cap");
+        Assert.That(() => vae.Decode(Latents(8, 9)), Throws.ArgumentException
+            .With.Message.Contains("decode to 18x16 = 288 pixels per image, over the limit of 256"));
+    }
+
+    [Test]
+    public void EncodeRefusesATensorOverThePixelCap()
+    {
+        using var vae = Create(new VaeOptions { MaxImagePixels = 8 * 8 });
+        Assert.That(vae.Encode(Images(8, 8)).Shape, Is.EqualTo(TensorShape.Nchw(1, 4, 4, 4)), "at the cap");
+        Assert.That(() => vae.Encode(Images(8, 10)), Throws.ArgumentException.With.Message.Contains("10x8 exceeds the limit of 64 pixels"));
+    }
+
+    [Test]
+    public void UntiledAndExactCallsOverTheBudgetAreRefusedBeforeWork()
+    {
+        // 64 channels at 24x20 are 120 KiB a tensor: untiled, several are live; the attention (4 x 30 KiB, never tiled) fits.
+        using var vae = Create(new VaeOptions { MemoryLimitBytes = 160 * 1024 });
+        var latents = Latents(12, 10);
+        var (mode, tile) = vae.PlanAuto(latents, encode: false);
+        Assert.That(mode, Is.EqualTo(TilingMode.Exact), "Auto tiles this call");
+        Assert.That(() => vae.Decode(latents, new DecodeOptions { Tiling = TilingMode.None }),
+            Throws.TypeOf<InsufficientMemoryException>().With.Message.Contains("untiled").And.Message.Contains("MiB are available").And.Message.Contains("TilingMode.Exact"));
+        Assert.That(() => vae.Decode(latents, new DecodeOptions { Tiling = TilingMode.Exact, TileSize = 256 }),
+            Throws.TypeOf<InsufficientMemoryException>().With.Message.Contains("exact-tiled with tile 256"));
+        // The same call runs with the tile Auto chooses.
+        using var fits = vae.Decode(latents, new DecodeOptions { Tiling = TilingMode.Exact, TileSize = tile, Output = DecodeOutput.FloatTensor });
+        Assert.That(fits.FloatTensor.Shape, Is.EqualTo(TensorShape.Nchw(1, 3, 24, 20)));
+    }
+
+    [Test]
+    public void AutoRefusesWhenNoTileFitsGivingBothFigures()
+    {
+        using var vae = Create(new VaeOptions { MemoryLimitBytes = 16 });
+        Assert.That(() => vae.Decode(Latents(6, 5)), Throws.TypeOf<InsufficientMemoryException>()
+            .With.Message.Contains("4-element exact tiles need").And.Message.Contains("more than the 16 bytes available"));
+    }
+}
