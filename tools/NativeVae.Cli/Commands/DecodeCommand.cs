@@ -31,6 +31,7 @@ internal sealed class DecodeCommand : ICommand
             string outputPath = parse.GetValue(output) ?? Path.ChangeExtension(input, ".png");
             if (!ImageFiles.IsOutputImagePath(outputPath))
                 throw new UsageException($"-o/--output '{outputPath}': images are written as .png, .jpg or .jpeg");
+            OutputPath.RequireWritable(outputPath);
             var latent = LatentFile.Read(input);
             int? h = parse.GetValue(height), w = parse.GetValue(width);
             if (latent.Shape.Rank != PackedLatentRank && (h is not null || w is not null))
@@ -53,7 +54,7 @@ internal sealed class DecodeCommand : ICommand
             for (int i = 0; i < images.Count; i++)
             {
                 string path = images.Count == 1 ? outputPath : IndexedPath(outputPath, i);
-                ImageFiles.Save(images[i], path);
+                OutputPath.Write(path, () => ImageFiles.Save(images[i], path));
                 stdout.WriteLine($"{path}: {images[i].Width}x{images[i].Height}");
             }
             return ExitCodes.Success;

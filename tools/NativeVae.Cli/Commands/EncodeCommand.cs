@@ -27,6 +27,7 @@ internal sealed class EncodeCommand : ICommand
             string outputPath = parse.GetValue(output) ?? Path.ChangeExtension(imagePath, ".latent" + LatentFile.Extension);
             if (!outputPath.EndsWith(LatentFile.Extension, StringComparison.OrdinalIgnoreCase))
                 throw new UsageException($"-o/--output '{outputPath}': latents are written as {LatentFile.Extension} files; give a name ending in {LatentFile.Extension}");
+            OutputPath.RequireWritable(outputPath);
             var options = new EncodeOptions
             {
                 ScalingFactor = parse.GetValue(model.ScalingFactor),
@@ -38,7 +39,7 @@ internal sealed class EncodeCommand : ICommand
             };
             using var vae = model.Load(parse);
             var latent = vae.Encode(imagePath, options);
-            LatentFile.Write(outputPath, latent);
+            OutputPath.Write(outputPath, () => LatentFile.Write(outputPath, latent));
             stdout.WriteLine($"{outputPath}: latent {latent.Shape}");
             return ExitCodes.Success;
         });

@@ -23,6 +23,7 @@ internal sealed class RoundtripCommand : ICommand
             string outputPath = parse.GetValue(output)!;
             if (!ImageFiles.IsOutputImagePath(outputPath))
                 throw new UsageException($"-o/--output '{outputPath}': images are written as .png, .jpg or .jpeg");
+            OutputPath.RequireWritable(outputPath);
             var tiling = parse.GetValue(model.Tiling) ?? TilingMode.Auto;
             int? tile = parse.GetValue(model.Tile);
             using var vae = model.Load(parse);
@@ -37,7 +38,7 @@ internal sealed class RoundtripCommand : ICommand
             double decodeSeconds = clock.Elapsed.TotalSeconds;
 
             var decoded = result.Images![0];
-            ImageFiles.Save(decoded, outputPath);
+            OutputPath.Write(outputPath, () => ImageFiles.Save(decoded, outputPath));
             double psnr = ImageFiles.Psnr(sized, decoded);
             var invariant = CultureInfo.InvariantCulture;
             stdout.WriteLine(string.Create(invariant, $"psnr_db={psnr:F2}"));
