@@ -76,6 +76,36 @@ internal static unsafe class ElementwiseCpu
         workers.Run(ItemsFor(count), ref job);
     }
 
+    /// <summary>How many of x[0, count) are NaN or infinite (a model output that must not become black pixels).</summary>
+    public static long CountNonFinite(CpuWorkers workers, float* x, long count)
+    {
+        int items = ItemsFor(count);
+        if (items == 0) return 0;
+        var counts = new long[items];
+        fixed (long* c = counts)
+        {
+            var job = new CountNonFiniteJob { X = x, Count = count, Counts = c };
+            workers.Run(items, ref job);
+        }
+        return counts.Sum();
+    }
+
+    // Per item a count of its own: no shared counter, no atomics. Scalar: one compare per element of a read pass.
+    private struct CountNonFiniteJob : IWorkItem
+    {
+        public float* X;
+        public long Count;
+        public long* Counts;
+
+        public void Execute(int item, int worker)
+        {
+            long start = (long)item * ItemElements, end = Math.Min(Count, start + ItemElements), found = 0;
+            for (long i = start; i < end; i++)
+                if (!float.IsFinite(X[i])) found++;
+            Counts[item] = found;
+        }
+    }
+
     /// <summary>Single-threaded map over one contiguous run (the building block of the jobs and of GroupNorm).</summary>
     public static void MapSpan<TFunction>(SimdWidth width, TFunction f, float* x, float* y, long count)
         where TFunction : unmanaged, IUnaryFunction

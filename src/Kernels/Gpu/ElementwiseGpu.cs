@@ -53,6 +53,15 @@ internal static class ElementwiseGpu
         output[index] = input[index] * scale + shift;
     }
 
+    /// <summary>One thread per element; the rare NaN or infinity adds one to <paramref name="count"/>[0].</summary>
+    [GpuKernel]
+    internal static void CountNonFinite(Index1D index, ArrayView<float> input, ArrayView<int> count)
+    {
+        if (index >= input.IntLength) return;
+        float v = input[index];
+        if (XMath.IsNaN(v) || XMath.IsInfinity(v)) Atomic.Add(ref count[0], 1);
+    }
+
     /// <summary>One thread per output float (planar, so the writes are coalesced): pixel / 255 * scale + shift.</summary>
     [GpuKernel]
     internal static void ImageToTensor(Index1D index, ArrayView<byte> rgb, ArrayView<float> output, int pixelsPerImage,
@@ -97,6 +106,8 @@ internal sealed class ElementwiseLauncher
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, float, float> _scaleShift;
     private readonly Action<Index1D, ArrayView<byte>, ArrayView<float>, int, float, float> _imageToTensor;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<byte>, int, float, float> _tensorToImage;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<int>> _countNonFinite;
+    private readonly Accelerator _accelerator;
 
     public ElementwiseLauncher(Accelerator accelerator)
     {
@@ -110,6 +121,19 @@ internal sealed class ElementwiseLauncher
             ElementwiseGpu.ImageToTensor);
         _tensorToImage = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<byte>, int, float, float>(
             ElementwiseGpu.TensorToImage);
+        _countNonFinite = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>>(ElementwiseGpu.CountNonFinite);
+        _accelerator = accelerator;
+    }
+
+    /// <summary>How many elements of <paramref name="input"/> are NaN or infinite (waits for the count).</summary>
+    public int CountNonFinite(ArrayView<float> input)
+    {
+        if (input.IntLength == 0) return 0;
+        using var count = _accelerator.Allocate1D<int>(1);
+        count.MemSetToZero();
+        _countNonFinite(input.IntLength, input, count.View);
+        _accelerator.Synchronize();
+        return count.GetAsArray1D()[0];
     }
 
     public void Unary(UnaryKind op, ArrayView<float> input, ArrayView<float> output)

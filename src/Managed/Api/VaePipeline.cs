@@ -99,6 +99,7 @@ internal sealed class VaePipeline(IVaeModel model)
             {
                 t = Then(t, x => Affine(ops, x, scaling));
                 t = Then(t, x => RunModel(ops, plan, x, encode: false, options.Progress, cancellation));
+                RequireFinite(ops, t);
                 if (options.Output == DecodeOutput.FloatTensor)
                 {
                     t = Then(t, x => Affine(ops, x, _range.ToApi));
@@ -216,6 +217,19 @@ internal sealed class VaePipeline(IVaeModel model)
         var next = op(current);
         if (!ReferenceEquals(next, current)) current.Dispose();
         return next;
+    }
+
+    /// <summary>
+    /// A decoded image with NaN or infinity is an error, not black pixels: inputs are checked finite, so the model made
+    /// them (an fp16 overflow, or weights holding NaN).
+    /// </summary>
+    /// <exception cref="InvalidDataException">the image holds non-finite values.</exception>
+    private void RequireFinite(IBackend ops, Tensor image)
+    {
+        long bad = ops.CountNonFinite(image);
+        if (bad > 0)
+            throw new InvalidDataException(
+                $"the decoded image {image.Shape} holds {bad} NaN or infinite value(s): the model overflowed or its weights hold NaN ({model.Backend.Name}); nothing was returned");
     }
 
     /// <summary><c>x * scale + shift</c> on the backend, or <paramref name="x"/> itself for no affine.</summary>

@@ -96,6 +96,8 @@ internal sealed class DryRunBackend : IBackend
 
     public Tensor ScaleShift(Tensor input, float scale, float shift) => Allocate(input.Shape);
 
+    public long CountNonFinite(Tensor input) => 0;
+
     public Tensor SliceChannels(Tensor input, int start, int count) => Allocate(OpShapes.SliceChannels(input, start, count));
 
     public Tensor ImageToTensor(ReadOnlySpan<byte> rgb, int batch, int height, int width, float scale, float shift) =>

@@ -130,6 +130,14 @@ internal sealed class ProfilingBackend(IBackend device) : IBackend
         return y;
     }
 
+    public long CountNonFinite(Tensor input)
+    {
+        long start = Stopwatch.GetTimestamp();
+        long count = device.CountNonFinite(input);
+        Record($"count-non-finite {input.Shape}", start, 0, input.ByteLength);
+        return count;
+    }
+
     public Tensor SliceChannels(Tensor input, int start, int count)
     {
         long start0 = Stopwatch.GetTimestamp();

@@ -116,6 +116,9 @@ internal interface IBackend : IDisposable
     /// <summary>Elementwise <c>x * scale + shift</c>.</summary>
     Tensor ScaleShift(Tensor input, float scale, float shift);
 
+    /// <summary>How many elements of <paramref name="input"/> are NaN or infinite (waits for pending work).</summary>
+    long CountNonFinite(Tensor input);
+
     /// <summary>
     /// Channels <c>[start, start + count)</c> of <paramref name="input"/> <c>[N, C, H, W]</c> as a new
     /// <c>[N, count, H, W]</c> tensor, copied on the device (the mean half of an encoder's moments, say).

@@ -214,6 +214,8 @@ internal sealed class ExactTilingBackend : IBackend
     public Tensor ScaleShift(Tensor input, float scale, float shift) =>
         Chunked(Host(input, nameof(input)), null, (a, _) => _device.ScaleShift(a, scale, shift));
 
+    public long CountNonFinite(Tensor input) => Host(input, nameof(input)).Data.LongCount(v => !float.IsFinite(v));
+
     public Tensor SliceChannels(Tensor input, int start, int count)
     {
         var x = Host(input, nameof(input));

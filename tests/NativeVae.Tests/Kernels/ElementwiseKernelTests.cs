@@ -109,6 +109,22 @@ public sealed class ElementwiseKernelTests
             AffineTolerance, AffineTolerance, $"scale_shift {backendName} length {length}");
     }
 
+    [TestCaseSource(nameof(LengthCases))]
+    public void CountNonFiniteCountsNaNAndBothInfinities(string backendName, int length)
+    {
+        var backend = KernelBackends.Get(backendName);
+        float[] x = Inputs(length, $"non_finite.{length}");   // float.MaxValue and MinValue among them: finite
+        var shape = new TensorShape(length);
+        using (var clean = backend.Upload(x, shape))
+            Assert.That(backend.CountNonFinite(clean), Is.Zero, $"{backendName}: finite extremes count as finite");
+        // The first and last element, and one every 997 (crossing the CPU backend's work items).
+        for (int i = 0; i < length; i += 997) x[i] = (i / 997 % 3) switch { 0 => float.NaN, 1 => float.PositiveInfinity, _ => float.NegativeInfinity };
+        x[^1] = float.NaN;
+        long expected = x.LongCount(v => double.IsNaN(v) || double.IsInfinity(v));
+        using var t = backend.Upload(x, shape);
+        Assert.That(backend.CountNonFinite(t), Is.EqualTo(expected), $"{backendName} length {length}");
+    }
+
     [TestCaseSource(nameof(ImageCases))]
     public void ImageToTensorIsPlanarAndScaled(string backendName, ImageCase image)
     {

@@ -70,6 +70,8 @@ internal sealed class ReferenceBackend : IBackend
 
     public Tensor ScaleShift(Tensor input, float scale, float shift) => Map(input, x => x * scale + shift);
 
+    public long CountNonFinite(Tensor input) => D(input).LongCount(v => !float.IsFinite(v));
+
     public Tensor SliceChannels(Tensor input, int start, int count)
     {
         var y = new HostTensor(OpShapes.SliceChannels(input, start, count), new float[count * (long)input.Shape.N * input.Shape.H * input.Shape.W]);

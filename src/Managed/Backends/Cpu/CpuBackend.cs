@@ -229,6 +229,12 @@ internal sealed unsafe class CpuBackend : IBackend
         return y;
     }
 
+    public long CountNonFinite(Tensor input)
+    {
+        var x = Own(input, nameof(input));
+        return ElementwiseCpu.CountNonFinite(_workers, x.F32, x.ElementCount);
+    }
+
     public Tensor SliceChannels(Tensor input, int start, int count)
     {
         var x = Own(input, nameof(input));

@@ -232,6 +232,8 @@ internal sealed class IlgpuBackend : IBackend
         return y;
     }
 
+    public long CountNonFinite(Tensor input) => _elementwise.CountNonFinite(Own(input, nameof(input)).F32);
+
     public Tensor SliceChannels(Tensor input, int start, int count)
     {
         var x = Own(input, nameof(input));
