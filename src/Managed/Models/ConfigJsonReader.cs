@@ -20,8 +20,7 @@ internal sealed class ConfigJsonReader(JsonObject root, string origin)
         }
         catch (JsonException e)
         {
-            // JsonException's line and byte are 0-based
-            throw new InvalidDataException($"{origin}: {what} is not valid JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1})");
+            throw new InvalidDataException($"{origin}: {what} is not valid JSON ({Formats.JsonErrorPosition.Of(e)})");
         }
         return node as JsonObject ?? throw new InvalidDataException($"{origin}: config is not a JSON object");
     }
