@@ -135,6 +135,15 @@ public class PickleLimitsTests
         Assert.That(e!.Message, Does.StartWith(Origin).And.Contain($"more than {RestrictedUnpickler.MaxContainerEntries} entries"));
     }
 
+    [Test]
+    public void RefusesATensorOfRankPastTheCap()
+    {
+        string path = Path.Combine(SyntheticVae.TempFolder(), "rank.pth");
+        TorchZipWriter.Write(path, [new("t", DType.F32, new TensorShape(1, 1, 1, 1, 1, 1, 1, 1, 1), [1f])]);
+        var e = Assert.Throws<InvalidDataException>(() => TorchCheckpoint.Open(path).Dispose());
+        Assert.That(e!.Message, Does.StartWith(path).And.Contain("tensor size has 9 dimensions, more than 8"));
+    }
+
     /// <summary>Raw pickle opcodes, for the inputs TorchZipWriter would never write.</summary>
     private sealed class PickleBytes
     {

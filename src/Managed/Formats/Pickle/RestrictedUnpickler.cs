@@ -198,6 +198,8 @@ internal sealed class RestrictedUnpickler
         if (args.Length < MinArgs || args[0] is not TorchStorageRef storage || args[1] is not long offset
             || args[2] is not object?[] size || args[3] is not object?[] stride || size.Length != stride.Length)
             throw Bad(at, "_rebuild_tensor_v2 expects (storage, offset, size tuple, stride tuple, ...)");
+        if (size.Length > SafeTensors.SafeTensorsFile.MaxRank)
+            throw Bad(at, $"tensor size has {size.Length} dimensions, more than {SafeTensors.SafeTensorsFile.MaxRank}");
         var dims = new int[size.Length];
         for (int i = 0; i < dims.Length; i++)
         {
