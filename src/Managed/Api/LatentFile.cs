@@ -1,4 +1,5 @@
 using NativeVae.Core;
+using NativeVae.Formats;
 using NativeVae.Formats.SafeTensors;
 
 namespace NativeVae;
@@ -55,22 +56,7 @@ public static class LatentFile
             throw new InvalidDataException(
                 $"{path}: tensor '{TensorName}' {info.Shape} has {elements} elements, more than the cap of {maxElements}");
         var values = file.ReadFloat32(TensorName);
-        CheckFinite(path, values);
+        NonFiniteValues.Refuse($"{path}: tensor '{TensorName}'", values);
         return new HostTensor<float>(info.Shape, values);
-    }
-
-    private static void CheckFinite(string path, float[] values)
-    {
-        int first = -1;
-        long count = 0;
-        for (int i = 0; i < values.Length; i++)
-        {
-            if (float.IsFinite(values[i])) continue;
-            if (first < 0) first = i;
-            count++;
-        }
-        if (count > 0)
-            throw new InvalidDataException(
-                $"{path}: tensor '{TensorName}' has {count} NaN or infinite values (the first at flat index {first}, {values[first]})");
     }
 }
