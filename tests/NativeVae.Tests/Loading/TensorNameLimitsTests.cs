@@ -25,4 +25,15 @@ public class TensorNameLimitsTests
         var e = Assert.Throws<InvalidDataException>(() => VaeLoader.Open(path).Dispose());
         Assert.That(e!.Message, Does.StartWith(path).And.Not.Contain("too large or too small"));
     }
+
+    [Test]
+    public void AConvWeightOfTheWrongRankIsNamedWhenTheConfigIsInferred()
+    {
+        // no config: the structure is read from conv shapes, which must be 4-d before they are indexed
+        const string Conv = "encoder.down_blocks.0.resnets.0.conv1.weight";
+        string path = Path.Combine(TempFolder(), "vae.safetensors");
+        WriteSafeTensors(path, InLayout(SmallSd, Layout.Diffusers).Select(t => t.Name == Conv ? (t.Name, new TensorShape(), new[] { 0f }) : t));
+        var e = Assert.Throws<InvalidDataException>(() => VaeLoader.Open(path).Dispose());
+        Assert.That(e!.Message, Does.StartWith(path).And.Contain($"tensor '{Conv}' has shape [], not a 4-d conv weight"));
+    }
 }
