@@ -112,7 +112,7 @@ internal sealed class ShardedTensorArchive : ITensorArchive
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{indexPath}: not valid JSON ({e.Message})");
+            throw new InvalidDataException($"{indexPath}: not valid JSON ({JsonErrorPosition.Of(e)})");
         }
         using (document)
         {

@@ -40,10 +40,13 @@ internal sealed class MappedWeightSource : IWeightSource, IDisposable
     /// <summary>Where a parameter is read from, for error messages: "file: 'stored name'".</summary>
     public string Describe(string name) => $"{Entry(name).Archive.Path}: tensor '{Entry(name).StoredName}'";
 
+    /// <exception cref="InvalidDataException">the stored values hold a NaN or an infinity.</exception>
     public float[] ReadFloat32(string name)
     {
         var (archive, stored, _) = Entry(name);
-        return archive.ReadFloat32(stored);
+        var values = archive.ReadFloat32(stored);
+        NonFiniteValues.Refuse(Describe(name), values);
+        return values;
     }
 
     private (ITensorArchive Archive, string StoredName, TensorShape Shape) Entry(string name) =>

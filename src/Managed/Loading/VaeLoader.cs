@@ -45,6 +45,9 @@ internal static class VaeLoader
     public const string ConfigKey = "config";
 
     private const string ConfigFileName = "config.json";
+
+    /// <summary>A diffusers config.json is about a kilobyte; a megabyte is far past any real one.</summary>
+    private const long MaxConfigBytes = 1 << 20;
     private const string ClassNameKey = "_class_name";
     private const string PipelineVaeFolder = "vae";
     /// <summary>In diffusers' order of preference; each single file before its sharded form.</summary>
@@ -82,6 +85,9 @@ internal static class VaeLoader
         {
             string weightsPath = DiffusersWeightFiles.Select(f => Path.Combine(folder, f)).FirstOrDefault(File.Exists)
                 ?? throw new InvalidDataException($"{folder}: diffusers folder without weights (looked for {string.Join(", ", DiffusersWeightFiles)})");
+            long configBytes = new FileInfo(configPath).Length;
+            if (configBytes > MaxConfigBytes)
+                throw new InvalidDataException($"{configPath}: config is {configBytes} bytes, more than the {MaxConfigBytes}-byte cap");
             string json = File.ReadAllText(configPath);
             var archive = TensorArchive.Open(weightsPath);
             return FromConfigJson(weightsPath, archive, json, configPath, options);
@@ -128,9 +134,9 @@ internal static class VaeLoader
                     {
                         throw new InvalidDataException($"{path}: __metadata__ {FamilyKey}: {e.Message}");
                     }
-                    return FromConfigJson(path, archive, json, $"{path}: __metadata__ {ConfigKey}", options, applyFamilyFactors: false);
+                    return FromConfigJson(path, archive, json, $"{path}: __metadata__ {ConfigKey}", options, applyFamilyFactors: false, fromMetadata: true);
                 }
-                return FromConfigJson(path, archive, json, $"{path}: __metadata__ {ConfigKey}", options);
+                return FromConfigJson(path, archive, json, $"{path}: __metadata__ {ConfigKey}", options, fromMetadata: true);
             }
             if (archive.Entries.Count > 0 && TaesdNaming.IsBareSequential(names))
             {
@@ -162,11 +168,11 @@ internal static class VaeLoader
     }
 
     private static LoadedVae FromConfigJson(string path, ITensorArchive archive, string json, string configOrigin,
-        VaeLoadOptions options, bool applyFamilyFactors = true)
+        VaeLoadOptions options, bool applyFamilyFactors = true, bool fromMetadata = false)
     {
         try
         {
-            var root = ConfigJsonReader.ParseObject(json, configOrigin);
+            var root = ConfigJsonReader.ParseObject(json, configOrigin, fromMetadata ? "config metadata" : "config");
             string? className = new ConfigJsonReader(root, configOrigin).String(ClassNameKey);
             if (className == TaesdConfigJson.ClassName)
                 return TinyFromArchives(path, [archive], IdentityMap(archive), TaesdConfigJson.Parse(json, configOrigin), options);

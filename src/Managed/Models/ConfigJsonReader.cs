@@ -6,7 +6,12 @@ namespace NativeVae.Models;
 /// <summary>Typed reads from a config JSON object; every error names the file and the key.</summary>
 internal sealed class ConfigJsonReader(JsonObject root, string origin)
 {
-    public static JsonObject ParseObject(string json, string origin)
+    /// <summary>Most entries a config list may have: block lists have one per resolution level (4 in every real VAE).</summary>
+    public const int MaxListEntries = 64;
+
+    /// <summary>Parses a config object; <paramref name="what"/> names it in the error ("config", "config metadata").</summary>
+    /// <exception cref="InvalidDataException">not JSON (where, not System.Text.Json's wording), or not an object.</exception>
+    public static JsonObject ParseObject(string json, string origin, string what = "config")
     {
         JsonNode? node;
         try
@@ -15,7 +20,7 @@ internal sealed class ConfigJsonReader(JsonObject root, string origin)
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{origin}: config is not valid JSON ({e.Message})");
+            throw new InvalidDataException($"{origin}: {what} is not valid JSON ({Formats.JsonErrorPosition.Of(e)})");
         }
         return node as JsonObject ?? throw new InvalidDataException($"{origin}: config is not a JSON object");
     }
@@ -63,7 +68,8 @@ internal sealed class ConfigJsonReader(JsonObject root, string origin)
         var v = Value(key);
         if (v is null) return fallback;
         if (v is not JsonArray array || array.Count == 0) throw Bad(key, "a non-empty list of integers");
-        var list = new List<int>();
+        if (array.Count > MaxListEntries) throw Bad(key, $"a list of at most {MaxListEntries} integers, not {array.Count}");
+        var list = new List<int>(array.Count);
         foreach (var item in array)
         {
             if (item is null || item.GetValueKind() != JsonValueKind.Number || !item.AsValue().TryGetValue(out int i))

@@ -53,7 +53,10 @@ public class SafeTensorsFileTests
         yield return new TestCaseData("{\"a\":{\"dtype\":\"F32\",\"shape\":[2147483647,2147483647,4],\"data_offsets\":[0,4]}}", 4, "'a': shape").SetName("ShapeOverflow");
         yield return new TestCaseData("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "'a' appears twice").SetName("DuplicateName");
         yield return new TestCaseData("[1,2]", 0, "not a JSON object").SetName("HeaderNotObject");
-        yield return new TestCaseData("{\"a\":", 0, "not UTF-8 JSON").SetName("HeaderNotJson");
+        // our words, not System.Text.Json's ("Expected depth to be zero ... LineNumber: 0 | BytePositionInLine: 5.")
+        yield return new TestCaseData("{\"a\":", 0, "header is not valid JSON (line 1, byte ").SetName("HeaderNotJson");
+        yield return new TestCaseData("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[\"0\",\"4\"]}}", 4, "'a': data_offsets must be").SetName("OffsetsNotNumbers");
+        yield return new TestCaseData("{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4, "'a': shape has 9 dimensions, more than 8").SetName("RankPastTheCap");
         yield return new TestCaseData("{\"__metadata__\":{\"k\":1}}", 0, "'k' is not a string").SetName("MetadataNotString");
     }
 

@@ -134,7 +134,7 @@ public class TorchCheckpointTests
         yield return new TestCaseData(new byte[] { 0x80, 2, (byte)'h', 7, (byte)'.' }, "memo entry 7").SetName("UnknownMemo");
         yield return new TestCaseData(new byte[] { 0x80, 9, (byte)'.' }, "protocol 9").SetName("FutureProtocol");
         yield return new TestCaseData(new byte[] { 0x80, 2, (byte)'}', (byte)'}', (byte)'.' }, "STOP with 2 values").SetName("LeftoverStack");
-        yield return new TestCaseData(new byte[] { 0x80, 2, (byte)'X', 0xff, 0xff, 0xff, 0x7f, (byte)'.' }, "ends early").SetName("HugeStringLength");
+        yield return new TestCaseData(new byte[] { 0x80, 2, (byte)'X', 0xff, 0xff, 0xff, 0x7f, (byte)'.' }, "byte cap").SetName("HugeStringLength");
         yield return new TestCaseData(new byte[] { 0x80, 2, (byte)'N', 0x51, (byte)'.' }, "persistent id").SetName("BadPersistentId");
     }
 

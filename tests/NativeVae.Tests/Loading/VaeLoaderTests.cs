@@ -139,7 +139,7 @@ internal class VaeLoaderTests
 
     [TestCase("{\"latent_channels\":\"four\"}", "'latent_channels' must be an integer")]
     [TestCase("{\"block_out_channels\":[]}", "'block_out_channels' must be a non-empty list")]
-    [TestCase("{\"block_out_channels\":[30]}", "not a positive multiple of norm_num_groups")]
+    [TestCase("{\"block_out_channels\":[30]}", "is not a multiple of norm_num_groups")]
     [TestCase("{\"use_quant_conv\":1}", "'use_quant_conv' must be true or false")]
     [TestCase("[]", "not a JSON object")]
     [TestCase("{", "not valid JSON")]

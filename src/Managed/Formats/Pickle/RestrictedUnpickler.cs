@@ -9,12 +9,34 @@ namespace NativeVae.Formats.Pickle;
 /// the globals a state dict needs (<see cref="PickleGlobal"/>). Any other opcode or global — <c>os.system</c>,
 /// <c>builtins.eval</c>, a class instance — is refused with an error naming the file, the global and the offset.
 /// Nothing is looked up by name and no code runs: REDUCE only ever calls one of the allowed rebuild functions.
-/// The interpreter is iterative (no recursion), and the memo and stack are bounded by the input length.
+/// The interpreter is iterative (no recursion) and linear in its input: dicts are hashed, and MARK nesting, string
+/// lengths, container entries, the stack and the memo have the caps below, each refused by name before it is spent.
 /// </summary>
 internal sealed class RestrictedUnpickler
 {
     /// <summary>A state dict's pickle is a few hundred kilobytes; 256 MiB is far past any real one.</summary>
     public const int MaxPickleBytes = 256 << 20;
+
+    /// <summary>
+    /// Most entries in one dict or list: a state dict holds a tensor per entry, and a full SDXL checkpoint has about
+    /// 2,500; a million is far past any real one.
+    /// </summary>
+    public const int MaxContainerEntries = 1_000_000;
+
+    /// <summary>Most open MARKs at once: <c>torch.save</c> nests three deep (state dict, tensor args, persistent id).</summary>
+    public const int MaxNestingDepth = 256;
+
+    /// <summary>Longest string or bytes value: tensor names and metadata strings are under a kilobyte.</summary>
+    public const int MaxStringBytes = 1 << 20;
+
+    /// <summary>Most memo entries (and highest memo index + 1): <c>torch.save</c> memoizes a few objects per tensor.</summary>
+    public const int MaxMemoEntries = 8 * MaxContainerEntries;
+
+    /// <summary>Most values on the stack: the SETITEMS of the largest dict pushes two per entry.</summary>
+    public const int MaxStackValues = 4 * MaxContainerEntries;
+
+    /// <summary>Error messages show nested tuples this deep, then "(...)" (a deep tuple must not recurse).</summary>
+    private const int MaxDescribedDepth = 3;
 
     private const int HighestProtocol = 5;
 
@@ -60,6 +82,7 @@ internal sealed class RestrictedUnpickler
                     if (_stack.Count != 1) throw Bad(at, $"STOP with {_stack.Count} values on the stack");
                     return _stack[0];
                 case (byte)'(': // MARK
+                    if (_marks.Count >= MaxNestingDepth) throw Bad(at, $"MARKs nesting deeper than {MaxNestingDepth}");
                     _marks.Push(_stack.Count);
                     break;
                 case (byte)'0': // POP
@@ -84,20 +107,20 @@ internal sealed class RestrictedUnpickler
                 case 0x8d: Push(ReadUtf8(at, BinaryPrimitives.ReadUInt64LittleEndian(Take(8)))); break; // BINUNICODE8
                 case (byte)'U': Push(ReadLatin1(at, ReadByte())); break;                                // SHORT_BINSTRING
                 case (byte)'T': Push(ReadLatin1(at, BinaryPrimitives.ReadUInt32LittleEndian(Take(4)))); break; // BINSTRING
-                case (byte)'C': Push(Take(ReadByte()).ToArray()); break;                                // SHORT_BINBYTES
-                case (byte)'B': Push(Take(checked((int)BinaryPrimitives.ReadUInt32LittleEndian(Take(4)))).ToArray()); break; // BINBYTES
+                case (byte)'C': Push(ReadBytes(at, ReadByte())); break;                                 // SHORT_BINBYTES
+                case (byte)'B': Push(ReadBytes(at, BinaryPrimitives.ReadUInt32LittleEndian(Take(4)))); break; // BINBYTES
                 case (byte)')': Push(Array.Empty<object?>()); break;                                    // EMPTY_TUPLE
                 case 0x85: Push(new[] { Pop(at) }); break;                                              // TUPLE1
                 case 0x86: { var b = Pop(at); var a = Pop(at); Push(new[] { a, b }); break; }           // TUPLE2
                 case 0x87: { var c = Pop(at); var b = Pop(at); var a = Pop(at); Push(new[] { a, b, c }); break; } // TUPLE3
                 case (byte)'t': Push(PopMark(at).ToArray()); break;                                     // TUPLE
                 case (byte)']': Push(new List<object?>()); break;                                       // EMPTY_LIST
-                case (byte)'l': Push(PopMark(at)); break;                                               // LIST
-                case (byte)'a': { var v = Pop(at); ListAt(at).Add(v); break; }                          // APPEND
-                case (byte)'e': { var items = PopMark(at); ListAt(at).AddRange(items); break; }         // APPENDS
+                case (byte)'l': Push(CheckEntries(at, PopMark(at), 0)); break;                          // LIST
+                case (byte)'a': { var v = Pop(at); CheckEntries(at, ListAt(at), 1).Add(v); break; }     // APPEND
+                case (byte)'e': { var items = PopMark(at); CheckEntries(at, ListAt(at), items.Count).AddRange(items); break; } // APPENDS
                 case (byte)'}': Push(new PickleDict()); break;                                          // EMPTY_DICT
                 case (byte)'d': Push(DictFrom(at, PopMark(at))); break;                                 // DICT
-                case (byte)'s': { var v = Pop(at); var k = Pop(at); DictAt(at).Set(Key(at, k), v); break; } // SETITEM
+                case (byte)'s': { var v = Pop(at); var k = Pop(at); SetItem(at, DictAt(at), k, v); break; } // SETITEM
                 case (byte)'u': { var items = PopMark(at); var dict = DictAt(at); AddPairs(at, dict, items); break; } // SETITEMS
                 case (byte)'q': Memo(ReadByte(), at); break;                                            // BINPUT
                 case (byte)'r': Memo(BinaryPrimitives.ReadUInt32LittleEndian(Take(4)), at); break;      // LONG_BINPUT
@@ -175,6 +198,8 @@ internal sealed class RestrictedUnpickler
         if (args.Length < MinArgs || args[0] is not TorchStorageRef storage || args[1] is not long offset
             || args[2] is not object?[] size || args[3] is not object?[] stride || size.Length != stride.Length)
             throw Bad(at, "_rebuild_tensor_v2 expects (storage, offset, size tuple, stride tuple, ...)");
+        if (size.Length > SafeTensors.SafeTensorsFile.MaxRank)
+            throw Bad(at, $"tensor size has {size.Length} dimensions, more than {SafeTensors.SafeTensorsFile.MaxRank}");
         var dims = new int[size.Length];
         for (int i = 0; i < dims.Length; i++)
         {
@@ -228,11 +253,23 @@ internal sealed class RestrictedUnpickler
         return new TorchStorageRef(dtype, key, numel);
     }
 
-    private static object Key(int at, object? key) => key switch
+    private object Key(int at, object? key) => key switch
     {
         string or long or bool => key,
-        _ => throw new InvalidDataException($"dict key at offset {at} is {Describe(key)}, not a string or integer"),
+        _ => throw Bad(at, $"dict key {Describe(key)} is not a string or integer"),
     };
+
+    private void SetItem(int at, PickleDict dict, object? key, object? value)
+    {
+        if (dict.Count >= MaxContainerEntries) throw Bad(at, $"a dict of more than {MaxContainerEntries} entries");
+        dict.Set(Key(at, key), value);
+    }
+
+    private List<object?> CheckEntries(int at, List<object?> list, int adding)
+    {
+        if (list.Count > MaxContainerEntries - adding) throw Bad(at, $"a list of more than {MaxContainerEntries} entries");
+        return list;
+    }
 
     private PickleDict DictFrom(int at, List<object?> items)
     {
@@ -244,7 +281,7 @@ internal sealed class RestrictedUnpickler
     private void AddPairs(int at, PickleDict dict, List<object?> items)
     {
         if (items.Count % 2 != 0) throw Bad(at, "SETITEMS with an odd number of values");
-        for (int i = 0; i < items.Count; i += 2) dict.Set(Key(at, items[i]), items[i + 1]);
+        for (int i = 0; i < items.Count; i += 2) SetItem(at, dict, items[i], items[i + 1]);
     }
 
     private List<object?> ListAt(int at) => Peek(at) as List<object?> ?? throw Bad(at, "APPEND to something that is not a list");
@@ -253,14 +290,19 @@ internal sealed class RestrictedUnpickler
 
     private void Memo(long index, int at)
     {
-        if (_memo.Count > _data.Length) throw Bad(at, "memo grows past the pickle's length");
+        // torch.save numbers memo entries from 0 up, so a cap on the index caps the count as well
+        if (index >= MaxMemoEntries) throw Bad(at, $"memo index {index}: more than {MaxMemoEntries} memo entries");
         _memo[index] = Peek(at);
     }
 
     private object? Recall(long index, int at) =>
         _memo.TryGetValue(index, out var value) ? value : throw Bad(at, $"memo entry {index} was never stored");
 
-    private void Push(object? value) => _stack.Add(value);
+    private void Push(object? value)
+    {
+        if (_stack.Count >= MaxStackValues) throw Bad(_pos, $"more than {MaxStackValues} values on the stack");
+        _stack.Add(value);
+    }
 
     private object? Peek(int at) => _stack.Count > MarkFloor() ? _stack[^1] : throw Bad(at, "stack underflow");
 
@@ -296,7 +338,7 @@ internal sealed class RestrictedUnpickler
 
     private string ReadUtf8(int at, ulong length)
     {
-        if (length > (ulong)(_data.Length - _pos)) Take((long)Math.Min(length, int.MaxValue));
+        CheckLength(at, length);
         try
         {
             return new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(Take((long)length));
@@ -307,7 +349,25 @@ internal sealed class RestrictedUnpickler
         }
     }
 
-    private string ReadLatin1(int at, ulong length) => Encoding.Latin1.GetString(Take((long)Math.Min(length, int.MaxValue)));
+    private string ReadLatin1(int at, ulong length)
+    {
+        CheckLength(at, length);
+        return Encoding.Latin1.GetString(Take((long)length));
+    }
+
+    private byte[] ReadBytes(int at, ulong length)
+    {
+        CheckLength(at, length);
+        return Take((long)length).ToArray();
+    }
+
+    /// <summary>A string or bytes length within the cap and within the pickle, checked before anything is read.</summary>
+    private void CheckLength(int at, ulong length)
+    {
+        if (length > MaxStringBytes) throw Bad(at, $"a string of {length} bytes, more than the {MaxStringBytes}-byte cap");
+        if (length > (ulong)(_data.Length - _pos))
+            throw Bad(at, $"a string of {length} bytes runs past the end of the pickle (truncated file?)");
+    }
 
     private string ReadLine(int at)
     {
@@ -331,11 +391,16 @@ internal sealed class RestrictedUnpickler
         return value;
     }
 
-    private static string Describe(object? value) => value switch
+    private static string Describe(object? value) => Describe(value, 0);
+
+    private static string Describe(object? value, int depth) => value switch
     {
         null => "null",
         string s => $"'{s}'",
-        object?[] t => "(" + string.Join(", ", t.Take(6).Select(Describe)) + (t.Length > 6 ? ", ..." : "") + ")",
+        object?[] when depth >= MaxDescribedDepth => "(...)",
+        object?[] t => "(" + string.Join(", ", t.Take(6).Select(v => Describe(v, depth + 1))) + (t.Length > 6 ? ", ..." : "") + ")",
+        List<object?> => "a list",
+        PickleDict => "a dict",
         _ => value.ToString() ?? value.GetType().Name,
     };
 

@@ -16,6 +16,12 @@ internal sealed class SafeTensorsFile : ITensorArchive
     /// <summary>safetensors' own cap on the header (100 MB): more is not a real header.</summary>
     public const long MaxHeaderBytes = 100_000_000;
 
+    /// <summary>Most tensors in one file: a full SDXL checkpoint has about 2,500; a million is far past any real one.</summary>
+    public const int MaxTensors = 1_000_000;
+
+    /// <summary>Highest tensor rank read: weights are at most 4-d (5-d for video VAEs).</summary>
+    public const int MaxRank = 8;
+
     private const int HeaderLengthBytes = 8;
     private const string MetadataKey = "__metadata__";
 
@@ -95,15 +101,23 @@ internal sealed class SafeTensorsFile : ITensorArchive
     private static (Dictionary<string, SafeTensorInfo>, Dictionary<string, string>) ParseHeader(
         string path, byte[] header, long dataLength)
     {
+        string text;
+        try
+        {
+            text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(header);
+        }
+        catch (DecoderFallbackException e)
+        {
+            throw Bad(path, $"header is not valid UTF-8 (byte {e.Index} of the header)");
+        }
         JsonDocument doc;
         try
         {
-            string text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(header);
             doc = JsonDocument.Parse(text);
         }
-        catch (Exception e) when (e is JsonException or DecoderFallbackException or ArgumentException)
+        catch (JsonException e)
         {
-            throw Bad(path, $"header is not UTF-8 JSON: {e.Message}");
+            throw Bad(path, $"header is not valid JSON ({JsonErrorPosition.Of(e)})");
         }
 
         using (doc)
@@ -128,6 +142,8 @@ internal sealed class SafeTensorsFile : ITensorArchive
                 }
                 if (tensors.ContainsKey(property.Name))
                     throw Bad(path, $"tensor '{property.Name}' appears twice");
+                if (tensors.Count >= MaxTensors)
+                    throw Bad(path, $"header lists more than {MaxTensors} tensors");
                 tensors[property.Name] = ParseTensor(path, property.Name, property.Value);
             }
             CheckSpansTileData(path, tensors.Values, dataLength);
@@ -151,7 +167,9 @@ internal sealed class SafeTensorsFile : ITensorArchive
         };
         if (!entry.TryGetProperty("shape", out var shapeElement) || shapeElement.ValueKind != JsonValueKind.Array)
             throw Bad(path, $"tensor '{name}': missing shape");
-        var dims = new List<int>();
+        if (shapeElement.GetArrayLength() > MaxRank)
+            throw Bad(path, $"tensor '{name}': shape has {shapeElement.GetArrayLength()} dimensions, more than {MaxRank}");
+        var dims = new List<int>(shapeElement.GetArrayLength());
         foreach (var d in shapeElement.EnumerateArray())
         {
             if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt32(out int dim) || dim < 0)
@@ -160,6 +178,8 @@ internal sealed class SafeTensorsFile : ITensorArchive
         }
         if (!entry.TryGetProperty("data_offsets", out var offsets) || offsets.ValueKind != JsonValueKind.Array
             || offsets.GetArrayLength() != 2
+            // TryGetInt64 throws on a non-number, so the kinds are checked first
+            || offsets[0].ValueKind != JsonValueKind.Number || offsets[1].ValueKind != JsonValueKind.Number
             || !offsets[0].TryGetInt64(out long begin) || !offsets[1].TryGetInt64(out long end)
             || begin < 0 || end < begin)
             throw Bad(path, $"tensor '{name}': data_offsets must be [begin, end] with 0 <= begin <= end");

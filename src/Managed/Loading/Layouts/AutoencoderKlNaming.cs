@@ -86,10 +86,11 @@ internal static partial class AutoencoderKlNaming
     private static string ResnetLeaf(string leaf) =>
         leaf.StartsWith("nin_shortcut.", StringComparison.Ordinal) ? "conv_shortcut." + leaf["nin_shortcut.".Length..] : leaf;
 
-    [GeneratedRegex(@"^(?<part>encoder|decoder)\.(down|up)\.(?<level>\d+)\.block\.(?<j>\d+)\.(?<leaf>(norm1|norm2|conv1|conv2|nin_shortcut)\.(weight|bias))$")]
+    // Indices are at most 9 digits so that int.Parse cannot overflow: a longer one is no layout's name.
+    [GeneratedRegex(@"^(?<part>encoder|decoder)\.(down|up)\.(?<level>\d{1,9})\.block\.(?<j>\d{1,9})\.(?<leaf>(norm1|norm2|conv1|conv2|nin_shortcut)\.(weight|bias))$")]
     private static partial Regex LdmResnet();
 
-    [GeneratedRegex(@"^(?<part>encoder|decoder)\.(down|up)\.(?<level>\d+)\.(downsample|upsample)\.conv\.(?<p>weight|bias)$")]
+    [GeneratedRegex(@"^(?<part>encoder|decoder)\.(down|up)\.(?<level>\d{1,9})\.(downsample|upsample)\.conv\.(?<p>weight|bias)$")]
     private static partial Regex LdmResample();
 
     [GeneratedRegex(@"^(?<part>encoder|decoder)\.mid\.block_(?<k>[12])\.(?<leaf>(norm1|norm2|conv1|conv2)\.(weight|bias))$")]
@@ -110,6 +111,6 @@ internal static partial class AutoencoderKlNaming
     [GeneratedRegex(@"\.mid_block\.attentions\.0\.(to_q|to_k|to_v|to_out\.0)\.weight$")]
     private static partial Regex AttentionProjectionWeight();
 
-    [GeneratedRegex(@"^(encoder\.down|decoder\.up)\.(?<level>\d+)\.")]
+    [GeneratedRegex(@"^(encoder\.down|decoder\.up)\.(?<level>\d{1,9})\.")]
     private static partial Regex LdmLevel();
 }

@@ -28,6 +28,7 @@ internal static partial class TaesdNaming
         return $"decoder.layers.{index - 1}{m.Groups["rest"].Value}";
     }
 
-    [GeneratedRegex(@"^(?<index>\d+)(?<rest>\..+)$")]
+    // At most 9 digits so that int.Parse cannot overflow: a longer index is no taesd.py name.
+    [GeneratedRegex(@"^(?<index>\d{1,9})(?<rest>\..+)$")]
     private static partial Regex BareName();
 }

@@ -54,17 +54,54 @@ internal sealed record AutoencoderKlConfig
         ScalingFactor = 1f,
     };
 
-    /// <summary>Checks the invariants the network relies on; the message names the field.</summary>
+    /// <summary>Most resolution levels (block_out_channels entries): real VAEs have 4; 8 is a 128x downsampling.</summary>
+    public const int MaxBlocks = 8;
+
+    /// <summary>Most resnets per level (layers_per_block): real VAEs have 2.</summary>
+    public const int MaxLayersPerBlock = 16;
+
+    /// <summary>Most feature channels of a level: real VAEs have at most 512.</summary>
+    public const int MaxChannels = 4096;
+
+    /// <summary>Most latent channels: real VAEs have 4, 16 or 32.</summary>
+    public const int MaxLatentChannels = 256;
+
+    /// <summary>Most image channels (in_channels, out_channels): real VAEs have 3.</summary>
+    public const int MaxImageChannels = 16;
+
+    /// <summary>Largest sample_size (the training tile): real VAEs have 256 to 1024.</summary>
+    public const int MaxSampleSize = 16384;
+
+    /// <summary>
+    /// Checks the invariants the network relies on and the bounds above, before anything is sized from the config;
+    /// the message names the key (diffusers' name) and the rule.
+    /// </summary>
     public void Validate()
     {
-        if (BlockOutChannels.Count == 0) throw new ArgumentException("config: block_out_channels is empty");
+        if (BlockOutChannels.Count is 0 or > MaxBlocks)
+            throw new ArgumentException($"config: block_out_channels has {BlockOutChannels.Count} entries; it must have 1 to {MaxBlocks}");
+        if (NormNumGroups is <= 0 or > MaxChannels)
+            throw new ArgumentException($"config: norm_num_groups {NormNumGroups} must be 1 to {MaxChannels}");
         foreach (int c in BlockOutChannels)
         {
-            if (c <= 0 || c % NormNumGroups != 0)
-                throw new ArgumentException($"config: block_out_channels entry {c} is not a positive multiple of norm_num_groups {NormNumGroups}");
+            if (c is <= 0 or > MaxChannels)
+                throw new ArgumentException($"config: block_out_channels entry {c} must be 1 to {MaxChannels}");
+            if (c % NormNumGroups != 0)
+                throw new ArgumentException($"config: block_out_channels entry {c} is not a multiple of norm_num_groups {NormNumGroups}");
         }
-        if (LayersPerBlock <= 0) throw new ArgumentException($"config: layers_per_block {LayersPerBlock} must be positive");
-        if (LatentChannels <= 0) throw new ArgumentException($"config: latent_channels {LatentChannels} must be positive");
-        if (InChannels <= 0 || OutChannels <= 0) throw new ArgumentException("config: in_channels and out_channels must be positive");
+        if (LayersPerBlock is <= 0 or > MaxLayersPerBlock)
+            throw new ArgumentException($"config: layers_per_block {LayersPerBlock} must be 1 to {MaxLayersPerBlock}");
+        if (LatentChannels is <= 0 or > MaxLatentChannels)
+            throw new ArgumentException($"config: latent_channels {LatentChannels} must be 1 to {MaxLatentChannels}");
+        if (InChannels is <= 0 or > MaxImageChannels)
+            throw new ArgumentException($"config: in_channels {InChannels} must be 1 to {MaxImageChannels}");
+        if (OutChannels is <= 0 or > MaxImageChannels)
+            throw new ArgumentException($"config: out_channels {OutChannels} must be 1 to {MaxImageChannels}");
+        if (SampleSize is <= 0 or > MaxSampleSize)
+            throw new ArgumentException($"config: sample_size {SampleSize} must be 1 to {MaxSampleSize}");
+        if (!float.IsFinite(ScalingFactor) || ScalingFactor == 0)
+            throw new ArgumentException($"config: scaling_factor {ScalingFactor} must be a finite, non-zero number");
+        if (ShiftFactor is float shift && !float.IsFinite(shift))
+            throw new ArgumentException($"config: shift_factor {shift} must be finite");
     }
 }

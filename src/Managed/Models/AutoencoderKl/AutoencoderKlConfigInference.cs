@@ -14,13 +14,20 @@ internal static class AutoencoderKlConfigInference
     /// <exception cref="InvalidDataException">a tensor the structure needs is missing.</exception>
     public static AutoencoderKlConfig Infer(IReadOnlyDictionary<string, TensorShape> shapes, string origin)
     {
+        // Every tensor read here is a conv weight [out, in, kh, kw]; another rank is refused by name, not indexed.
+        const int ConvRank = 4;
+        TensorShape Conv(string name, TensorShape shape) => shape.Rank == ConvRank
+            ? shape
+            : throw new InvalidDataException($"{origin}: cannot infer the config: tensor '{name}' has shape {shape}, not a 4-d conv weight");
         TensorShape Need(string name) => shapes.TryGetValue(name, out var s)
-            ? s
+            ? Conv(name, s)
             : throw new InvalidDataException($"{origin}: cannot infer the config: tensor '{name}' is missing");
 
         var blockChannels = new List<int>();
-        while (shapes.TryGetValue($"encoder.down_blocks.{blockChannels.Count}.resnets.0.conv1.weight", out var conv))
-            blockChannels.Add(conv[0]);
+        // at most one more level than the config may have, so that Validate names the count
+        while (blockChannels.Count <= AutoencoderKlConfig.MaxBlocks
+               && shapes.TryGetValue($"encoder.down_blocks.{blockChannels.Count}.resnets.0.conv1.weight", out var conv))
+            blockChannels.Add(Conv($"encoder.down_blocks.{blockChannels.Count}.resnets.0.conv1.weight", conv)[0]);
         if (blockChannels.Count == 0) Need("encoder.down_blocks.0.resnets.0.conv1.weight");
         int layers = 0;
         while (shapes.ContainsKey($"encoder.down_blocks.0.resnets.{layers}.conv1.weight")) layers++;

@@ -59,14 +59,44 @@ internal sealed record TaesdConfig
         _ => throw new ArgumentException($"{family.Name()} is not a tiny autoencoder family"),
     };
 
+    /// <summary>Most stages (num_encoder_blocks entries): published models have 4.</summary>
+    public const int MaxStages = 8;
+
+    /// <summary>Most blocks in one stage: published models have at most 3.</summary>
+    public const int MaxBlocksPerStage = 16;
+
+    /// <summary>Most feature channels: published models have 64.</summary>
+    public const int MaxChannels = 4096;
+
+    /// <summary>Most latent channels: published models have 4, 16 or 32.</summary>
+    public const int MaxLatentChannels = 256;
+
+    /// <summary>
+    /// Checks the invariants the network relies on and the bounds above, before anything is sized from the config;
+    /// the message names the key (diffusers' name) and the rule.
+    /// </summary>
     public void Validate()
     {
-        if (LatentChannels <= 0) throw new ArgumentException($"config: latent_channels {LatentChannels} must be positive");
-        if (Channels <= 0 || (UseMidBlockGroupNorm && Channels * GroupNormWidening % GroupNormGroups != 0))
-            throw new ArgumentException($"config: channels {Channels} must be positive");
-        if (EncoderBlocks.Count < 1 || EncoderBlocks.Count != DecoderBlocks.Count)
-            throw new ArgumentException("config: num_encoder_blocks and num_decoder_blocks must be non-empty lists of one length");
-        if (EncoderBlocks.Concat(DecoderBlocks).Any(b => b < 0))
-            throw new ArgumentException("config: block counts must not be negative");
+        if (LatentChannels is <= 0 or > MaxLatentChannels)
+            throw new ArgumentException($"config: latent_channels {LatentChannels} must be 1 to {MaxLatentChannels}");
+        if (Channels is <= 0 or > MaxChannels)
+            throw new ArgumentException($"config: block_out_channels entry {Channels} must be 1 to {MaxChannels}");
+        if (UseMidBlockGroupNorm && Channels * GroupNormWidening % GroupNormGroups != 0)
+            throw new ArgumentException($"config: block_out_channels entry {Channels} x {GroupNormWidening} is not a multiple of the {GroupNormGroups} GroupNorm groups");
+        if (EncoderBlocks.Count is < 1 or > MaxStages || EncoderBlocks.Count != DecoderBlocks.Count)
+            throw new ArgumentException(
+                $"config: num_encoder_blocks ({EncoderBlocks.Count} entries) and num_decoder_blocks ({DecoderBlocks.Count}) must be lists of one length, 1 to {MaxStages}");
+        foreach (var (key, blocks) in new[] { ("num_encoder_blocks", EncoderBlocks), ("num_decoder_blocks", DecoderBlocks) })
+        {
+            foreach (int b in blocks)
+            {
+                if (b is < 0 or > MaxBlocksPerStage)
+                    throw new ArgumentException($"config: {key} entry {b} must be 0 to {MaxBlocksPerStage}");
+            }
+        }
+        if (!float.IsFinite(ScalingFactor) || ScalingFactor == 0)
+            throw new ArgumentException($"config: scaling_factor {ScalingFactor} must be a finite, non-zero number");
+        if (!float.IsFinite(ShiftFactor))
+            throw new ArgumentException($"config: shift_factor {ShiftFactor} must be finite");
     }
 }
