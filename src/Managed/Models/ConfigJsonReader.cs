@@ -16,7 +16,8 @@ internal sealed class ConfigJsonReader(JsonObject root, string origin)
         JsonNode? node;
         try
         {
-            node = JsonNode.Parse(json);
+            // A key given twice is refused while parsing (else JsonObject throws a raw ArgumentException on first use).
+            node = JsonNode.Parse(json, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false });
         }
         catch (JsonException e)
         {

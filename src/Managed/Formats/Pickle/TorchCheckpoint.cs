@@ -48,9 +48,9 @@ internal sealed class TorchCheckpoint : ITensorArchive
             {
                 zip = new ZipArchive(file, ZipArchiveMode.Read, leaveOpen: true);
             }
-            catch (InvalidDataException e)
+            catch (InvalidDataException)
             {
-                throw new InvalidDataException($"{path}: not a PyTorch zip checkpoint ({e.Message}); legacy non-zip torch.save files are not supported");
+                throw new InvalidDataException($"{path}: not a PyTorch zip checkpoint (no readable zip directory); legacy non-zip torch.save files are not supported");
             }
             var pickles = zip.Entries.Where(e => e.FullName.EndsWith("/" + PickleName, StringComparison.Ordinal)
                                                  && e.FullName.Count(c => c == '/') == 1).ToList();
@@ -67,6 +67,13 @@ internal sealed class TorchCheckpoint : ITensorArchive
             foreach (var (name, tensor) in tensors) CheckStorage(path, zip, root, name, tensor);
             return new TorchCheckpoint(path, file, zip, root, tensors);
         }
+        catch (InvalidDataException e) when (!e.Message.StartsWith(path, StringComparison.Ordinal))
+        {
+            // System.IO.Compression reads the central directory lazily and says what is wrong in its own words.
+            zip?.Dispose();
+            file.Dispose();
+            throw new InvalidDataException($"{path}: {DamagedZip}", e);
+        }
         catch
         {
             zip?.Dispose();
@@ -74,6 +81,8 @@ internal sealed class TorchCheckpoint : ITensorArchive
             throw;
         }
     }
+
+    private const string DamagedZip = "the zip's directory is damaged or truncated (entry counts, offsets or headers do not agree)";
 
     private static Dictionary<string, TorchTensorRef> CollectTensors(string path, object? root)
     {
@@ -139,7 +148,7 @@ internal sealed class TorchCheckpoint : ITensorArchive
         }
         catch (Exception e) when (e is EndOfStreamException or InvalidDataException or IOException)
         {
-            throw new InvalidDataException($"{path}: {what}: cannot read {length} bytes at offset {offset} ({e.Message}; truncated file?)");
+            throw new InvalidDataException($"{path}: {what}: cannot read {length} bytes at offset {offset} ({(e is EndOfStreamException ? "the entry ends first" : "its compressed data is damaged")}; truncated file?)");
         }
         return bytes;
     }
