@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export NATIVEVAE_FUZZ_CASES="${1:-1200}" NATIVEVAE_FUZZ_SEED="${2:-1}"
 dotnet test tests/NativeVae.Tests/NativeVae.Tests.csproj -c Release --filter "FullyQualifiedName~MutationFuzzTests" \
-  --logger "console;verbosity=detailed" 2>&1 | grep -E "cases from seed|seed [0-9]+ \(|Passed!|Failed!"
+  --logger "console;verbosity=detailed" 2>&1 | grep -E "cases from seed|seed [0-9]+ \(|Passed!|Failed!" | sed 's/^ //' | awk '!seen[$0]++'
