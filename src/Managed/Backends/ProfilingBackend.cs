@@ -106,45 +106,21 @@ internal sealed class ProfilingBackend(IBackend device) : IBackend
         return y;
     }
 
-    public Tensor Unary(UnaryOp op, Tensor input)
-    {
-        long start = Stopwatch.GetTimestamp();
-        var y = device.Unary(op, input);
-        Record($"{op.ToString().ToLowerInvariant()} {input.Shape}", start, 0, 2 * input.ByteLength);
-        return y;
-    }
+    public Tensor Unary(UnaryOp op, Tensor input) =>
+        Timed(() => device.Unary(op, input), $"{op.ToString().ToLowerInvariant()} {input.Shape}", 2 * input.ByteLength);
 
-    public Tensor Add(Tensor a, Tensor b)
-    {
-        long start = Stopwatch.GetTimestamp();
-        var y = device.Add(a, b);
-        Record($"add {a.Shape}", start, 0, 3 * a.ByteLength);
-        return y;
-    }
+    public Tensor Add(Tensor a, Tensor b) =>
+        Timed(() => device.Add(a, b), $"add {a.Shape}", 3 * a.ByteLength);
 
-    public Tensor ScaleShift(Tensor input, float scale, float shift)
-    {
-        long start = Stopwatch.GetTimestamp();
-        var y = device.ScaleShift(input, scale, shift);
-        Record($"scale-shift {input.Shape}", start, 0, 2 * input.ByteLength);
-        return y;
-    }
+    public Tensor ScaleShift(Tensor input, float scale, float shift) =>
+        Timed(() => device.ScaleShift(input, scale, shift), $"scale-shift {input.Shape}", 2 * input.ByteLength);
 
-    public long CountNonFinite(Tensor input)
-    {
-        long start = Stopwatch.GetTimestamp();
-        long count = device.CountNonFinite(input);
-        Record($"count-non-finite {input.Shape}", start, 0, input.ByteLength);
-        return count;
-    }
+    public long CountNonFinite(Tensor input) =>
+        Timed(() => device.CountNonFinite(input), $"count-non-finite {input.Shape}", input.ByteLength);
 
-    public Tensor SliceChannels(Tensor input, int start, int count)
-    {
-        long start0 = Stopwatch.GetTimestamp();
-        var y = device.SliceChannels(input, start, count);
-        Record($"slice-channels {input.Shape}", start0, 0, 2 * y.ByteLength);
-        return y;
-    }
+    public Tensor SliceChannels(Tensor input, int start, int count) =>
+        Timed(() => device.SliceChannels(input, start, count), $"slice-channels {input.Shape}",
+            2 * input.ByteLength * count / Math.Max(1, input.Shape.C));
 
     /// <summary>Recorded as an upload: the pixels cross to the device here.</summary>
     public Tensor ImageToTensor(ReadOnlySpan<byte> rgb, int batch, int height, int width, float scale, float shift)
@@ -165,6 +141,15 @@ internal sealed class ProfilingBackend(IBackend device) : IBackend
 
     /// <summary>The wrapped backend is the caller's; nothing to free here.</summary>
     public void Dispose() { }
+
+    /// <summary>Runs a memory-bound op (no FLOPs counted) and records its time under <paramref name="key"/>.</summary>
+    private T Timed<T>(Func<T> op, string key, long bytes)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var result = op();
+        Record(key, start, 0, bytes);
+        return result;
+    }
 
     private void Record(string key, long start, long flops, long bytes)
     {
