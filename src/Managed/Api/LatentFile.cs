@@ -31,6 +31,12 @@ public static class LatentFile
     /// </summary>
     public const long DefaultMaxElements = 512L * 512 * 32;
 
+    /// <summary>Pixels per latent element of every supported family (8 x 8), and the widest latent (TAEF2's 32 channels).</summary>
+    private const int PixelsPerLatentElement = 8 * 8, WidestLatentChannels = 32;
+
+    /// <summary>The element cap that matches a pixel cap (<see cref="VaeOptions.MaxImagePixels"/>): one image's widest latent.</summary>
+    public static long MaxElementsFor(long maxPixels) => Math.Max(1, maxPixels / PixelsPerLatentElement * WidestLatentChannels);
+
     /// <summary>
     /// Reads the <see cref="TensorName"/> tensor of a latent file, widened to fp32 if stored as fp16 or bf16. The
     /// shape the header claims is checked against <paramref name="maxElements"/> before anything is allocated, and

@@ -46,6 +46,13 @@ public class LatentFileLimitsTests
     }
 
     [Test]
+    public void ThePixelCapGivesTheElementCap()
+    {
+        Assert.That(LatentFile.MaxElementsFor(4096L * 4096), Is.EqualTo(LatentFile.DefaultMaxElements), "the default caps agree");
+        Assert.That(LatentFile.MaxElementsFor(8192L * 8192), Is.EqualTo(4 * LatentFile.DefaultMaxElements));
+    }
+
+    [Test]
     public void TheCapIsTheCallersToRaise()
     {
         var shape = new TensorShape(1, 4, 8, 8);

@@ -32,7 +32,7 @@ internal sealed class DecodeCommand : ICommand
             if (!ImageFiles.IsOutputImagePath(outputPath))
                 throw new UsageException($"-o/--output '{outputPath}': images are written as .png, .jpg or .jpeg");
             OutputPath.RequireWritable(outputPath);
-            var latent = LatentFile.Read(input);
+            var latent = LatentFile.Read(input, LatentFile.MaxElementsFor(parse.GetValue(model.MaxPixels) ?? ImageFiles.DefaultMaxPixels));
             int? h = parse.GetValue(height), w = parse.GetValue(width);
             if (latent.Shape.Rank != PackedLatentRank && (h is not null || w is not null))
                 throw new UsageException($"--height/--width apply to packed FLUX latents [N, seq, 64] only; {input} holds a " +
