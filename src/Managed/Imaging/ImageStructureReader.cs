@@ -15,6 +15,7 @@ internal sealed class ImageStructureReader
     private readonly Stream _stream;
     private readonly BufferedStream _buffered;
     private readonly long _start;
+    private readonly byte[] _scratch = new byte[sizeof(ulong)];
 
     public ImageStructureReader(Stream stream, string name, string format)
     {
@@ -78,32 +79,20 @@ internal sealed class ImageStructureReader
         return b < 0 ? throw Truncated($"it ends inside {what}") : (byte)b;
     }
 
-    public ushort ReadUInt16BigEndian(string what)
-    {
-        Span<byte> bytes = stackalloc byte[sizeof(ushort)];
-        Read(bytes, what);
-        return BinaryPrimitives.ReadUInt16BigEndian(bytes);
-    }
+    public ushort ReadUInt16BigEndian(string what) => BinaryPrimitives.ReadUInt16BigEndian(ReadBytes(sizeof(ushort), what));
 
-    public uint ReadUInt32BigEndian(string what)
-    {
-        Span<byte> bytes = stackalloc byte[sizeof(uint)];
-        Read(bytes, what);
-        return BinaryPrimitives.ReadUInt32BigEndian(bytes);
-    }
+    public uint ReadUInt32BigEndian(string what) => BinaryPrimitives.ReadUInt32BigEndian(ReadBytes(sizeof(uint), what));
 
-    public ushort ReadUInt16LittleEndian(string what)
-    {
-        Span<byte> bytes = stackalloc byte[sizeof(ushort)];
-        Read(bytes, what);
-        return BinaryPrimitives.ReadUInt16LittleEndian(bytes);
-    }
+    public ushort ReadUInt16LittleEndian(string what) => BinaryPrimitives.ReadUInt16LittleEndian(ReadBytes(sizeof(ushort), what));
 
-    public uint ReadUInt32LittleEndian(string what)
+    public uint ReadUInt32LittleEndian(string what) => BinaryPrimitives.ReadUInt32LittleEndian(ReadBytes(sizeof(uint), what));
+
+    /// <summary>The next <paramref name="count"/> bytes (at most 8), valid until the next read.</summary>
+    private ReadOnlySpan<byte> ReadBytes(int count, string what)
     {
-        Span<byte> bytes = stackalloc byte[sizeof(uint)];
+        var bytes = _scratch.AsSpan(0, count);
         Read(bytes, what);
-        return BinaryPrimitives.ReadUInt32LittleEndian(bytes);
+        return bytes;
     }
 
     public int ReadInt32LittleEndian(string what) => unchecked((int)ReadUInt32LittleEndian(what));
