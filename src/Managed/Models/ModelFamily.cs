@@ -38,6 +38,23 @@ public static class ModelFamilies
     /// <summary>True for the TAESD family (the tiny autoencoders), false for AutoencoderKL.</summary>
     public static bool IsTiny(this ModelFamily family) => family >= ModelFamily.Taesd;
 
+    /// <summary>Channels of the family's latent: 4 (SD, SDXL, TAESD, TAESDXL), 16 (FLUX.1, SD3, TAEF1), 32 (TAEF2).</summary>
+    public static int LatentChannels(this ModelFamily family) =>
+        family.IsTiny() ? Models.Taesd.TaesdConfig.For(family).LatentChannels : Models.AutoencoderKl.AutoencoderKlConfig.For(family).LatentChannels;
+
+    /// <summary>The scaling factor the family publishes in its config (SD 0.18215, SDXL 0.13025, FLUX.1 0.3611, tiny 1).</summary>
+    public static float PublishedScalingFactor(this ModelFamily family) =>
+        family.IsTiny() ? Models.Taesd.TaesdConfig.For(family).ScalingFactor : Models.AutoencoderKl.AutoencoderKlConfig.For(family).ScalingFactor;
+
+    /// <summary>The shift factor the family publishes (FLUX.1 0.1159, SD3 0.0609), or null where it has none.</summary>
+    public static float? PublishedShiftFactor(this ModelFamily family)
+    {
+        if (!family.IsTiny()) return Models.AutoencoderKl.AutoencoderKlConfig.For(family).ShiftFactor;
+        float shift = Models.Taesd.TaesdConfig.For(family).ShiftFactor;
+        return shift == 0 ? null : shift;
+    }
+
+
     /// <summary>Parses a family name (case-insensitive).</summary>
     /// <exception cref="ArgumentException">an unknown name; the message lists the known ones.</exception>
     public static ModelFamily Parse(string name)

@@ -44,6 +44,16 @@ internal sealed record AutoencoderKlConfig
     /// <summary>SD3 / SD3.5 <c>vae</c>: FLUX.1's structure with its own factors.</summary>
     public static AutoencoderKlConfig Sd3 { get; } = Flux1 with { ScalingFactor = 1.5305f, ShiftFactor = 0.0609f };
 
+    /// <summary>The published config of an AutoencoderKL family.</summary>
+    public static AutoencoderKlConfig For(ModelFamily family) => family switch
+    {
+        ModelFamily.Sd => Sd,
+        ModelFamily.Sdxl => Sdxl,
+        ModelFamily.Flux => Flux1,
+        ModelFamily.Sd3 => Sd3,
+        _ => throw new ArgumentException($"family {family.Name()} is a tiny autoencoder, not an AutoencoderKL"),
+    };
+
     /// <summary>A small configuration for fast tests: two blocks of 32 and 64 channels, 8 groups.</summary>
     public static AutoencoderKlConfig Small { get; } = new()
     {

@@ -54,14 +54,7 @@ internal static class AutoencoderKlConfigInference
     /// <summary>The config with the family's published sample size and scaling/shift factors.</summary>
     public static AutoencoderKlConfig WithFamilyFactors(AutoencoderKlConfig config, ModelFamily family)
     {
-        var published = family switch
-        {
-            ModelFamily.Sd => AutoencoderKlConfig.Sd,
-            ModelFamily.Sdxl => AutoencoderKlConfig.Sdxl,
-            ModelFamily.Flux => AutoencoderKlConfig.Flux1,
-            ModelFamily.Sd3 => AutoencoderKlConfig.Sd3,
-            _ => throw new ArgumentException($"family {family.Name()} is a tiny autoencoder, not an AutoencoderKL"),
-        };
+        var published = AutoencoderKlConfig.For(family);
         return config with
         {
             SampleSize = published.SampleSize,
