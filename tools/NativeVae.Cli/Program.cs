@@ -22,6 +22,7 @@ public static partial class Program
         new DecodeCommand(),
         new RoundtripCommand(),
         new BenchCommand(),
+        new ServeCommand(),
     ];
 
     /// <summary>Runs the command line with the console's writers.</summary>

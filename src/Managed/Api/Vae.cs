@@ -100,6 +100,9 @@ public sealed class Vae : IVae
     /// <summary>The family's published shift factor (FLUX.1: 0.1159), or null.</summary>
     public float? ShiftFactor { get; }
 
+    /// <summary>The largest image, in pixels, that encode accepts and decode produces (<see cref="VaeOptions.MaxImagePixels"/>).</summary>
+    public long MaxImagePixels => _options.MaxImagePixels;
+
     /// <summary>Peak device bytes so far (parameters, activations and the buffer pool).</summary>
     public long PeakDeviceBytes => _model.Backend.Memory.PeakBytes;
 
@@ -114,10 +117,21 @@ public sealed class Vae : IVae
     }
 
     /// <summary>Encodes one image from a stream; <paramref name="name"/> names it in errors.</summary>
-    public HostTensor<float> Encode(Stream imageStream, EncodeOptions? options = null, string name = "image stream")
+    public HostTensor<float> Encode(Stream imageStream, EncodeOptions? options = null, string name = "image stream") =>
+        EncodeAsync(imageStream, options, name).GetAwaiter().GetResult();
+
+    /// <summary>Encodes one image (PNG, JPEG, WebP or BMP bytes) from a stream; <paramref name="name"/> names it in errors.</summary>
+    /// <exception cref="InvalidDataException">the bytes are not an accepted image, are corrupt, or are over the pixel limit.</exception>
+    public Task<HostTensor<float>> EncodeAsync(Stream imageStream, EncodeOptions? options = null, string name = "image stream",
+        CancellationToken cancellation = default)
     {
-        using var image = ImageInput.Load(imageStream, name, _options.MaxImagePixels);
-        return Encode([image], options);
+        ArgumentNullException.ThrowIfNull(imageStream);
+        return Task.Run(() =>
+        {
+            using var image = ImageInput.Load(imageStream, name, _options.MaxImagePixels);
+            var batch = ImageBatch.From([image], _model.DownsampleFactor, _options.MaxImagePixels);
+            return Locked(() => _pipeline.Encode(batch, options ?? new(), _options.MemoryLimitBytes, cancellation));
+        }, cancellation);
     }
 
     /// <summary>Encodes a batch of images of one size (any pixel type: RGBA and grayscale become RGB).</summary>

@@ -1,0 +1,86 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+
+namespace NativeVae.Server;
+
+/// <summary>Writes replies as the real clients read them, and errors as JSON <c>{"error": "..."}</c>.</summary>
+internal static class ProtocolReplies
+{
+    public const string JsonContentType = "application/json";
+
+    /// <summary>Messages quote parameters in backticks as the toolkit does; the default encoder would write them as \u0060.</summary>
+    private static readonly JsonWriterOptions Readable = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    /// <summary>Writes a reply; returns the body's length.</summary>
+    public static async Task<long> WriteAsync(HttpResponse response, Reply reply, bool base64, CancellationToken cancellation)
+    {
+        var (body, contentType) = reply switch
+        {
+            TensorReply t => (t.Body, WireTensor.BinaryContentType),
+            ImageReply i => (i.Body, i.Format == ImageFormat.Png ? "image/png" : "image/jpeg"),
+            _ => throw new InvalidOperationException($"unknown reply {reply.GetType().Name}"),
+        };
+        if (reply is TensorReply tensor)
+        {
+            // The client rebuilds the tensor from these two headers alone.
+            response.Headers["shape"] = WireTensor.FormatShape(tensor.Shape);
+            response.Headers["dtype"] = tensor.DType.Name();
+        }
+        if (base64) (body, contentType) = (Base64Reply(reply, body), JsonContentType);
+        response.StatusCode = StatusCodes.Status200OK;
+        response.ContentType = contentType;
+        response.ContentLength = body.Length;
+        await response.Body.WriteAsync(body, cancellation);
+        return body.Length;
+    }
+
+    /// <summary>The legacy mode's <c>{"inputs": "&lt;base64&gt;", "parameters": {"shape": [...], "dtype": "..."}}</c>.</summary>
+    private static byte[] Base64Reply(Reply reply, byte[] body)
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer, Readable))
+        {
+            json.WriteStartObject();
+            json.WriteBase64String("inputs", body);
+            json.WriteStartObject("parameters");
+            if (reply is TensorReply tensor)
+            {
+                json.WriteStartArray("shape");
+                foreach (int dim in tensor.Shape.Dims) json.WriteNumberValue(dim);
+                json.WriteEndArray();
+                json.WriteString("dtype", tensor.DType.Name());
+            }
+            else if (reply is ImageReply image)
+            {
+                json.WriteString("image_format", image.Format == ImageFormat.Png ? "png" : "jpg");
+            }
+            json.WriteEndObject();
+            json.WriteEndObject();
+        }
+        return buffer.ToArray();
+    }
+
+    public static async Task WriteErrorAsync(HttpResponse response, int status, string message, int? retryAfterSeconds = null)
+    {
+        if (response.HasStarted) return;
+        response.Clear();
+        response.StatusCode = status;
+        if (retryAfterSeconds is int seconds) response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (status == StatusCodes.Status401Unauthorized) response.Headers.WWWAuthenticate = "Bearer";
+        await WriteJsonAsync(response, "error", message);
+    }
+
+    public static async Task WriteJsonAsync(HttpResponse response, string key, string value)
+    {
+        response.ContentType = JsonContentType;
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer, Readable))
+        {
+            json.WriteStartObject();
+            json.WriteString(key, value);
+            json.WriteEndObject();
+        }
+        response.ContentLength = buffer.Length;
+        await response.Body.WriteAsync(buffer.GetBuffer().AsMemory(0, (int)buffer.Length));
+    }
+}
