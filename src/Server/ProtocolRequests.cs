@@ -78,8 +78,9 @@ internal static class ProtocolRequests
             Output = output,
             ImageFormat = format,
             JpegQuality = JpegQuality(query),
-            Height = height,
-            Width = width,
+            // diffusers reads height and width for packed latents only; ComfyUI sends them (8x the latent) for every latent.
+            Height = shape.Rank == PackedLatentRank ? height : null,
+            Width = shape.Rank == PackedLatentRank ? width : null,
             Tiling = Tiling(query),
             TileSize = query.PositiveInt("tile_size"),
         };
@@ -115,7 +116,7 @@ internal static class ProtocolRequests
         if (shape.Rank != LatentRank || shape[1] != ImageChannels)
             throw ProtocolException.BadRequest($"`shape` {shape}: an image tensor is [B, 3, H, W]");
         CheckItems(shape, limits);
-        CheckPixels(shape, (long)shape[2] * shape[3], vae);
+        CheckPixels(shape, (Int128)shape[2] * shape[3], vae);
         var (body, bodyBytes) = await ReadTensorBodyAsync(request, shape, dtype, base64, limits, cancellation);
         return new ParsedRequest(Operation.Encode, new EncodeTensorJob(WireTensor.ToFloat(body, shape, dtype), options, cancellation), base64, bodyBytes);
     }
@@ -134,7 +135,7 @@ internal static class ProtocolRequests
 
     private static void CheckLatentShape(TensorShape shape, Vae vae, int? height, int? width, VaeServerOptions limits)
     {
-        int f = vae.DownsampleFactor;
+        long f = vae.DownsampleFactor;
         switch (shape.Rank)
         {
             case VideoLatentRank:
@@ -143,14 +144,12 @@ internal static class ProtocolRequests
                 if (height is null || width is null) throw ProtocolException.BadRequest("`height` and `width` required for packed latents.");
                 if (height % PackedPatchPixels != 0 || width % PackedPatchPixels != 0)
                     throw ProtocolException.BadRequest($"`height` {height} and `width` {width} of packed latents must be multiples of {PackedPatchPixels}");
-                CheckPixels(shape, (long)height.Value * width.Value, vae);
+                CheckPixels(shape, (Int128)height.Value * width.Value, vae);
                 break;
             case LatentRank:
                 if (shape[1] != vae.LatentChannels)
                     throw ProtocolException.BadRequest($"`shape` {shape}: this model's latents have {vae.LatentChannels} channels, [B, {vae.LatentChannels}, h, w]");
-                if (height is not null && (height != (long)shape[2] * f || width != (long)shape[3] * f))
-                    throw ProtocolException.BadRequest($"`height` {height} and `width` {width} do not match the latents {shape}, which decode to {(long)shape[3] * f}x{(long)shape[2] * f}");
-                CheckPixels(shape, (long)shape[2] * f * shape[3] * f, vae);
+                CheckPixels(shape, (Int128)shape[2] * f * shape[3] * f, vae);
                 break;
             default:
                 throw ProtocolException.BadRequest($"`shape` {shape}: latents are [B, C, h, w], or packed [B, seq, 64] with `height` and `width`");
@@ -158,7 +157,8 @@ internal static class ProtocolRequests
         CheckItems(shape, limits);
     }
 
-    private static void CheckPixels(TensorShape shape, long pixels, Vae vae)
+    /// <param name="pixels">Int128: a hostile shape's product must not wrap around below the cap.</param>
+    private static void CheckPixels(TensorShape shape, Int128 pixels, Vae vae)
     {
         if (pixels > vae.MaxImagePixels)
             throw new ProtocolException(StatusCodes.Status413PayloadTooLarge,

@@ -37,6 +37,7 @@ public sealed partial class VaeServer : IAsyncDisposable
     private readonly ServerMetrics _metrics = new();
     private readonly ILogger _log;
     private volatile bool _draining;
+    private int _inFlight;
     private bool _started;
 
     private VaeServer(IReadOnlyList<ServedModel> models, VaeServerOptions options)
@@ -89,6 +90,9 @@ public sealed partial class VaeServer : IAsyncDisposable
 
     /// <summary>The address the server listens on, e.g. <c>http://127.0.0.1:8000/</c> (the real port when 0 was asked).</summary>
     public Uri BaseAddress { get; private set; } = new("http://127.0.0.1/");
+
+    /// <summary>Work requests being handled now (read, queued, running or being answered).</summary>
+    internal int InFlight => Volatile.Read(ref _inFlight);
 
     /// <summary>The models' names, each served at <c>/name/</c>.</summary>
     public IReadOnlyCollection<string> ModelNames => _models.Keys;
@@ -212,6 +216,7 @@ public sealed partial class VaeServer : IAsyncDisposable
     private async Task HandleAsync(HttpContext context, string name, Operation? route)
     {
         long started = Stopwatch.GetTimestamp();
+        Interlocked.Increment(ref _inFlight);
         var (model, worker) = _models[name];
         string operation = ProtocolRequests.OperationOf(context.Request, route).ToString();
         int status = StatusCodes.Status200OK;
@@ -254,6 +259,7 @@ public sealed partial class VaeServer : IAsyncDisposable
         }
         finally
         {
+            Interlocked.Decrement(ref _inFlight);
             var elapsed = Stopwatch.GetElapsedTime(started);
             _metrics.Request(name, operation.ToLowerInvariant(), status, elapsed);
             _log.LogInformation("{Method} {Path}{Query} {Status} {Operation} model={Model} {ElapsedMs:0.0} ms in={RequestBytes} out={ReplyBytes} batch={BatchItems}",
