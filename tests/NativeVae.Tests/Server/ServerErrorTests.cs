@@ -203,9 +203,19 @@ public class ServerErrorTests
         await using var server = await StartAsync();
         var big = TensorShape.Nchw(1, 4, 128, 128);
         var body = WireTensor.FromFloat(RandomLatents(big, "server.abort"), WireDType.Float32);
-        using var abandon = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
-        Assert.CatchAsync<OperationCanceledException>(() =>
-            server.PostAsync($"/sd/?output_type=pt&{ShapeQuery(big)}&dtype=float32", body, cancellation: abandon.Token));
+        // A client that sends its request and closes the connection (a raw socket: the close is certain).
+        using (var client = new System.Net.Sockets.TcpClient())
+        {
+            await client.ConnectAsync(server.Server.BaseAddress.Host, server.Server.BaseAddress.Port);
+            var stream = client.GetStream();
+            string head = $"POST /sd/?output_type=pt&{ShapeQuery(big)}&dtype=float32 HTTP/1.1\r\nHost: test\r\n" +
+                $"Content-Type: tensor/binary\r\nContent-Length: {body.Length}\r\n\r\n";
+            await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(head));
+            await stream.WriteAsync(body);
+            var wait = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            while (server.Server.InFlight == 0 && DateTime.UtcNow < wait) await Task.Delay(5);
+            await Task.Delay(300);
+        }
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
         while (!server.Logs.Lines.Any(l => l.Contains(" 499 ")) && DateTime.UtcNow < deadline) await Task.Delay(50);
         Assert.That(server.Logs.Lines, Has.Some.Contains(" 499 decode"));
