@@ -6,8 +6,8 @@ namespace NativeVae;
 /// </summary>
 public sealed record RemoteVaeOptions
 {
-    /// <summary>SD.Next's timeout for a remote VAE call, which big decodes on a busy endpoint need.</summary>
-    private static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(300);
+    /// <summary>The default <see cref="Timeout"/>, 300 s: SD.Next's for a remote VAE call, which big decodes on a busy endpoint need.</summary>
+    public static TimeSpan DefaultTimeout { get; } = TimeSpan.FromSeconds(300);
 
     /// <summary>The first wait before a retry; short, since a 503 usually means a cold start or a full queue.</summary>
     private static readonly TimeSpan DefaultRetryDelay = TimeSpan.FromSeconds(0.5);
