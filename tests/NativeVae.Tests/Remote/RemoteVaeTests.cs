@@ -92,7 +92,7 @@ public class RemoteVaeTests
 
     private static byte[] PixelBytes(long count) => Enumerable.Range(0, (int)count).Select(i => (byte)(i * 7 % 256)).ToArray();
 
-    private static string TempFile(string name) => Path.Combine(Directory.CreateTempSubdirectory("nativevae-remote-").FullName, name);
+    private static string TempFile(string name) => Path.Combine(Support.SyntheticVae.TempFolder(), name);
 
     // ---- decode -------------------------------------------------------------------------------------------------
 
