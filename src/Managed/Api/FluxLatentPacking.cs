@@ -13,21 +13,11 @@ internal static class FluxLatentPacking
 
     public static HostTensor<float> Unpack(HostTensor<float> packed, int? height, int? width)
     {
-        if (height is null || width is null)
-            throw new ArgumentException("`height` and `width` required for packed latents.");
         var s = packed.Shape;
-        if (s.Rank != 3) throw new ArgumentException($"packed latents must be [B, seq, C*4], got {s}");
-        if (height <= 0 || width <= 0) throw new ArgumentException($"height {height} and width {width} must be positive");
-        int h = Patch * (height.Value / PixelsPerPackedCell);
-        int w = Patch * (width.Value / PixelsPerPackedCell);
+        var unpacked = UnpackedShape(s, height, width);
         int batch = s[0], seq = s[1], packedChannels = s[2];
-        if (packedChannels % (Patch * Patch) != 0)
-            throw new ArgumentException($"packed latents {s}: last dimension {packedChannels} is not a multiple of 4");
-        if ((long)(h / Patch) * (w / Patch) != seq)
-            throw new ArgumentException(
-                $"packed latents {s} hold {seq} patches, but height {height} and width {width} give {h / Patch}x{w / Patch} = {(h / Patch) * (w / Patch)}");
-        int channels = packedChannels / (Patch * Patch);
-        var result = new HostTensor<float>(TensorShape.Nchw(batch, channels, h, w));
+        int channels = unpacked.C, h = unpacked.H, w = unpacked.W;
+        var result = new HostTensor<float>(unpacked);
         for (int b = 0; b < batch; b++)
         for (int c = 0; c < channels; c++)
         for (int y = 0; y < h; y++)
@@ -38,6 +28,30 @@ internal static class FluxLatentPacking
             result.Data[(((long)b * channels + c) * h + y) * w + x] = packed.Data[((long)b * seq + token) * packedChannels + feature];
         }
         return result;
+    }
+
+    /// <summary>
+    /// The <c>[B, C, h, w]</c> shape that packed latents of <paramref name="packed"/> shape unpack to for an image of
+    /// <paramref name="height"/> x <paramref name="width"/> pixels; checked without touching the data, so a remote client
+    /// can refuse what the server would.
+    /// </summary>
+    /// <exception cref="ArgumentException">no height or width (diffusers' message), or a shape they do not fit.</exception>
+    public static TensorShape UnpackedShape(TensorShape packed, int? height, int? width)
+    {
+        if (height is null || width is null)
+            throw new ArgumentException("`height` and `width` required for packed latents.");
+        var s = packed;
+        if (s.Rank != 3) throw new ArgumentException($"packed latents must be [B, seq, C*4], got {s}");
+        if (height <= 0 || width <= 0) throw new ArgumentException($"height {height} and width {width} must be positive");
+        int h = Patch * (height.Value / PixelsPerPackedCell);
+        int w = Patch * (width.Value / PixelsPerPackedCell);
+        int batch = s[0], seq = s[1], packedChannels = s[2];
+        if (packedChannels % (Patch * Patch) != 0)
+            throw new ArgumentException($"packed latents {s}: last dimension {packedChannels} is not a multiple of 4");
+        if ((long)(h / Patch) * (w / Patch) != seq)
+            throw new ArgumentException(
+                $"packed latents {s} hold {seq} patches, but height {height} and width {width} give {h / Patch}x{w / Patch} = {(h / Patch) * (w / Patch)}");
+        return TensorShape.Nchw(batch, packedChannels / (Patch * Patch), h, w);
     }
 
     /// <summary>The inverse of <see cref="Unpack"/>: [B, C, h, w] (h, w even) to [B, (h/2)*(w/2), C*4].</summary>

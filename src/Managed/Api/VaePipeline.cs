@@ -4,8 +4,6 @@ using NativeVae.Imaging;
 using NativeVae.Models;
 using NativeVae.Core;
 using NativeVae.Tiling;
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
 
 namespace NativeVae.Api;
 
@@ -128,9 +126,7 @@ internal sealed class VaePipeline(IVaeModel model)
         if (options.Output == DecodeOutput.UInt8Tensor)
             return DecodeResult.OfUInt8Tensor(new HostTensor<byte>(new TensorShape(s.N, s.H, s.W, OpShapes.RgbChannels), rgb));
 
-        int imageBytes = s.H * s.W * OpShapes.RgbChannels;
-        var images = new List<Image<Rgb24>>(s.N);
-        for (int n = 0; n < s.N; n++) images.Add(ImageOutput.FromBytes(rgb.AsSpan(n * imageBytes, imageBytes), s.W, s.H));
+        var images = ImageOutput.FromBatch(rgb, s.N, s.H, s.W);
         if (options.Output == DecodeOutput.Images) return DecodeResult.OfImages(images);
 
         var encoded = images.Select(i => ImageOutput.Encode(i, options.ImageFormat, options.JpegQuality)).ToList();

@@ -74,6 +74,12 @@ internal static class ImageInput
         }
     }
 
+    /// <summary>Whether the bytes start with PNG's signature.</summary>
+    public static bool IsPng(ReadOnlySpan<byte> head) => head.StartsWith(PngSignature);
+
+    /// <summary>Whether the bytes start with JPEG's start-of-image marker.</summary>
+    public static bool IsJpeg(ReadOnlySpan<byte> head) => head.StartsWith(JpegSignature);
+
     /// <summary>The one message shape of every refused image.</summary>
     internal static InvalidDataException Invalid(string name, string format, string reason) =>
         new($"{name}: not a valid {format} image: {reason}");
@@ -83,8 +89,8 @@ internal static class ImageInput
     {
         Span<byte> head = stackalloc byte[SignatureBytes];
         head = head[..stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false)];
-        if (head.StartsWith(PngSignature)) return ("PNG", Png);
-        if (head.StartsWith(JpegSignature)) return ("JPEG", Jpeg);
+        if (IsPng(head)) return ("PNG", Png);
+        if (IsJpeg(head)) return ("JPEG", Jpeg);
         if (head.Length == SignatureBytes && head.StartsWith("RIFF"u8) && head[8..].SequenceEqual("WEBP"u8)) return ("WebP", Webp);
         if (head.StartsWith("BM"u8)) return ("BMP", Bmp);
         string? other = head.StartsWith("GIF8"u8) ? "GIF"

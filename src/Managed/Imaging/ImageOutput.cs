@@ -1,3 +1,4 @@
+using NativeVae.Core;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats.Jpeg;
 using SixLabors.ImageSharp.Formats.Png;
@@ -13,6 +14,20 @@ internal static class ImageOutput
 
     public static Image<Rgb24> FromBytes(ReadOnlySpan<byte> rgb, int width, int height) =>
         Image.LoadPixelData<Rgb24>(rgb, width, height);
+
+    /// <summary>
+    /// One image per item of interleaved RGB bytes <c>[N, H, W, 3]</c>: the one conversion of 8-bit pixels to images,
+    /// shared by the local decode and the remote client so that both give the same images. The caller owns them.
+    /// </summary>
+    public static List<Image<Rgb24>> FromBatch(ReadOnlySpan<byte> rgb, int count, int height, int width)
+    {
+        int imageBytes = checked(height * width * OpShapes.RgbChannels);
+        if (rgb.Length != (long)imageBytes * count)
+            throw new ArgumentException($"{rgb.Length} RGB bytes are not {count} images of {width}x{height}");
+        var images = new List<Image<Rgb24>>(count);
+        for (int n = 0; n < count; n++) images.Add(FromBytes(rgb.Slice(n * imageBytes, imageBytes), width, height));
+        return images;
+    }
 
     public static byte[] Encode(Image<Rgb24> image, ImageFormat format, int jpegQuality = DefaultJpegQuality)
     {

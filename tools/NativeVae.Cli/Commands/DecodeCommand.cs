@@ -3,8 +3,9 @@ using System.CommandLine;
 namespace NativeVae.Cli.Commands;
 
 /// <summary>
-/// <c>nativevae decode &lt;latent.safetensors&gt; --model M [-o out.png] ...</c>: decodes the file's <c>latent</c>
-/// tensor ([1, C, h, w], or packed FLUX latents [1, seq, 64] with --height and --width) to a PNG or JPEG.
+/// <c>nativevae decode &lt;latent.safetensors&gt; --model M | --endpoint URL [-o out.png] ...</c>: decodes the file's
+/// <c>latent</c> tensor ([1, C, h, w], or packed FLUX latents [1, seq, 64] with --height and --width) to a PNG or JPEG,
+/// with a local model or on a remote endpoint through the one <see cref="IVae"/> contract.
 /// </summary>
 internal sealed class DecodeCommand : ICommand
 {
@@ -14,7 +15,7 @@ internal sealed class DecodeCommand : ICommand
     public Command Build(TextWriter stdout, TextWriter stderr)
     {
         var latentPath = new Argument<string>("latent.safetensors") { Description = "a safetensors file with a tensor named 'latent'" };
-        var model = new ModelOptions();
+        var model = new ModelOptions(remote: true);
         var output = new Option<string>("--output", "-o")
         {
             HelpName = "out.png",
@@ -23,10 +24,14 @@ internal sealed class DecodeCommand : ICommand
         };
         var height = OptionParsers.PositiveInt("--height", "H", "image height in pixels, for packed FLUX latents [1, seq, 64] only");
         var width = OptionParsers.PositiveInt("--width", "W", "image width in pixels, for packed FLUX latents [1, seq, 64] only");
-        var command = new Command("decode", "decode a latent safetensors file to an image") { latentPath, output, height, width };
+        var command = new Command("decode", "decode a latent safetensors file to an image, with a local --model or on an --endpoint")
+        {
+            latentPath, output, height, width,
+        };
         model.AddTo(command);
         command.SetAction(parse =>
         {
+            var openVae = model.Resolve(parse);
             string input = parse.GetValue(latentPath)!;
             string outputPath = parse.GetValue(output) ?? Path.ChangeExtension(input, ".png");
             if (!ImageFiles.IsOutputImagePath(outputPath))
@@ -48,8 +53,8 @@ internal sealed class DecodeCommand : ICommand
                 TileSize = parse.GetValue(model.Tile),
                 Progress = new ProgressBar(stderr, "decode"),
             };
-            using var vae = model.Load(parse);
-            using var result = vae.Decode(latent, options);
+            using var vae = openVae();
+            using var result = vae.DecodeAsync(latent, options).GetAwaiter().GetResult();
             var images = result.Images!;
             for (int i = 0; i < images.Count; i++)
             {

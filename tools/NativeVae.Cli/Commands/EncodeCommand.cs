@@ -3,15 +3,16 @@ using System.CommandLine;
 namespace NativeVae.Cli.Commands;
 
 /// <summary>
-/// <c>nativevae encode &lt;image&gt; --model M [-o latent.safetensors] ...</c>: writes the latent as a safetensors
-/// file holding one tensor named <c>latent</c> [1, C, H/8, W/8] (<see cref="LatentFile"/>).
+/// <c>nativevae encode &lt;image&gt; --model M | --endpoint URL [-o latent.safetensors] ...</c>: writes the latent as a
+/// safetensors file holding one tensor named <c>latent</c> [1, C, H/8, W/8] (<see cref="LatentFile"/>), encoded by a
+/// local model or a remote endpoint through the one <see cref="IVae"/> contract.
 /// </summary>
 internal sealed class EncodeCommand : ICommand
 {
     public Command Build(TextWriter stdout, TextWriter stderr)
     {
         var image = new Argument<string>("image") { Description = "a PNG, JPEG, WebP or BMP file" };
-        var model = new ModelOptions();
+        var model = new ModelOptions(remote: true);
         var output = new Option<string>("--output", "-o")
         {
             HelpName = "latent.safetensors",
@@ -19,10 +20,12 @@ internal sealed class EncodeCommand : ICommand
         };
         var seed = OptionParsers.UnsignedLong("--sample-seed", "S",
             "draw a sample of the latent distribution with this seed [default: its mode (mean), as diffusers' endpoints]");
-        var command = new Command("encode", "encode an image (PNG, JPEG, WebP, BMP) to a latent safetensors file") { image, output, seed };
+        var command = new Command("encode",
+            "encode an image (PNG, JPEG, WebP, BMP) to a latent safetensors file, with a local --model or on an --endpoint") { image, output, seed };
         model.AddTo(command);
         command.SetAction(parse =>
         {
+            var openVae = model.Resolve(parse);
             string imagePath = parse.GetValue(image)!;
             string outputPath = parse.GetValue(output) ?? Path.ChangeExtension(imagePath, ".latent" + LatentFile.Extension);
             if (!outputPath.EndsWith(LatentFile.Extension, StringComparison.OrdinalIgnoreCase))
@@ -37,8 +40,8 @@ internal sealed class EncodeCommand : ICommand
                 TileSize = parse.GetValue(model.Tile),
                 Progress = new ProgressBar(stderr, "encode"),
             };
-            using var vae = model.Load(parse);
-            var latent = vae.Encode(imagePath, options);
+            using var vae = openVae();
+            var latent = vae.EncodeAsync(imagePath, options).GetAwaiter().GetResult();
             OutputPath.Write(outputPath, () => LatentFile.Write(outputPath, latent));
             stdout.WriteLine($"{outputPath}: latent {latent.Shape}");
             return ExitCodes.Success;

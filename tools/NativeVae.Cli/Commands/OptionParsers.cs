@@ -31,6 +31,21 @@ internal static class OptionParsers
         Parsed<float>(name, helpName, description, "is not a number",
             text => float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out float v) && float.IsFinite(v) ? v : null);
 
+    /// <summary>An absolute http or https URL option.</summary>
+    public static Option<Uri> HttpUrl(string name, string helpName, string description)
+    {
+        var option = new Option<Uri>(name) { HelpName = helpName, Description = description };
+        option.CustomParser = result =>
+        {
+            string text = Token(result);
+            if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps))
+                return uri;
+            result.AddError($"{name} '{text}' must be an absolute http:// or https:// URL");
+            return null;
+        };
+        return option;
+    }
+
     /// <summary>An option parsed by <paramref name="parse"/> (null: refused with "<c>name 'text' rule</c>").</summary>
     private static Option<T?> Parsed<T>(string name, string helpName, string description, string rule, Func<string, T?> parse)
         where T : struct
