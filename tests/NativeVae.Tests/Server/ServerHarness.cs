@@ -17,6 +17,10 @@ internal sealed class ServerHarness : IAsyncDisposable
 {
     public const string Sd = "sd";
     public const string Flux = "flux";
+    public const string Sd8 = "sd8";
+
+    /// <summary>Four levels, so 8x like every published VAE (what RemoteVae expects of a reply); narrow, so still fast.</summary>
+    public static AutoencoderKlConfig Small8 { get; } = AutoencoderKlConfig.Small with { BlockOutChannels = [16, 16, 32, 32] };
 
     private ServerHarness(VaeServer server, CollectingLogger logs)
     {
@@ -36,6 +40,8 @@ internal sealed class ServerHarness : IAsyncDisposable
 
     public Vae LocalFlux { get; } = CreateVae(SyntheticVae.SmallFlux);
 
+    public Vae LocalSd8 { get; } = CreateVae(Small8);
+
     /// <summary>The published factors the harness's models report (not 1 and none, so that applying them shows).</summary>
     public const float ScalingFactor = 0.5f, ShiftFactor = 0.25f;
 
@@ -47,11 +53,13 @@ internal sealed class ServerHarness : IAsyncDisposable
     }
 
     /// <summary>Starts a server with "sd" (and "flux" when asked) on a free port.</summary>
-    public static async Task<ServerHarness> StartAsync(VaeServerOptions? options = null, bool withFlux = false, long maxImagePixels = NativeVae.Imaging.ImageInput.DefaultMaxPixels)
+    public static async Task<ServerHarness> StartAsync(VaeServerOptions? options = null, bool withFlux = false, bool withSd8 = false,
+        long maxImagePixels = NativeVae.Imaging.ImageInput.DefaultMaxPixels)
     {
         var logs = new CollectingLogger();
         var models = new List<ServedModel> { new(Sd, CreateVae(AutoencoderKlConfig.Small, maxImagePixels)) };
         if (withFlux) models.Add(new(Flux, CreateVae(SyntheticVae.SmallFlux, maxImagePixels)));
+        if (withSd8) models.Add(new(Sd8, CreateVae(Small8, maxImagePixels)));
         var server = VaeServer.Create(models, (options ?? new()) with { Port = 0, ConfigureLogging = logging => logging.AddProvider(logs) });
         await server.StartAsync();
         return new ServerHarness(server, logs);
@@ -101,6 +109,7 @@ internal sealed class ServerHarness : IAsyncDisposable
         await Server.DisposeAsync();
         LocalSd.Dispose();
         LocalFlux.Dispose();
+        LocalSd8.Dispose();
     }
 }
 
