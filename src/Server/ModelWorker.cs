@@ -18,6 +18,7 @@ internal sealed class ModelWorker : IAsyncDisposable
     private readonly Channel<VaeJob> _queue;
     private readonly Task _loop;
     private int _depth;
+    private int _runsStarted;
 
     public ModelWorker(ServedModel model, VaeServerOptions options, ServerMetrics metrics, ILogger log)
     {
@@ -25,6 +26,9 @@ internal sealed class ModelWorker : IAsyncDisposable
         _queue = Channel.CreateBounded<VaeJob>(new BoundedChannelOptions(options.QueueCapacity) { SingleReader = true });
         _loop = Task.Run(RunLoopAsync);
     }
+
+    /// <summary>Runs started so far (for tests that must act while one runs).</summary>
+    internal int RunsStarted => Volatile.Read(ref _runsStarted);
 
     /// <summary>Jobs waiting (not the one running).</summary>
     public int Depth => Volatile.Read(ref _depth);
@@ -116,6 +120,7 @@ internal sealed class ModelWorker : IAsyncDisposable
         using var allCancelled = batch.Count == 1 ? null : new AllCancelled(batch);
         var cancellation = allCancelled?.Token ?? batch[0].Cancellation;
         int items = batch.Sum(j => j.Items);
+        Interlocked.Increment(ref _runsStarted);
         var replies = await batch[0].RunAsync(_model.Vae, batch, cancellation);
         _metrics.Batch(_model.Name, items, _model.Vae.PeakDeviceBytes);
         for (int i = 0; i < batch.Count; i++)

@@ -94,6 +94,9 @@ public sealed partial class VaeServer : IAsyncDisposable
     /// <summary>Work requests being handled now (read, queued, running or being answered).</summary>
     internal int InFlight => Volatile.Read(ref _inFlight);
 
+    /// <summary>Runs started on a model so far.</summary>
+    internal int RunsStarted(string model) => _models[model].Worker.RunsStarted;
+
     /// <summary>The models' names, each served at <c>/name/</c>.</summary>
     public IReadOnlyCollection<string> ModelNames => _models.Keys;
 

@@ -14,15 +14,16 @@ public class ReadmeSnippetTests
     private static readonly Regex CSharpBlock = new("```csharp\\n(?<code>.*?)```", RegexOptions.Singleline);
 
     [Test]
-    public void LibrarySnippetCompilesAsWritten()
+    public void LibrarySnippetsCompileAsWritten()
     {
         string readme = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "README.md"));
-        var block = CSharpBlock.Match(readme);
-        Assert.That(block.Success, Is.True, "README.md has a ```csharp block");
-        string code = block.Groups["code"].Value;
-
-        var diagnostics = Compile(code);
-        Assert.That(diagnostics, Is.Empty, "the README snippet as written:\n" + code);
+        var blocks = CSharpBlock.Matches(readme);
+        Assert.That(blocks, Is.Not.Empty, "README.md has a ```csharp block");
+        foreach (Match block in blocks)
+        {
+            string code = block.Groups["code"].Value;
+            Assert.That(Compile(code), Is.Empty, "the README snippet as written:\n" + code);
+        }
     }
 
     [Test]
