@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 
 namespace NativeVae.Server;
 
@@ -63,11 +64,46 @@ internal static class ProtocolReplies
     public static async Task WriteErrorAsync(HttpResponse response, int status, string message, int? retryAfterSeconds = null)
     {
         if (response.HasStarted) return;
+        await DrainUnreadBodyAsync(response.HttpContext);
         response.Clear();
         response.StatusCode = status;
         if (retryAfterSeconds is int seconds) response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         if (status == StatusCodes.Status401Unauthorized) response.Headers.WWWAuthenticate = "Bearer";
         await WriteJsonAsync(response, "error", message);
+    }
+
+    /// <summary>Largest unread body a refused request's connection reads and drops before the error goes out.</summary>
+    private const long DrainLimitBytes = 16L << 20;
+
+    /// <summary>How long reading a refused request's unread body may take.</summary>
+    private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Reads and drops the body of a request refused before its body was read (401, 413 from its length, a bad
+    /// query). A server that closes a connection with unread bytes resets it, and the reset can destroy the error
+    /// reply before the client, still sending, reads it. Larger bodies are not read: the connection is closed.
+    /// </summary>
+    private static async Task DrainUnreadBodyAsync(HttpContext context)
+    {
+        long? length = context.Request.ContentLength;
+        var limit = context.Features.Get<IHttpMaxRequestBodySizeFeature>();
+        if (length is null || length > DrainLimitBytes || limit is not { IsReadOnly: false })
+        {
+            // Chunked, too large, or partly read already: drain nothing, and say the connection ends here.
+            if (length is not 0) context.Response.Headers.Connection = "close";
+            return;
+        }
+        limit.MaxRequestBodySize = length;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        timeout.CancelAfter(DrainTimeout);
+        try
+        {
+            await context.Request.Body.CopyToAsync(Stream.Null, timeout.Token);
+        }
+        catch (Exception error) when (error is IOException or OperationCanceledException or BadHttpRequestException)
+        {
+            context.Response.Headers.Connection = "close";
+        }
     }
 
     public static async Task WriteJsonAsync(HttpResponse response, string key, string value)

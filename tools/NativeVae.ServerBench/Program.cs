@@ -26,9 +26,6 @@ var random = new Random(1);
 for (int i = 0; i < latent.Data.Length; i++) latent.Data[i] = (float)(random.NextDouble() * 2 - 1);
 var options = new DecodeOptions { Output = DecodeOutput.FloatTensor };
 
-double inProcess = Median(runs, () => { using var _ = local.Decode(latent, options); });
-Report("decode_in_process", inProcess);
-
 foreach (bool batching in new[] { false, true })
 {
     var served = new ServedModel("m", Vae.Load(modelPath, new VaeOptions { Device = DevicePreference.Cpu }));
@@ -43,8 +40,13 @@ foreach (bool batching in new[] { false, true })
     using var remote = new RemoteVae(new RemoteVaeOptions { Endpoint = new Uri(server.BaseAddress, "m/"), Family = family });
     if (!batching)
     {
-        double overHttp = Median(runs, () => { using var _ = remote.DecodeAsync(latent, options).GetAwaiter().GetResult(); });
-        Report("decode_over_http", overHttp, $"\"overhead_ms\": {overHttp - inProcess:F1}, \"overhead_ratio\": {overHttp / inProcess:F3}");
+        // The same decode in-process and over HTTP, alternately, so that the machine's drift falls on both alike.
+        var paired = Paired(runs,
+            () => { using var _ = local.Decode(latent, options); },
+            () => { using var _ = remote.DecodeAsync(latent, options).GetAwaiter().GetResult(); });
+        Console.WriteLine($"{{\"case\": \"decode_overhead\", \"family\": \"{family.Name()}\", \"size\": {size}, \"runs\": {runs}, " +
+            $"\"in_process_ms\": {paired.A:F1}, \"over_http_ms\": {paired.B:F1}, \"overhead_ms\": {paired.Difference:F1}, " +
+            $"\"overhead_ratio\": {paired.B / paired.A:F3}}}");
     }
     // Throughput: clients x (requests / clients) decodes, all at once.
     using (var _ = await remote.DecodeAsync(latent, options)) { }
@@ -70,20 +72,32 @@ int Flag(string name, int fallback)
     return at >= 0 && at + 1 < args.Length && int.TryParse(args[at + 1], out int value) && value > 0 ? value : fallback;
 }
 
-static double Median(int runs, Action work)
+/// <summary>Medians of A and of B, and the median of the paired differences B - A, after one warm-up of each.</summary>
+static (double A, double B, double Difference) Paired(int runs, Action a, Action b)
 {
-    work();
-    var times = new double[runs];
+    a();
+    b();
+    var timesA = new double[runs];
+    var timesB = new double[runs];
+    var differences = new double[runs];
     for (int i = 0; i < runs; i++)
     {
-        var clock = Stopwatch.StartNew();
-        work();
-        times[i] = clock.Elapsed.TotalMilliseconds;
+        timesA[i] = Time(a);
+        timesB[i] = Time(b);
+        differences[i] = timesB[i] - timesA[i];
     }
-    Array.Sort(times);
-    return times[runs / 2];
+    return (Median(timesA), Median(timesB), Median(differences));
 }
 
-void Report(string name, double ms, string extra = "") =>
-    Console.WriteLine($"{{\"case\": \"{name}\", \"family\": \"{family.Name()}\", \"size\": {size}, \"median_ms\": {ms:F1}, \"runs\": {runs}" +
-        (extra.Length > 0 ? ", " + extra : "") + "}");
+static double Time(Action work)
+{
+    var clock = Stopwatch.StartNew();
+    work();
+    return clock.Elapsed.TotalMilliseconds;
+}
+
+static double Median(double[] values)
+{
+    Array.Sort(values);
+    return values[values.Length / 2];
+}

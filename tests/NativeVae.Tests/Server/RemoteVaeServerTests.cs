@@ -1,4 +1,5 @@
 using System.Net;
+using Microsoft.Extensions.DependencyInjection;
 using NativeVae.Server;
 using NativeVae.Tests.Support;
 using SixLabors.ImageSharp;
@@ -108,6 +109,21 @@ public class RemoteVaeServerTests
         var refused = Assert.ThrowsAsync<RemoteVaeException>(() => anonymous.DecodeAsync(RandomLatents(Latent, "remote.token")));
         Assert.That(refused!.StatusCode, Is.EqualTo(HttpStatusCode.Unauthorized));
         Assert.That(refused.ServerMessage, Does.Contain("bearer token"));
+    }
+
+    [Test]
+    public async Task ATypedClientFromIHttpClientFactoryWorks()
+    {
+        // The typed-client registration: the factory hands RemoteVae an HttpClient it does not own.
+        var services = new ServiceCollection()
+            .AddSingleton(new RemoteVaeOptions { Endpoint = _remote.Endpoint, Family = ModelFamily.Sd, BearerToken = "t0ken" });
+        services.AddHttpClient<RemoteVae>();
+        await using var provider = services.BuildServiceProvider();
+        var typed = provider.GetRequiredService<RemoteVae>();
+        var latents = RandomLatents(Latent, "remote.factory");
+        using var remote = await typed.DecodeAsync(latents, new DecodeOptions { Output = DecodeOutput.UInt8Tensor });
+        using var local = _server.LocalSd8.Decode(latents, new DecodeOptions { Output = DecodeOutput.UInt8Tensor });
+        Assert.That(remote.UInt8Tensor.Data, Is.EqualTo(local.UInt8Tensor.Data));
     }
 
     [Test]
