@@ -104,6 +104,7 @@ public sealed partial class VaeServer : IAsyncDisposable
     /// <exception cref="IOException">the address is in use or cannot be bound.</exception>
     public async Task StartAsync(CancellationToken cancellation = default)
     {
+        ReserveThreadPool(_models.Count);
         await _app.StartAsync(cancellation);
         _started = true;
         var addresses = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
@@ -273,6 +274,24 @@ public sealed partial class VaeServer : IAsyncDisposable
 
     /// <summary>nginx's status for a request whose client closed the connection; logged, never sent.</summary>
     private const int ClientClosedRequest = 499;
+
+    /// <summary>Pool threads kept for Kestrel, timers and probes beside the ones running models.</summary>
+    private const int ThreadsForRequests = 4;
+
+    /// <summary>Pool threads a model call may block: the call itself and the caller waiting on it.</summary>
+    private const int ThreadsPerModel = 2;
+
+    /// <summary>
+    /// Raises the thread pool's minimum so that model calls, which block pool threads while they use every core, never
+    /// leave Kestrel, the request timeouts and the health probes without one: with the CPU saturated the pool adds no
+    /// threads of its own, and a disconnect or a deadline would go unnoticed until the call ends.
+    /// </summary>
+    private static void ReserveThreadPool(int models)
+    {
+        ThreadPool.GetMinThreads(out int workers, out int completionPorts);
+        int wanted = ThreadsForRequests + ThreadsPerModel * models;
+        if (workers < wanted) ThreadPool.SetMinThreads(wanted, completionPorts);
+    }
 
     private static IPAddress ParseHost(string host)
     {
