@@ -25,55 +25,81 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile)
     public static TilingPlan Choose(IVaeModel model, TilingMode mode, int? tile, long? memoryLimit, Func<AutoTilingFigures> figures)
     {
         if (tile is <= 0) throw new ArgumentException($"tile size {tile} must be positive");
+        if (mode is not (TilingMode.Auto or TilingMode.None or TilingMode.Exact or TilingMode.Blend))
+            throw new ArgumentException($"tiling mode {(int)mode} is not one of None, Blend, Exact, Auto");
+        var f = figures();
+        long budget = Budget(model, memoryLimit);
+        // Every mode keeps the whole output: a size whose output alone is over the budget cannot run at all.
+        if (f.OutputBytes > budget)
+            throw new InsufficientMemoryException(
+                $"{f.Input}: the output alone needs {MiB(f.OutputBytes)} MiB, {MiB(budget)} MiB are available ({BudgetSource(model)}); " +
+                "no tiling can fit it: use a smaller image or raise VaeOptions.MemoryLimitBytes");
         switch (mode)
         {
             case TilingMode.Auto:
-                return Auto(model, figures(), memoryLimit);
+                return Auto(model, f, budget);
             case TilingMode.None:
-            {
-                var f = figures();
-                RequireWithin(f.UntiledBytes, Budget(model, memoryLimit), $"untiled, {f.Input}", "use TilingMode.Exact or Auto");
+                RequireWithin(f.UntiledBytes, budget, model, $"untiled, {f.Input}", "use TilingMode.Exact or Auto");
                 return new TilingPlan(mode, tile);
-            }
             case TilingMode.Exact:
             {
-                var f = figures();
                 int exactTile = tile ?? DefaultExactTile;
-                RequireWithin(f.TileBytes(exactTile), Budget(model, memoryLimit), $"exact-tiled with tile {exactTile}, {f.Input}", "use a smaller tile or Auto");
+                RequireWithin(ExactBytes(model, f, exactTile), budget, model, $"exact-tiled with tile {exactTile}, {f.Input}",
+                    model.Backend.Capabilities.MemoryIsHost ? HostAdvice : "use a smaller tile or Auto");
                 return new TilingPlan(mode, tile);
             }
-            case TilingMode.Blend:
-                return new TilingPlan(mode, tile);
             default:
-                throw new ArgumentException($"tiling mode {(int)mode} is not one of None, Blend, Exact, Auto");
+                return new TilingPlan(mode, tile);
         }
     }
 
-    private static void RequireWithin(long need, long budget, string what, string advice)
+    /// <summary>What to do when a call on a host-memory backend does not fit untiled.</summary>
+    private const string HostAdvice = "on the CPU, exact tiling keeps every activation in host memory as well, so it needs more than " +
+        "untiled, never less: use TilingMode.Blend (diffusers' overlapping tiles, with seams), free memory, or raise VaeOptions.MemoryLimitBytes";
+
+    private static void RequireWithin(long need, long budget, IVaeModel model, string what, string advice)
     {
         if (need > budget)
             throw new InsufficientMemoryException(
-                $"{what}: the call needs {MiB(need)} MiB of activations, {MiB(budget)} MiB are available (VaeOptions.MemoryLimitBytes, " +
-                $"else {UsableMemoryFraction:P0} of the device's memory less what it holds); {advice}");
+                $"{what}: the call needs {MiB(need)} MiB of activations, {MiB(budget)} MiB are available ({BudgetSource(model)}); {advice}");
     }
 
     private static long MiB(long bytes) => Math.Max(0, bytes) / (1024 * 1024);
 
-    /// <summary>Bytes a call's activations may take: the caller's limit, else a share of the device's memory less what it holds.</summary>
-    private static long Budget(IVaeModel model, long? memoryLimit) => memoryLimit
-        ?? (long)(model.Backend.Capabilities.MemoryCapacityBytes * UsableMemoryFraction) - model.Backend.Memory.LiveBytes;
+    private static string BudgetSource(IVaeModel model) => model.Backend.Capabilities.MemoryIsHost
+        ? $"VaeOptions.MemoryLimitBytes, else {UsableMemoryFraction:P0} of the host memory free now"
+        : $"VaeOptions.MemoryLimitBytes, else {UsableMemoryFraction:P0} of the device's memory less what it holds";
 
     /// <summary>
-    /// Untiled when the dry-run peak of activations fits the budget (the caller's limit, else a share of the device's
-    /// memory less what it already holds), else exact tiling with the largest power-of-two tile whose worst step fits.
+    /// Bytes a call's activations may take: the caller's limit; on a host-memory backend a share of the host memory free
+    /// now and of the buffers the backend's pool holds for reuse; else a share of the device's memory less what it holds.
     /// </summary>
-    /// <exception cref="InsufficientMemoryException">not even the smallest tile fits.</exception>
-    public static TilingPlan Auto(IVaeModel model, AutoTilingFigures figures, long? memoryLimit)
+    private static long Budget(IVaeModel model, long? memoryLimit)
     {
-        long budget = Budget(model, memoryLimit);
+        if (memoryLimit is long limit) return limit;
+        var backend = model.Backend;
+        return backend.Capabilities.MemoryIsHost
+            ? (long)((BackendCapabilities.HostFreeBytes + backend.Memory.PooledBytes) * UsableMemoryFraction)
+            : (long)(backend.Capabilities.MemoryCapacityBytes * UsableMemoryFraction) - backend.Memory.LiveBytes;
+    }
+
+    /// <summary>Exact tiling's need with <paramref name="tile"/>; on host memory its stored activations come on top of the tiles.</summary>
+    private static long ExactBytes(IVaeModel model, AutoTilingFigures figures, int tile) =>
+        figures.TileBytes(tile) + (model.Backend.Capabilities.MemoryIsHost ? figures.UntiledBytes : 0);
+
+    /// <summary>
+    /// Untiled when the dry-run peak of activations fits the budget, else exact tiling with the largest power-of-two
+    /// tile whose worst step fits. Never an exact tiling that needs more than untiled: on a host-memory backend, a call
+    /// that does not fit untiled is refused.
+    /// </summary>
+    /// <exception cref="InsufficientMemoryException">nothing fits; the message gives the need and the budget.</exception>
+    private static TilingPlan Auto(IVaeModel model, AutoTilingFigures figures, long budget)
+    {
         if (figures.UntiledBytes <= budget) return new TilingPlan(TilingMode.None, null);
+        if (model.Backend.Capabilities.MemoryIsHost)
+            RequireWithin(figures.UntiledBytes, budget, model, $"untiled, {figures.Input}", HostAdvice);
         for (int tile = DefaultExactTile; tile >= SmallestExactTile; tile /= 2)
-            if (figures.TileBytes(tile) <= budget) return new TilingPlan(TilingMode.Exact, tile);
+            if (ExactBytes(model, figures, tile) <= budget) return new TilingPlan(TilingMode.Exact, tile);
         throw new InsufficientMemoryException(
             $"{figures.Input}: even {SmallestExactTile}-element exact tiles need {figures.TileBytes(SmallestExactTile)} bytes of activations, " +
             $"more than the {budget} bytes available; raise MemoryLimitBytes");
@@ -83,9 +109,11 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile)
     public static AutoTilingFigures Measure(IVaeModel model, TensorShape input, bool encode)
     {
         using var dry = new DryRunBackend { FusesNormIntoConv = model.Backend.Capabilities.FusesNormIntoConv };
+        long outputBytes;
         using (var x = dry.Allocate(input))
-        using (encode ? model.Encode(dry, x) : model.Decode(dry, x)) { }
-        return new AutoTilingFigures(input, dry.PeakBytes, dry.MaxAttentionBytes, dry.Convolutions.ToArray());
+        using (var y = encode ? model.Encode(dry, x) : model.Decode(dry, x))
+            outputBytes = y.Shape.ElementCount * sizeof(float);
+        return new AutoTilingFigures(input, dry.PeakBytes, dry.MaxAttentionBytes, dry.Convolutions.ToArray(), outputBytes);
     }
 
     /// <summary>Names calls alike for the backend's memory plan (<see cref="IBackend.BeginCall"/>).</summary>
@@ -97,7 +125,7 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile)
 /// convolution. The same for every call of that shape, so a pipeline keeps them.
 /// </summary>
 internal sealed record AutoTilingFigures(TensorShape Input, long UntiledBytes, long AttentionBytes,
-    IReadOnlyList<DryRunBackend.Conv2dRecord> Convolutions)
+    IReadOnlyList<DryRunBackend.Conv2dRecord> Convolutions, long OutputBytes)
 {
     /// <summary>Exact tiling's worst step with <paramref name="tile"/>: a convolution's tile with its halo, or the attention.</summary>
     public long TileBytes(int tile) => Math.Max(AttentionBytes, Convolutions.Count == 0 ? 0 : Convolutions.Max(c => c.TileBytes(tile)));

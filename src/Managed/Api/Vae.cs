@@ -200,7 +200,7 @@ public sealed class Vae : IVae
 
     // ---- planning -----------------------------------------------------------------------------------------------
 
-    /// <summary>What <see cref="TilingMode.Auto"/> chooses for this input (see <see cref="TilingPlan.Auto"/>); for tests.</summary>
+    /// <summary>What <see cref="TilingMode.Auto"/> chooses for this input (see <see cref="TilingPlan.Choose"/>); for tests.</summary>
     internal (TilingMode Mode, int? Tile) PlanAuto(HostTensor<float> input, bool encode)
     {
         var plan = _pipeline.Plan(input.Shape, encode, TilingMode.Auto, null, _options.MemoryLimitBytes);

@@ -18,12 +18,53 @@ namespace NativeVae.Core;
 /// <param name="GroupNormStatisticsOutput">
 /// <see cref="IBackend.GroupNormWithStatistics"/> is implemented (the kernels' side output, for tests).
 /// </param>
+/// <param name="MemoryIsHost">
+/// The backend's tensors live in host memory (the SIMD CPU backend): exact tiling's host-side activations then share
+/// the budget with the tiles, so it cannot use less memory than an untiled call.
+/// </param>
 internal readonly record struct BackendCapabilities(
     bool FusesNormIntoConv,
     long MemoryCapacityBytes,
     bool GathersChannelMoments = false,
-    bool GroupNormStatisticsOutput = false)
+    bool GroupNormStatisticsOutput = false,
+    bool MemoryIsHost = false)
 {
     /// <summary>The host memory the process may use, as the GC sees it (container limits included).</summary>
     public static long HostMemoryBytes => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+
+    /// <summary>
+    /// Host memory free for new allocations now: Linux's MemAvailable (free pages plus reclaimable caches), capped by
+    /// what the GC lets the process have; elsewhere the GC's figure less its heap.
+    /// </summary>
+    public static long HostFreeBytes
+    {
+        get
+        {
+            var gc = GC.GetGCMemoryInfo();
+            long allowed = gc.TotalAvailableMemoryBytes - gc.HeapSizeBytes;
+            return MemAvailableBytes() is long available ? Math.Min(available, allowed) : allowed;
+        }
+    }
+
+    private const string MemInfoPath = "/proc/meminfo";
+    private const string MemAvailableKey = "MemAvailable:";
+    private const long BytesPerKiB = 1024;
+
+    private static long? MemAvailableBytes()
+    {
+        try
+        {
+            if (!File.Exists(MemInfoPath)) return null;
+            foreach (string line in File.ReadLines(MemInfoPath))
+            {
+                if (!line.StartsWith(MemAvailableKey, StringComparison.Ordinal)) continue;
+                var fields = line[MemAvailableKey.Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                return fields.Length > 0 && long.TryParse(fields[0], out long kib) ? kib * BytesPerKiB : null;
+            }
+        }
+        catch (IOException)
+        {
+        }
+        return null;
+    }
 }

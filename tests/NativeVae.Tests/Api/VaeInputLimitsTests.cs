@@ -10,10 +10,13 @@ namespace NativeVae.Tests.Api;
 /// </summary>
 public class VaeInputLimitsTests
 {
-    private static Vae Create(VaeOptions options)
+    /// <summary>ILGPU's CPU accelerator: a device with memory of its own, as a GPU (exact tiling there saves memory).</summary>
+    private const string DeviceBackend = "ilgpu-cpu";
+
+    private static Vae Create(VaeOptions options, string backend = TestBackends.CpuName)
     {
         var config = AutoencoderKlConfig.Small;
-        var model = new AutoencoderKlModel(TestBackends.Get(TestBackends.CpuName), config,
+        var model = new AutoencoderKlModel(TestBackends.Get(backend), config,
             InMemoryWeights.Seeded(SeededWeights.DefaultSeed, AutoencoderKlParameters.Enumerate(config)));
         return new Vae(model, options, config.ScalingFactor, config.ShiftFactor, ownsBackend: false);
     }
@@ -82,7 +85,7 @@ public class VaeInputLimitsTests
     public void UntiledAndExactCallsOverTheBudgetAreRefusedBeforeWork()
     {
         // 64 channels at 24x20 are 120 KiB a tensor: untiled, several are live; the attention (4 x 30 KiB, never tiled) fits.
-        using var vae = Create(new VaeOptions { MemoryLimitBytes = 160 * 1024 });
+        using var vae = Create(new VaeOptions { MemoryLimitBytes = 160 * 1024 }, DeviceBackend);
         var latents = Latents(12, 10);
         var (mode, tile) = vae.PlanAuto(latents, encode: false);
         Assert.That(mode, Is.EqualTo(TilingMode.Exact), "Auto tiles this call");
@@ -98,8 +101,46 @@ public class VaeInputLimitsTests
     [Test]
     public void AutoRefusesWhenNoTileFitsGivingBothFigures()
     {
-        using var vae = Create(new VaeOptions { MemoryLimitBytes = 16 });
+        // 2 KiB holds the 6x5 latent's 12x10 output (1440 bytes) but no 4-element tile of 64 channels.
+        using var vae = Create(new VaeOptions { MemoryLimitBytes = 2048 }, DeviceBackend);
         Assert.That(() => vae.Decode(Latents(6, 5)), Throws.TypeOf<InsufficientMemoryException>()
-            .With.Message.Contains("4-element exact tiles need").And.Message.Contains("more than the 16 bytes available"));
+            .With.Message.Contains("4-element exact tiles need").And.Message.Contains("more than the 2048 bytes available"));
+    }
+
+    [Test]
+    public void AnOutputOverTheBudgetIsRefusedInEveryModeGivingBothFigures()
+    {
+        // The 12x10 float output of a 6x5 latent is 1440 bytes.
+        using var vae = Create(new VaeOptions { MemoryLimitBytes = 1000 });
+        foreach (var mode in new[] { TilingMode.Auto, TilingMode.None, TilingMode.Exact, TilingMode.Blend })
+        {
+            Assert.That(() => vae.Decode(Latents(6, 5), new DecodeOptions { Tiling = mode }), Throws.TypeOf<InsufficientMemoryException>()
+                .With.Message.Contains("the output alone needs").And.Message.Contains("MiB are available"), mode.ToString());
+        }
+    }
+
+    [Test]
+    public void OnTheCpuAutoNeverPicksExactTilingWhichCannotSaveHostMemory()
+    {
+        // The limit that makes the device backend tile (above) makes the CPU refuse: its exact tiling would need the
+        // untiled activations in host memory plus the tiles.
+        using var vae = Create(new VaeOptions { MemoryLimitBytes = 160 * 1024 });
+        var latents = Latents(12, 10);
+        Assert.That(() => vae.Decode(latents), Throws.TypeOf<InsufficientMemoryException>()
+            .With.Message.Contains("untiled").And.Message.Contains("TilingMode.Blend").And.Message.Contains("host memory"));
+        Assert.That(() => vae.Decode(latents, new DecodeOptions { Tiling = TilingMode.Exact, TileSize = 8 }),
+            Throws.TypeOf<InsufficientMemoryException>().With.Message.Contains("exact-tiled with tile 8"));
+        // Blend tiling still runs within it.
+        using var blended = vae.Decode(latents, new DecodeOptions { Tiling = TilingMode.Blend, TileSize = 8, Output = DecodeOutput.FloatTensor });
+        Assert.That(blended.FloatTensor.Shape, Is.EqualTo(TensorShape.Nchw(1, 3, 24, 20)));
+    }
+
+    [Test]
+    public void WithoutALimitTheCpuPlansFromTheHostMemoryFreeNow()
+    {
+        using var vae = Create(new VaeOptions());
+        Assert.That(vae.PlanAuto(Latents(12, 10), encode: false).Mode, Is.EqualTo(TilingMode.None));
+        long free = NativeVae.Core.BackendCapabilities.HostFreeBytes;
+        Assert.That(free, Is.GreaterThan(0).And.LessThanOrEqualTo(NativeVae.Core.BackendCapabilities.HostMemoryBytes));
     }
 }
