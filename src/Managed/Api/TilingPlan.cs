@@ -68,19 +68,25 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile)
 
     private static string BudgetSource(IVaeModel model) => model.Backend.Capabilities.MemoryIsHost
         ? $"VaeOptions.MemoryLimitBytes, else {UsableMemoryFraction:P0} of the host memory free now"
-        : $"VaeOptions.MemoryLimitBytes, else {UsableMemoryFraction:P0} of the device's memory less what it holds";
+        : $"VaeOptions.MemoryLimitBytes, else {UsableMemoryFraction:P0} of the device's free memory, at most of its capacity less what it holds";
 
     /// <summary>
-    /// Bytes a call's activations may take: the caller's limit; on a host-memory backend a share of the host memory free
-    /// now and of the buffers the backend's pool holds for reuse; else a share of the device's memory less what it holds.
+    /// Bytes a call's activations may take: the caller's limit; else a share of the memory free now (with the buffers
+    /// the backend's pool holds for reuse) where the backend can tell, and on a device no more than a share of its
+    /// capacity less what this process holds.
     /// </summary>
     private static long Budget(IVaeModel model, long? memoryLimit)
     {
         if (memoryLimit is long limit) return limit;
         var backend = model.Backend;
-        return backend.Capabilities.MemoryIsHost
-            ? (long)((BackendCapabilities.HostFreeBytes + backend.Memory.PooledBytes) * UsableMemoryFraction)
-            : (long)(backend.Capabilities.MemoryCapacityBytes * UsableMemoryFraction) - backend.Memory.LiveBytes;
+        var capabilities = backend.Capabilities;
+        // The pool's idle buffers count as used to the system, but this call reuses them.
+        long byFree = capabilities.FreeMemoryBytes is long free
+            ? (long)((free + backend.Memory.PooledBytes) * UsableMemoryFraction)
+            : long.MaxValue;
+        if (capabilities.MemoryIsHost) return byFree == long.MaxValue ? (long)(capabilities.MemoryCapacityBytes * UsableMemoryFraction) : byFree;
+        long byCapacity = (long)(capabilities.MemoryCapacityBytes * UsableMemoryFraction) - backend.Memory.LiveBytes;
+        return Math.Min(byCapacity, byFree);
     }
 
     /// <summary>Exact tiling's need with <paramref name="tile"/>; on host memory its stored activations come on top of the tiles.</summary>

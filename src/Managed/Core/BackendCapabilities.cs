@@ -18,6 +18,10 @@ namespace NativeVae.Core;
 /// <param name="GroupNormStatisticsOutput">
 /// <see cref="IBackend.GroupNormWithStatistics"/> is implemented (the kernels' side output, for tests).
 /// </param>
+/// <param name="FreeMemoryBytes">
+/// Memory free for new allocations now, where the backend can tell (CUDA's free memory; the host's MemAvailable), so
+/// that planning sees what other processes hold; null where it cannot.
+/// </param>
 /// <param name="MemoryIsHost">
 /// The backend's tensors live in host memory (the SIMD CPU backend): exact tiling's host-side activations then share
 /// the budget with the tiles, so it cannot use less memory than an untiled call.
@@ -27,7 +31,8 @@ internal readonly record struct BackendCapabilities(
     long MemoryCapacityBytes,
     bool GathersChannelMoments = false,
     bool GroupNormStatisticsOutput = false,
-    bool MemoryIsHost = false)
+    bool MemoryIsHost = false,
+    long? FreeMemoryBytes = null)
 {
     /// <summary>The host memory the process may use, as the GC sees it (container limits included).</summary>
     public static long HostMemoryBytes => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;

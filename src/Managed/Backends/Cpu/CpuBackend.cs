@@ -37,7 +37,8 @@ internal sealed unsafe class CpuBackend : IBackend
     public BackendKind Kind => BackendKind.Cpu;
 
     public BackendCapabilities Capabilities => new(FusesNormIntoConv: true, BackendCapabilities.HostMemoryBytes,
-        GathersChannelMoments: true, GroupNormStatisticsOutput: true, MemoryIsHost: true);
+        GathersChannelMoments: true, GroupNormStatisticsOutput: true, MemoryIsHost: true,
+        FreeMemoryBytes: BackendCapabilities.HostFreeBytes);
 
     /// <summary>The vector width the kernels run at.</summary>
     public SimdWidth Width { get; }

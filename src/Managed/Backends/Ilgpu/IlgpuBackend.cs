@@ -58,9 +58,12 @@ internal sealed class IlgpuBackend : IBackend
 
     public BackendKind Kind { get; }
 
-    /// <summary>Normalises in a pass of its own (no fused NormConv2d yet); capacity is the accelerator's memory.</summary>
+    /// <summary>
+    /// Normalises in a pass of its own (no fused NormConv2d yet); capacity is the accelerator's memory, and on CUDA the
+    /// free memory is the driver's figure (other processes' allocations excluded).
+    /// </summary>
     public BackendCapabilities Capabilities => new(FusesNormIntoConv: false, _accelerator.MemorySize,
-        GroupNormStatisticsOutput: true);
+        GroupNormStatisticsOutput: true, FreeMemoryBytes: _accelerator is ILGPU.Runtime.Cuda.CudaAccelerator cuda ? cuda.GetFreeMemory() : null);
 
     public IlgpuKernelChoice Kernels { get; }
 
