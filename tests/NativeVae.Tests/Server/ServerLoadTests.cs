@@ -19,8 +19,16 @@ public partial class ServerLoadTests
     private const int WarmUp = 40;
     private const int DistinctInputs = 16;
 
+    /// <summary>Requests that may wait: fewer than the clients, so that some are turned away.</summary>
+    private const int QueueCapacity = 6;
+
+    private static readonly TimeSpan BusyPause = TimeSpan.FromMilliseconds(20);
+
     /// <summary>Heap growth allowed between warm-up and the end: a leak of one 16x16 reply per request would pass 3 MB.</summary>
     private const long FlatHeapBytes = 8L << 20;
+
+    /// <summary>Working-set growth allowed over the same span: native buffers are pooled per shape, so warm-up made them all.</summary>
+    private const long FlatWorkingSetBytes = 64L << 20;
 
     /// <summary>Batched convolutions sum in another order than single ones (VaeApiTests' batch tolerance).</summary>
     private const double BatchTolerance = 1e-5;
@@ -65,6 +73,8 @@ public partial class ServerLoadTests
                 {
                     Assert.That(await ErrorOf(response, 503), Does.Contain("requests waiting"));
                     Interlocked.Increment(ref busy);
+                    // A client honouring Retry-After waits before its next request (briefly here, to keep the test short).
+                    await Task.Delay(BusyPause);
                     continue;
                 }
                 var (_, dtype, body) = await ReadTensorAsync(response);
@@ -95,19 +105,23 @@ public partial class ServerLoadTests
     [Test]
     public async Task EightClientsTwoHundredRequestsAllAnsweredAndCorrectWithAFlatHeap()
     {
-        await using var server = await StartAsync(new VaeServerOptions { QueueCapacity = 4 });
+        await using var server = await StartAsync(new VaeServerOptions { QueueCapacity = QueueCapacity });
         var cases = Cases(server.LocalSd);
         var warm = await RunAsync(server, cases, 0, WarmUp, batched: false);
         long heapAfterWarmUp = GC.GetTotalMemory(forceFullCollection: true);
+        long workingSetAfterWarmUp = CurrentWorkingSet();
         var rest = await RunAsync(server, cases, WarmUp, Requests, batched: false);
         long heapAtEnd = GC.GetTotalMemory(forceFullCollection: true);
+        long workingSetAtEnd = CurrentWorkingSet();
 
         Assert.That(warm.Ok + warm.Busy + rest.Ok + rest.Busy, Is.EqualTo(Requests), "every request answered");
         Assert.That(rest.Ok, Is.GreaterThan(0));
         Assert.That(heapAtEnd - heapAfterWarmUp, Is.LessThan(FlatHeapBytes),
             $"heap after warm-up {heapAfterWarmUp >> 10} KiB, at the end {heapAtEnd >> 10} KiB");
+        Assert.That(workingSetAtEnd - workingSetAfterWarmUp, Is.LessThan(FlatWorkingSetBytes),
+            $"working set after warm-up {workingSetAfterWarmUp >> 20} MiB, at the end {workingSetAtEnd >> 20} MiB");
         TestContext.Out.WriteLine($"200 requests: {warm.Ok + rest.Ok} answered 200, {warm.Busy + rest.Busy} answered 503; " +
-            $"heap {heapAfterWarmUp >> 10} -> {heapAtEnd >> 10} KiB");
+            $"heap {heapAfterWarmUp >> 10} -> {heapAtEnd >> 10} KiB, working set {workingSetAfterWarmUp >> 20} -> {workingSetAtEnd >> 20} MiB");
     }
 
     [Test]
@@ -134,6 +148,12 @@ public partial class ServerLoadTests
         string metrics = await server.Http.GetStringAsync("/metrics");
         Assert.That(BatchMetric(metrics, "count"), Is.EqualTo(1), metrics);
         Assert.That(BatchMetric(metrics, "sum"), Is.EqualTo(4), metrics);
+    }
+
+    private static long CurrentWorkingSet()
+    {
+        using var process = System.Diagnostics.Process.GetCurrentProcess();
+        return process.WorkingSet64;
     }
 
     private static double BatchMetric(string metrics, string suffix) =>
