@@ -52,6 +52,8 @@ internal sealed class TaesdModel : IVaeModel
 
     public bool EncodesMoments => false;
 
+    public bool IsTiny => true;
+
     /// <summary>image <c>[N, 3, H, W]</c> in [0, 1] -> latent <c>[N, latent, ceil(H/8), ceil(W/8)]</c>.</summary>
     public Tensor Encode(Tensor image) => Encode(Backend, image);
 
