@@ -12,7 +12,7 @@ namespace NativeVae.Tests.Tiling;
 public class BlendTilingApiTests
 {
     private const ulong Seed = SeededWeights.DefaultSeed;
-    private const string Backend = "ilgpu-cpu";
+    private const string Backend = TestBackends.CpuName;
 
     // 40x72 pixels: not a multiple of the small config's 12-pixel stride at tile 16.
     private const int Height = 40, Width = 72;
