@@ -14,9 +14,6 @@ internal static class TinyBlendTiling
     /// <summary>diffusers' AutoencoderTiny <c>tile_overlap_factor</c>.</summary>
     public const float DiffusersOverlapFactor = 0.125f;
 
-    /// <summary>diffusers' AutoencoderTiny <c>tile_sample_min_size</c>: its blend tile in pixels.</summary>
-    public const int DiffusersTile = 512;
-
     /// <summary>A ramp k / (blend - 1) needs at least two elements: diffusers' mask divides by zero at one.</summary>
     private const int SmallestRamp = 2;
 

@@ -12,7 +12,7 @@ internal sealed class TaesdModel : IVaeModel
     /// <summary>Pixels per latent element: three stride-2 convolutions.</summary>
     public const int Factor = 8;
 
-    /// <summary>diffusers' AutoencoderTiny sample_size (512): the blend tile.</summary>
+    /// <summary>diffusers' AutoencoderTiny tile_sample_min_size (512): the default blend tile, whatever the config's sample_size.</summary>
     public const int DefaultSampleSize = 512;
 
     private readonly DeviceParameters _parameters;
