@@ -143,7 +143,7 @@ public sealed class Vae : IVae
     }
 
     /// <summary>Encodes images given as a tensor [N, 3, H, W] in [-1, 1].</summary>
-    /// <exception cref="ArgumentException">the tensor is not [N, 3, H, W].</exception>
+    /// <exception cref="ArgumentException">the tensor is not [N, 3, H, W], or a blend tile the family cannot use (see <see cref="EncodeOptions.TileSize"/>).</exception>
     public HostTensor<float> Encode(HostTensor<float> images, EncodeOptions? options = null) =>
         EncodeAsync(images, options).GetAwaiter().GetResult();
 
@@ -181,7 +181,7 @@ public sealed class Vae : IVae
     /// Decodes latents [N, C, h, w], or packed FLUX latents [N, seq, 64] with <see cref="DecodeOptions.Height"/> and
     /// <see cref="DecodeOptions.Width"/>, computing <c>latents / scaling_factor + shift_factor</c> first (each when given).
     /// </summary>
-    /// <exception cref="ArgumentException">the latents' shape does not fit the model, or packed latents lack height/width.</exception>
+    /// <exception cref="ArgumentException">the latents' shape does not fit the model, packed latents lack height/width, or a blend tile the family cannot use (see <see cref="DecodeOptions.TileSize"/>).</exception>
     public DecodeResult Decode(HostTensor<float> latents, DecodeOptions? options = null) =>
         DecodeAsync(latents, options).GetAwaiter().GetResult();
 

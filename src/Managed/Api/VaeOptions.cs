@@ -52,7 +52,12 @@ public sealed record EncodeOptions
     /// <summary>How the encode splits its work (default <see cref="TilingMode.Auto"/>: untiled when it fits the memory budget).</summary>
     public TilingMode Tiling { get; init; } = TilingMode.Auto;
 
-    /// <summary>Tile edge in pixels: blend tiling's tile (default: the config's sample_size), exact tiling's tile.</summary>
+    /// <summary>
+    /// Tile edge in pixels: blend tiling's tile (default: the config's sample_size, 512 for the TAESD family), exact
+    /// tiling's tile. A blend tile must be a multiple of 4 x the downsampling factor (32) for AutoencoderKL and of
+    /// 8 x (64, at least 128 to encode) for the TAESD family; the call throws <see cref="ArgumentException"/> for any
+    /// other, since such a tile would assemble an output of the wrong size.
+    /// </summary>
     public int? TileSize { get; init; }
 
     /// <summary>Receives progress (blocks untiled, tiles under blend tiling); null reports nothing.</summary>
@@ -102,7 +107,11 @@ public sealed record DecodeOptions
     /// <summary>How the decode splits its work (default <see cref="TilingMode.Auto"/>: untiled when it fits the memory budget).</summary>
     public TilingMode Tiling { get; init; } = TilingMode.Auto;
 
-    /// <summary>Tile edge in pixels of the output image (default: the config's sample_size for blend).</summary>
+    /// <summary>
+    /// Tile edge in pixels of the output image (default for blend: the config's sample_size, 512 for the TAESD
+    /// family). A blend tile must be a multiple of 4 x the downsampling factor (32) for AutoencoderKL and of 8 x (64)
+    /// for the TAESD family; the call throws <see cref="ArgumentException"/> for any other.
+    /// </summary>
     public int? TileSize { get; init; }
 
     /// <summary>Receives progress (blocks untiled, tiles under blend tiling); null reports nothing.</summary>

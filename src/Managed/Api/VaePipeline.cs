@@ -137,9 +137,23 @@ internal sealed class VaePipeline(IVaeModel model)
     // ---- the model ----------------------------------------------------------------------------------------------
 
     /// <summary>The caller's tiling, <see cref="TilingMode.Auto"/> resolved from this shape's (cached) dry-run figures.</summary>
-    public TilingPlan Plan(TensorShape input, bool encode, TilingMode mode, int? tile, long? memoryLimit) =>
-        TilingPlan.Choose(model, mode, tile, memoryLimit,
+    /// <exception cref="ArgumentException">a blend tile the model's blend algorithm cannot use (see <see cref="BlendTileRule"/>).</exception>
+    public TilingPlan Plan(TensorShape input, bool encode, TilingMode mode, int? tile, long? memoryLimit)
+    {
+        var plan = TilingPlan.Choose(model, mode, tile, memoryLimit,
             () => _autoFigures.GetOrAdd((input, encode), key => TilingPlan.Measure(model, key.Shape, key.Encode)));
+        // Refused before any work, whatever the input's size, so that a tile is valid or not for the family alone.
+        if (plan.Mode == TilingMode.Blend)
+            BlendRule(encode).Require(BlendTile(plan), plan.Tile is null ? "the model's sample_size" : null);
+        return plan;
+    }
+
+    /// <summary>The blend tile in pixels: the caller's, else the model's sample size (512 for the TAESD family, as diffusers).</summary>
+    private int BlendTile(TilingPlan plan) => plan.Tile ?? model.SampleSize;
+
+    private BlendTileRule BlendRule(bool encode) => model.IsTiny
+        ? TinyBlendTiling.Rule(model.DownsampleFactor, encode)
+        : BlendTiling.Rule(model.DownsampleFactor);
 
     /// <summary>The backend the call's ops run on: the device, or exact tiling over it (disposed after the call).</summary>
     private IBackend Ops(TilingPlan plan) => plan.Mode == TilingMode.Exact
@@ -153,22 +167,27 @@ internal sealed class VaePipeline(IVaeModel model)
     {
         if (plan.Mode != TilingMode.Blend) return Forward(ops, x, encode, progress, cancellation);
 
-        int factor = model.DownsampleFactor;
-        int sampleTile = plan.Tile ?? model.SampleSize;
-        int latentTile = sampleTile / factor;
-        if (latentTile <= 0) throw new ArgumentException($"blend tile {sampleTile} is smaller than the downsampling factor {factor}");
-        int inputTile = encode ? sampleTile : latentTile;
-        // diffusers tiles only inputs larger than one tile.
-        if (x.Shape.H <= inputTile && x.Shape.W <= inputTile) return Forward(ops, x, encode, progress, cancellation);
+        // Plan has checked the tile against the family's rule, so it is a whole number of latents.
+        int sampleTile = BlendTile(plan);
+        int latentTile = sampleTile / model.DownsampleFactor;
+        int inputTile = encode ? sampleTile : latentTile, outputTile = encode ? latentTile : sampleTile;
+        bool single = model.IsTiny
+            ? TinyBlendTiling.IsSingleTile(x.Shape.H, x.Shape.W, inputTile)
+            : BlendTiling.IsSingleTile(x.Shape.H, x.Shape.W, inputTile);
+        if (single) return Forward(ops, x, encode, progress, cancellation);
 
         // Blend tiles are cut and blended on the host, as diffusers does with its tensors.
         var tileProgress = progress is null ? null : new Progress<(int Done, int Total)>(p => progress.Report(new VaeProgress(p.Done, p.Total)));
-        var blended = BlendTiling.Run(Download(ops, x), inputTile, encode ? latentTile : sampleTile, tile =>
+        HostTensor<float> RunTile(HostTensor<float> tile)
         {
             using var t = ops.Upload(tile.Data, tile.Shape);
             using var y = Forward(ops, t, encode, null, cancellation);
             return Download(ops, y);
-        }, tileProgress, cancellation);
+        }
+        var host = Download(ops, x);
+        var blended = model.IsTiny
+            ? TinyBlendTiling.Run(host, inputTile, outputTile, RunTile, tileProgress, cancellation)
+            : BlendTiling.Run(host, inputTile, outputTile, RunTile, tileProgress, cancellation);
         return ops.Upload(blended.Data, blended.Shape);
     }
 

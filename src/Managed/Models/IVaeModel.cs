@@ -37,6 +37,12 @@ internal interface IVaeModel : IDisposable
     /// <summary>True when encode returns moments (mean, logvar) [N, 2C, h, w] rather than the latent itself.</summary>
     bool EncodesMoments { get; }
 
+    /// <summary>
+    /// True for the TAESD family: blend tiling then follows diffusers' AutoencoderTiny (its own overlap and masks)
+    /// rather than AutoencoderKL.
+    /// </summary>
+    bool IsTiny { get; }
+
     Tensor Encode(IBackend ops, Tensor image, BlockObserver? observe = null);
 
     Tensor Decode(IBackend ops, Tensor latent, BlockObserver? observe = null);

@@ -14,6 +14,21 @@ internal static class BlendTiling
     /// <summary>diffusers' <c>tile_overlap_factor</c>.</summary>
     public const float DiffusersOverlapFactor = 0.25f;
 
+    /// <summary>
+    /// Tiles that keep the pixel stride equal to the kept latent rows times the factor. With T = factor * L, encode
+    /// strides int(0.75 T) pixels and keeps L - int(0.25 L) latent rows; decode strides int(0.75 L) latent rows and
+    /// keeps T - int(0.25 T) pixels. Both agree (and the assembled output is the input's size x or / factor) exactly
+    /// when 0.25 L is whole, that is when T is a multiple of 4 x the factor (32 for every published VAE); any other
+    /// tile drifts by a fraction of a latent per tile (tile 100 at 512 pixels: a 62-row latent, not 64).
+    /// </summary>
+    /// <param name="factor">The model's downsampling factor.</param>
+    public static BlendTileRule Rule(int factor) =>
+        new("AutoencoderKL", (int)(factor / DiffusersOverlapFactor), (int)(factor / DiffusersOverlapFactor),
+            $"{(int)(1 / DiffusersOverlapFactor)} x the downsampling factor {factor}");
+
+    /// <summary>diffusers' AutoencoderKL runs an input that fits one tile untiled (tiled_encode is for larger ones).</summary>
+    public static bool IsSingleTile(int height, int width, int inputTile) => height <= inputTile && width <= inputTile;
+
     /// <param name="input">[N, C, H, W].</param>
     /// <param name="inputTile">Tile edge in input elements (sample_size for encode, sample_size / 8 for decode).</param>
     /// <param name="outputTile">Tile edge in output elements (sample_size / 8 for encode, sample_size for decode).</param>
@@ -60,7 +75,8 @@ internal static class BlendTiling
         return Assemble(tiles, rowLimit);
     }
 
-    private static List<int> Starts(int size, int stride)
+    /// <summary>range(0, size, stride): where tiles start along one axis.</summary>
+    internal static List<int> Starts(int size, int stride)
     {
         var starts = new List<int>();
         for (int s = 0; s < size; s += stride) starts.Add(s);

@@ -30,11 +30,13 @@ public class CliPipelineTests
     }
 
     /// <summary>A 72x56 crop of astronaut.png (odd multiples of 8) written as PNG.</summary>
-    private string Crop()
+    private string Crop() => Crop(72, 56);
+
+    private string Crop(int width, int height)
     {
         using var image = Image.Load<Rgb24>(TestPaths.RequireShared("images/astronaut.png"));
-        image.Mutate(c => c.Crop(new Rectangle(200, 100, 72, 56)));
-        string path = Path.Combine(_folder, "crop.png");
+        image.Mutate(c => c.Crop(new Rectangle(200, 100, width, height)));
+        string path = Path.Combine(_folder, $"crop{width}x{height}.png");
         image.SaveAsPng(path);
         return path;
     }
@@ -90,6 +92,25 @@ public class CliPipelineTests
         using var a = Image.Load<Rgb24>(decoded);
         using var b = Image.Load<Rgb24>(round);
         Assert.That(ImageInput.ToBytes(a), Is.EqualTo(ImageInput.ToBytes(b)));
+    }
+
+    [Test]
+    public void BlendEncodeKeepsTheSizeAndRefusesATileTheFamilyCannotUse()
+    {
+        // The case: --tile 100 used to return a latent of the wrong size with exit 0.
+        string model = TestPaths.RequireShared("models/taef2");
+        string input = Crop(200, 136);
+        string latent = Path.Combine(_folder, "blend.latent.safetensors");
+        var (code, stdout, stderr) = Run("encode", input, "--model", model, "-o", latent, "--tiling", "blend", "--tile", "128");
+        Assert.That(code, Is.Zero, stderr);
+        Assert.That(stdout, Does.Contain("[1, 32, 17, 25]"));
+
+        string refused = Path.Combine(_folder, "refused.latent.safetensors");
+        (code, _, stderr) = Run("encode", input, "--model", model, "-o", refused, "--tiling", "blend", "--tile", "100");
+        Assert.That(code, Is.Not.Zero);
+        Assert.That(stderr.Trim().Split('\n'), Has.Length.EqualTo(1), stderr);
+        Assert.That(stderr, Does.Contain("blend tile 100: TAESD-family blend tiles must be multiples of 64"));
+        Assert.That(File.Exists(refused), Is.False);
     }
 
     [Test]

@@ -1,5 +1,4 @@
 using NativeVae.Models.AutoencoderKl;
-using NativeVae.Models.Taesd;
 using NativeVae.Tests.Support;
 using NativeVae.Weights;
 using NativeVae.Loading;
@@ -15,25 +14,22 @@ public class BlendTilingParityTests
 {
     private const double MaxAbsError = 1e-4;
 
-    public static IEnumerable<TestCaseData> Cases()
-    {
-        yield return new TestCaseData("small", "ilgpu-cpu").SetName("{m}(small,ilgpu-cpu)");
-        foreach (string backend in TestBackends.FastNames)
-        {
-            yield return new TestCaseData("sd", backend).SetName($"{{m}}(sd,{backend})");
-            yield return new TestCaseData("taef2", backend).SetName($"{{m}}(taef2,{backend})");
-        }
-    }
+    // Only the small fixture is compared: its tile (8 at factor 2) is one the library accepts. The sd fixture's tile 16
+    // is not a multiple of 32, and diffusers' own output there has the wrong size (its 20-pixel side encodes to 3
+    // latents, not 2); the taef2 fixture was made with AutoencoderKL's algorithm at tile 32, where the TAESD family now
+    // blends as AutoencoderTiny with tiles of 64 and up. Both are refused (BlendTileSizeTests) until the oracle
+    // regenerates them with valid tiles and AutoencoderTiny's tiling.
+    public static IEnumerable<TestCaseData> Cases() =>
+        new[] { "ilgpu-cpu" }.Concat(TestBackends.FastNames).Distinct()
+            .Select(backend => new TestCaseData("small", backend).SetName($"{{m}}(small,{backend})"));
 
     [TestCaseSource(nameof(Cases))]
     public void EncodeMatchesDiffusersTiledEncode(string configName, string backend)
     {
         using var fixture = SafeTensorsFile.Open(TestPaths.Fixture($"models/{configName}_blend.safetensors"));
         using var vae = Create(fixture, configName, backend);
-        var images = Read(fixture, "input.image");
-        if (configName == Taef2) images = Affine(images, 2, -1);   // the fixture's [0, 1] image as the API's [-1, 1]
-        var encoded = vae.EncodeMoments(images, new EncodeOptions { Tiling = TilingMode.Blend });
-        Compare(fixture, configName == Taef2 ? "blend.latent" : "blend.moments", encoded);
+        var encoded = vae.EncodeMoments(Read(fixture, "input.image"), new EncodeOptions { Tiling = TilingMode.Blend });
+        Compare(fixture, "blend.moments", encoded);
     }
 
     [TestCaseSource(nameof(Cases))]
@@ -42,26 +38,13 @@ public class BlendTilingParityTests
         using var fixture = SafeTensorsFile.Open(TestPaths.Fixture($"models/{configName}_blend.safetensors"));
         using var vae = Create(fixture, configName, backend);
         using var result = vae.Decode(Read(fixture, "input.latent"), new DecodeOptions { Output = DecodeOutput.FloatTensor, Tiling = TilingMode.Blend });
-        var sample = result.FloatTensor!;
-        Compare(fixture, "blend.sample", configName == Taef2 ? Affine(sample, 0.5f, 0.5f) : sample);
+        Compare(fixture, "blend.sample", result.FloatTensor!);
     }
-
-    private const string Taef2 = "taef2";
-
-    private static HostTensor<float> Affine(HostTensor<float> x, float scale, float shift) =>
-        new(x.Shape, x.Data.Select(v => v * scale + shift).ToArray());
 
     private static Vae Create(SafeTensorsFile fixture, string configName, string backend)
     {
         int sampleSize = int.Parse(fixture.Metadata["sample_size"]);
-        if (configName == Taef2)
-        {
-            using var loaded = VaeLoader.Open(TestPaths.RequireShared("models/taef2"));
-            var tiny = new TaesdModel(TestBackends.Get(backend), loaded.TinyConfig!, loaded.Weights, sampleSize);
-            return new Vae(tiny, new VaeOptions(), null, null, ownsBackend: false);
-        }
-        var preset = configName == "sd" ? AutoencoderKlConfig.Sd : AutoencoderKlConfig.Small;
-        var config = preset with { SampleSize = sampleSize };
+        var config = AutoencoderKlConfig.Small with { SampleSize = sampleSize };
         ulong seed = ulong.Parse(fixture.Metadata["seed"]);
         var model = new AutoencoderKlModel(TestBackends.Get(backend), config, InMemoryWeights.Seeded(seed, AutoencoderKlParameters.Enumerate(config)));
         return new Vae(model, new VaeOptions(), null, null, ownsBackend: false);

@@ -12,6 +12,15 @@ internal sealed class ModelOptions
     /// <summary>Exact tiling's default tile edge, as <see cref="Vae"/> plans it (stated in the help).</summary>
     private const int ExactTileDefault = 256;
 
+    /// <summary>AutoencoderKL's blend tile unit, 4 x the downsampling factor 8, as the library checks it (stated in the help).</summary>
+    private const int KlBlendTileUnit = 32;
+
+    /// <summary>The TAESD family's blend tile unit, 8 x the downsampling factor 8 (stated in the help).</summary>
+    private const int TinyBlendTileUnit = 64;
+
+    /// <summary>The TAESD family's default blend tile, diffusers' AutoencoderTiny tile_sample_min_size.</summary>
+    private const int TinyDefaultTile = 512;
+
     /// <summary>Where <c>--token</c>'s default comes from, so that a token need not sit in the shell history.</summary>
     public const string TokenVariable = "NATIVEVAE_TOKEN";
 
@@ -47,7 +56,9 @@ internal sealed class ModelOptions
         ("none", TilingMode.None), ("blend", TilingMode.Blend), ("exact", TilingMode.Exact), ("auto", TilingMode.Auto));
 
     public Option<int?> Tile { get; } = OptionParsers.PositiveInt("--tile", "N",
-        $"tile edge in pixels [default: blend: the model's sample size (its config's sample_size); exact: {ExactTileDefault}]");
+        $"tile edge in pixels; blend tiles must be multiples of {KlBlendTileUnit} for AutoencoderKL (sd, sdxl, flux, sd3) and " +
+        $"of {TinyBlendTileUnit} for the TAESD family (at least {2 * TinyBlendTileUnit} to encode), other tiles are refused " +
+        $"[default: blend: the model's sample size (its config's sample_size; {TinyDefaultTile} for the TAESD family); exact: {ExactTileDefault}]");
 
     public Option<float?> ScalingFactor { get; } = OptionParsers.Number("--scaling-factor", "f",
         "multiply the encoder's latent by f (divide before decoding), as diffusers' pipelines do with the family's " +

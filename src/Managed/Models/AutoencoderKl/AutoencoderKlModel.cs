@@ -53,6 +53,8 @@ internal sealed class AutoencoderKlModel : IVaeModel
 
     public bool EncodesMoments => true;
 
+    public bool IsTiny => false;
+
     /// <summary>Bytes of device memory held by the parameters uploaded so far.</summary>
     public long ParameterBytes => (_encoder?.Parameters.TotalBytes ?? 0) + (_decoder?.Parameters.TotalBytes ?? 0);
 

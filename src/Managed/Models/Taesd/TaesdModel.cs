@@ -12,7 +12,7 @@ internal sealed class TaesdModel : IVaeModel
     /// <summary>Pixels per latent element: three stride-2 convolutions.</summary>
     public const int Factor = 8;
 
-    /// <summary>diffusers' AutoencoderTiny sample_size (512): the blend tile.</summary>
+    /// <summary>diffusers' AutoencoderTiny tile_sample_min_size (512): the default blend tile, whatever the config's sample_size.</summary>
     public const int DefaultSampleSize = 512;
 
     private readonly DeviceParameters _parameters;
@@ -51,6 +51,8 @@ internal sealed class TaesdModel : IVaeModel
     public ImageRange ImageRange => ImageRange.ZeroToOne;
 
     public bool EncodesMoments => false;
+
+    public bool IsTiny => true;
 
     /// <summary>image <c>[N, 3, H, W]</c> in [0, 1] -> latent <c>[N, latent, ceil(H/8), ceil(W/8)]</c>.</summary>
     public Tensor Encode(Tensor image) => Encode(Backend, image);
