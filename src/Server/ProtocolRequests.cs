@@ -7,7 +7,7 @@ namespace NativeVae.Server;
 internal enum Operation { Encode, Decode }
 
 /// <summary>A parsed request: the job to run and how to send its reply.</summary>
-internal sealed record ParsedRequest(Operation Operation, VaeJob Job, bool Base64Reply, long BodyBytes);
+internal sealed record ParsedRequest(VaeJob Job, bool Base64Reply, long BodyBytes);
 
 /// <summary>
 /// Reads a hybrid-inference request into a job, as remote-protocol.md describes the real clients' requests. Every
@@ -25,12 +25,12 @@ internal static class ProtocolRequests
     private const int VideoLatentRank = 5;
     private const int MaxJpegQuality = 100;
 
-    public static async Task<ParsedRequest> ReadAsync(HttpRequest request, Vae vae, Operation? route, VaeServerOptions limits,
+    /// <param name="operation">From the route, or <see cref="OperationOf"/>.</param>
+    public static async Task<ParsedRequest> ReadAsync(HttpRequest request, Vae vae, Operation operation, VaeServerOptions limits,
         CancellationToken cancellation)
     {
         var query = new ProtocolQuery(request.Query);
         bool base64 = IsBase64(request);
-        var operation = OperationOf(request, route);
         return operation == Operation.Decode
             ? await ReadDecodeAsync(request, query, vae, limits, base64, cancellation)
             : await ReadEncodeAsync(request, query, vae, limits, base64, cancellation);
@@ -88,7 +88,7 @@ internal static class ProtocolRequests
         var latents = WireTensor.ToFloat(body, shape, dtype);
         // An image reply holds the batch's first image only, so only that one is decoded.
         if (output == DecodeOutput.EncodedImages) latents = BatchTensors.Slice(latents, 0, 1);
-        return new ParsedRequest(Operation.Decode, new DecodeJob(latents, options, dtype, cancellation), base64, bodyBytes);
+        return new ParsedRequest(new DecodeJob(latents, options, dtype, cancellation), base64, bodyBytes);
     }
 
     private static async Task<ParsedRequest> ReadEncodeAsync(HttpRequest request, ProtocolQuery query, Vae vae, VaeServerOptions limits,
@@ -110,7 +110,7 @@ internal static class ProtocolRequests
             var file = await ReadBodyAsync(request, base64, limits, cancellation);
             if (file.Length == 0)
                 throw ProtocolException.BadRequest("the body is empty: send PNG or JPEG bytes, or an image tensor with `shape` and `dtype`");
-            return new ParsedRequest(Operation.Encode, new EncodeImageJob(file, options, cancellation), base64, file.Length);
+            return new ParsedRequest(new EncodeImageJob(file, options, cancellation), base64, file.Length);
         }
         var (shape, dtype) = TensorClaim(query, "images");
         if (shape.Rank != LatentRank || shape[1] != ImageChannels)
@@ -118,7 +118,7 @@ internal static class ProtocolRequests
         CheckItems(shape, limits);
         CheckPixels(shape, (Int128)shape[2] * shape[3], vae);
         var (body, bodyBytes) = await ReadTensorBodyAsync(request, shape, dtype, base64, limits, cancellation);
-        return new ParsedRequest(Operation.Encode, new EncodeTensorJob(WireTensor.ToFloat(body, shape, dtype), options, cancellation), base64, bodyBytes);
+        return new ParsedRequest(new EncodeTensorJob(WireTensor.ToFloat(body, shape, dtype), options, cancellation), base64, bodyBytes);
     }
 
     // ---- parameters ---------------------------------------------------------------------------------------------

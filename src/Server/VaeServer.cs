@@ -222,7 +222,8 @@ public sealed partial class VaeServer : IAsyncDisposable
         long started = Stopwatch.GetTimestamp();
         Interlocked.Increment(ref _inFlight);
         var (model, worker) = _models[name];
-        string operation = ProtocolRequests.OperationOf(context.Request, route).ToString();
+        var kind = ProtocolRequests.OperationOf(context.Request, route);
+        string operation = kind.ToString().ToLowerInvariant();
         int status = StatusCodes.Status200OK;
         long requestBytes = 0, replyBytes = 0;
         int batchItems = 0;
@@ -232,7 +233,7 @@ public sealed partial class VaeServer : IAsyncDisposable
         {
             if (_draining)
                 throw new ProtocolException(StatusCodes.Status503ServiceUnavailable, "the server is shutting down; retry (another replica answers)");
-            var request = await ProtocolRequests.ReadAsync(context.Request, model.Vae, route, _options, deadline.Token);
+            var request = await ProtocolRequests.ReadAsync(context.Request, model.Vae, kind, _options, deadline.Token);
             requestBytes = request.BodyBytes;
             if (!worker.TryEnqueue(request.Job))
                 throw new ProtocolException(StatusCodes.Status503ServiceUnavailable,
@@ -265,9 +266,9 @@ public sealed partial class VaeServer : IAsyncDisposable
         {
             Interlocked.Decrement(ref _inFlight);
             var elapsed = Stopwatch.GetElapsedTime(started);
-            _metrics.Request(name, operation.ToLowerInvariant(), status, elapsed);
+            _metrics.Request(name, operation, status, elapsed);
             _log.LogInformation("{Method} {Path}{Query} {Status} {Operation} model={Model} {ElapsedMs:0.0} ms in={RequestBytes} out={ReplyBytes} batch={BatchItems}",
-                context.Request.Method, context.Request.Path, context.Request.QueryString, status, operation.ToLowerInvariant(), name,
+                context.Request.Method, context.Request.Path, context.Request.QueryString, status, operation, name,
                 elapsed.TotalMilliseconds, requestBytes, replyBytes, batchItems);
         }
     }

@@ -117,6 +117,12 @@ internal static class PngStructure
         return total;
     }
 
+    /// <summary>
+    /// zlib's error codes other than "corrupt data" (a mutated stream can yield one) arrive as ZLibException, an internal
+    /// IOException of System.IO.Compression: still a bad file, not an I/O failure.
+    /// </summary>
+    private static bool IsZlibError(Exception error) => error is IOException && error.GetType().Namespace == typeof(ZLibStream).Namespace;
+
     private static void CheckPixelData(ImageStructureReader reader, Stream stream, List<(long Offset, long Length)> idat, Header header)
     {
         long expected = ExpectedBytes(header), inflated = 0;
@@ -131,7 +137,7 @@ internal static class PngStructure
                 inflated += read;
             }
         }
-        catch (InvalidDataException)
+        catch (Exception error) when (error is InvalidDataException || IsZlibError(error))
         {
             throw reader.Invalid($"its pixel data is corrupt (the IDAT zlib stream does not inflate past byte {inflated})");
         }
