@@ -45,17 +45,13 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile)
             {
                 int exactTile = tile ?? DefaultExactTile;
                 RequireWithin(ExactBytes(model, f, exactTile), budget, model, $"exact-tiled with tile {exactTile}, {f.Input}",
-                    model.Backend.Capabilities.MemoryIsHost ? HostAdvice : "use a smaller tile or Auto");
+                    "use a smaller tile or Auto");
                 return new TilingPlan(mode, tile);
             }
             default:
                 return new TilingPlan(mode, tile);
         }
     }
-
-    /// <summary>What to do when a call on a host-memory backend does not fit untiled.</summary>
-    private const string HostAdvice = "on the CPU, exact tiling keeps every activation in host memory as well, so it needs more than " +
-        "untiled, never less: use TilingMode.Blend (diffusers' overlapping tiles, with seams), free memory, or raise VaeOptions.MemoryLimitBytes";
 
     private static void RequireWithin(long need, long budget, IVaeModel model, string what, string advice)
     {
@@ -89,25 +85,31 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile)
         return Math.Min(byCapacity, byFree);
     }
 
-    /// <summary>Exact tiling's need with <paramref name="tile"/>; on host memory its stored activations come on top of the tiles.</summary>
-    private static long ExactBytes(IVaeModel model, AutoTilingFigures figures, int tile) =>
-        figures.TileBytes(tile) + (model.Backend.Capabilities.MemoryIsHost ? figures.UntiledBytes : 0);
+    /// <summary>
+    /// Exact tiling's need with <paramref name="tile"/>: the device's tiles. On a host-memory backend the activations
+    /// live in a file (<see cref="Tiling.ActivationStore"/>, page cache rather than the process's memory), so what
+    /// stays resident is the device's tiles, the host staging (one operand of a step at a time: a window, an output
+    /// tile or one attention tensor, at most half the step) and the output.
+    /// </summary>
+    private static long ExactBytes(IVaeModel model, AutoTilingFigures figures, int tile)
+    {
+        long step = figures.TileBytes(tile);
+        return model.Backend.Capabilities.MemoryIsHost ? step + step / 2 + figures.OutputBytes : step;
+    }
 
     /// <summary>
     /// Untiled when the dry-run peak of activations fits the budget, else exact tiling with the largest power-of-two
-    /// tile whose worst step fits. Never an exact tiling that needs more than untiled: on a host-memory backend, a call
-    /// that does not fit untiled is refused.
+    /// tile whose worst step fits. Only when untiled does not fit, so never an exact tiling that needs more than
+    /// untiled; on a host-memory backend its activations go to the file store, so it fits there as on a device.
     /// </summary>
     /// <exception cref="InsufficientMemoryException">nothing fits; the message gives the need and the budget.</exception>
     private static TilingPlan Auto(IVaeModel model, AutoTilingFigures figures, long budget)
     {
         if (figures.UntiledBytes <= budget) return new TilingPlan(TilingMode.None, null);
-        if (model.Backend.Capabilities.MemoryIsHost)
-            RequireWithin(figures.UntiledBytes, budget, model, $"untiled, {figures.Input}", HostAdvice);
         for (int tile = DefaultExactTile; tile >= SmallestExactTile; tile /= 2)
             if (ExactBytes(model, figures, tile) <= budget) return new TilingPlan(TilingMode.Exact, tile);
         throw new InsufficientMemoryException(
-            $"{figures.Input}: even {SmallestExactTile}-element exact tiles need {figures.TileBytes(SmallestExactTile)} bytes of activations, " +
+            $"{figures.Input}: even {SmallestExactTile}-element exact tiles need {ExactBytes(model, figures, SmallestExactTile)} bytes of activations, " +
             $"more than the {budget} bytes available; raise MemoryLimitBytes");
     }
 

@@ -207,6 +207,13 @@ public sealed class Vae : IVae
         return (plan.Mode, plan.Tile);
     }
 
+    /// <summary>The directory of exact tiling's activation store on a host-memory backend (tests); the temp directory when null.</summary>
+    internal string? ExactStoreDirectory
+    {
+        get => _pipeline.ExactStoreDirectory;
+        set => _pipeline.ExactStoreDirectory = value;
+    }
+
     // ---- locking ------------------------------------------------------------------------------------------------
 
     private T Locked<T>(Func<T> work)

@@ -26,6 +26,9 @@ internal sealed class VaePipeline(IVaeModel model)
 
     private IBackend Device => model.Backend;
 
+    /// <summary>Where exact tiling on a host-memory backend puts its activation store; the temp directory when null (tests set it).</summary>
+    public string? ExactStoreDirectory { get; set; }
+
     // ---- encode -------------------------------------------------------------------------------------------------
 
     public HostTensor<float> Encode(ImageBatch images, EncodeOptions options, long? memoryLimit, CancellationToken cancellation)
@@ -48,7 +51,7 @@ internal sealed class VaePipeline(IVaeModel model)
         var scaling = LatentScaling.EncodeAffine(options.ScalingFactor, options.ShiftFactor);
         var plan = Plan(shape, encode: true, options.Tiling, options.TileSize, memoryLimit);
         using var call = Device.BeginCall(plan.CallKey(encode: true, shape));
-        var ops = Ops(plan);
+        var ops = Ops(plan, shape, encode: true);
         try
         {
             var t = upload(ops);
@@ -89,7 +92,7 @@ internal sealed class VaePipeline(IVaeModel model)
         var scaling = LatentScaling.DecodeAffine(options.ScalingFactor, options.ShiftFactor);
         var plan = Plan(latents.Shape, encode: false, options.Tiling, options.TileSize, memoryLimit);
         using var call = Device.BeginCall(plan.CallKey(encode: false, latents.Shape));
-        var ops = Ops(plan);
+        var ops = Ops(plan, latents.Shape, encode: false);
         try
         {
             var t = ops.Upload(latents.Data, latents.Shape);
@@ -155,11 +158,18 @@ internal sealed class VaePipeline(IVaeModel model)
         ? TinyBlendTiling.Rule(model.DownsampleFactor, encode)
         : BlendTiling.Rule(model.DownsampleFactor);
 
-    /// <summary>The backend the call's ops run on: the device, or exact tiling over it (disposed after the call).</summary>
-    private IBackend Ops(TilingPlan plan) => plan.Mode == TilingMode.Exact
+    /// <summary>
+    /// The backend the call's ops run on: the device, or exact tiling over it (disposed after the call). Exact tiling
+    /// makes its store here, before any work, so that a store that cannot be created fails the call at once.
+    /// </summary>
+    private IBackend Ops(TilingPlan plan, TensorShape input, bool encode)
+    {
+        if (plan.Mode != TilingMode.Exact) return Device;
+        // The store holds at most the untiled live set: the disk must have that much free.
+        long storeBytes = _autoFigures.TryGetValue((input, encode), out var figures) ? figures.UntiledBytes : 0;
         // The caller's tile is in pixels; each layer tiles its own output with that many elements.
-        ? new ExactTilingBackend(Device, plan.Tile ?? TilingPlan.DefaultExactTile)
-        : Device;
+        return new ExactTilingBackend(Device, plan.Tile ?? TilingPlan.DefaultExactTile, ExactStoreDirectory, storeBytes);
+    }
 
     /// <summary>Encode (images -> encoder output) or decode (latents -> images) of <paramref name="x"/> per the plan.</summary>
     private Tensor RunModel(IBackend ops, TilingPlan plan, Tensor x, bool encode, IProgress<VaeProgress>? progress,

@@ -16,32 +16,55 @@ namespace NativeVae.Tiling;
 /// </list>
 /// Model parameters stay device tensors of the wrapped backend and are passed through. Peak device memory is then
 /// bounded by the tile size (plus the parameters and the mid-block attention), not by the image.
+/// <para>
+/// Where the device's memory is host RAM (<see cref="BackendCapabilities.MemoryIsHost"/>), holding the activations in
+/// arrays would save nothing, so they live in an <see cref="ActivationStore"/> (a temporary file) instead; elsewhere
+/// they are arrays, host RAM being plentiful beside a GPU's. Every op reads and writes them by row segments or flat
+/// ranges, one code path for both.
+/// </para>
 /// </summary>
 internal sealed class ExactTilingBackend : IBackend
 {
+    /// <summary>Elementwise ops run over flat chunks of TileSize^2 times this many elements.</summary>
+    private const int ChannelsPerChunk = 64;
+
+    /// <summary>Staging slots: a tile (or chunk) and a second operand or a source row beside it.</summary>
+    private const int PrimarySlot = 0, SecondarySlot = 1;
+
     private readonly IBackend _device;
     private readonly Dictionary<Tensor, float[]> _hostCopies = new(ReferenceEqualityComparer.Instance);
 
-    /// <summary>Freed activations by length: a model run asks for the same sizes again and again, and fresh memory is slow to touch.</summary>
+    /// <summary>Freed in-RAM activations by length: a model run asks for the same sizes again and again, and fresh memory is slow to touch.</summary>
     private readonly Dictionary<long, Stack<float[]>> _freeArrays = new();
 
-    /// <summary>Staging for one tile on its way to or from the device, grown to the largest tile seen.</summary>
-    private float[] _staging = [];
+    /// <summary>Where the activations live on a host-memory device; null keeps them in arrays.</summary>
+    private readonly ActivationStore? _store;
 
-    public ExactTilingBackend(IBackend device, int tileSize)
+    /// <summary>Staging for tiles on their way to or from the device, each grown to the largest seen.</summary>
+    private readonly float[][] _staging = [[], []];
+
+    /// <param name="storeDirectory">the store's directory on a host-memory device (tests); the temp directory when null.</param>
+    /// <param name="expectedStoreBytes">the most the store may hold, checked against the disk's free space now.</param>
+    /// <exception cref="IOException">the store cannot be created; the message names the directory.</exception>
+    public ExactTilingBackend(IBackend device, int tileSize, string? storeDirectory = null, long expectedStoreBytes = 0)
     {
         if (tileSize <= 0) throw new ArgumentOutOfRangeException(nameof(tileSize), tileSize, "tile size must be positive");
         _device = device;
         TileSize = tileSize;
+        // Created here, at plan time, so that a store that cannot be made fails the call before any work.
+        if (device.Capabilities.MemoryIsHost) _store = new ActivationStore(storeDirectory, expectedStoreBytes);
     }
 
     /// <summary>The largest output tile edge, in elements of the layer's own resolution.</summary>
     public int TileSize { get; }
 
+    /// <summary>Whether activations live in a temporary file rather than host arrays.</summary>
+    public bool UsesStore => _store is not null;
+
     /// <summary>Reports each finished device tile (for progress bars).</summary>
     public Action? TileDone { get; set; }
 
-    public string Name => $"exact tiling ({TileSize}) on {_device.Name}";
+    public string Name => $"exact tiling ({TileSize}{(UsesStore ? ", file store" : "")}) on {_device.Name}";
 
     public BackendKind Kind => _device.Kind;
 
@@ -62,16 +85,16 @@ internal sealed class ExactTilingBackend : IBackend
     public Tensor Upload(ReadOnlySpan<float> data, TensorShape shape, DType dtype = DType.F32)
     {
         var t = (HostActivation)Allocate(shape, dtype);
-        if (data.Length != t.Data.Length) throw new ArgumentException($"upload of {data.Length} values into {shape}");
-        data.CopyTo(t.Data);
+        if (data.Length != t.ElementCount) throw new ArgumentException($"upload of {data.Length} values into {shape}");
+        t.Write(0, data);
         return t;
     }
 
     public void Download(Tensor tensor, Span<float> destination)
     {
         var t = Host(tensor, nameof(tensor));
-        if (destination.Length != t.Data.Length) throw new ArgumentException($"download of {t} into {destination.Length} values");
-        t.Data.CopyTo(destination);
+        if (destination.Length != t.ElementCount) throw new ArgumentException($"download of {t} into {destination.Length} values");
+        t.Read(0, destination);
     }
 
     public void Synchronize() => _device.Synchronize();
@@ -105,7 +128,8 @@ internal sealed class ExactTilingBackend : IBackend
     {
         var x = Host(input, nameof(input));
         OpShapes.GroupNorm(x, gamma, beta, groups);
-        using var stats = (HostActivation)GroupNormStatistics(x, groups);
+        float[] stats;
+        using (var statsTensor = (HostActivation)GroupNormStatistics(x, groups)) stats = ReadAll(statsTensor);
         float[] g = HostCopy(gamma), b = HostCopy(beta);
         int n = x.Shape.N, c = x.Shape.C, perGroup = c / groups;
         var scale = new float[n * c];
@@ -115,8 +139,8 @@ internal sealed class ExactTilingBackend : IBackend
             for (int ch = 0; ch < c; ch++)
             {
                 int s = (i * groups + ch / perGroup) * 2;
-                double mean = stats.Data[s];
-                double variance = stats.Data[s + 1] / ((double)perGroup * x.Shape.H * x.Shape.W);
+                double mean = stats[s];
+                double variance = stats[s + 1] / ((double)perGroup * x.Shape.H * x.Shape.W);
                 double a = g[ch] / Math.Sqrt(variance + eps);
                 scale[i * c + ch] = (float)a;
                 shift[i * c + ch] = (float)(b[ch] - mean * a);
@@ -132,7 +156,7 @@ internal sealed class ExactTilingBackend : IBackend
     {
         var x = Host(input, nameof(input));
         var shape = OpShapes.GroupNormStatistics(x, groups);
-        var result = NewActivation(shape);
+        var values = new float[shape.ElementCount];
         long perGroupPerPixel = x.Shape.C / groups;
         for (int n = 0; n < x.Shape.N; n++)
         {
@@ -159,10 +183,12 @@ internal sealed class ExactTilingBackend : IBackend
             }
             for (int g = 0; g < groups; g++)
             {
-                result.Data[(n * groups + g) * 2] = (float)mean[g];
-                result.Data[(n * groups + g) * 2 + 1] = (float)m2[g];
+                values[(n * groups + g) * 2] = (float)mean[g];
+                values[(n * groups + g) * 2 + 1] = (float)m2[g];
             }
         }
+        var result = NewActivation(shape);
+        result.Write(0, values);
         return result;
     }
 
@@ -191,14 +217,26 @@ internal sealed class ExactTilingBackend : IBackend
     public Tensor Attention(Tensor q, Tensor k, Tensor v, float scale)
     {
         var shape = OpShapes.Attention(Host(q, nameof(q)), Host(k, nameof(k)), Host(v, nameof(v)));
-        using var dq = _device.Upload(((HostActivation)q).Data, shape);
-        using var dk = _device.Upload(((HostActivation)k).Data, shape);
-        using var dv = _device.Upload(((HostActivation)v).Data, shape);
+        // Attention mixes all tokens, so it runs whole; it only runs at the latent resolution.
+        using var dq = UploadWhole((HostActivation)q);
+        using var dk = UploadWhole((HostActivation)k);
+        using var dv = UploadWhole((HostActivation)v);
         using var o = _device.Attention(dq, dk, dv, scale);
         var y = NewActivation(shape);
-        _device.Download(o, y.Data);
+        // One operand at a time through the staging buffer: the host holds a quarter of the attention's bytes, not all.
+        var values = Staging(shape.ElementCount, PrimarySlot);
+        _device.Download(o, values);
+        y.Write(0, values);
         TileDone?.Invoke();
         return y;
+    }
+
+    /// <summary>A whole activation on the device, through the staging buffer.</summary>
+    private Tensor UploadWhole(HostActivation x)
+    {
+        var values = Staging(x.ElementCount, PrimarySlot);
+        x.Read(0, values);
+        return _device.Upload(values, x.Shape);
     }
 
     public Tensor Unary(UnaryOp op, Tensor input) => Chunked(Host(input, nameof(input)), null, (a, _) => _device.Unary(op, a));
@@ -214,54 +252,122 @@ internal sealed class ExactTilingBackend : IBackend
     public Tensor ScaleShift(Tensor input, float scale, float shift) =>
         Chunked(Host(input, nameof(input)), null, (a, _) => _device.ScaleShift(a, scale, shift));
 
-    public long CountNonFinite(Tensor input) => Host(input, nameof(input)).Data.LongCount(v => !float.IsFinite(v));
+    public long CountNonFinite(Tensor input)
+    {
+        var x = Host(input, nameof(input));
+        long bad = 0;
+        ForEachChunk(x.ElementCount, (start, length) =>
+        {
+            var chunk = Staging(length, PrimarySlot);
+            x.Read(start, chunk);
+            foreach (float v in chunk)
+                if (!float.IsFinite(v)) bad++;
+        });
+        return bad;
+    }
 
     public Tensor SliceChannels(Tensor input, int start, int count)
     {
         var x = Host(input, nameof(input));
         var y = NewActivation(OpShapes.SliceChannels(x, start, count));
-        OpShapes.CopyChannels(x.Data, x.Shape, start, count, y.Data);
+        long plane = (long)x.Shape.H * x.Shape.W;
+        for (int n = 0; n < x.Shape.N; n++)
+        {
+            // The channels of one batch item are contiguous in both tensors.
+            long from = ((long)n * x.Shape.C + start) * plane, to = (long)n * count * plane;
+            ForEachChunk(count * plane, (offset, length) =>
+            {
+                var chunk = Staging(length, PrimarySlot);
+                x.Read(from + offset, chunk);
+                y.Write(to + offset, chunk);
+            });
+        }
         return y;
     }
 
     public Tensor ImageToTensor(ReadOnlySpan<byte> rgb, int batch, int height, int width, float scale, float shift)
     {
-        using var t = _device.ImageToTensor(rgb, batch, height, width, scale, shift);
-        var y = NewActivation(t.Shape);
-        _device.Download(t, y.Data);
+        var y = NewActivation(OpShapes.ImageToTensor(rgb.Length, batch, height, width));
+        int bandBytes = width * OpShapes.RgbChannels;
+        // Bands of whole rows: each is contiguous in the interleaved image.
+        for (int n = 0; n < batch; n++)
+        {
+            foreach (var band in Bands(height, width))
+            {
+                var pixels = rgb.Slice(checked(((n * height) + band.Top) * bandBytes), band.Height * bandBytes);
+                using var t = _device.ImageToTensor(pixels, 1, band.Height, width, scale, shift);
+                Scatter(t, y, n, band);
+            }
+        }
         return y;
     }
 
     public void TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift)
     {
         var x = Host(input, nameof(input));
-        using var t = _device.Upload(x.Data, x.Shape);
-        _device.TensorToImage(t, rgb, scale, shift);
+        OpShapes.TensorToImage(x, rgb.Length);
+        var s = x.Shape;
+        int rowBytes = s.W * OpShapes.RgbChannels;
+        for (int n = 0; n < s.N; n++)
+        {
+            foreach (var band in Bands(s.H, s.W))
+            {
+                using var t = _device.Upload(Crop(x, n, band), TensorShape.Nchw(1, s.C, band.Height, s.W));
+                _device.TensorToImage(t, rgb.Slice(checked(((n * s.H) + band.Top) * rowBytes), band.Height * rowBytes), scale, shift);
+            }
+        }
     }
 
     public void Dispose()
     {
         _hostCopies.Clear();
         _freeArrays.Clear();
-        _staging = [];
+        _staging[PrimarySlot] = [];
+        _staging[SecondarySlot] = [];
+        _store?.Dispose();
     }
 
-    /// <summary>Runs an elementwise device op over flat chunks of TileSize^2 x 64 elements.</summary>
+    /// <summary>Full-width bands of about a tile's area, for the image conversions.</summary>
+    private List<TileRect> Bands(int height, int width)
+    {
+        int rows = (int)Math.Clamp((long)TileSize * TileSize / width, 1, height);
+        var bands = new List<TileRect>();
+        for (int top = 0; top < height; top += rows) bands.Add(new TileRect(top, 0, Math.Min(rows, height - top), width));
+        return bands;
+    }
+
+    /// <summary>Calls <paramref name="body"/> with (start, length) over [0, total) in chunks of TileSize^2 x ChannelsPerChunk.</summary>
+    private void ForEachChunk(long total, Action<long, int> body)
+    {
+        long chunk = (long)TileSize * TileSize * ChannelsPerChunk;
+        for (long start = 0; start < total; start += chunk) body(start, (int)Math.Min(chunk, total - start));
+    }
+
+    /// <summary>Runs an elementwise device op over flat chunks.</summary>
     private HostActivation Chunked(HostActivation a, HostActivation? b, Func<Tensor, Tensor?, Tensor> op)
     {
-        const int ChannelsPerChunk = 64;
-        long chunk = (long)TileSize * TileSize * ChannelsPerChunk;
         var y = NewActivation(a.Shape);
-        for (long start = 0; start < a.Data.LongLength; start += chunk)
+        ForEachChunk(a.ElementCount, (start, length) =>
         {
-            int length = (int)Math.Min(chunk, a.Data.LongLength - start);
             var shape = TensorShape.Nchw(1, 1, 1, length);
-            using var da = _device.Upload(a.Data.AsSpan((int)start, length), shape);
-            using var db = b is null ? null : _device.Upload(b.Data.AsSpan((int)start, length), shape);
-            using var o = op(da, db);
-            _device.Download(o, y.Data.AsSpan((int)start, length));
+            var chunkA = Staging(length, PrimarySlot);
+            a.Read(start, chunkA);
+            using var da = _device.Upload(chunkA, shape);
+            Tensor? db = null;
+            if (b is not null)
+            {
+                var chunkB = Staging(length, SecondarySlot);
+                b.Read(start, chunkB);
+                db = _device.Upload(chunkB, shape);
+            }
+            using (db)
+            {
+                using var o = op(da, db);
+                _device.Download(o, chunkA);
+            }
+            y.Write(start, chunkA);
             TileDone?.Invoke();
-        }
+        });
         return y;
     }
 
@@ -273,22 +379,28 @@ internal sealed class ExactTilingBackend : IBackend
     {
         var s = x.Shape;
         int virtualH = s.H * upsample, virtualW = s.W * upsample;
-        var window = Staging((long)s.C * rows.Length * cols.Length);
+        var window = Staging((long)s.C * rows.Length * cols.Length, PrimarySlot);
         window.Clear();
+        // The window's columns inside the input, and the source columns they read.
+        int firstX = Math.Max(cols.Start, 0), endX = Math.Min(cols.Start + cols.Length, virtualW);
+        if (endX <= firstX) return window;
+        int srcFirst = firstX / upsample, srcLength = (endX - 1) / upsample - srcFirst + 1;
+        var source = upsample == 1 ? default : Staging(srcLength, SecondarySlot);
         for (int c = 0; c < s.C; c++)
         {
-            long plane = ((long)n * s.C + c) * s.H;
             for (int wy = 0; wy < rows.Length; wy++)
             {
                 int vy = rows.Start + wy;
                 if (vy < 0 || vy >= virtualH) continue;
-                long srcRow = (plane + vy / upsample) * s.W;
-                int dstRow = (c * rows.Length + wy) * cols.Length;
-                for (int wx = 0; wx < cols.Length; wx++)
+                long srcRow = RowOffset(s, n, c, vy / upsample) + srcFirst;
+                var dst = window.Slice((c * rows.Length + wy) * cols.Length + (firstX - cols.Start), endX - firstX);
+                if (upsample == 1)
                 {
-                    int vx = cols.Start + wx;
-                    if (vx >= 0 && vx < virtualW) window[dstRow + wx] = x.Data[srcRow + vx / upsample];
+                    x.Read(srcRow, dst);
+                    continue;
                 }
+                x.Read(srcRow, source);
+                for (int i = 0; i < dst.Length; i++) dst[i] = source[(firstX + i) / upsample - srcFirst];
             }
         }
         return window;
@@ -298,14 +410,11 @@ internal sealed class ExactTilingBackend : IBackend
     private Span<float> Crop(HostActivation x, int n, TileRect tile)
     {
         var s = x.Shape;
-        var block = Staging((long)s.C * tile.Height * tile.Width);
+        var block = Staging((long)s.C * tile.Height * tile.Width, PrimarySlot);
         for (int c = 0; c < s.C; c++)
         {
             for (int y = 0; y < tile.Height; y++)
-            {
-                long src = ((((long)n * s.C + c) * s.H) + tile.Top + y) * s.W + tile.Left;
-                x.Data.AsSpan((int)src, tile.Width).CopyTo(block.Slice((c * tile.Height + y) * tile.Width, tile.Width));
-            }
+                x.Read(RowOffset(s, n, c, tile.Top + y) + tile.Left, block.Slice((c * tile.Height + y) * tile.Width, tile.Width));
         }
         return block;
     }
@@ -313,31 +422,32 @@ internal sealed class ExactTilingBackend : IBackend
     /// <summary>Downloads a device tile [1, C, h, w] into y[n, :, tile].</summary>
     private void Scatter(Tensor deviceTile, HostActivation y, int n, TileRect tile)
     {
-        var block = Staging(deviceTile.ElementCount);
+        var block = Staging(deviceTile.ElementCount, PrimarySlot);
         _device.Download(deviceTile, block);
         var s = y.Shape;
         for (int c = 0; c < s.C; c++)
         {
             for (int row = 0; row < tile.Height; row++)
-            {
-                long dst = ((((long)n * s.C + c) * s.H) + tile.Top + row) * s.W + tile.Left;
-                block.Slice((c * tile.Height + row) * tile.Width, tile.Width).CopyTo(y.Data.AsSpan((int)dst, tile.Width));
-            }
+                y.Write(RowOffset(s, n, c, tile.Top + row) + tile.Left, block.Slice((c * tile.Height + row) * tile.Width, tile.Width));
         }
         TileDone?.Invoke();
     }
 
-    /// <summary>The staging buffer, at least <paramref name="length"/> long (a tile: always far below 2^31).</summary>
-    private Span<float> Staging(long length)
+    /// <summary>The flat index of x[n, c, row, 0].</summary>
+    private static long RowOffset(TensorShape s, int n, int c, int row) => (((long)n * s.C + c) * s.H + row) * s.W;
+
+    /// <summary>A staging buffer, at least <paramref name="length"/> long (a tile, a chunk or one attention operand: below 2^31).</summary>
+    private Span<float> Staging(long length, int slot)
     {
-        if (_staging.LongLength < length) _staging = new float[length];
-        return _staging.AsSpan(0, checked((int)length));
+        if (_staging[slot].LongLength < length) _staging[slot] = new float[length];
+        return _staging[slot].AsSpan(0, checked((int)length));
     }
 
-    /// <summary>A host activation, from the freed ones when one of this size is free (contents unspecified).</summary>
+    /// <summary>A new activation, from the freed ones when one of this size is free (contents unspecified).</summary>
     private HostActivation NewActivation(TensorShape shape)
     {
         long length = shape.ElementCount;
+        if (_store is not null) return new HostActivation(shape, _store, _store.Allocate(length), this);
         var data = _freeArrays.TryGetValue(length, out var stack) && stack.Count > 0 ? stack.Pop() : new float[length];
         return new HostActivation(shape, data, this);
     }
@@ -348,10 +458,18 @@ internal sealed class ExactTilingBackend : IBackend
         stack.Push(data);
     }
 
+    /// <summary>All of a small activation's values (statistics, affines) in one array.</summary>
+    private static float[] ReadAll(HostActivation t)
+    {
+        var values = new float[t.ElementCount];
+        t.Read(0, values);
+        return values;
+    }
+
     /// <summary>A small parameter tensor's values on the host (device parameters are downloaded once).</summary>
     private float[] HostCopy(Tensor t)
     {
-        if (t is HostActivation h) return h.Data;
+        if (t is HostActivation h) return ReadAll(h);
         if (!_hostCopies.TryGetValue(t, out var values))
         {
             values = new float[t.ElementCount];
@@ -370,19 +488,70 @@ internal sealed class ExactTilingBackend : IBackend
         return h;
     }
 
-    /// <summary>An activation in host memory; disposing returns its array to the owner's free list.</summary>
-    private sealed class HostActivation(TensorShape shape, float[] data, ExactTilingBackend? owner = null) : Tensor(shape, DType.F32)
+    /// <summary>
+    /// An activation held off the device: a host array, or a region of the owner's store. Read and written by flat
+    /// element ranges; disposing returns the memory to the owner for reuse.
+    /// </summary>
+    private sealed class HostActivation : Tensor
     {
-        private float[]? _data = data;
+        private readonly ExactTilingBackend? _owner;
+        private readonly ActivationStore? _store;
+        private readonly long _storeOffset;
+        private float[]? _array;
+        private int _disposed;
 
-        public float[] Data => _data ?? throw new ObjectDisposedException(nameof(HostActivation));
+        /// <summary>In a host array (affines made here have no owner and go to the GC).</summary>
+        public HostActivation(TensorShape shape, float[] data, ExactTilingBackend? owner = null) : base(shape, DType.F32)
+        {
+            _array = data;
+            _owner = owner;
+        }
 
-        public override bool IsDisposed => _data is null;
+        /// <summary>In the store's region at <paramref name="byteOffset"/>.</summary>
+        public HostActivation(TensorShape shape, ActivationStore store, long byteOffset, ExactTilingBackend owner) : base(shape, DType.F32)
+        {
+            _store = store;
+            _storeOffset = byteOffset;
+            _owner = owner;
+        }
+
+        public override bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
+        /// <summary>Fills <paramref name="destination"/> with the elements from flat index <paramref name="start"/>.</summary>
+        public void Read(long start, Span<float> destination)
+        {
+            CheckRange(start, destination.Length);
+            if (_store is not null) _store.Read(_storeOffset + start * sizeof(float), destination);
+            else Values.AsSpan(checked((int)start), destination.Length).CopyTo(destination);
+        }
+
+        /// <summary>Writes <paramref name="source"/> to the elements from flat index <paramref name="start"/>.</summary>
+        public void Write(long start, ReadOnlySpan<float> source)
+        {
+            CheckRange(start, source.Length);
+            if (_store is not null) _store.Write(_storeOffset + start * sizeof(float), source);
+            else source.CopyTo(Values.AsSpan(checked((int)start), source.Length));
+        }
+
+        private float[] Values => _array ?? throw new ObjectDisposedException(nameof(HostActivation));
+
+        private void CheckRange(long start, int length)
+        {
+            ObjectDisposedException.ThrowIf(IsDisposed, this);
+            if (start < 0 || start + length > ElementCount)
+                throw new ArgumentOutOfRangeException(nameof(start), start, $"elements [{start}, {start + length}) are outside {Shape}");
+        }
 
         public override void Dispose()
         {
-            var data = Interlocked.Exchange(ref _data, null);
-            if (data is not null) owner?.Release(data);
+            if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+            if (_store is not null)
+            {
+                _store.Free(_storeOffset, ElementCount);
+                return;
+            }
+            var data = Interlocked.Exchange(ref _array, null);
+            if (data is not null) _owner?.Release(data);
         }
     }
 }

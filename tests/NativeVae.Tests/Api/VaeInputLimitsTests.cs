@@ -120,19 +120,23 @@ public class VaeInputLimitsTests
     }
 
     [Test]
-    public void OnTheCpuAutoNeverPicksExactTilingWhichCannotSaveHostMemory()
+    public void OnTheCpuAutoPicksExactTilingThroughTheStoreWhenUntiledDoesNotFit()
     {
-        // The limit that makes the device backend tile (above) makes the CPU refuse: its exact tiling would need the
-        // untiled activations in host memory plus the tiles.
-        using var vae = Create(new VaeOptions { MemoryLimitBytes = 160 * 1024 });
+        // Untiled, several 120 KiB tensors are live. Exact tiling keeps the activations in a temporary file, so only
+        // the tiles, their host staging and the output count: the attention's 4 x 30 KiB, one of them staged, and 6 KiB of output.
+        using var vae = Create(new VaeOptions { MemoryLimitBytes = 200 * 1024 });
         var latents = Latents(12, 10);
-        Assert.That(() => vae.Decode(latents), Throws.TypeOf<InsufficientMemoryException>()
-            .With.Message.Contains("untiled").And.Message.Contains("TilingMode.Blend").And.Message.Contains("host memory"));
-        Assert.That(() => vae.Decode(latents, new DecodeOptions { Tiling = TilingMode.Exact, TileSize = 8 }),
-            Throws.TypeOf<InsufficientMemoryException>().With.Message.Contains("exact-tiled with tile 8"));
-        // Blend tiling still runs within it.
-        using var blended = vae.Decode(latents, new DecodeOptions { Tiling = TilingMode.Blend, TileSize = 8, Output = DecodeOutput.FloatTensor });
-        Assert.That(blended.FloatTensor.Shape, Is.EqualTo(TensorShape.Nchw(1, 3, 24, 20)));
+        var (mode, tile) = vae.PlanAuto(latents, encode: false);
+        Assert.That(mode, Is.EqualTo(TilingMode.Exact), "Auto tiles this call on the CPU");
+        Assert.That(() => vae.Decode(latents, new DecodeOptions { Tiling = TilingMode.None }),
+            Throws.TypeOf<InsufficientMemoryException>().With.Message.Contains("untiled").And.Message.Contains("host memory free now"));
+        Assert.That(() => vae.Decode(latents, new DecodeOptions { Tiling = TilingMode.Exact, TileSize = 256 }),
+            Throws.TypeOf<InsufficientMemoryException>().With.Message.Contains("exact-tiled with tile 256"));
+        // Auto runs within the limit and gives the untiled result.
+        using var tiled = vae.Decode(latents, new DecodeOptions { Output = DecodeOutput.FloatTensor });
+        using var unlimited = Create(new VaeOptions());
+        using var whole = unlimited.Decode(latents, new DecodeOptions { Tiling = TilingMode.None, Output = DecodeOutput.FloatTensor });
+        NumericAssert.Close(tiled.FloatTensor.Data, whole.FloatTensor.Data, whole.FloatTensor.Shape, 1e-4, 0, $"Auto (exact, tile {tile}) on the CPU");
     }
 
     [Test]

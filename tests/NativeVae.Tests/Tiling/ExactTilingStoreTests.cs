@@ -1,0 +1,132 @@
+using NativeVae.Models.AutoencoderKl;
+using NativeVae.Tests.Support;
+using NativeVae.Tiling;
+using NativeVae.Weights;
+
+namespace NativeVae.Tests.Tiling;
+
+/// <summary>
+/// Exact tiling on the CPU keeps its activations in a temporary file: the result equals untiled, the file lives only
+/// as long as the call (success, cancellation, failure), and a store that cannot be created fails before any work.
+/// </summary>
+public class ExactTilingStoreTests
+{
+    private const double MaxAbsError = 1e-4;
+
+    /// <summary>Divides none of the layer sizes below (latent 12x10 up to 48x40; images 40x24 down to 5x3).</summary>
+    private const int Tile = 7;
+
+    private string _folder = "";
+
+    [SetUp]
+    public void CreateFolder() => _folder = Directory.CreateTempSubdirectory("nativevae-exact-store-").FullName;
+
+    [TearDown]
+    public void DeleteFolder() => Directory.Delete(_folder, recursive: true);
+
+    private Vae Create(InMemoryWeights? weights = null)
+    {
+        var config = AutoencoderKlConfig.Small;
+        var model = new AutoencoderKlModel(TestBackends.Get(TestBackends.CpuName), config,
+            weights ?? InMemoryWeights.Seeded(SeededWeights.DefaultSeed, AutoencoderKlParameters.Enumerate(config)));
+        return new Vae(model, new VaeOptions(), null, null, ownsBackend: false) { ExactStoreDirectory = _folder };
+    }
+
+    private static HostTensor<float> Latents() =>
+        new(TensorShape.Nchw(1, 4, 12, 10), SeededWeights.Uniform(SeededWeights.DefaultSeed, "store.latent", 4 * 12 * 10));
+
+    private static DecodeOptions Exact(IProgress<VaeProgress>? progress = null) =>
+        new() { Output = DecodeOutput.FloatTensor, Tiling = TilingMode.Exact, TileSize = Tile, Progress = progress };
+
+    [Test]
+    public void TheCpuBackendTilesThroughTheStore()
+    {
+        using var ops = new ExactTilingBackend(TestBackends.Get(TestBackends.CpuName), Tile, _folder);
+        Assert.That(ops.UsesStore, Is.True);
+    }
+
+    [Test]
+    public void DecodeAndEncodeThroughTheStoreEqualUntiled()
+    {
+        using var vae = Create();
+        var latents = Latents();
+        using var whole = vae.Decode(latents, new DecodeOptions { Output = DecodeOutput.FloatTensor, Tiling = TilingMode.None });
+        using var tiled = vae.Decode(latents, Exact());
+        var expected = whole.FloatTensor!;
+        NumericAssert.Close(tiled.FloatTensor!.Data, expected.Data, expected.Shape, MaxAbsError, 0, "decode through the store");
+
+        var images = new HostTensor<float>(TensorShape.Nchw(1, 3, 40, 24), SeededWeights.Uniform(SeededWeights.DefaultSeed, "store.image", 3 * 40 * 24));
+        var encoded = vae.EncodeMoments(images, new EncodeOptions { Tiling = TilingMode.None });
+        var encodedTiled = vae.EncodeMoments(images, new EncodeOptions { Tiling = TilingMode.Exact, TileSize = Tile });
+        NumericAssert.Close(encodedTiled.Data, encoded.Data, encoded.Shape, MaxAbsError, 0, "encode through the store");
+    }
+
+    [Test]
+    public void TheStoreFileIsOpenDuringACallAndGoneAfterIt()
+    {
+        using var vae = Create();
+        int most = 0;
+        using var result = vae.Decode(Latents(), Exact(new SynchronousProgress(_ => most = Math.Max(most, StoreFiles.Open(_folder)))));
+        Assert.That(most, Is.EqualTo(1), "one store file while the call runs");
+        Assert.That(StoreFiles.Open(_folder), Is.Zero, "none after it");
+        Assert.That(Directory.GetFileSystemEntries(_folder), Is.Empty);
+    }
+
+    [Test]
+    public void ACancelledCallLeavesNoStoreFile()
+    {
+        using var vae = Create();
+        using var cancel = new CancellationTokenSource();
+        int seen = 0;
+        var progress = new SynchronousProgress(_ =>
+        {
+            seen = StoreFiles.Open(_folder);
+            cancel.Cancel();
+        });
+        Assert.That(async () => await vae.DecodeAsync(Latents(), Exact(progress), cancel.Token), Throws.InstanceOf<OperationCanceledException>());
+        Assert.That(seen, Is.EqualTo(1), "the store was open when the call was cancelled");
+        Assert.That(StoreFiles.Open(_folder), Is.Zero);
+        Assert.That(Directory.GetFileSystemEntries(_folder), Is.Empty);
+    }
+
+    [Test]
+    public void AFailedCallLeavesNoStoreFile()
+    {
+        // A NaN bias makes the decoded image NaN, which the call refuses after the model has run through the store.
+        var config = AutoencoderKlConfig.Small;
+        var weights = InMemoryWeights.Seeded(SeededWeights.DefaultSeed, AutoencoderKlParameters.Enumerate(config));
+        const string Bias = "decoder.conv_out.bias";
+        Assert.That(weights.TryGetShape(Bias, out var biasShape), Is.True);
+        weights.Add(Bias, biasShape, [0f, float.NaN, 0f]);
+        using var vae = Create(weights);
+        int seen = 0;
+        var progress = new SynchronousProgress(_ => seen = Math.Max(seen, StoreFiles.Open(_folder)));
+        Assert.That(() => vae.Decode(Latents(), Exact(progress)), Throws.TypeOf<InvalidDataException>());
+        Assert.That(seen, Is.EqualTo(1), "the store was open during the failed call");
+        Assert.That(StoreFiles.Open(_folder), Is.Zero);
+        Assert.That(Directory.GetFileSystemEntries(_folder), Is.Empty);
+    }
+
+    [Test]
+    public void AStoreThatCannotBeCreatedFailsBeforeAnyWorkNamingTheDirectory()
+    {
+        // /proc takes no new files, even from root (CI), which a chmod'ed folder would not stop.
+        var unusable = new List<string> { Path.Combine(_folder, "missing") };
+        if (OperatingSystem.IsLinux()) unusable.Add("/proc");
+        foreach (string directory in unusable)
+        {
+            using var vae = Create();
+            vae.ExactStoreDirectory = directory;
+            int reports = 0;
+            Assert.That(() => vae.Decode(Latents(), Exact(new SynchronousProgress(_ => reports++))), Throws.TypeOf<IOException>()
+                .With.Message.Contains($"'{directory}'").And.Message.Contains("activation store"), directory);
+            Assert.That(reports, Is.Zero, $"{directory}: refused before any block ran");
+        }
+    }
+
+    /// <summary>IProgress that reports on the caller's thread (Progress&lt;T&gt; posts to the thread pool).</summary>
+    private sealed class SynchronousProgress(Action<VaeProgress> report) : IProgress<VaeProgress>
+    {
+        public void Report(VaeProgress value) => report(value);
+    }
+}
