@@ -89,12 +89,13 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile)
     /// Exact tiling's need with <paramref name="tile"/>: the device's tiles. On a host-memory backend the activations
     /// live in a file (<see cref="Tiling.ActivationStore"/>, page cache rather than the process's memory), so what
     /// stays resident is the device's tiles, the host staging (one operand of a step at a time: a window, an output
-    /// tile or one attention tensor, at most half the step) and the output.
+    /// tile or one attention tensor, at most half the step), the full-width row bands the store is read and written
+    /// through, and the output.
     /// </summary>
     private static long ExactBytes(IVaeModel model, AutoTilingFigures figures, int tile)
     {
         long step = figures.TileBytes(tile);
-        return model.Backend.Capabilities.MemoryIsHost ? step + step / 2 + figures.OutputBytes : step;
+        return model.Backend.Capabilities.MemoryIsHost ? step + step / 2 + figures.HostBandBytes(tile) + figures.OutputBytes : step;
     }
 
     /// <summary>
@@ -137,4 +138,7 @@ internal sealed record AutoTilingFigures(TensorShape Input, long UntiledBytes, l
 {
     /// <summary>Exact tiling's worst step with <paramref name="tile"/>: a convolution's tile with its halo, or the attention.</summary>
     public long TileBytes(int tile) => Math.Max(AttentionBytes, Convolutions.Count == 0 ? 0 : Convolutions.Max(c => c.TileBytes(tile)));
+
+    /// <summary>The widest convolution's host row bands with <paramref name="tile"/> (exact tiling through the store).</summary>
+    public long HostBandBytes(int tile) => Convolutions.Count == 0 ? 0 : Convolutions.Max(c => c.HostBandBytes(tile));
 }

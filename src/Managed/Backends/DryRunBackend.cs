@@ -54,7 +54,7 @@ internal sealed class DryRunBackend : IBackend
     {
         var output = OpShapes.Conv2d(input, weight, bias, spec, residual);
         Flops += FlopsPerMultiplyAdd * output.ElementCount * (weight.ElementCount / weight.Shape[0]);
-        Convolutions.Add(new Conv2dRecord(input.Shape.C, output.C, weight.Shape[2], spec, residual is not null));
+        Convolutions.Add(new Conv2dRecord(input.Shape.C, output.C, weight.Shape[2], spec, residual is not null, input.Shape.W, output.W));
         return Allocate(output);
     }
 
@@ -108,8 +108,21 @@ internal sealed class DryRunBackend : IBackend
     public void Dispose() { }
 
     /// <summary>One convolution's channels and geometry.</summary>
-    public readonly record struct Conv2dRecord(int InChannels, int OutChannels, int Kernel, Conv2dSpec Spec, bool HasResidual)
+    public readonly record struct Conv2dRecord(int InChannels, int OutChannels, int Kernel, Conv2dSpec Spec, bool HasResidual,
+        int InputWidth, int OutputWidth)
     {
+        /// <summary>
+        /// fp32 bytes exact tiling keeps on the host for this conv's full-width row bands with a tile x tile output:
+        /// the input's rows of one grid row of windows, the residual's and the output's rows of one grid row of tiles.
+        /// </summary>
+        public long HostBandBytes(int tile)
+        {
+            int upsample = Spec.Upsample2x ? 2 : 1;
+            long windowRows = ((long)(tile - 1) * Spec.Stride + Kernel) / upsample + 1;
+            long outputRows = (long)tile * OutChannels * OutputWidth;
+            return sizeof(float) * (windowRows * InChannels * InputWidth + outputRows * (HasResidual ? 2 : 1));
+        }
+
         /// <summary>fp32 bytes one exact-tiling step of this conv holds on the device for a tile x tile output.</summary>
         public long TileBytes(int tile)
         {

@@ -43,6 +43,13 @@ internal sealed class ExactTilingBackend : IBackend
     /// <summary>Staging for tiles on their way to or from the device, each grown to the largest seen.</summary>
     private readonly float[][] _staging = [[], []];
 
+    /// <summary>Cached row bands of stored activations (see <see cref="ReadBand"/>).</summary>
+    private readonly CachedBand[] _bands = [new(), new()];
+    private int _nextBand;
+
+    /// <summary>The grid row of output tiles being gathered for the store (see <see cref="Scatter"/>).</summary>
+    private readonly WriteBand _writeBand = new();
+
     /// <param name="storeDirectory">the store's directory on a host-memory device (tests); the temp directory when null.</param>
     /// <param name="expectedStoreBytes">the most the store may hold, checked against the disk's free space now.</param>
     /// <exception cref="IOException">the store cannot be created; the message names the directory.</exception>
@@ -324,6 +331,8 @@ internal sealed class ExactTilingBackend : IBackend
         _freeArrays.Clear();
         _staging[PrimarySlot] = [];
         _staging[SecondarySlot] = [];
+        foreach (var band in _bands) band.Clear();
+        _writeBand.Clear();
         _store?.Dispose();
     }
 
@@ -384,54 +393,95 @@ internal sealed class ExactTilingBackend : IBackend
         // The window's columns inside the input, and the source columns they read.
         int firstX = Math.Max(cols.Start, 0), endX = Math.Min(cols.Start + cols.Length, virtualW);
         if (endX <= firstX) return window;
-        int srcFirst = firstX / upsample, srcLength = (endX - 1) / upsample - srcFirst + 1;
-        var source = upsample == 1 ? default : Staging(srcLength, SecondarySlot);
+        int srcFirst = firstX / upsample;
+        int firstY = Math.Max(rows.Start, 0), endY = Math.Min(rows.Start + rows.Length, virtualH);
+        if (endY <= firstY) return window;
+        var band = ReadBand(x, n, firstY / upsample, (endY - 1) / upsample);
         for (int c = 0; c < s.C; c++)
         {
-            for (int wy = 0; wy < rows.Length; wy++)
+            for (int vy = firstY; vy < endY; vy++)
             {
-                int vy = rows.Start + wy;
-                if (vy < 0 || vy >= virtualH) continue;
-                long srcRow = RowOffset(s, n, c, vy / upsample) + srcFirst;
-                var dst = window.Slice((c * rows.Length + wy) * cols.Length + (firstX - cols.Start), endX - firstX);
+                var source = band.Row(c, vy / upsample);
+                var dst = window.Slice((c * rows.Length + vy - rows.Start) * cols.Length + (firstX - cols.Start), endX - firstX);
                 if (upsample == 1)
                 {
-                    x.Read(srcRow, dst);
+                    source.Slice(srcFirst, dst.Length).CopyTo(dst);
                     continue;
                 }
-                x.Read(srcRow, source);
-                for (int i = 0; i < dst.Length; i++) dst[i] = source[(firstX + i) / upsample - srcFirst];
+                for (int i = 0; i < dst.Length; i++) dst[i] = source[(firstX + i) / upsample];
             }
         }
         return window;
     }
 
     /// <summary>x[n, :, tile] as a contiguous [C, h, w] block.</summary>
-    private Span<float> Crop(HostActivation x, int n, TileRect tile)
+    private Span<float> Crop(HostActivation x, int n, TileRect tile, int slot = PrimarySlot)
     {
         var s = x.Shape;
-        var block = Staging((long)s.C * tile.Height * tile.Width, PrimarySlot);
+        var block = Staging((long)s.C * tile.Height * tile.Width, slot);
+        var band = ReadBand(x, n, tile.Top, tile.Top + tile.Height - 1);
         for (int c = 0; c < s.C; c++)
         {
             for (int y = 0; y < tile.Height; y++)
-                x.Read(RowOffset(s, n, c, tile.Top + y) + tile.Left, block.Slice((c * tile.Height + y) * tile.Width, tile.Width));
+                band.Row(c, tile.Top + y).Slice(tile.Left, tile.Width).CopyTo(block.Slice((c * tile.Height + y) * tile.Width, tile.Width));
         }
         return block;
     }
 
-    /// <summary>Downloads a device tile [1, C, h, w] into y[n, :, tile].</summary>
+    /// <summary>
+    /// Rows [first, last] of every channel of x[n], full width. An array-backed activation is viewed in place; a
+    /// stored one is read with one call per channel into a cached band, which the other tiles of the same grid row
+    /// reuse (per-row reads made a system call for every row of every tile).
+    /// </summary>
+    private RowBand ReadBand(HostActivation x, int n, int first, int last)
+    {
+        if (x.Array is { } array) return new RowBand(array, x.Shape.W, firstPlane: (long)n * x.Shape.C, rowsPerPlane: x.Shape.H, firstRow: 0);
+        FlushWrites();
+        foreach (var cached in _bands)
+        {
+            if (cached.Covers(x, n, first, last)) return cached.View;
+        }
+        // Two bands: a convolution reads its input's and its residual's rows for every tile.
+        var band = _bands[_nextBand];
+        _nextBand = (_nextBand + 1) % _bands.Length;
+        band.Load(x, n, first, last);
+        return band.View;
+    }
+
+    /// <summary>
+    /// Downloads a device tile [1, C, h, w] into y[n, :, tile]. Into a stored activation the tiles of one grid row
+    /// gather in a band written with one call per channel once the row is complete (tiles come row-major and span
+    /// the width), or when <see cref="FlushWrites"/> ends the op.
+    /// </summary>
     private void Scatter(Tensor deviceTile, HostActivation y, int n, TileRect tile)
     {
         var block = Staging(deviceTile.ElementCount, PrimarySlot);
         _device.Download(deviceTile, block);
         var s = y.Shape;
-        for (int c = 0; c < s.C; c++)
+        if (y.Array is not null)
         {
-            for (int row = 0; row < tile.Height; row++)
-                y.Write(RowOffset(s, n, c, tile.Top + row) + tile.Left, block.Slice((c * tile.Height + row) * tile.Width, tile.Width));
+            for (int c = 0; c < s.C; c++)
+            {
+                for (int row = 0; row < tile.Height; row++)
+                    y.Write(RowOffset(s, n, c, tile.Top + row) + tile.Left, block.Slice((c * tile.Height + row) * tile.Width, tile.Width));
+            }
+        }
+        else
+        {
+            if (!_writeBand.Holds(y, n, tile.Top, tile.Height)) FlushWrites();
+            _writeBand.Begin(y, n, tile.Top, tile.Height);
+            for (int c = 0; c < s.C; c++)
+            {
+                for (int row = 0; row < tile.Height; row++)
+                    block.Slice((c * tile.Height + row) * tile.Width, tile.Width).CopyTo(_writeBand.Row(c, row).Slice(tile.Left, tile.Width));
+            }
+            if (tile.Left + tile.Width == s.W) FlushWrites();
         }
         TileDone?.Invoke();
     }
+
+    /// <summary>Writes the pending band of tiles to the store (each op that scatters ends with it).</summary>
+    private void FlushWrites() => _writeBand.Flush();
 
     /// <summary>The flat index of x[n, c, row, 0].</summary>
     private static long RowOffset(TensorShape s, int n, int c, int row) => (((long)n * s.C + c) * s.H + row) * s.W;
@@ -489,6 +539,88 @@ internal sealed class ExactTilingBackend : IBackend
     }
 
     /// <summary>
+    /// Full-width rows of one batch item's channels: <c>Row(c, r)</c> is x[n, c, r, :], kept at
+    /// <c>data[((firstPlane + c) * rowsPerPlane + r - firstRow) * width]</c>.
+    /// </summary>
+    private readonly struct RowBand(float[] data, int width, long firstPlane, long rowsPerPlane, int firstRow)
+    {
+        public Span<float> Row(int c, int row) =>
+            data.AsSpan(checked((int)(((firstPlane + c) * rowsPerPlane + row - firstRow) * width)), width);
+    }
+
+    /// <summary>A band of a stored activation's rows, read once for the tiles that need it.</summary>
+    private sealed class CachedBand
+    {
+        private HostActivation? _source;
+        private int _n, _first, _last, _version;
+        private float[] _data = [];
+
+        public RowBand View { get; private set; }
+
+        public bool Covers(HostActivation x, int n, int first, int last) =>
+            ReferenceEquals(_source, x) && !x.IsDisposed && _version == x.Version && _n == n && _first <= first && last <= _last;
+
+        public void Load(HostActivation x, int n, int first, int last)
+        {
+            var s = x.Shape;
+            int rows = last - first + 1;
+            long perChannel = (long)rows * s.W;
+            if (_data.LongLength < perChannel * s.C) _data = new float[perChannel * s.C];
+            for (int c = 0; c < s.C; c++)
+                x.Read(RowOffset(s, n, c, first), _data.AsSpan(checked((int)(c * perChannel)), checked((int)perChannel)));
+            (_source, _n, _first, _last, _version) = (x, n, first, last, x.Version);
+            View = new RowBand(_data, s.W, firstPlane: 0, rowsPerPlane: rows, firstRow: first);
+        }
+
+        public void Clear()
+        {
+            _source = null;
+            _data = [];
+        }
+    }
+    /// <summary>One grid row of output tiles of a stored activation, gathered to be written with one call per channel.</summary>
+    private sealed class WriteBand
+    {
+        private HostActivation? _target;
+        private int _n, _top, _height;
+        private float[] _data = [];
+
+        public bool Holds(HostActivation y, int n, int top, int height) =>
+            _target is null || (ReferenceEquals(_target, y) && _n == n && _top == top && _height == height);
+
+        public void Begin(HostActivation y, int n, int top, int height)
+        {
+            if (_target is not null) return;
+            long length = (long)y.Shape.C * height * y.Shape.W;
+            if (_data.LongLength < length) _data = new float[length];
+            (_target, _n, _top, _height) = (y, n, top, height);
+        }
+
+        public Span<float> Row(int c, int row)
+        {
+            int width = _target!.Shape.W;
+            return _data.AsSpan(checked((int)(((long)c * _height + row) * width)), width);
+        }
+
+        public void Flush()
+        {
+            if (_target is not { } y) return;
+            _target = null;
+            if (y.IsDisposed) return;
+            var s = y.Shape;
+            long perChannel = (long)_height * s.W;
+            for (int c = 0; c < s.C; c++)
+                y.Write(RowOffset(s, _n, c, _top), _data.AsSpan(checked((int)(c * perChannel)), checked((int)perChannel)));
+        }
+
+        public void Clear()
+        {
+            _target = null;
+            _data = [];
+        }
+    }
+
+    /// <summary>
     /// An activation held off the device: a host array, or a region of the owner's store. Read and written by flat
     /// element ranges; disposing returns the memory to the owner for reuse.
     /// </summary>
@@ -525,10 +657,17 @@ internal sealed class ExactTilingBackend : IBackend
             else Values.AsSpan(checked((int)start), destination.Length).CopyTo(destination);
         }
 
+        /// <summary>Bumped by every write, so that a cached copy of rows knows when it is stale.</summary>
+        public int Version { get; private set; }
+
+        /// <summary>The host array, or null when the values are in the store.</summary>
+        public float[]? Array => _store is null ? Values : null;
+
         /// <summary>Writes <paramref name="source"/> to the elements from flat index <paramref name="start"/>.</summary>
         public void Write(long start, ReadOnlySpan<float> source)
         {
             CheckRange(start, source.Length);
+            Version++;
             if (_store is not null) _store.Write(_storeOffset + start * sizeof(float), source);
             else source.CopyTo(Values.AsSpan(checked((int)start), source.Length));
         }
