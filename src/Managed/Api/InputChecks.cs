@@ -1,3 +1,5 @@
+using NativeVae.Core;
+
 namespace NativeVae.Api;
 
 /// <summary>
@@ -29,6 +31,23 @@ internal static class InputChecks
         if (height * width > maxPixels)
             throw new ArgumentException(
                 $"latents {latents} decode to {width}x{height} = {height * width} pixels per image, over the limit of {maxPixels} (VaeOptions.MaxImagePixels)");
+    }
+
+    /// <summary>Images as a tensor: <c>[N, 3, H, W]</c>, each within the pixel cap named by <paramref name="limitName"/>.</summary>
+    /// <exception cref="ArgumentException">another shape, or images over the cap.</exception>
+    public static void RequireImages(TensorShape images, long maxPixels, string limitName)
+    {
+        if (images.Rank != 4 || images.C != OpShapes.RgbChannels) throw new ArgumentException($"images must be [N, 3, H, W], got {images}");
+        if ((long)images.H * images.W > maxPixels)
+            throw new ArgumentException($"images {images}: {images.W}x{images.H} exceeds the limit of {maxPixels} pixels ({limitName})");
+    }
+
+    /// <summary>Latents, once unpacked (<paramref name="unpacked"/>), must be <c>[N, channels, h, w]</c>.</summary>
+    /// <exception cref="ArgumentException">another shape; the message names the one given (<paramref name="given"/>).</exception>
+    public static void RequireLatents(TensorShape unpacked, TensorShape given, int channels)
+    {
+        if (unpacked.Rank != 4 || unpacked.C != channels)
+            throw new ArgumentException($"latents must be [N, {channels}, h, w] (or packed [N, seq, {channels * 4}]), got {given}");
     }
 
     /// <summary>The multi-index of flat element <paramref name="flat"/>, as <c>[0, 2, 0, 5]</c>.</summary>

@@ -169,10 +169,7 @@ public sealed class Vae : IVae
     private void CheckImages(HostTensor<float> images)
     {
         ArgumentNullException.ThrowIfNull(images);
-        if (images.Shape.Rank != 4 || images.Shape.C != OpShapes.RgbChannels)
-            throw new ArgumentException($"images must be [N, 3, H, W], got {images.Shape}");
-        if ((long)images.Shape.H * images.Shape.W > _options.MaxImagePixels)
-            throw new ArgumentException($"images {images.Shape}: {images.Shape.W}x{images.Shape.H} exceeds the limit of {_options.MaxImagePixels} pixels (VaeOptions.MaxImagePixels)");
+        InputChecks.RequireImages(images.Shape, _options.MaxImagePixels, "VaeOptions.MaxImagePixels");
     }
 
     // ---- decode -------------------------------------------------------------------------------------------------
@@ -191,8 +188,7 @@ public sealed class Vae : IVae
         ArgumentNullException.ThrowIfNull(latents);
         options ??= new();
         var z = latents.Shape.Rank == 3 ? FluxLatentPacking.Unpack(latents, options.Height, options.Width) : latents;
-        if (z.Shape.Rank != 4 || z.Shape.C != LatentChannels)
-            throw new ArgumentException($"latents must be [N, {LatentChannels}, h, w] (or packed [N, seq, {LatentChannels * 4}]), got {latents.Shape}");
+        InputChecks.RequireLatents(z.Shape, latents.Shape, LatentChannels);
         InputChecks.RequireDecodedSize(z.Shape, DownsampleFactor, _options.MaxImagePixels);
         InputChecks.RequireFinite(latents, "latents");
         return Task.Run(() => Locked(() => _pipeline.Decode(z, options, _options.MemoryLimitBytes, cancellation)), cancellation);

@@ -112,9 +112,7 @@ public sealed class RemoteVae : IVae
         ArgumentNullException.ThrowIfNull(images);
         options ??= new();
         var s = images.Shape;
-        if (s.Rank != 4 || s.C != OpShapes.RgbChannels) throw new ArgumentException($"images must be [N, 3, H, W], got {s}");
-        if ((long)s.H * s.W > _options.MaxImagePixels)
-            throw new ArgumentException($"images {s}: {s.W}x{s.H} exceeds the limit of {_options.MaxImagePixels} pixels (RemoteVaeOptions.MaxImagePixels)");
+        InputChecks.RequireImages(s, _options.MaxImagePixels, "RemoteVaeOptions.MaxImagePixels");
         CheckEncodeOptions(options);
         InputChecks.RequireFinite(images, "images");
         var uri = RequestUri(EncodeQuery(s, options));
@@ -257,8 +255,7 @@ public sealed class RemoteVae : IVae
         LatentScaling.DecodeAffine(options.ScalingFactor, options.ShiftFactor);
         // diffusers refuses packed latents without height and width before sending; so does this client.
         var z = latents.Shape.Rank == PackedLatentRank ? FluxLatentPacking.UnpackedShape(latents.Shape, options.Height, options.Width) : latents.Shape;
-        if (z.Rank != 4 || z.C != LatentChannels)
-            throw new ArgumentException($"latents must be [N, {LatentChannels}, h, w] (or packed [N, seq, {LatentChannels * 4}]), got {latents.Shape}");
+        InputChecks.RequireLatents(z, latents.Shape, LatentChannels);
         InputChecks.RequireDecodedSize(z, Downsample, _options.MaxImagePixels);
         InputChecks.RequireFinite(latents, "latents");
         return TensorShape.Nchw(z.N, OpShapes.RgbChannels, z.H * Downsample, z.W * Downsample);

@@ -415,10 +415,10 @@ internal sealed class ExactTilingBackend : IBackend
     }
 
     /// <summary>x[n, :, tile] as a contiguous [C, h, w] block.</summary>
-    private Span<float> Crop(HostActivation x, int n, TileRect tile, int slot = PrimarySlot)
+    private Span<float> Crop(HostActivation x, int n, TileRect tile)
     {
         var s = x.Shape;
-        var block = Staging((long)s.C * tile.Height * tile.Width, slot);
+        var block = Staging((long)s.C * tile.Height * tile.Width, PrimarySlot);
         var band = ReadBand(x, n, tile.Top, tile.Top + tile.Height - 1);
         for (int c = 0; c < s.C; c++)
         {
