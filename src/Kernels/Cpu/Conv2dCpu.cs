@@ -19,7 +19,7 @@ namespace NativeVae.Kernels.Cpu;
 
 /// <summary>
 /// A per-(image, input channel) affine, then optionally SiLU, applied to a convolution's input while it is packed:
-/// GroupNorm (+ SiLU) folded into the convolution (<see cref="GroupNormCpu.Fold"/>), so the normalised tensor is
+/// GroupNorm (+ SiLU) folded into the convolution (<c>GroupNormCpu.Fold</c>), so the normalised tensor is
 /// never stored. <see cref="Scale"/> and <see cref="Shift"/> are [N * Cin]; padding stays zero, as the convolution
 /// pads the normalised tensor. The default value applies nothing.
 /// </summary>
@@ -71,6 +71,12 @@ internal sealed unsafe class Conv2dPackedWeights : IDisposable
     private float* _data;
 
     public Conv2dPackedWeights(float* weight, int outChannels, int inChannels, int kernel)
+        : this(new StoredElements(weight, StorageType.F32), outChannels, inChannels, kernel)
+    {
+    }
+
+    /// <summary>Packs row-major weights of any storage type (16-bit ones widened: the packing is fp32).</summary>
+    public Conv2dPackedWeights(StoredElements weight, int outChannels, int inChannels, int kernel)
     {
         OutChannels = outChannels;
         InChannels = inChannels;
@@ -144,6 +150,7 @@ internal static unsafe class Conv2dCpu
 
     private const int PackSlot = 0;
     private const int TapSlot = 1;
+    private const int StageSlot = 2;
 
     /// <summary>
     /// y = conv(f(x), w) (+ bias) (+ residual), f = <paramref name="affine"/> (none by default).
@@ -151,7 +158,17 @@ internal static unsafe class Conv2dCpu
     /// <paramref name="bias"/> [Cout]; null pointers mean absent.
     /// </summary>
     public static void Run(CpuWorkers workers, SimdWidth width, in Conv2dParams p, float* x, Conv2dPackedWeights w,
-        float* bias, float* residual, float* y, InputAffine affine = default)
+        float* bias, float* residual, float* y, InputAffine affine = default) =>
+        Run(workers, width, p, new StoredElements(x, StorageType.F32), w, bias,
+            new StoredElements(residual, StorageType.F32), new StoredElements(y, StorageType.F32), affine);
+
+    /// <summary>
+    /// <see cref="Run(CpuWorkers, SimdWidth, in Conv2dParams, float*, Conv2dPackedWeights, float*, float*, float*, InputAffine)"/>
+    /// on tensors of any storage type: 16-bit input rows are widened as they are packed, and a 16-bit output (and its
+    /// residual) goes through an fp32 tile per worker, narrowed once the tile's channels are done.
+    /// </summary>
+    public static void Run(CpuWorkers workers, SimdWidth width, in Conv2dParams p, StoredElements x, Conv2dPackedWeights w,
+        float* bias, StoredElements residual, StoredElements y, InputAffine affine = default)
     {
         var body = new RunBody { Workers = workers, P = p, X = x, W = w, Bias = bias, Residual = residual, Y = y, Affine = affine };
         SimdDispatch.Run(width, ref body);
@@ -161,19 +178,19 @@ internal static unsafe class Conv2dCpu
     {
         public CpuWorkers Workers;
         public Conv2dParams P;
-        public float* X;
+        public StoredElements X;
         public Conv2dPackedWeights W;
         public float* Bias;
-        public float* Residual;
-        public float* Y;
+        public StoredElements Residual;
+        public StoredElements Y;
         public InputAffine Affine;
 
         public void Invoke<TVec, TOps>() where TVec : unmanaged where TOps : IVectorOps<TVec> =>
             Run<TVec, TOps>(Workers, P, X, W, Bias, Residual, Y, Affine);
     }
 
-    private static void Run<TVec, TOps>(CpuWorkers workers, in Conv2dParams p, float* x, Conv2dPackedWeights w,
-        float* bias, float* residual, float* y, InputAffine affine)
+    private static void Run<TVec, TOps>(CpuWorkers workers, in Conv2dParams p, StoredElements x, Conv2dPackedWeights w,
+        float* bias, StoredElements residual, StoredElements y, InputAffine affine)
         where TVec : unmanaged where TOps : IVectorOps<TVec>
     {
         if (p.Batch == 0 || p.OutChannels == 0 || p.OutHeight == 0 || p.OutWidth == 0) return;
@@ -184,6 +201,8 @@ internal static unsafe class Conv2dCpu
         };
         job.Plan(workers.Count);
         job.Packs = workers.ScratchTable(PackSlot, job.PackFloats);
+        if (job.Staged)
+            job.Stages = workers.ScratchTable(StageSlot, 2 * job.StageFloats);
         job.Taps = (int*)workers.SharedScratch(TapSlot, job.P.Kernel * job.P.Kernel);
         job.FillTapOffsets();
         workers.Run(job.ItemCount, ref job);
@@ -192,13 +211,15 @@ internal static unsafe class Conv2dCpu
     private struct ConvJob<TVec, TOps> : IWorkItem where TVec : unmanaged where TOps : IVectorOps<TVec>
     {
         public Conv2dParams P;
-        public float* X;
+        public StoredElements X;
         public float* W;
         public long WBlockFloats;
         public float* Bias;
-        public float* Residual;
-        public float* Y;
+        public StoredElements Residual;
+        public StoredElements Y;
         public float** Packs;
+        /// <summary>Per worker, when <see cref="Staged"/>: the fp32 output tile, then the residual tile.</summary>
+        public float** Stages;
         public int* Taps;
         public InputAffine Affine;
 
@@ -211,6 +232,12 @@ internal static unsafe class Conv2dCpu
         public int PackedRows;
         public long PackFloats;
         public int ItemCount;
+
+        /// <summary>The output is 16-bit: tiles are computed in fp32 scratch and narrowed into it.</summary>
+        public readonly bool Staged => !Y.IsF32;
+
+        /// <summary>Floats of one staged tile: a micro-kernel row block over the tile's rows and columns.</summary>
+        public readonly long StageFloats => (long)MicroKernelCpu.Rows * BandRows * TileCols;
 
         private int VirtualHeight => P.Upsample2x != 0 ? 2 * P.InHeight : P.InHeight;
         private int VirtualWidth => P.Upsample2x != 0 ? 2 * P.InWidth : P.InWidth;
@@ -238,8 +265,10 @@ internal static unsafe class Conv2dCpu
             while (BandRows > 1 && (long)P.Batch * ColTiles * ((P.OutHeight + BandRows - 1) / BandRows) < target) BandRows--;
             Bands = (P.OutHeight + BandRows - 1) / BandRows;
             PackedRows = (BandRows - 1) * s + P.Kernel;
-            // + one contiguous input row, for the vector stride-2 split.
-            PackFloats = (long)Math.Max(1, P.InChannels) * PackedRows * s * PackedWidth + s * PackedWidth;
+            // + one contiguous input row, for the vector stride-2 split, + the widened source segment of a 16-bit
+            // input row (one more element: an upsampled segment's last column pair).
+            PackFloats = (long)Math.Max(1, P.InChannels) * PackedRows * s * PackedWidth + s * PackedWidth
+                + (X.IsF32 ? 0 : s * PackedWidth + 1);
             ItemCount = checked(P.Batch * Bands * ColTiles);
         }
 
@@ -257,10 +286,10 @@ internal static unsafe class Conv2dCpu
 
         public void Execute(int item, int worker)
         {
-            ExecuteTile(item, Packs[worker]);
+            ExecuteTile(item, Packs[worker], Staged ? Stages[worker] : null);
         }
 
-        private void ExecuteTile(int item, float* pack)
+        private void ExecuteTile(int item, float* pack, float* stage)
         {
             int n = item / (Bands * ColTiles);
             int rest = item % (Bands * ColTiles);
@@ -277,8 +306,56 @@ internal static unsafe class Conv2dCpu
             t.OutputRowStride = planeOut;
             t.ResidualRowStride = planeOut;
             long outBase = (long)n * P.OutChannels * planeOut + (long)y0 * P.OutWidth + x0;
-            RunBlocks(ref t, pack, outBase, cols, rows, inputRowStep: (long)P.Stride * P.Stride * PackedWidth, outRowStep: P.OutWidth);
+            long inputRowStep = (long)P.Stride * P.Stride * PackedWidth;
+            if (stage != null)
+            {
+                RunStagedBlocks(ref t, pack, stage, outBase, cols, rows, inputRowStep);
+                return;
+            }
+            RunBlocks(ref t, pack, outBase, cols, rows, inputRowStep, outRowStep: P.OutWidth);
             if (t.Streaming) CacheHints.FenceStreamingStores();
+        }
+
+        /// <summary>
+        /// <see cref="RunBlocks"/> for a 16-bit output: each output-channel block is computed into the fp32 tile
+        /// <paramref name="stage"/> [Rows][rows][TileCols] (its residual widened beside it), then narrowed into Y.
+        /// </summary>
+        private void RunStagedBlocks(ref MicroTask t, float* input, float* stage, long outBase, int cols, int rows, long inputRowStep)
+        {
+            int lanes = TOps.Lanes;
+            int block = MicroKernelCpu.MaxVectors * lanes;
+            int rowsPerBlock = MicroKernelCpu.Rows;
+            long planeOut = (long)P.OutHeight * P.OutWidth;
+            long stagePlane = (long)rows * TileCols;
+            float* residualStage = stage + StageFloats;
+            t.Streaming = false;
+            t.OutputRowStride = stagePlane;
+            t.ResidualRowStride = stagePlane;
+            for (int cb = 0, co0 = 0; co0 < P.OutChannels; cb++, co0 += rowsPerBlock)
+            {
+                t.Weights = W + cb * WBlockFloats;
+                t.ValidRows = Math.Min(rowsPerBlock, P.OutChannels - co0);
+                t.Bias = Bias == null ? null : Bias + co0;
+                if (!Residual.IsNull)
+                    for (int k = 0; k < t.ValidRows; k++)
+                    for (int r = 0; r < rows; r++)
+                        Residual.Read(outBase + (co0 + k) * planeOut + (long)r * P.OutWidth, residualStage + k * stagePlane + r * TileCols, cols);
+                for (int r = 0; r < rows; r++)
+                for (int c = 0; c < cols; c += block)
+                {
+                    int width = Math.Min(block, cols - c);
+                    int vectors = (width + lanes - 1) / lanes;
+                    long o = (long)r * TileCols + c;
+                    t.Input = input + r * inputRowStep + c;
+                    t.Output = stage + o;
+                    t.Residual = Residual.IsNull ? null : residualStage + o;
+                    t.LastVectorLanes = width - (vectors - 1) * lanes;
+                    MicroKernelCpu.Run<TVec, TOps>(t, vectors);
+                }
+                for (int k = 0; k < t.ValidRows; k++)
+                for (int r = 0; r < rows; r++)
+                    Y.Write(outBase + (co0 + k) * planeOut + (long)r * P.OutWidth, stage + k * stagePlane + r * TileCols, cols);
+            }
         }
 
         private MicroTask NewTask() => new()
@@ -309,8 +386,8 @@ internal static unsafe class Conv2dCpu
                     int vectors = (width + lanes - 1) / lanes;
                     long o = outBase + co0 * planeOut + r * outRowStep + c;
                     t.Input = input + r * inputRowStep + c;
-                    t.Output = Y + o;
-                    t.Residual = Residual == null ? null : Residual + o;
+                    t.Output = Y.F32 + o;
+                    t.Residual = Residual.IsNull ? null : Residual.F32 + o;
                     t.LastVectorLanes = width - (vectors - 1) * lanes;
                     MicroKernelCpu.Run<TVec, TOps>(t, vectors);
                 }
@@ -330,14 +407,18 @@ internal static unsafe class Conv2dCpu
             long plane = (long)P.InHeight * P.InWidth;
             float* dst = pack;
             float* line = pack + (long)Math.Max(1, P.InChannels) * packedRows * s * pw; // past every packed row
+            float* widened = line + s * pw;
+            // The source columns a packed row reads, [sourceLo, sourceHi): widened from a 16-bit input.
+            int virtualLo = Math.Max(0, x0 * s - P.PadLeft), virtualHi = Math.Min(wv, x0 * s - P.PadLeft + s * pw);
+            int sourceLo = up ? virtualLo >> 1 : virtualLo;
+            int sourceHi = Math.Max(sourceLo, up ? (virtualHi + 1) >> 1 : virtualHi);
             bool split2 = s == 2 && !up && typeof(TVec) == typeof(Vector512<float>) && Avx512F.IsSupported;
             const int pd = CacheHints.PrefetchChannels;
             for (int ci = 0; ci < P.InChannels; ci++)
             {
                 long channel = (long)n * P.InChannels + ci;
-                float* src = X + channel * plane;
-                if (ci + pd < P.InChannels)
-                    CacheHints.PrefetchRows(src + pd * plane, P.InHeight, P.InWidth, y0 * s - P.PadTop, y0 * s - P.PadTop + packedRows,
+                if (X.IsF32 && ci + pd < P.InChannels)
+                    CacheHints.PrefetchRows(X.F32 + (channel + pd) * plane, P.InHeight, P.InWidth, y0 * s - P.PadTop, y0 * s - P.PadTop + packedRows,
                         x0 * s - P.PadLeft, x0 * s - P.PadLeft + s * pw, up);
                 for (int pr = 0; pr < packedRows; pr++)
                 {
@@ -348,7 +429,7 @@ internal static unsafe class Conv2dCpu
                         dst += s * pw;
                         continue;
                     }
-                    float* row = src + (long)(up ? yv >> 1 : yv) * P.InWidth;
+                    float* row = X.RowWindow(channel * plane + (long)(up ? yv >> 1 : yv) * P.InWidth, sourceLo, sourceHi, widened);
                     if (split2)
                     {
                         SplitRow2(row, line, dst, channel, x0 * s - P.PadLeft, wv);

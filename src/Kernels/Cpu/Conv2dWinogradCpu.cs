@@ -251,7 +251,7 @@ internal static unsafe class Conv2dWinogradCpu
     }
 
     /// <summary>
-    /// y = conv(f(x), w) (+ bias) (+ residual), as <see cref="Conv2dCpu.Run"/>, for a convolution <see cref="Supports"/>
+    /// y = conv(f(x), w) (+ bias) (+ residual), as <c>Conv2dCpu.Run</c>, for a convolution <see cref="Supports"/>
     /// accepts; <paramref name="weight"/> is row-major <c>[Cout, Cin, 3, 3]</c> and is transformed on every call into
     /// the workers' shared scratch (see <see cref="Conv2dWinogradWeights"/>).
     /// </summary>
@@ -259,7 +259,17 @@ internal static unsafe class Conv2dWinogradCpu
     /// squared deviations from it): the following GroupNorm's statistics, gathered while the outputs are in
     /// registers (sums of <c>y - bias</c>, the bias being near the mean, so the squares do not cancel).</param>
     public static void Run(CpuWorkers workers, SimdWidth width, in Conv2dParams p, float* x, float* weight,
-        float* bias, float* residual, float* y, InputAffine affine = default, double* moments = null)
+        float* bias, float* residual, float* y, InputAffine affine = default, double* moments = null) =>
+        Run(workers, width, p, new StoredElements(x, StorageType.F32), weight, bias, new StoredElements(residual, StorageType.F32),
+            new StoredElements(y, StorageType.F32), affine, moments);
+
+    /// <summary>
+    /// The same on tensors of any storage type (the weight fp32): 16-bit input rows are widened as they are packed,
+    /// 16-bit output rows (and their residual) are assembled in fp32 and narrowed. The moments are those of the fp32
+    /// results, before rounding.
+    /// </summary>
+    public static void Run(CpuWorkers workers, SimdWidth width, in Conv2dParams p, StoredElements x, float* weight,
+        float* bias, StoredElements residual, StoredElements y, InputAffine affine = default, double* moments = null)
     {
         if (!Supports(p))
             throw new ArgumentException($"Winograd conv2d needs a 3x3 stride-1 pad-1 same-size convolution, got kernel {p.Kernel}, stride {p.Stride}, pad {p.PadTop}/{p.PadLeft}", nameof(p));
@@ -291,8 +301,8 @@ internal static unsafe class Conv2dWinogradCpu
         }
     }
 
-    private static void Run<TVec, TOps>(CpuWorkers workers, in Conv2dParams p, float* x, Conv2dWinogradWeights w,
-        float* bias, float* residual, float* y, InputAffine affine, double** moments)
+    private static void Run<TVec, TOps>(CpuWorkers workers, in Conv2dParams p, StoredElements x, Conv2dWinogradWeights w,
+        float* bias, StoredElements residual, StoredElements y, InputAffine affine, double** moments)
         where TVec : unmanaged where TOps : IVectorOps<TVec>
     {
         var job = new WinogradJob<TVec, TOps>
@@ -311,11 +321,11 @@ internal static unsafe class Conv2dWinogradCpu
     {
         public CpuWorkers Workers;
         public Conv2dParams P;
-        public float* X;
+        public StoredElements X;
         public Conv2dWinogradWeights W;
         public float* Bias;
-        public float* Residual;
-        public float* Y;
+        public StoredElements Residual;
+        public StoredElements Y;
         public InputAffine Affine;
         public double** Partial;
 
@@ -326,13 +336,13 @@ internal static unsafe class Conv2dWinogradCpu
     private struct WinogradJob<TVec, TOps> : IWorkItem where TVec : unmanaged where TOps : IVectorOps<TVec>
     {
         public Conv2dParams P;
-        public float* X;
+        public StoredElements X;
         public float* W;
         public long WBlockFloats;
         public int WBlocks;
         public float* Bias;
-        public float* Residual;
-        public float* Y;
+        public StoredElements Residual;
+        public StoredElements Y;
         public float** Work;
         public int* ZeroTap;
         public InputAffine Affine;
@@ -381,10 +391,18 @@ internal static unsafe class Conv2dWinogradCpu
             ChunkBlocks = Math.Min(WBlocks, OutputChunkBlocks);
             WorkFloats = (long)Points * Tiles * (P.InChannels + ChunkBlocks * MicroKernelCpu.Rows)
                 + (long)PatchSpan(GroupRows) * TileOutput * PackWidth + (long)(Points + 2 * TileInput) * lanes // + transform vectors and one output row
-                + (long)TileOutput * PackWidth; // one contiguous input row, for the vector phase split
+                + (long)TileOutput * PackWidth // one contiguous input row, for the vector phase split
+                + (X.IsF32 ? 0 : WidenedFloats); // the widened source segment of a 16-bit input row
             ItemCount = checked(P.Batch * RowGroups * ColGroups);
-            Streaming = CacheHints.StreamsOutput((long)P.Batch * P.OutChannels * P.OutHeight * P.OutWidth);
+            // A 16-bit output is assembled in scratch and narrowed: nothing to stream.
+            Streaming = Y.IsF32 && CacheHints.StreamsOutput((long)P.Batch * P.OutChannels * P.OutHeight * P.OutWidth);
         }
+
+        /// <summary>
+        /// Floats of a 16-bit input row's widened segment: the source columns one packed row reads, 4 PackWidth
+        /// virtual columns (half as many source columns when upsampled, plus the vector the upsampled split reads past them).
+        /// </summary>
+        private readonly int WidenedFloats => TileOutput * PackWidth + TOps.Lanes;
 
         public void Execute(int item, int worker)
         {
@@ -446,7 +464,7 @@ internal static unsafe class Conv2dWinogradCpu
                 int co0 = cb0 * MicroKernelCpu.Rows, coEnd = Math.Min(P.OutChannels, cbEnd * MicroKernelCpu.Rows);
                 for (int co = co0; co < coEnd; co++)
                 {
-                    if (Residual != null && co + CacheHints.PrefetchChannels < P.OutChannels)
+                    if (Residual.IsF32 && !Residual.IsNull && co + CacheHints.PrefetchChannels < P.OutChannels)
                         PrefetchResidual(n, co + CacheHints.PrefetchChannels, ty0, rows, tx0, cols);
                     for (int r = 0; r < rows; r++)
                     for (int c = 0; c < cols; c += TOps.Lanes)
@@ -464,8 +482,9 @@ internal static unsafe class Conv2dWinogradCpu
         /// <summary>Prefetches the input rows and columns that <see cref="Pack"/> reads for this item's tiles of channel ci.</summary>
         private void Prefetch(int n, int ci, int ty0, int rows, int tx0, int cols)
         {
+            if (!X.IsF32) return;
             int y0 = TileOutput * ty0 - P.PadTop, x0 = TileOutput * tx0 - P.PadLeft;
-            CacheHints.PrefetchRows(X + ((long)n * P.InChannels + ci) * P.InHeight * P.InWidth, P.InHeight, P.InWidth,
+            CacheHints.PrefetchRows(X.F32 + ((long)n * P.InChannels + ci) * P.InHeight * P.InWidth, P.InHeight, P.InWidth,
                 y0, y0 + PatchSpan(rows), x0, x0 + PatchSpan(cols), P.Upsample2x != 0);
         }
 
@@ -473,7 +492,7 @@ internal static unsafe class Conv2dWinogradCpu
         private void PrefetchResidual(int n, int co, int ty0, int rows, int tx0, int cols)
         {
             int y0 = TileOutput * ty0, x0 = TileOutput * tx0;
-            CacheHints.PrefetchRows(Residual + ((long)n * P.OutChannels + co) * P.OutHeight * P.OutWidth, P.OutHeight, P.OutWidth,
+            CacheHints.PrefetchRows(Residual.F32 + ((long)n * P.OutChannels + co) * P.OutHeight * P.OutWidth, P.OutHeight, P.OutWidth,
                 y0, y0 + TileOutput * rows, x0, x0 + TileOutput * cols, upsampled: false);
         }
 
@@ -489,7 +508,12 @@ internal static unsafe class Conv2dWinogradCpu
             int hv = up ? 2 * P.InHeight : P.InHeight;
             int wv = up ? 2 * P.InWidth : P.InWidth;
             long channel = (long)n * P.InChannels + ci;
-            float* src = X + channel * P.InHeight * P.InWidth;
+            long plane = (long)P.InHeight * P.InWidth;
+            // A 16-bit row is read only in [sourceLo, sourceHi): widened past the phase-split line, then addressed as the row.
+            float* widened = line + TileOutput * PackWidth;
+            int virtualLo = TileOutput * tx0 - P.PadLeft;
+            int sourceLo = Math.Clamp(up ? virtualLo >> 1 : virtualLo, 0, P.InWidth);
+            int sourceHi = Math.Clamp(sourceLo + (up ? 2 * PackWidth + TOps.Lanes : TileOutput * PackWidth), sourceLo, P.InWidth);
             for (int i = 0, end = PatchSpan(tileRows); i < end; i++)
             {
                 int yv = TileOutput * ty - P.PadTop + i;
@@ -499,7 +523,7 @@ internal static unsafe class Conv2dWinogradCpu
                     new Span<float>(dst, TileOutput * PackWidth).Clear();
                     continue;
                 }
-                float* row = src + (long)(up ? yv >> 1 : yv) * P.InWidth;
+                float* row = X.RowWindow(channel * plane + (long)(up ? yv >> 1 : yv) * P.InWidth, sourceLo, sourceHi, widened);
                 if (typeof(TVec) == typeof(Vector512<float>) && Avx512F.IsSupported)
                 {
                     if (!up)
@@ -661,8 +685,9 @@ internal static unsafe class Conv2dWinogradCpu
                         line[TileOutput * t + 3] = src[3 * l + t];
                     }
                 long o = rowStart + (long)oy * P.OutWidth;
-                float* dst = Y + o;
-                float* residual = Residual == null ? null : Residual + o;
+                // A 16-bit output row is finished in `line` (in place) and narrowed; its residual widened past it.
+                float* dst = Y.IsF32 ? Y.F32 + o : line;
+                float* residual = Residual.IsNull ? null : Residual.ReadOrPoint(o, line + TileOutput * l, width);
                 int i = 0;
                 for (; i < whole; i += l)
                 {
@@ -681,6 +706,7 @@ internal static unsafe class Conv2dWinogradCpu
                     tailSum += d;
                     tailSquares += d * d;
                 }
+                if (!Y.IsF32) Y.Write(o, line, width);
             }
             if (moments == null) return;
             moments[0] += TOps.Sum(sum) + tailSum;

@@ -61,30 +61,51 @@ internal static unsafe class ElementwiseCpu
     /// <summary>Elements per parallel item: large enough to amortise the hand-off, small enough to balance.</summary>
     private const int ItemElements = 1 << 16;
 
+    /// <summary>Per worker, for 16-bit tensors: an item's operands widened (two runs of <see cref="ItemElements"/>).</summary>
+    private const int WidenSlot = 0;
+
+    /// <summary>Per-worker scratch for items over 16-bit tensors, or null when every tensor is fp32.</summary>
+    private static float** WidenScratch(CpuWorkers workers, StoredElements a, StoredElements b, StoredElements y) =>
+        a.IsF32 && (b.IsNull || b.IsF32) && (y.IsNull || y.IsF32) ? null : workers.ScratchTable(WidenSlot, 2L * ItemElements);
+
     /// <summary>y[i] = f(x[i]) for i in [0, count). <paramref name="y"/> may equal <paramref name="x"/>.</summary>
     public static void Map<TFunction>(CpuWorkers workers, SimdWidth width, TFunction f, float* x, float* y, long count)
+        where TFunction : unmanaged, IUnaryFunction =>
+        Map(workers, width, f, new StoredElements(x, StorageType.F32), new StoredElements(y, StorageType.F32), count);
+
+    /// <summary>The map on tensors of any storage type (16-bit ones widened and narrowed an item at a time).</summary>
+    public static void Map<TFunction>(CpuWorkers workers, SimdWidth width, TFunction f, StoredElements x, StoredElements y, long count)
         where TFunction : unmanaged, IUnaryFunction
     {
-        var job = new MapJob<TFunction> { F = f, X = x, Y = y, Count = count, Width = width };
+        var job = new MapJob<TFunction> { F = f, X = x, Y = y, Count = count, Width = width, Scratch = WidenScratch(workers, x, default, y) };
         workers.Run(ItemsFor(count), ref job);
     }
 
     /// <summary>y[i] = a[i] + b[i].</summary>
-    public static void Add(CpuWorkers workers, SimdWidth width, float* a, float* b, float* y, long count)
+    public static void Add(CpuWorkers workers, SimdWidth width, float* a, float* b, float* y, long count) =>
+        Add(workers, width, new StoredElements(a, StorageType.F32), new StoredElements(b, StorageType.F32),
+            new StoredElements(y, StorageType.F32), count);
+
+    /// <summary>The sum on tensors of any storage type.</summary>
+    public static void Add(CpuWorkers workers, SimdWidth width, StoredElements a, StoredElements b, StoredElements y, long count)
     {
-        var job = new AddJob { A = a, B = b, Y = y, Count = count, Width = width };
+        var job = new AddJob { A = a, B = b, Y = y, Count = count, Width = width, Scratch = WidenScratch(workers, a, b, y) };
         workers.Run(ItemsFor(count), ref job);
     }
 
     /// <summary>How many of x[0, count) are NaN or infinite (a model output that must not become black pixels).</summary>
-    public static long CountNonFinite(CpuWorkers workers, float* x, long count)
+    public static long CountNonFinite(CpuWorkers workers, float* x, long count) =>
+        CountNonFinite(workers, new StoredElements(x, StorageType.F32), count);
+
+    /// <summary>The count on a tensor of any storage type.</summary>
+    public static long CountNonFinite(CpuWorkers workers, StoredElements x, long count)
     {
         int items = ItemsFor(count);
         if (items == 0) return 0;
         var counts = new long[items];
         fixed (long* c = counts)
         {
-            var job = new CountNonFiniteJob { X = x, Count = count, Counts = c };
+            var job = new CountNonFiniteJob { X = x, Count = count, Counts = c, Scratch = WidenScratch(workers, x, default, default) };
             workers.Run(items, ref job);
         }
         return counts.Sum();
@@ -93,15 +114,19 @@ internal static unsafe class ElementwiseCpu
     // Per item a count of its own: no shared counter, no atomics. Scalar: one compare per element of a read pass.
     private struct CountNonFiniteJob : IWorkItem
     {
-        public float* X;
+        public StoredElements X;
         public long Count;
         public long* Counts;
+        public float** Scratch;
 
         public void Execute(int item, int worker)
         {
-            long start = (long)item * ItemElements, end = Math.Min(Count, start + ItemElements), found = 0;
-            for (long i = start; i < end; i++)
-                if (!float.IsFinite(X[i])) found++;
+            long start = (long)item * ItemElements;
+            int n = (int)Math.Min(ItemElements, Count - start);
+            float* x = X.ReadOrPoint(start, Scratch == null ? null : Scratch[worker], n);
+            long found = 0;
+            for (int i = 0; i < n; i++)
+                if (!float.IsFinite(x[i])) found++;
             Counts[item] = found;
         }
     }
@@ -160,34 +185,49 @@ internal static unsafe class ElementwiseCpu
 
     private static int ItemsFor(long count) => checked((int)((count + ItemElements - 1) / ItemElements));
 
+    // Over 16-bit tensors an item's operands are widened into the worker's scratch, computed there in fp32 and
+    // narrowed into the output; fp32 tensors are read and written in place.
     private struct MapJob<TFunction> : IWorkItem where TFunction : unmanaged, IUnaryFunction
     {
         public TFunction F;
-        public float* X;
-        public float* Y;
+        public StoredElements X;
+        public StoredElements Y;
         public long Count;
         public SimdWidth Width;
+        public float** Scratch;
 
         public void Execute(int item, int worker)
         {
             long start = (long)item * ItemElements;
-            MapSpan(Width, F, X + start, Y + start, Math.Min(ItemElements, Count - start));
+            int n = (int)Math.Min(ItemElements, Count - start);
+            float* scratch = Scratch == null ? null : Scratch[worker];
+            float* y = Y.IsF32 ? Y.F32 + start : scratch;
+            MapSpan(Width, F, X.ReadOrPoint(start, scratch, n), y, n);
+            if (!Y.IsF32) Y.Write(start, y, n);
         }
     }
 
     private struct AddJob : IWorkItem
     {
-        public float* A;
-        public float* B;
-        public float* Y;
+        public StoredElements A;
+        public StoredElements B;
+        public StoredElements Y;
         public long Count;
         public SimdWidth Width;
+        public float** Scratch;
 
         public void Execute(int item, int worker)
         {
             long start = (long)item * ItemElements;
-            var body = new AddSpanBody { A = A + start, B = B + start, Y = Y + start, Count = Math.Min(ItemElements, Count - start) };
+            int n = (int)Math.Min(ItemElements, Count - start);
+            float* scratch = Scratch == null ? null : Scratch[worker];
+            float* y = Y.IsF32 ? Y.F32 + start : scratch;
+            var body = new AddSpanBody
+            {
+                A = A.ReadOrPoint(start, scratch, n), B = B.ReadOrPoint(start, scratch + ItemElements, n), Y = y, Count = n,
+            };
             SimdDispatch.Run(Width, ref body);
+            if (!Y.IsF32) Y.Write(start, y, n);
         }
     }
 
@@ -205,16 +245,26 @@ internal static unsafe class ElementwiseCpu
     private const float ByteMax = 255f;
 
     /// <summary>Interleaved RGB bytes [N, H, W, 3] to fp32 [N, 3, H, W], <c>value = byte / 255 * scale + shift</c>.</summary>
-    public static void ImageToTensor(CpuWorkers workers, byte* rgb, float* y, int batch, int height, int width, float scale, float shift)
+    public static void ImageToTensor(CpuWorkers workers, byte* rgb, float* y, int batch, int height, int width, float scale, float shift) =>
+        ImageToTensor(workers, rgb, new StoredElements(y, StorageType.F32), batch, height, width, scale, shift);
+
+    /// <summary>The same into a tensor of any storage type.</summary>
+    public static void ImageToTensor(CpuWorkers workers, byte* rgb, StoredElements y, int batch, int height, int width, float scale, float shift)
     {
         var job = new ImageJob { Rgb = rgb, Tensor = y, Height = height, Width = width, Scale = scale, Shift = shift, ToTensor = true };
+        if (!y.IsF32) job.Rows = workers.ScratchTable(WidenSlot, width);
         workers.Run(checked(batch * height), ref job);
     }
 
     /// <summary>fp32 [N, 3, H, W] to RGB bytes [N, H, W, 3], <c>byte = round(clamp(value * scale + shift, 0, 1) * 255)</c>.</summary>
-    public static void TensorToImage(CpuWorkers workers, float* x, byte* rgb, int batch, int height, int width, float scale, float shift)
+    public static void TensorToImage(CpuWorkers workers, float* x, byte* rgb, int batch, int height, int width, float scale, float shift) =>
+        TensorToImage(workers, new StoredElements(x, StorageType.F32), rgb, batch, height, width, scale, shift);
+
+    /// <summary>The same from a tensor of any storage type.</summary>
+    public static void TensorToImage(CpuWorkers workers, StoredElements x, byte* rgb, int batch, int height, int width, float scale, float shift)
     {
         var job = new ImageJob { Rgb = rgb, Tensor = x, Height = height, Width = width, Scale = scale, Shift = shift, ToTensor = false };
+        if (!x.IsF32) job.Rows = workers.ScratchTable(WidenSlot, width);
         workers.Run(checked(batch * height), ref job);
     }
 
@@ -222,7 +272,9 @@ internal static unsafe class ElementwiseCpu
     private struct ImageJob : IWorkItem
     {
         public byte* Rgb;
-        public float* Tensor;
+        public StoredElements Tensor;
+        /// <summary>Per worker, for a 16-bit tensor: one channel row in fp32.</summary>
+        public float** Rows;
         public int Height;
         public int Width;
         public float Scale;
@@ -234,17 +286,21 @@ internal static unsafe class ElementwiseCpu
             int n = item / Height, row = item % Height;
             long plane = (long)Height * Width;
             byte* pixels = Rgb + ((long)n * Height + row) * Width * RgbChannels;
-            float* planes = Tensor + (long)n * RgbChannels * plane + (long)row * Width;
+            long planes = (long)n * RgbChannels * plane + (long)row * Width;
+            float* scratch = Rows == null ? null : Rows[worker];
             for (int c = 0; c < RgbChannels; c++)
             {
-                float* channel = planes + c * plane;
+                long at = planes + c * plane;
                 if (ToTensor)
                 {
+                    float* channel = Tensor.IsF32 ? Tensor.F32 + at : scratch;
                     float scale = Scale / ByteMax;
                     for (int x = 0; x < Width; x++) channel[x] = pixels[x * RgbChannels + c] * scale + Shift;
+                    if (!Tensor.IsF32) Tensor.Write(at, channel, Width);
                 }
                 else
                 {
+                    float* channel = Tensor.ReadOrPoint(at, scratch, Width);
                     for (int x = 0; x < Width; x++)
                         pixels[x * RgbChannels + c] = (byte)MathF.Round(Math.Clamp(channel[x] * Scale + Shift, 0f, 1f) * ByteMax);
                 }

@@ -7,30 +7,48 @@ namespace NativeVae.Kernels.Cpu;
 
 internal static unsafe class GroupNormCpu
 {
-    /// <summary>Values summed in fp32 lanes before the partial sums move to double.</summary>
+    /// <summary>Values summed in fp32 lanes before the partial sums move to double; also the chunk a 16-bit tensor is widened in.</summary>
     private const int SegmentFloats = 4096;
+
+    /// <summary>Per worker: one segment of a 16-bit tensor, widened.</summary>
+    private const int SegmentSlot = 0;
 
     /// <summary>
     /// <paramref name="stats"/>: [N * G * 2] = (mean, rstd) per group, a side output.
     /// <paramref name="y"/> may not alias <paramref name="x"/>.
     /// </summary>
     public static void Run(CpuWorkers workers, SimdWidth width, in GroupNormParams p, float* x, float* gamma, float* beta,
-        float* stats, float* y)
+        float* stats, float* y) =>
+        Run(workers, width, p, new StoredElements(x, StorageType.F32), gamma, beta, stats, new StoredElements(y, StorageType.F32));
+
+    /// <summary><see cref="Run(CpuWorkers, SimdWidth, in GroupNormParams, float*, float*, float*, float*, float*)"/> on tensors of any storage type.</summary>
+    public static void Run(CpuWorkers workers, SimdWidth width, in GroupNormParams p, StoredElements x, float* gamma, float* beta,
+        float* stats, StoredElements y)
     {
         var job = new GroupNormJob { P = p, X = x, Gamma = gamma, Beta = beta, Stats = stats, Y = y, Width = width };
-        workers.Run(checked(p.Batch * p.Groups), ref job);
+        RunJob(workers, ref job);
+    }
+
+    private static void RunJob(CpuWorkers workers, ref GroupNormJob job)
+    {
+        if (!job.X.IsF32 || (!job.Y.IsNull && !job.Y.IsF32)) job.Segments = workers.ScratchTable(SegmentSlot, SegmentFloats);
+        workers.Run(checked(job.P.Batch * job.P.Groups), ref job);
     }
 
     /// <summary>
     /// Statistics only: <paramref name="stats"/> [N * G * 2] = (mean, M2 = sum of squared deviations) per group, the
     /// form exact tiling merges across tiles.
     /// </summary>
-    public static void Moments(CpuWorkers workers, SimdWidth width, in GroupNormParams p, float* x, float* stats)
+    public static void Moments(CpuWorkers workers, SimdWidth width, in GroupNormParams p, float* x, float* stats) =>
+        Moments(workers, width, p, new StoredElements(x, StorageType.F32), stats);
+
+    /// <summary><see cref="Moments(CpuWorkers, SimdWidth, in GroupNormParams, float*, float*)"/> of a tensor of any storage type.</summary>
+    public static void Moments(CpuWorkers workers, SimdWidth width, in GroupNormParams p, StoredElements x, float* stats)
     {
         var moments = p;
         moments.StatsAsMoments = 1;
         var job = new GroupNormJob { P = moments, X = x, Stats = stats, Width = width };
-        workers.Run(checked(p.Batch * p.Groups), ref job);
+        RunJob(workers, ref job);
     }
 
     /// <summary>
@@ -39,15 +57,20 @@ internal static unsafe class GroupNormCpu
     /// y = x * a + b (bit for bit), for a consumer that applies them itself (a convolution reading its input).
     /// </summary>
     public static void Fold(CpuWorkers workers, SimdWidth width, in GroupNormParams p, float* x, float* gamma, float* beta,
+        float* scale, float* shift) =>
+        Fold(workers, width, p, new StoredElements(x, StorageType.F32), gamma, beta, scale, shift);
+
+    /// <summary><see cref="Fold(CpuWorkers, SimdWidth, in GroupNormParams, float*, float*, float*, float*, float*)"/> of a tensor of any storage type.</summary>
+    public static void Fold(CpuWorkers workers, SimdWidth width, in GroupNormParams p, StoredElements x, float* gamma, float* beta,
         float* scale, float* shift)
     {
         var job = new GroupNormJob { P = p, X = x, Gamma = gamma, Beta = beta, FoldScale = scale, FoldShift = shift, Width = width };
-        workers.Run(checked(p.Batch * p.Groups), ref job);
+        RunJob(workers, ref job);
     }
 
     /// <summary>
     /// <see cref="Fold"/> from per-channel statistics gathered by the op that produced x (a Winograd convolution,
-    /// <see cref="Conv2dWinogradCpu.Run"/>): <paramref name="channels"/> [N * C][2] = (mean, M2 = sum of squared
+    /// <c>Conv2dWinogradCpu.Run</c>): <paramref name="channels"/> [N * C][2] = (mean, M2 = sum of squared
     /// deviations from that mean). They merge into each group's (Chan et al.), folded as <see cref="Run"/> folds
     /// its own statistics. No pass over x.
     /// </summary>
@@ -79,40 +102,68 @@ internal static unsafe class GroupNormCpu
 
     /// <summary>y[row] = x[row] * scale[row] + shift[row] (+ SiLU) for each of <paramref name="rows"/> rows of <paramref name="spatial"/>.</summary>
     public static void ChannelAffine(CpuWorkers workers, SimdWidth width, int rows, int spatial, bool silu, float* x,
-        float* scale, float* shift, float* y)
+        float* scale, float* shift, float* y) =>
+        ChannelAffine(workers, width, rows, spatial, silu, new StoredElements(x, StorageType.F32), scale, shift,
+            new StoredElements(y, StorageType.F32));
+
+    /// <summary>The same on tensors of any storage type.</summary>
+    public static void ChannelAffine(CpuWorkers workers, SimdWidth width, int rows, int spatial, bool silu, StoredElements x,
+        float* scale, float* shift, StoredElements y)
     {
         var job = new ChannelAffineJob { Spatial = spatial, Silu = silu, X = x, Scale = scale, Shift = shift, Y = y, Width = width };
+        if (!x.IsF32 || !y.IsF32) job.Segments = workers.ScratchTable(SegmentSlot, SegmentFloats);
         workers.Run(rows, ref job);
+    }
+
+    /// <summary>
+    /// y[offset + i] = f(x[offset + i]) for i in [0, count): in place on fp32 tensors, else a widened segment at a
+    /// time in <paramref name="segment"/> (<see cref="SegmentFloats"/> floats).
+    /// </summary>
+    private static void MapStored(SimdWidth width, AffineFunction f, StoredElements x, StoredElements y, long offset, long count, float* segment)
+    {
+        if (x.IsF32 && y.IsF32)
+        {
+            ElementwiseCpu.MapSpan(width, f, x.F32 + offset, y.F32 + offset, count);
+            return;
+        }
+        for (long s = 0; s < count; s += SegmentFloats)
+        {
+            int n = (int)Math.Min(SegmentFloats, count - s);
+            float* values = x.ReadOrPoint(offset + s, segment, n);
+            ElementwiseCpu.MapSpan(width, f, values, segment, n);
+            y.Write(offset + s, segment, n);
+        }
     }
 
     private struct ChannelAffineJob : IWorkItem
     {
         public int Spatial;
         public bool Silu;
-        public float* X;
+        public StoredElements X;
         public float* Scale;
         public float* Shift;
-        public float* Y;
+        public StoredElements Y;
         public SimdWidth Width;
+        public float** Segments;
 
-        public void Execute(int row, int worker)
-        {
-            long offset = (long)row * Spatial;
-            ElementwiseCpu.MapSpan(Width, new AffineFunction(Scale[row], Shift[row], Silu), X + offset, Y + offset, Spatial);
-        }
+        public void Execute(int row, int worker) =>
+            MapStored(Width, new AffineFunction(Scale[row], Shift[row], Silu), X, Y, (long)row * Spatial, Spatial,
+                Segments == null ? null : Segments[worker]);
     }
 
     private struct GroupNormJob : IWorkItem
     {
         public GroupNormParams P;
-        public float* X;
+        public StoredElements X;
         public float* Gamma;
         public float* Beta;
         public float* Stats;
-        public float* Y;
+        public StoredElements Y;
         public float* FoldScale;
         public float* FoldShift;
         public SimdWidth Width;
+        /// <summary>Per worker, for 16-bit tensors: one widened segment.</summary>
+        public float** Segments;
 
         public void Execute(int item, int worker)
         {
@@ -120,13 +171,13 @@ internal static unsafe class GroupNormCpu
             long count = (long)channels * P.Spatial;
             int g = item % P.Groups;
             long start = (long)item * count;
-            float* x = X + start;
-            float* y = Y + start;
+            float* segment = Segments == null ? null : Segments[worker];
             double sum = 0, squares = 0;
-            float shift = count > 0 ? x[0] : 0f;
+            float shift = count > 0 ? *X.ReadOrPoint(start, segment, 1) : 0f;
             for (long s = 0; s < count; s += SegmentFloats)
             {
-                var (s1, s2) = ShiftedSums(Width, x + s, (int)Math.Min(SegmentFloats, count - s), shift);
+                int length = (int)Math.Min(SegmentFloats, count - s);
+                var (s1, s2) = ShiftedSums(Width, X.ReadOrPoint(start + s, segment, length), length, shift);
                 sum += s1;
                 squares += s2;
             }
@@ -154,8 +205,7 @@ internal static unsafe class GroupNormCpu
                     FoldShift[(long)item * channels + c] = b;
                     continue;
                 }
-                long offset = (long)c * P.Spatial;
-                ElementwiseCpu.MapSpan(Width, new AffineFunction(a, b, P.FuseSilu != 0), x + offset, y + offset, P.Spatial);
+                MapStored(Width, new AffineFunction(a, b, P.FuseSilu != 0), X, Y, start + (long)c * P.Spatial, P.Spatial, segment);
             }
         }
     }

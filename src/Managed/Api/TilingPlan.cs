@@ -117,7 +117,10 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile)
     /// <summary>The dry run <see cref="Auto"/> plans from, for one input shape on one model's backend.</summary>
     public static AutoTilingFigures Measure(IVaeModel model, TensorShape input, bool encode)
     {
-        using var dry = new DryRunBackend { FusesNormIntoConv = model.Backend.Capabilities.FusesNormIntoConv };
+        using var dry = new DryRunBackend
+        {
+            FusesNormIntoConv = model.Backend.Capabilities.FusesNormIntoConv, StorageDType = model.Backend.StorageDType,
+        };
         long outputBytes;
         using (var x = dry.Allocate(input))
         using (var y = encode ? model.Encode(dry, x) : model.Decode(dry, x))

@@ -52,13 +52,11 @@ public sealed class Vae : IVae
     public static Vae Load(string path, VaeOptions? options = null)
     {
         options ??= new();
-        if (options.DType != DType.F32)
-            throw new NotSupportedException($"dtype {options.DType}: the kernels store and compute fp32 only (fp16 storage is not implemented yet)");
         var loaded = VaeLoader.Open(path, new VaeLoadOptions(options.Family));
         IBackend? backend = null;
         try
         {
-            backend = BackendFactory.Create(options.Device);
+            backend = BackendFactory.Create(options.Device, options.DType);
             IVaeModel model;
             if (loaded.KlConfig is { } kl)
             {

@@ -26,22 +26,24 @@ public sealed class VaeBenchmark : IDisposable
     private readonly IBackend _backend;
     private readonly AutoencoderKlModel _model;
 
-    private VaeBenchmark(ModelFamily family, AutoencoderKlConfig config, IBackend backend, DevicePreference device)
+    private VaeBenchmark(ModelFamily family, AutoencoderKlConfig config, IBackend backend, DevicePreference device, DType dtype)
     {
         var declared = AutoencoderKlParameters.Enumerate(config);
         Family = family;
         _backend = backend;
         _model = new AutoencoderKlModel(backend, config, SeededWeights.Source(DefaultSeed, declared));
-        WeightBytes = declared.Sum(p => p.Shape.ElementCount) * sizeof(float);
+        WeightBytes = declared.Sum(p => p.Shape.ElementCount * (p.Shape.Rank >= 2 ? dtype.ByteSize() : sizeof(float)));
         InChannels = config.InChannels;
-        Vae = new Vae(_model, new VaeOptions { Device = device }, config.ScalingFactor, config.ShiftFactor);
+        DType = dtype;
+        Vae = new Vae(_model, new VaeOptions { Device = device, DType = dtype }, config.ScalingFactor, config.ShiftFactor);
     }
 
     /// <summary>Builds the seeded model of <paramref name="family"/> on the device <paramref name="device"/> picks.</summary>
     /// <param name="family"><see cref="ModelFamily.Sd"/> or <see cref="ModelFamily.Sdxl"/> (the architectures with a published config).</param>
     /// <param name="device">Which device runs it, as <see cref="VaeOptions.Device"/>.</param>
     /// <exception cref="ArgumentException"><paramref name="family"/> is not sd or sdxl.</exception>
-    public static VaeBenchmark CreateSeeded(ModelFamily family, DevicePreference device = DevicePreference.Auto)
+    /// <param name="dtype">Storage of weights and activations, as <see cref="VaeOptions.DType"/>.</param>
+    public static VaeBenchmark CreateSeeded(ModelFamily family, DevicePreference device = DevicePreference.Auto, DType dtype = DType.F32)
     {
         var config = family switch
         {
@@ -49,10 +51,10 @@ public sealed class VaeBenchmark : IDisposable
             ModelFamily.Sdxl => AutoencoderKlConfig.Sdxl,
             _ => throw new ArgumentException($"family {family.Name()}: a seeded benchmark model is sd or sdxl"),
         };
-        var backend = BackendFactory.Create(device);
+        var backend = BackendFactory.Create(device, dtype);
         try
         {
-            return new VaeBenchmark(family, config, backend, device);
+            return new VaeBenchmark(family, config, backend, device, dtype);
         }
         catch
         {
@@ -63,6 +65,22 @@ public sealed class VaeBenchmark : IDisposable
 
     /// <summary>The model, called as any loaded VAE (each half's weights are uploaded on its first use).</summary>
     public Vae Vae { get; }
+
+    /// <summary>
+    /// Bytes exact tiling has read from and written to its temporary-file activation stores (CPU backend) in this
+    /// process so far: the difference across calls is their traffic through the store.
+    /// </summary>
+    public static long StoreTrafficBytes
+    {
+        get
+        {
+            var (read, written) = Tiling.ActivationStore.Traffic;
+            return read + written;
+        }
+    }
+
+    /// <summary>How weights and activations are stored.</summary>
+    public DType DType { get; }
 
     /// <summary>The architecture: sd or sdxl.</summary>
     public ModelFamily Family { get; }
@@ -105,7 +123,7 @@ public sealed class VaeBenchmark : IDisposable
     /// <param name="encode">True for encode, false for decode.</param>
     public DryRunFigures DryRun(TensorShape input, bool encode)
     {
-        using var dry = new DryRunBackend();
+        using var dry = new DryRunBackend { StorageDType = _backend.StorageDType };
         using var x = dry.Allocate(input);
         using var y = encode ? _model.Encode(dry, x) : _model.Decode(dry, x);
         return new DryRunFigures(dry.Flops, dry.PeakBytes);

@@ -9,8 +9,9 @@ public sealed record VaeOptions
     public DevicePreference Device { get; init; } = DevicePreference.Auto;
 
     /// <summary>
-    /// Storage dtype of weights and activations on the device. Only <see cref="DType.F32"/> is implemented by
-    /// today's kernels; F16/BF16 are refused at load with a message naming the backend.
+    /// Storage dtype of weights and activations. <see cref="DType.F16"/> and <see cref="DType.BF16"/> halve the
+    /// memory of both on the CPU backend, which converts as it reads and writes and computes in fp32; the CUDA and
+    /// ILGPU kernels are fp32 only and refuse them at load, naming the device. Exact tiling's store stays fp32.
     /// </summary>
     public DType DType { get; init; } = DType.F32;
 

@@ -42,7 +42,7 @@ internal sealed class VaePipeline(IVaeModel model)
     /// <param name="latentOps">false returns the encoder's raw output (moments for AutoencoderKL), for parity tests.</param>
     public HostTensor<float> Encode(HostTensor<float> images, EncodeOptions options, long? memoryLimit, bool latentOps,
         CancellationToken cancellation) =>
-        Encode(images.Shape, ops => Then(ops.Upload(images.Data, images.Shape), t => Affine(ops, t, _range.FromApi)),
+        Encode(images.Shape, ops => Then(ops.Upload(images.Data, images.Shape, ops.ActivationDType(images.Shape)), t => Affine(ops, t, _range.FromApi)),
             options, memoryLimit, latentOps, cancellation);
 
     private HostTensor<float> Encode(TensorShape shape, Func<IBackend, Tensor> upload, EncodeOptions options, long? memoryLimit,
@@ -95,7 +95,7 @@ internal sealed class VaePipeline(IVaeModel model)
         var ops = Ops(plan, latents.Shape, encode: false);
         try
         {
-            var t = ops.Upload(latents.Data, latents.Shape);
+            var t = ops.Upload(latents.Data, latents.Shape, ops.ActivationDType(latents.Shape));
             try
             {
                 t = Then(t, x => Affine(ops, x, scaling));
@@ -190,7 +190,7 @@ internal sealed class VaePipeline(IVaeModel model)
         var tileProgress = progress is null ? null : new Progress<(int Done, int Total)>(p => progress.Report(new VaeProgress(p.Done, p.Total)));
         HostTensor<float> RunTile(HostTensor<float> tile)
         {
-            using var t = ops.Upload(tile.Data, tile.Shape);
+            using var t = ops.Upload(tile.Data, tile.Shape, ops.ActivationDType(tile.Shape));
             using var y = Forward(ops, t, encode, null, cancellation);
             return Download(ops, y);
         }
@@ -198,7 +198,7 @@ internal sealed class VaePipeline(IVaeModel model)
         var blended = model.IsTiny
             ? TinyBlendTiling.Run(host, inputTile, outputTile, RunTile, tileProgress, cancellation)
             : BlendTiling.Run(host, inputTile, outputTile, RunTile, tileProgress, cancellation);
-        return ops.Upload(blended.Data, blended.Shape);
+        return ops.Upload(blended.Data, blended.Shape, ops.ActivationDType(blended.Shape));
     }
 
     private Tensor Forward(IBackend ops, Tensor x, bool encode, IProgress<VaeProgress>? progress, CancellationToken cancellation)
@@ -224,7 +224,7 @@ internal sealed class VaePipeline(IVaeModel model)
     /// <summary>How many observed blocks a run has, from a dry run.</summary>
     private int CountBlocks(TensorShape shape, bool encode)
     {
-        using var dry = new DryRunBackend();
+        using var dry = new DryRunBackend { StorageDType = model.Backend.StorageDType };
         int count = 0;
         using var x = dry.Allocate(shape);
         using var y = encode ? model.Encode(dry, x, (_, _) => count++) : model.Decode(dry, x, (_, _) => count++);

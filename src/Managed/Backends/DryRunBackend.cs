@@ -44,6 +44,11 @@ internal sealed class DryRunBackend : IBackend
 
     public Tensor Allocate(TensorShape shape, DType dtype = DType.F32) => new ShapeTensor(this, shape, dtype);
 
+    /// <summary>The storage of the backend this run stands for: op outputs are counted at its element size.</summary>
+    public DType StorageDType { get; init; } = DType.F32;
+
+    private Tensor Output(TensorShape shape) => Allocate(shape, ((IBackend)this).ActivationDType(shape));
+
     public Tensor Upload(ReadOnlySpan<float> data, TensorShape shape, DType dtype = DType.F32) => Allocate(shape, dtype);
 
     public void Download(Tensor tensor, Span<float> destination) => destination.Clear();
@@ -55,7 +60,7 @@ internal sealed class DryRunBackend : IBackend
         var output = OpShapes.Conv2d(input, weight, bias, spec, residual);
         Flops += FlopsPerMultiplyAdd * output.ElementCount * (weight.ElementCount / weight.Shape[0]);
         Convolutions.Add(new Conv2dRecord(input.Shape.C, output.C, weight.Shape[2], spec, residual is not null, input.Shape.W, output.W));
-        return Allocate(output);
+        return Output(output);
     }
 
     /// <summary>
@@ -73,12 +78,12 @@ internal sealed class DryRunBackend : IBackend
     }
 
     public Tensor GroupNorm(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu) =>
-        Allocate(OpShapes.GroupNorm(input, gamma, beta, groups));
+        Output(OpShapes.GroupNorm(input, gamma, beta, groups));
 
     public Tensor GroupNormStatistics(Tensor input, int groups) => Allocate(OpShapes.GroupNormStatistics(input, groups));
 
     public Tensor ChannelAffine(Tensor input, Tensor scale, Tensor shift, bool fuseSilu) =>
-        Allocate(OpShapes.ChannelAffine(input, scale, shift));
+        Output(OpShapes.ChannelAffine(input, scale, shift));
 
     public Tensor Attention(Tensor q, Tensor k, Tensor v, float scale)
     {
@@ -87,21 +92,21 @@ internal sealed class DryRunBackend : IBackend
         // Q^T K and P V: two [T x C] by [C x T]-sized products per batch item.
         Flops += 2 * FlopsPerMultiplyAdd * shape.N * tokens * tokens * shape.C;
         MaxAttentionBytes = Math.Max(MaxAttentionBytes, 4 * q.ByteLength);
-        return Allocate(shape);
+        return Output(shape);
     }
 
-    public Tensor Unary(UnaryOp op, Tensor input) => Allocate(input.Shape);
+    public Tensor Unary(UnaryOp op, Tensor input) => Output(input.Shape);
 
-    public Tensor Add(Tensor a, Tensor b) => Allocate(OpShapes.SameShape(a, b, "add"));
+    public Tensor Add(Tensor a, Tensor b) => Output(OpShapes.SameShape(a, b, "add"));
 
-    public Tensor ScaleShift(Tensor input, float scale, float shift) => Allocate(input.Shape);
+    public Tensor ScaleShift(Tensor input, float scale, float shift) => Output(input.Shape);
 
     public long CountNonFinite(Tensor input) => 0;
 
-    public Tensor SliceChannels(Tensor input, int start, int count) => Allocate(OpShapes.SliceChannels(input, start, count));
+    public Tensor SliceChannels(Tensor input, int start, int count) => Output(OpShapes.SliceChannels(input, start, count));
 
     public Tensor ImageToTensor(ReadOnlySpan<byte> rgb, int batch, int height, int width, float scale, float shift) =>
-        Allocate(OpShapes.ImageToTensor(rgb.Length, batch, height, width));
+        Output(OpShapes.ImageToTensor(rgb.Length, batch, height, width));
 
     public void TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift) => OpShapes.TensorToImage(input, rgb.Length);
 

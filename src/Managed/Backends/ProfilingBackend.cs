@@ -26,6 +26,8 @@ internal sealed class ProfilingBackend(IBackend device) : IBackend
 
     public BackendCapabilities Capabilities => device.Capabilities;
 
+    public DType StorageDType => device.StorageDType;
+
     public void ResetPeakMemory() => device.ResetPeakMemory();
 
     public Tensor Allocate(TensorShape shape, DType dtype = DType.F32) => device.Allocate(shape, dtype);

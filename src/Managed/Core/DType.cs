@@ -25,6 +25,15 @@ public static class DTypeExtensions
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "unknown dtype"),
     };
 
+    /// <summary>The dtype's name on the command line and in messages ("fp32", "fp16", "bf16").</summary>
+    public static string ShortName(this DType dtype) => dtype switch
+    {
+        DType.F32 => "fp32",
+        DType.F16 => "fp16",
+        DType.BF16 => "bf16",
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "unknown dtype"),
+    };
+
     /// <summary>The dtype's name in the safetensors header ("F32", "F16", "BF16").</summary>
     public static string SafeTensorsName(this DType dtype) => dtype switch
     {

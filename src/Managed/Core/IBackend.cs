@@ -31,6 +31,24 @@ internal interface IBackend : IDisposable
     /// </summary>
     void ResetPeakMemory() { }
 
+    /// <summary>
+    /// How the backend stores activations and weights (F32 unless it was made for 16-bit storage): ops write their
+    /// outputs in it, and models upload weights and inputs in it (per-channel vectors, which kernels read as fp32,
+    /// stay F32).
+    /// </summary>
+    DType StorageDType => DType.F32;
+
+    /// <summary>
+    /// How an activation of <paramref name="shape"/> is stored: <see cref="StorageDType"/>, except image tensors
+    /// [N, 3, H, W] (the encoder's input, the decoder's output), which stay F32 so that 16-bit storage never
+    /// quantises pixels: bf16's step near +-1 is a whole 8-bit level. They have 3 channels against the model's 64-512.
+    /// </summary>
+    DType ActivationDType(TensorShape shape) =>
+        StorageDType == DType.F32 || (shape.Rank == 4 && shape.C == ImageChannels) ? DType.F32 : StorageDType;
+
+    /// <summary>Channels of an image tensor.</summary>
+    const int ImageChannels = 3;
+
     /// <summary>A tensor with unspecified contents, from the pool when a buffer of that size is free.</summary>
     Tensor Allocate(TensorShape shape, DType dtype = DType.F32);
 

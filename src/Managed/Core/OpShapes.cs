@@ -60,9 +60,10 @@ internal static class OpShapes
     /// The host copy of <see cref="IBackend.SliceChannels"/>: per image, one contiguous run of
     /// <paramref name="count"/> channel planes.
     /// </summary>
-    public static void CopyChannels(ReadOnlySpan<float> input, TensorShape shape, int start, int count, Span<float> output)
+    public static void CopyChannels<T>(ReadOnlySpan<T> input, TensorShape shape, int start, int count, Span<T> output,
+        int elementUnits = 1)
     {
-        long plane = (long)shape.H * shape.W;
+        long plane = (long)shape.H * shape.W * elementUnits;
         int run = checked((int)(count * plane));
         for (int n = 0; n < shape.N; n++)
             input.Slice(checked((int)((n * (long)shape.C + start) * plane)), run).CopyTo(output.Slice(checked(n * run), run));

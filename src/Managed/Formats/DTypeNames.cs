@@ -3,13 +3,7 @@ namespace NativeVae.Formats;
 /// <summary>The dtype names the CLI and the converted format's metadata use: fp32, fp16, bf16.</summary>
 internal static class DTypeNames
 {
-    public static string Name(DType dtype) => dtype switch
-    {
-        DType.F32 => "fp32",
-        DType.F16 => "fp16",
-        DType.BF16 => "bf16",
-        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "unknown dtype"),
-    };
+    public static string Name(DType dtype) => dtype.ShortName();
 
     /// <exception cref="ArgumentException">not one of fp32, fp16, bf16 (float32, float16, bfloat16 also accepted).</exception>
     public static DType Parse(string name) => name.ToLowerInvariant() switch

@@ -33,6 +33,12 @@ internal sealed class ActivationStore : IDisposable
     /// <summary>The end of the highest region handed out, in bytes: the file's length.</summary>
     private long _end;
 
+    /// <summary>Bytes moved through every store of the process so far (read, written), for benchmarks.</summary>
+    private static long s_bytesRead, s_bytesWritten;
+
+    /// <summary>Bytes read from and written to every store of this process so far.</summary>
+    public static (long Read, long Written) Traffic => (Interlocked.Read(ref s_bytesRead), Interlocked.Read(ref s_bytesWritten));
+
     /// <param name="directory">where the file goes: <see cref="Path.GetTempPath"/> when null.</param>
     /// <param name="expectedBytes">the most the store is expected to hold; refused at once when the disk has less free.</param>
     /// <exception cref="IOException">the directory is missing, not writable, or has less free space than expected.</exception>
@@ -83,6 +89,7 @@ internal sealed class ActivationStore : IDisposable
     /// <summary>Fills <paramref name="destination"/> from the floats at <paramref name="byteOffset"/>.</summary>
     public void Read(long byteOffset, Span<float> destination)
     {
+        Interlocked.Add(ref s_bytesRead, (long)destination.Length * sizeof(float));
         while (!destination.IsEmpty)
         {
             var chunk = MemoryMarshal.AsBytes(destination[..Math.Min(destination.Length, MaxFloatsPerIo)]);
@@ -101,6 +108,7 @@ internal sealed class ActivationStore : IDisposable
     /// <summary>Writes <paramref name="source"/> to the floats at <paramref name="byteOffset"/>.</summary>
     public void Write(long byteOffset, ReadOnlySpan<float> source)
     {
+        Interlocked.Add(ref s_bytesWritten, (long)source.Length * sizeof(float));
         while (!source.IsEmpty)
         {
             var chunk = MemoryMarshal.AsBytes(source[..Math.Min(source.Length, MaxFloatsPerIo)]);

@@ -73,6 +73,33 @@ public class CliPipelineTests
         Assert.That(maxDiff, Is.LessThanOrEqualTo(1), "exact tiling changes a pixel by at most one rounding step");
     }
 
+    [TestCase("bf16")]
+    [TestCase("fp16")]
+    public void RoundtripIn16BitStorageStaysCloseToFp32(string dtype)
+    {
+        string model = TestPaths.RequireShared("models/taef2");
+        string input = Crop();
+        var (code, stdout, stderr) = Run("roundtrip", input, "--model", model, "-o", Path.Combine(_folder, "fp32.png"), "--device", "cpu");
+        Assert.That(code, Is.Zero, stderr);
+        double full = ParsePsnr(stdout);
+        (code, stdout, stderr) = Run("roundtrip", input, "--model", model, "-o", Path.Combine(_folder, dtype + ".png"), "--device", "cpu",
+            "--dtype", dtype);
+        Assert.That(code, Is.Zero, stderr);
+        TestContext.Out.WriteLine($"fp32 {full:F3} dB, {dtype} {ParsePsnr(stdout):F3} dB");
+        Assert.That(ParsePsnr(stdout), Is.EqualTo(full).Within(0.1), $"--dtype {dtype} round trip against fp32");
+    }
+
+    [Test]
+    public void SixteenBitStorageOnIlgpuIsRefusedNamingTheDevice()
+    {
+        string model = TestPaths.RequireShared("models/taef2");
+        var (code, _, stderr) = Run("roundtrip", Crop(), "--model", model, "-o", Path.Combine(_folder, "x.png"),
+            "--device", "ilgpu-cpu", "--dtype", "bf16");
+        Assert.That(code, Is.Not.Zero);
+        Assert.That(stderr, Does.Contain("bf16").And.Contain("CPU backend"));
+        Assert.That(File.Exists(Path.Combine(_folder, "x.png")), Is.False, "no output is written");
+    }
+
     [Test]
     public void EncodeThenDecodeEqualsRoundtrip()
     {

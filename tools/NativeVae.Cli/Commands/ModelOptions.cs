@@ -44,6 +44,14 @@ internal sealed class ModelOptions
 
     public Option<DevicePreference?> Device { get; } = DeviceOption();
 
+    public Option<DType?> DType { get; } = DTypeOption();
+
+    /// <summary><c>--dtype</c>, shared with bench and serve.</summary>
+    public static Option<DType?> DTypeOption() => OptionParsers.Choice<DType>("--dtype",
+        "storage of weights and activations: bf16 and fp16 halve their memory on the CPU (computed in fp32; results " +
+        "differ from fp32 by the 16-bit rounding), the CUDA kernels are fp32 only [default: fp32]",
+        ("fp32", NativeVae.DType.F32), ("bf16", NativeVae.DType.BF16), ("fp16", NativeVae.DType.F16));
+
     public Option<ModelFamily?> Family { get; }
 
     public Option<long?> MaxPixels { get; } = OptionParsers.PositiveLong("--max-pixels", "N",
@@ -83,7 +91,7 @@ internal sealed class ModelOptions
     /// <summary>Adds the options to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { Model, Device, Family, MaxPixels, Tiling, Tile, ScalingFactor, ShiftFactor })
+        foreach (var option in new Option[] { Model, Device, DType, Family, MaxPixels, Tiling, Tile, ScalingFactor, ShiftFactor })
             command.Options.Add(option);
         if (!_remote) return;
         foreach (var option in new Option[] { Endpoint, Token, Timeout }) command.Options.Add(option);
@@ -93,6 +101,7 @@ internal sealed class ModelOptions
     public Vae Load(ParseResult parse) => Vae.Load(parse.GetValue(Model)!, new VaeOptions
     {
         Device = parse.GetValue(Device) ?? DevicePreference.Auto,
+        DType = parse.GetValue(DType) ?? NativeVae.DType.F32,
         Family = parse.GetValue(Family),
         MaxImagePixels = MaxImagePixels(parse),
     });
@@ -119,6 +128,8 @@ internal sealed class ModelOptions
 
         if (parse.GetResult(Device) is not null)
             throw new UsageException("--device applies to --model only: the endpoint runs the model on its own device");
+        if (parse.GetResult(DType) is not null)
+            throw new UsageException("--dtype applies to --model only: the endpoint stores its model as it was started");
         var published = RemoteEndpoints.FamilyOf(endpoint);
         var given = parse.GetValue(Family);
         if (given is not null && published is not null && given != published)

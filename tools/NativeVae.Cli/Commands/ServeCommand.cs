@@ -33,6 +33,7 @@ internal sealed class ServeCommand : ICommand
         };
         var port = OptionParsers.PositiveInt("--port", "N", $"port to listen on [default: {VaeServerOptions.DefaultPort}]", ushort.MaxValue);
         var device = ModelOptions.DeviceOption();
+        var dtype = ModelOptions.DTypeOption();
         var family = ModelOptions.FamilyOption();
         var token = new Option<string>("--token")
         {
@@ -53,7 +54,7 @@ internal sealed class ServeCommand : ICommand
             ("text", LogFormat.Text), ("json", LogFormat.Json));
         var command = new Command("serve", "serve models over diffusers' hybrid-inference HTTP protocol (remote_encode / remote_decode)")
         {
-            models, host, port, device, family, token, insecure, queue, timeout, maxBody, batchWindow, maxBatch, maxPixels, logFormat,
+            models, host, port, device, dtype, family, token, insecure, queue, timeout, maxBody, batchWindow, maxBatch, maxPixels, logFormat,
         };
         command.SetAction(parse =>
         {
@@ -73,6 +74,7 @@ internal sealed class ServeCommand : ICommand
             var vaeOptions = new VaeOptions
             {
                 Device = parse.GetValue(device) ?? DevicePreference.Auto,
+                DType = parse.GetValue(dtype) ?? DType.F32,
                 Family = parse.GetValue(family),
                 MaxImagePixels = parse.GetValue(maxPixels) ?? ImageFiles.DefaultMaxPixels,
             };

@@ -10,6 +10,9 @@ namespace NativeVae.Backends.Cpu;
 /// accelerates, on all cores. Ops run synchronously on the calling thread plus the backend's worker threads.
 /// Tensors live in pooled native memory; convolution weights are packed once, on their first use, and the
 /// packing is kept with the weight tensor. One backend may be used from one thread at a time.
+/// With a 16-bit <see cref="StorageDType"/>, activations and weights are stored in 16 bits and every kernel widens
+/// what it reads and narrows what it writes, a row or chunk at a time: arithmetic and accumulation stay fp32, and
+/// no fp32 copy of a 16-bit tensor is kept (16-bit convolution weights are packed or transformed on each call).
 /// </summary>
 internal sealed unsafe class CpuBackend : IBackend
 {
@@ -17,9 +20,14 @@ internal sealed unsafe class CpuBackend : IBackend
     private readonly CallMemoryPlan _memory;
     private readonly CpuWorkers _workers;
 
+    /// <summary>A 16-bit weight widened for the Winograd transform: reused across calls, grown to the largest.</summary>
+    private nint _widenedWeight;
+    private long _widenedWeightBytes;
+
     /// <param name="width">Vector width; null picks the widest accelerated one. Tests pin narrower widths.</param>
     /// <param name="threads">Worker threads including the caller; 0 uses every core.</param>
-    public CpuBackend(SimdWidth? width = null, int threads = 0)
+    /// <param name="storage">How activations and weights are stored (fp32 arithmetic in every case).</param>
+    public CpuBackend(SimdWidth? width = null, int threads = 0, DType storage = DType.F32)
     {
         var best = SimdWidths.Best;
         Width = width ?? best;
@@ -29,8 +37,20 @@ internal sealed unsafe class CpuBackend : IBackend
             throw new ArgumentOutOfRangeException(nameof(threads), threads, "thread count must not be negative");
         _workers = new CpuWorkers(threads);
         _memory = new CallMemoryPlan(_pool);
-        Name = $"CPU SIMD ({Width}, {_workers.Count} threads)";
+        StorageDType = storage;
+        Name = $"CPU SIMD ({Width}, {_workers.Count} threads" + (storage == DType.F32 ? ")" : $", {storage.ShortName()} storage)");
     }
+
+    public DType StorageDType { get; }
+
+    /// <summary>The kernels' name for a storage dtype.</summary>
+    internal static StorageType StorageOf(DType dtype) => dtype switch
+    {
+        DType.F32 => StorageType.F32,
+        DType.F16 => StorageType.F16,
+        DType.BF16 => StorageType.BF16,
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "unknown dtype"),
+    };
 
     public string Name { get; }
 
@@ -82,10 +102,9 @@ internal sealed unsafe class CpuBackend : IBackend
     {
         if (data.Length != shape.ElementCount)
             throw new ArgumentException($"upload of {data.Length} values into a tensor of shape {shape}", nameof(data));
-        if (dtype != DType.F32)
-            throw new NotSupportedException($"upload to {dtype} is not supported yet on {Name}");
         var tensor = (CpuTensor)Allocate(shape, dtype);
-        data.CopyTo(new Span<float>(tensor.F32, data.Length));
+        fixed (float* values = data)
+            tensor.Elements.Write(0, values, data.Length);
         return tensor;
     }
 
@@ -94,8 +113,12 @@ internal sealed unsafe class CpuBackend : IBackend
         var t = Own(tensor, nameof(tensor));
         if (destination.Length != t.ElementCount)
             throw new ArgumentException($"download of tensor {t} into {destination.Length} values", nameof(destination));
-        new ReadOnlySpan<float>(t.F32, destination.Length).CopyTo(destination);
+        fixed (float* values = destination)
+            t.Elements.Read(0, values, destination.Length);
     }
+
+    /// <summary>An op's output, stored as <see cref="IBackend.ActivationDType"/> says.</summary>
+    private CpuTensor AllocateOutput(TensorShape shape) => (CpuTensor)Allocate(shape, ((IBackend)this).ActivationDType(shape));
 
     public void Synchronize()
     {
@@ -107,14 +130,16 @@ internal sealed unsafe class CpuBackend : IBackend
 
     /// <summary>
     /// GroupNorm (+ SiLU) folded into the convolution: its statistics become a per-channel affine
-    /// (<see cref="GroupNormCpu.Fold"/>, the same fp32 scale and shift per channel as
+    /// (<c>GroupNormCpu.Fold</c>, the same fp32 scale and shift per channel as
     /// <see cref="GroupNorm(Tensor, Tensor, Tensor, int, float, bool)"/>) that the convolution applies as it packs its input.
     /// </summary>
     public Tensor NormConv2d(Tensor input, GroupNormSpec norm, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual = null)
     {
         var x = Own(input, nameof(input));
-        var g = Own(norm.Gamma, "gamma");
-        var bt = Own(norm.Beta, "beta");
+        var g = AsF32(norm.Gamma, "gamma", out var gammaCopy);
+        using var gammaOwned = gammaCopy;
+        var bt = AsF32(norm.Beta, "beta", out var betaCopy);
+        using var betaOwned = betaCopy;
         OpShapes.GroupNorm(x, g, bt, norm.Groups);
         using var affine = (CpuTensor)Allocate(new TensorShape(2, x.Shape.N * x.Shape.C)); // [scale; shift]
         float* scale = affine.F32, shift = scale + x.Shape.N * x.Shape.C;
@@ -126,7 +151,7 @@ internal sealed unsafe class CpuBackend : IBackend
         }
         else
         {
-            GroupNormCpu.Fold(_workers, Width, p, x.F32, g.F32, bt.F32, scale, shift);
+            GroupNormCpu.Fold(_workers, Width, p, x.Elements, g.F32, bt.F32, scale, shift);
         }
         return Conv2d(x, weight, bias, spec, residual, new InputAffine(scale, shift, norm.Silu));
     }
@@ -134,23 +159,41 @@ internal sealed unsafe class CpuBackend : IBackend
     private Tensor Conv2d(CpuTensor x, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual, InputAffine affine)
     {
         var w = Own(weight, nameof(weight));
-        var b = bias is null ? null : Own(bias, nameof(bias));
+        CpuTensor? biasCopy = null;
+        var b = bias is null ? null : AsF32(bias, nameof(bias), out biasCopy);
+        using var biasOwned = biasCopy;
         var r = residual is null ? null : Own(residual, nameof(residual));
         var outShape = OpShapes.Conv2d(x, w, b, spec, r);
         var p = KernelParameters.Conv2d(x, w, spec, outShape, b is not null, r is not null);
-        var y = (CpuTensor)Allocate(outShape);
-        float* biasData = b is null ? null : b.F32, residualData = r is null ? null : r.F32;
+        var y = AllocateOutput(outShape);
+        float* biasData = b is null ? null : b.F32;
+        var residualData = r is null ? default : r.Elements;
         if (UseWinograd(p))
         {
             // The outputs' per-channel moments come almost free while they are in registers; the GroupNorm that
             // usually follows (IBackend.NormConv2d) then skips its statistics pass over this tensor.
             var moments = new double[2L * outShape.N * outShape.C];
             fixed (double* m = moments)
-                Conv2dWinogradCpu.Run(_workers, Width, p, x.F32, w.F32, biasData, residualData, y.F32, affine, m);
+                Conv2dWinogradCpu.Run(_workers, Width, p, x.Elements, WidenedWeight(w), biasData, residualData, y.Elements, affine, m);
             y.ChannelMoments = moments;
             return y;
         }
 
+        if (w.DType != DType.F32)
+        {
+            // A 16-bit weight stays the only copy: packed (widened) for this call, a few MiB at most.
+            using var once = new Conv2dPackedWeights(w.Elements, w.Shape[0], w.Shape[1], p.Kernel);
+            _pool.TrackExternal(once.Bytes);
+            try
+            {
+                Conv2dCpu.Run(_workers, Width, p, x.Elements, once, biasData, residualData, y.Elements, affine);
+            }
+            finally
+            {
+                _pool.TrackExternal(-once.Bytes);
+            }
+            return y;
+        }
         var packed = w.PackedConvWeights;
         if (packed is null)
         {
@@ -158,8 +201,27 @@ internal sealed unsafe class CpuBackend : IBackend
             _pool.TrackExternal(packed.Bytes); // both copies exist until the row-major one is freed
             w.AdoptPacking(packed);
         }
-        Conv2dCpu.Run(_workers, Width, p, x.F32, packed, biasData, residualData, y.F32, affine);
+        Conv2dCpu.Run(_workers, Width, p, x.Elements, packed, biasData, residualData, y.Elements, affine);
         return y;
+    }
+
+    /// <summary>The weight row-major in fp32: itself, or a 16-bit weight widened into the reused buffer.</summary>
+    private float* WidenedWeight(CpuTensor w)
+    {
+        if (w.DType == DType.F32) return w.F32;
+        if (_widenedWeightBytes < w.ElementCount * sizeof(float))
+        {
+            if (_widenedWeight != 0)
+            {
+                HostMemory.Free(_widenedWeight, _widenedWeightBytes);
+                _pool.TrackExternal(-_widenedWeightBytes);
+            }
+            _widenedWeightBytes = w.ElementCount * sizeof(float);
+            _widenedWeight = HostMemory.Allocate(_widenedWeightBytes);
+            _pool.TrackExternal(_widenedWeightBytes);
+        }
+        w.Elements.Read(0, (float*)_widenedWeight, checked((int)w.ElementCount));
+        return (float*)_widenedWeight;
     }
 
     /// <summary>
@@ -198,15 +260,17 @@ internal sealed unsafe class CpuBackend : IBackend
     public Tensor GroupNorm(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu, Tensor stats)
     {
         var x = Own(input, nameof(input));
-        var g = Own(gamma, nameof(gamma));
-        var bt = Own(beta, nameof(beta));
+        var g = AsF32(gamma, nameof(gamma), out var gammaCopy);
+        using var gammaOwned = gammaCopy;
+        var bt = AsF32(beta, nameof(beta), out var betaCopy);
+        using var betaOwned = betaCopy;
         var st = Own(stats, nameof(stats));
         OpShapes.GroupNorm(x, g, bt, groups);
         if (st.ElementCount != 2L * x.Shape.N * groups)
             throw new ArgumentException($"group_norm stats {st.Shape} must hold (mean, rstd) for {x.Shape.N}x{groups} groups");
-        var y = (CpuTensor)Allocate(x.Shape);
+        var y = AllocateOutput(x.Shape);
         var p = KernelParameters.GroupNorm(x, groups, eps, fuseSilu);
-        GroupNormCpu.Run(_workers, Width, p, x.F32, g.F32, bt.F32, st.F32, y.F32);
+        GroupNormCpu.Run(_workers, Width, p, x.Elements, g.F32, bt.F32, st.F32, y.Elements);
         return y;
     }
 
@@ -215,33 +279,36 @@ internal sealed unsafe class CpuBackend : IBackend
         var x = Own(input, nameof(input));
         var stats = (CpuTensor)Allocate(OpShapes.GroupNormStatistics(x, groups));
         var p = KernelParameters.GroupNorm(x, groups, moments: true);
-        GroupNormCpu.Moments(_workers, Width, p, x.F32, stats.F32);
+        GroupNormCpu.Moments(_workers, Width, p, x.Elements, stats.F32);
         return stats;
     }
 
     public Tensor ChannelAffine(Tensor input, Tensor scale, Tensor shift, bool fuseSilu)
     {
         var x = Own(input, nameof(input));
-        var sc = Own(scale, nameof(scale));
-        var sh = Own(shift, nameof(shift));
-        var y = (CpuTensor)Allocate(OpShapes.ChannelAffine(x, sc, sh));
+        var sc = AsF32(scale, nameof(scale), out var scaleCopy);
+        using var scaleOwned = scaleCopy;
+        var sh = AsF32(shift, nameof(shift), out var shiftCopy);
+        using var shiftOwned = shiftCopy;
+        var y = AllocateOutput(OpShapes.ChannelAffine(x, sc, sh));
         GroupNormCpu.ChannelAffine(_workers, Width, x.Shape.N * x.Shape.C, checked(x.Shape.H * x.Shape.W), fuseSilu,
-            x.F32, sc.F32, sh.F32, y.F32);
+            x.Elements, sc.F32, sh.F32, y.Elements);
         return y;
     }
 
     public long CountNonFinite(Tensor input)
     {
         var x = Own(input, nameof(input));
-        return ElementwiseCpu.CountNonFinite(_workers, x.F32, x.ElementCount);
+        return ElementwiseCpu.CountNonFinite(_workers, x.Elements, x.ElementCount);
     }
 
     public Tensor SliceChannels(Tensor input, int start, int count)
     {
         var x = Own(input, nameof(input));
-        var y = (CpuTensor)Allocate(OpShapes.SliceChannels(x, start, count));
-        OpShapes.CopyChannels(new ReadOnlySpan<float>(x.F32, checked((int)x.ElementCount)), x.Shape, start, count,
-            new Span<float>(y.F32, checked((int)y.ElementCount)));
+        var y = (CpuTensor)Allocate(OpShapes.SliceChannels(x, start, count), x.DType);
+        int size = x.DType.ByteSize();
+        OpShapes.CopyChannels(new ReadOnlySpan<byte>(x.Bytes, checked((int)x.ByteLength)), x.Shape, start, count,
+            new Span<byte>(y.Bytes, checked((int)y.ByteLength)), size);
         return y;
     }
 
@@ -251,21 +318,34 @@ internal sealed unsafe class CpuBackend : IBackend
         var tk = Own(k, nameof(k));
         var tv = Own(v, nameof(v));
         OpShapes.Attention(tq, tk, tv);
-        var y = (CpuTensor)Allocate(tq.Shape);
         var p = KernelParameters.Attention(tq, scale);
-        AttentionCpu.Run(_workers, Width, p, tq.F32, tk.F32, tv.F32, y.F32);
-        return y;
+        if (tq.DType == DType.F32 && tk.DType == DType.F32 && tv.DType == DType.F32 && StorageDType == DType.F32)
+        {
+            var y = AllocateOutput(tq.Shape);
+            AttentionCpu.Run(_workers, Width, p, tq.F32, tk.F32, tv.F32, y.F32);
+            return y;
+        }
+        // 16-bit: the attention kernel packs whole key and value panels, so its operands are widened whole (a
+        // mid-block's tensors, the latent's size, small beside the convolutions').
+        using var q32 = Widened(tq);
+        using var k32 = Widened(tk);
+        using var v32 = Widened(tv);
+        using var y32 = (CpuTensor)Allocate(tq.Shape);
+        AttentionCpu.Run(_workers, Width, p, q32.F32, k32.F32, v32.F32, y32.F32);
+        var result = AllocateOutput(tq.Shape);
+        result.Elements.Write(0, y32.F32, checked((int)y32.ElementCount));
+        return result;
     }
 
     public Tensor Unary(UnaryOp op, Tensor input)
     {
         var x = Own(input, nameof(input));
-        var y = (CpuTensor)Allocate(x.Shape);
+        var y = AllocateOutput(x.Shape);
         switch (op)
         {
-            case UnaryOp.Silu: ElementwiseCpu.Map(_workers, Width, new SiluFunction(), x.F32, y.F32, x.ElementCount); break;
-            case UnaryOp.Relu: ElementwiseCpu.Map(_workers, Width, new ReluFunction(), x.F32, y.F32, x.ElementCount); break;
-            case UnaryOp.TanhClamp3: ElementwiseCpu.Map(_workers, Width, new TanhClamp3Function(), x.F32, y.F32, x.ElementCount); break;
+            case UnaryOp.Silu: ElementwiseCpu.Map(_workers, Width, new SiluFunction(), x.Elements, y.Elements, x.ElementCount); break;
+            case UnaryOp.Relu: ElementwiseCpu.Map(_workers, Width, new ReluFunction(), x.Elements, y.Elements, x.ElementCount); break;
+            case UnaryOp.TanhClamp3: ElementwiseCpu.Map(_workers, Width, new TanhClamp3Function(), x.Elements, y.Elements, x.ElementCount); break;
             default:
                 y.Dispose();
                 throw new ArgumentOutOfRangeException(nameof(op), op, "unknown unary op");
@@ -278,25 +358,25 @@ internal sealed unsafe class CpuBackend : IBackend
         var ta = Own(a, nameof(a));
         var tb = Own(b, nameof(b));
         OpShapes.SameShape(ta, tb, "add");
-        var y = (CpuTensor)Allocate(ta.Shape);
-        ElementwiseCpu.Add(_workers, Width, ta.F32, tb.F32, y.F32, ta.ElementCount);
+        var y = AllocateOutput(ta.Shape);
+        ElementwiseCpu.Add(_workers, Width, ta.Elements, tb.Elements, y.Elements, ta.ElementCount);
         return y;
     }
 
     public Tensor ScaleShift(Tensor input, float scale, float shift)
     {
         var x = Own(input, nameof(input));
-        var y = (CpuTensor)Allocate(x.Shape);
-        ElementwiseCpu.Map(_workers, Width, new AffineFunction(scale, shift, silu: false), x.F32, y.F32, x.ElementCount);
+        var y = AllocateOutput(x.Shape);
+        ElementwiseCpu.Map(_workers, Width, new AffineFunction(scale, shift, silu: false), x.Elements, y.Elements, x.ElementCount);
         return y;
     }
 
     public Tensor ImageToTensor(ReadOnlySpan<byte> rgb, int batch, int height, int width, float scale, float shift)
     {
         var shape = OpShapes.ImageToTensor(rgb.Length, batch, height, width);
-        var y = (CpuTensor)Allocate(shape);
+        var y = AllocateOutput(shape);
         fixed (byte* pixels = rgb)
-            ElementwiseCpu.ImageToTensor(_workers, pixels, y.F32, batch, height, width, scale, shift);
+            ElementwiseCpu.ImageToTensor(_workers, pixels, y.Elements, batch, height, width, scale, shift);
         return y;
     }
 
@@ -305,13 +385,34 @@ internal sealed unsafe class CpuBackend : IBackend
         var x = Own(input, nameof(input));
         OpShapes.TensorToImage(x, rgb.Length);
         fixed (byte* pixels = rgb)
-            ElementwiseCpu.TensorToImage(_workers, x.F32, pixels, x.Shape.N, x.Shape.H, x.Shape.W, scale, shift);
+            ElementwiseCpu.TensorToImage(_workers, x.Elements, pixels, x.Shape.N, x.Shape.H, x.Shape.W, scale, shift);
     }
 
     private CpuTensor Own(Tensor tensor, string name) => Tensor.Require<CpuTensor>(tensor, this, name);
 
+    /// <summary>
+    /// A per-channel vector (bias, norm affine, scale, shift) as fp32, which the kernels read it in: itself, or a
+    /// widened copy in <paramref name="copy"/> (the caller disposes it) when it was stored in 16 bits.
+    /// </summary>
+    private CpuTensor AsF32(Tensor tensor, string name, out CpuTensor? copy)
+    {
+        var t = Own(tensor, name);
+        copy = t.DType == DType.F32 ? null : Widened(t);
+        return copy ?? t;
+    }
+
+    /// <summary>An fp32 copy of a tensor (for the ops that read whole operands).</summary>
+    private CpuTensor Widened(CpuTensor t)
+    {
+        var copy = (CpuTensor)Allocate(t.Shape);
+        t.Elements.Read(0, copy.F32, checked((int)t.ElementCount));
+        return copy;
+    }
+
     public void Dispose()
     {
+        if (_widenedWeight != 0) HostMemory.Free(_widenedWeight, _widenedWeightBytes);
+        _widenedWeight = 0;
         _workers.Dispose();
         _memory.Dispose();
         _pool.Dispose();

@@ -36,6 +36,9 @@ internal sealed unsafe class CpuTensor : Tensor
         }
     }
 
+    /// <summary>The kernels' view of the elements, in their storage type.</summary>
+    public StoredElements Elements => new(Bytes, CpuBackend.StorageOf(DType));
+
     /// <summary>The raw bytes.</summary>
     public byte* Bytes
     {

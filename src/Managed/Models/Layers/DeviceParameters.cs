@@ -16,7 +16,7 @@ internal sealed class DeviceParameters : IDisposable
         try
         {
             foreach (var (name, shape) in declared)
-                _tensors[name] = backend.Upload(source.ReadFloat32(name), UploadShape(shape));
+                _tensors[name] = backend.Upload(source.ReadFloat32(name), UploadShape(shape), StorageOf(backend, shape));
         }
         catch
         {
@@ -24,6 +24,9 @@ internal sealed class DeviceParameters : IDisposable
             throw;
         }
     }
+
+    /// <summary>Weights in the backend's storage; per-channel vectors (biases, norm affines), which kernels read as fp32, in F32.</summary>
+    private static DType StorageOf(IBackend backend, TensorShape shape) => shape.Rank >= 2 ? backend.StorageDType : DType.F32;
 
     /// <summary>Linear weights [Cout, Cin] are stored as 1x1 conv weights [Cout, Cin, 1, 1]: the same bytes.</summary>
     private static TensorShape UploadShape(TensorShape shape) =>
