@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
+using NativeVae.Kernels.Cpu;
 
 namespace NativeVae.Tiling;
 
@@ -17,10 +18,14 @@ namespace NativeVae.Tiling;
 /// kernel frees it when the process ends in any way, a SIGKILL included, which DeleteOnClose (an unlink when the
 /// handle is released) cannot promise there.
 /// </para>
+/// <para>
+/// Elements are stored as fp32, or in 16 bits when the backend stores its own tensors so (its values are already on
+/// that grid, so nothing is lost): half the bytes through the file. Reads and writes take fp32 either way.
+/// </para>
 /// </summary>
 internal sealed class ActivationStore : IDisposable
 {
-    /// <summary>The most floats one system call moves: a byte count must stay below 2^31.</summary>
+    /// <summary>The most elements one system call moves: a byte count must stay below 2^31.</summary>
     private const int MaxFloatsPerIo = 1 << 26;
 
     private const string FilePrefix = "nativevae-store-";
@@ -41,10 +46,13 @@ internal sealed class ActivationStore : IDisposable
 
     /// <param name="directory">where the file goes: <see cref="Path.GetTempPath"/> when null.</param>
     /// <param name="expectedBytes">the most the store is expected to hold; refused at once when the disk has less free.</param>
+    /// <param name="elements">how elements are stored in the file.</param>
     /// <exception cref="IOException">the directory is missing, not writable, or has less free space than expected.</exception>
-    public ActivationStore(string? directory = null, long expectedBytes = 0)
+    public ActivationStore(string? directory = null, long expectedBytes = 0, DType elements = DType.F32)
     {
         Directory = directory ?? Path.GetTempPath();
+        Elements = elements;
+        ElementBytes = elements.ByteSize();
         if (!System.IO.Directory.Exists(Directory))
             throw new IOException($"exact tiling's activation store cannot be created: the directory '{Directory}' does not exist");
         RequireFreeSpace(Directory, expectedBytes);
@@ -63,16 +71,25 @@ internal sealed class ActivationStore : IDisposable
     /// <summary>The directory that holds (or, on Unix, held the name of) the file.</summary>
     public string Directory { get; }
 
+    /// <summary>How elements are stored in the file.</summary>
+    public DType Elements { get; }
+
+    /// <summary>Bytes per stored element: byte offsets of elements are multiples of it.</summary>
+    public int ElementBytes { get; }
+
+    /// <summary>16-bit elements on their way to or from the file, grown to the largest transfer.</summary>
+    private ushort[] _narrow = [];
+
     /// <summary>Bytes the file spans now: the high-water mark of the regions.</summary>
     public long Bytes => _end;
 
-    /// <summary>A region of <paramref name="length"/> floats (contents unspecified); returns its byte offset.</summary>
+    /// <summary>A region of <paramref name="length"/> elements (contents unspecified); returns its byte offset.</summary>
     public long Allocate(long length)
     {
         ObjectDisposedException.ThrowIf(_file.IsClosed, this);
         if (_freeRegions.TryGetValue(length, out var stack) && stack.Count > 0) return stack.Pop();
         long offset = _end;
-        _end += length * sizeof(float);
+        _end += length * ElementBytes;
         // Sparse growth: a region read before it is written reads zeros, not past the end of the file.
         RandomAccess.SetLength(_file, _end);
         return offset;
@@ -86,13 +103,14 @@ internal sealed class ActivationStore : IDisposable
         stack.Push(offset);
     }
 
-    /// <summary>Fills <paramref name="destination"/> from the floats at <paramref name="byteOffset"/>.</summary>
+    /// <summary>Fills <paramref name="destination"/> from the elements at <paramref name="byteOffset"/>.</summary>
     public void Read(long byteOffset, Span<float> destination)
     {
-        Interlocked.Add(ref s_bytesRead, (long)destination.Length * sizeof(float));
+        Interlocked.Add(ref s_bytesRead, (long)destination.Length * ElementBytes);
         while (!destination.IsEmpty)
         {
-            var chunk = MemoryMarshal.AsBytes(destination[..Math.Min(destination.Length, MaxFloatsPerIo)]);
+            var values = destination[..Math.Min(destination.Length, MaxFloatsPerIo)];
+            var chunk = ElementBytes == sizeof(float) ? MemoryMarshal.AsBytes(values) : MemoryMarshal.AsBytes(Narrow(values.Length));
             int done = 0;
             while (done < chunk.Length)
             {
@@ -100,21 +118,49 @@ internal sealed class ActivationStore : IDisposable
                 if (read == 0) throw new EndOfStreamException($"activation store in '{Directory}': read past its end at byte {byteOffset + done}");
                 done += read;
             }
+            if (ElementBytes != sizeof(float)) Convert(chunk, values, widen: true);
             byteOffset += chunk.Length;
-            destination = destination[(chunk.Length / sizeof(float))..];
+            destination = destination[values.Length..];
         }
     }
 
-    /// <summary>Writes <paramref name="source"/> to the floats at <paramref name="byteOffset"/>.</summary>
+    /// <summary>Writes <paramref name="source"/> to the elements at <paramref name="byteOffset"/>.</summary>
     public void Write(long byteOffset, ReadOnlySpan<float> source)
     {
-        Interlocked.Add(ref s_bytesWritten, (long)source.Length * sizeof(float));
+        Interlocked.Add(ref s_bytesWritten, (long)source.Length * ElementBytes);
         while (!source.IsEmpty)
         {
-            var chunk = MemoryMarshal.AsBytes(source[..Math.Min(source.Length, MaxFloatsPerIo)]);
+            var values = source[..Math.Min(source.Length, MaxFloatsPerIo)];
+            ReadOnlySpan<byte> chunk;
+            if (ElementBytes == sizeof(float))
+                chunk = MemoryMarshal.AsBytes(values);
+            else
+            {
+                var narrow = MemoryMarshal.AsBytes(Narrow(values.Length));
+                Convert(narrow, MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(values), values.Length), widen: false);
+                chunk = narrow;
+            }
             RandomAccess.Write(_file, chunk, byteOffset);
             byteOffset += chunk.Length;
-            source = source[(chunk.Length / sizeof(float))..];
+            source = source[values.Length..];
+        }
+    }
+
+    private Span<ushort> Narrow(int length)
+    {
+        if (_narrow.Length < length) _narrow = new ushort[length];
+        return _narrow.AsSpan(0, length);
+    }
+
+    /// <summary>16-bit <paramref name="stored"/> to <paramref name="values"/> (widen) or back (narrow).</summary>
+    private unsafe void Convert(Span<byte> stored, Span<float> values, bool widen)
+    {
+        var type = Elements == DType.F16 ? StorageType.F16 : StorageType.BF16;
+        fixed (byte* s = stored)
+        fixed (float* v = values)
+        {
+            if (widen) StorageConversion.Widen(type, s, 0, v, values.Length);
+            else StorageConversion.Narrow(type, v, s, 0, values.Length);
         }
     }
 

@@ -59,7 +59,8 @@ internal sealed class ExactTilingBackend : IBackend
         _device = device;
         TileSize = tileSize;
         // Created here, at plan time, so that a store that cannot be made fails the call before any work.
-        if (device.Capabilities.MemoryIsHost) _store = new ActivationStore(storeDirectory, expectedStoreBytes);
+        // The store keeps elements as the device does: a 16-bit backend's values lose nothing in 16 bits.
+        if (device.Capabilities.MemoryIsHost) _store = new ActivationStore(storeDirectory, expectedStoreBytes, device.StorageDType);
     }
 
     /// <summary>The largest output tile edge, in elements of the layer's own resolution.</summary>
@@ -67,6 +68,9 @@ internal sealed class ExactTilingBackend : IBackend
 
     /// <summary>Whether activations live in a temporary file rather than host arrays.</summary>
     public bool UsesStore => _store is not null;
+
+    /// <summary>How the store keeps elements (the device's storage dtype); F32 without a store.</summary>
+    public DType StoreElements => _store?.Elements ?? DType.F32;
 
     /// <summary>Reports each finished device tile (for progress bars).</summary>
     public Action? TileDone { get; set; }
@@ -653,7 +657,7 @@ internal sealed class ExactTilingBackend : IBackend
         public void Read(long start, Span<float> destination)
         {
             CheckRange(start, destination.Length);
-            if (_store is not null) _store.Read(_storeOffset + start * sizeof(float), destination);
+            if (_store is not null) _store.Read(_storeOffset + start * _store.ElementBytes, destination);
             else Values.AsSpan(checked((int)start), destination.Length).CopyTo(destination);
         }
 
@@ -668,7 +672,7 @@ internal sealed class ExactTilingBackend : IBackend
         {
             CheckRange(start, source.Length);
             Version++;
-            if (_store is not null) _store.Write(_storeOffset + start * sizeof(float), source);
+            if (_store is not null) _store.Write(_storeOffset + start * _store.ElementBytes, source);
             else source.CopyTo(Values.AsSpan(checked((int)start), source.Length));
         }
 

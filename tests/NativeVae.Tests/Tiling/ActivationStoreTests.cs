@@ -34,6 +34,26 @@ public class ActivationStoreTests
         Assert.That(read, Is.EqualTo(new float[3]), "never written: zeros");
     }
 
+    [TestCase(DType.BF16)]
+    [TestCase(DType.F16)]
+    public void SixteenBitElementsTakeHalfTheFileAndReadBackTheValuesOnTheirGrid(DType elements)
+    {
+        using var store = new ActivationStore(_folder, elements: elements);
+        float[] values = [1.5f, -2.25f, 3f, 0.09375f, -0f, 1024f, 7.5f];
+        long first = store.Allocate(values.Length);
+        long second = store.Allocate(2);
+        Assert.That(second - first, Is.EqualTo(values.Length * 2L), "2 bytes per element");
+        store.Write(first, values);
+        store.Write(second, [float.PositiveInfinity, float.NaN]);
+        var read = new float[values.Length];
+        store.Read(first, read);
+        Assert.That(read, Is.EqualTo(values), "values exact in 16 bits come back exactly");
+        var special = new float[2];
+        store.Read(second, special);
+        Assert.That(float.IsPositiveInfinity(special[0]) && float.IsNaN(special[1]), "infinity and NaN survive");
+        Assert.That(store.Bytes, Is.EqualTo((values.Length + 2) * 2L));
+    }
+
     [Test]
     public void AFreedRegionIsReusedOnlyForTheSameLength()
     {

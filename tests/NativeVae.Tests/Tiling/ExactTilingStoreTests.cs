@@ -61,6 +61,30 @@ public class ExactTilingStoreTests
         NumericAssert.Close(encodedTiled.Data, encoded.Data, encoded.Shape, MaxAbsError, 0, "encode through the store");
     }
 
+    [TestCase(DType.BF16)]
+    [TestCase(DType.F16)]
+    public void ASixteenBitBackendTilesThroughASixteenBitStoreCloseToItsUntiledResult(DType dtype)
+    {
+        // The tiles read the values the untiled run stores (on the 16-bit grid), but a GroupNorm's statistics come
+        // from the rounded tiles rather than the untiled convolution's fp32 epilogue: close, not bit-equal.
+        var config = AutoencoderKlConfig.Small;
+        using var backend = new NativeVae.Backends.Cpu.CpuBackend(threads: 2, storage: dtype);
+        var model = new AutoencoderKlModel(backend, config, InMemoryWeights.Seeded(SeededWeights.DefaultSeed, AutoencoderKlParameters.Enumerate(config)));
+        using var vae = new Vae(model, new VaeOptions { DType = dtype }, null, null, ownsBackend: false) { ExactStoreDirectory = _folder };
+        using (var ops = new ExactTilingBackend(backend, Tile, _folder))
+            Assert.That(ops.StoreElements, Is.EqualTo(dtype), "the store keeps the backend's 16 bits");
+        var latents = Latents();
+        long before = VaeBenchmark.StoreTrafficBytes;
+        using var whole = vae.Decode(latents, new DecodeOptions { Output = DecodeOutput.FloatTensor, Tiling = TilingMode.None });
+        using var tiled = vae.Decode(latents, Exact());
+        Assert.That(VaeBenchmark.StoreTrafficBytes, Is.GreaterThan(before), "the exact decode went through the store");
+        var expected = whole.FloatTensor!.Data;
+        double scale = expected.Max(v => Math.Abs(v));
+        double worst = expected.Zip(tiled.FloatTensor!.Data, (e, a) => Math.Abs(e - a)).Max();
+        TestContext.Out.WriteLine($"{dtype}: exact tiled against untiled, max abs {worst:E2} at scale {scale:F2}");
+        Assert.That(worst, Is.LessThanOrEqualTo((dtype == DType.BF16 ? 2e-2 : 3e-3) * scale));
+    }
+
     [Test]
     public void TheStoreFileIsOpenDuringACallAndGoneAfterIt()
     {
