@@ -41,6 +41,26 @@ public class BenchCommandTests
     }
 
     [Test]
+    public void SixteenBitBenchNamesItsDtypeHalvesTheWeightsAndCountsStoreTraffic()
+    {
+        var (code, stdout, stderr) = Run("bench", "--sizes", "64", "--ops", "decode", "--runs", "1", "--json", "--device", "cpu",
+            "--dtype", "bf16", "--tile", "16");
+        Assert.That(code, Is.Zero, stderr);
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+        Assert.That(lines.Select(l => (string)l["tiling"]!), Is.EqualTo(new[] { "none", "exact" }));
+        foreach (var line in lines)
+        {
+            Assert.That((string)line["dtype"]!, Is.EqualTo("bf16"));
+            Assert.That((string)line["device"]!, Does.Contain("bf16 storage"));
+            // The decoder's ~49.5 M weights in 2 bytes, under what fp32 would hold.
+            Assert.That((long)line["peak_bytes"]!, Is.GreaterThan(2L * 49_000_000).And.LessThan(4L * 49_000_000));
+        }
+        Assert.That((long)lines[0]["store_bytes_per_call"]!, Is.Zero, "untiled uses no store");
+        Assert.That((long)lines[1]["store_bytes_per_call"]!, Is.GreaterThan(0), "exact tiling on the CPU goes through its store");
+        Assert.That((double)lines[1]["ratio_to_untiled"]!, Is.GreaterThan(0));
+    }
+
+    [Test]
     public void TableSkipsSizesEstimatedOverTheTimeLimit()
     {
         var (code, stdout, stderr) = Run("bench", "--sizes", "16,4096", "--ops", "decode", "--runs", "1", "--tiling", "none",

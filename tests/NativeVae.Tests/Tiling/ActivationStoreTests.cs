@@ -55,6 +55,27 @@ public class ActivationStoreTests
     }
 
     [Test]
+    public void FreeingARegionDropsItsContentsAndLeavesItsNeighboursIntact()
+    {
+        using var store = new ActivationStore(_folder);
+        const int Length = 3000; // a few pages, so that a hole spans whole pages of it
+        long a = store.Allocate(Length), b = store.Allocate(Length), c = store.Allocate(Length);
+        var values = Enumerable.Range(1, Length).Select(i => (float)i).ToArray();
+        foreach (long region in new[] { a, b, c }) store.Write(region, values);
+        store.Free(b, Length);
+        var read = new float[Length];
+        store.Read(a, read);
+        Assert.That(read, Is.EqualTo(values), "the region before is intact");
+        store.Read(c, read);
+        Assert.That(read, Is.EqualTo(values), "the region after is intact");
+        long again = store.Allocate(Length);
+        Assert.That(again, Is.EqualTo(b), "the freed region is reused");
+        store.Write(again, values);
+        store.Read(again, read);
+        Assert.That(read, Is.EqualTo(values), "and holds what is written to it again");
+    }
+
+    [Test]
     public void AFreedRegionIsReusedOnlyForTheSameLength()
     {
         using var store = new ActivationStore(_folder);
