@@ -22,13 +22,8 @@ namespace NativeVae.Tiling;
 /// Elements are stored as fp32, or in 16 bits when the backend stores its own tensors so (its values are already on
 /// that grid, so nothing is lost): half the bytes through the file. Reads and writes take fp32 either way.
 /// </para>
-/// <para>
-/// A freed region's pages are dropped (a hole punched, on Linux): a dead activation's dirty pages are then never
-/// written back to disk, which would otherwise start once the store outgrows the kernel's dirty-page limit (an image
-/// of 4096x4096 has 4.3 GB activations) and stall the writes of the live ones.
-/// </para>
 /// </summary>
-internal sealed partial class ActivationStore : IDisposable
+internal sealed class ActivationStore : IDisposable
 {
     /// <summary>The most elements one system call moves: a byte count must stay below 2^31.</summary>
     private const int MaxFloatsPerIo = 1 << 26;
@@ -100,11 +95,10 @@ internal sealed partial class ActivationStore : IDisposable
         return offset;
     }
 
-    /// <summary>Returns a region from <see cref="Allocate"/> for reuse by one of the same length (its contents dropped).</summary>
+    /// <summary>Returns a region from <see cref="Allocate"/> for reuse by one of the same length.</summary>
     public void Free(long offset, long length)
     {
         if (_file.IsClosed) return;
-        DropPages(offset, length * ElementBytes);
         if (!_freeRegions.TryGetValue(length, out var stack)) _freeRegions[length] = stack = new Stack<long>();
         stack.Push(offset);
     }
@@ -175,31 +169,6 @@ internal sealed partial class ActivationStore : IDisposable
         _freeRegions.Clear();
         _file.Dispose();
     }
-
-    private const int PunchHole = 0x02; // FALLOC_FL_PUNCH_HOLE
-    private const int KeepSize = 0x01;  // FALLOC_FL_KEEP_SIZE, which a hole requires
-
-    [LibraryImport("libc", EntryPoint = "fallocate", SetLastError = true)]
-    private static partial int Fallocate(nint fd, int mode, long offset, long length);
-
-    /// <summary>Frees the file's blocks and cached pages for the bytes, where the OS and file system can; else nothing.</summary>
-    private void DropPages(long offset, long bytes)
-    {
-        if (!OperatingSystem.IsLinux() || bytes <= 0 || _cannotPunch) return;
-        bool added = false;
-        try
-        {
-            _file.DangerousAddRef(ref added);
-            // A file system without holes (EOPNOTSUPP) keeps the pages: correct, only slower, so it is not retried.
-            if (Fallocate(_file.DangerousGetHandle(), PunchHole | KeepSize, offset, bytes) != 0) _cannotPunch = true;
-        }
-        finally
-        {
-            if (added) _file.DangerousRelease();
-        }
-    }
-
-    private bool _cannotPunch;
 
     /// <exception cref="IOException">the directory's drive has less than <paramref name="bytes"/> free.</exception>
     private static void RequireFreeSpace(string directory, long bytes)

@@ -55,10 +55,10 @@ public class ActivationStoreTests
     }
 
     [Test]
-    public void FreeingARegionDropsItsContentsAndLeavesItsNeighboursIntact()
+    public void AFreedAndReusedRegionLeavesItsNeighboursIntact()
     {
         using var store = new ActivationStore(_folder);
-        const int Length = 3000; // a few pages, so that a hole spans whole pages of it
+        const int Length = 3000; // a few pages, not page-aligned
         long a = store.Allocate(Length), b = store.Allocate(Length), c = store.Allocate(Length);
         var values = Enumerable.Range(1, Length).Select(i => (float)i).ToArray();
         foreach (long region in new[] { a, b, c }) store.Write(region, values);
