@@ -131,6 +131,24 @@ internal static unsafe class ElementwiseCpu
         }
     }
 
+    /// <summary>
+    /// y[offset + i] = f(x[offset + i]) for i in [0, count), single-threaded, on tensors of any storage type: fp32
+    /// ones read and written in place, 16-bit ones widened or narrowed <paramref name="chunk"/> values at a time
+    /// through <paramref name="scratch"/> (<paramref name="chunk"/> floats; unused when both are fp32).
+    /// </summary>
+    public static void MapStored<TFunction>(SimdWidth width, TFunction f, StoredElements x, StoredElements y, long offset, long count,
+        float* scratch, int chunk) where TFunction : unmanaged, IUnaryFunction
+    {
+        long step = x.IsF32 && y.IsF32 ? count : chunk; // fp32: one run, nothing to stage
+        for (long s = 0; s < count; s += step)
+        {
+            int n = (int)Math.Min(step, count - s);
+            float* dst = y.IsF32 ? y.F32 + offset + s : scratch;
+            MapSpan(width, f, x.ReadOrPoint(offset + s, scratch, n), dst, n);
+            if (!y.IsF32) y.Write(offset + s, dst, n);
+        }
+    }
+
     /// <summary>Single-threaded map over one contiguous run (the building block of the jobs and of GroupNorm).</summary>
     public static void MapSpan<TFunction>(SimdWidth width, TFunction f, float* x, float* y, long count)
         where TFunction : unmanaged, IUnaryFunction
@@ -199,11 +217,7 @@ internal static unsafe class ElementwiseCpu
         public void Execute(int item, int worker)
         {
             long start = (long)item * ItemElements;
-            int n = (int)Math.Min(ItemElements, Count - start);
-            float* scratch = Scratch == null ? null : Scratch[worker];
-            float* y = Y.IsF32 ? Y.F32 + start : scratch;
-            MapSpan(Width, F, X.ReadOrPoint(start, scratch, n), y, n);
-            if (!Y.IsF32) Y.Write(start, y, n);
+            MapStored(Width, F, X, Y, start, Math.Min(ItemElements, Count - start), Scratch == null ? null : Scratch[worker], ItemElements);
         }
     }
 

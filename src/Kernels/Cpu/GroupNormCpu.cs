@@ -115,26 +115,6 @@ internal static unsafe class GroupNormCpu
         workers.Run(rows, ref job);
     }
 
-    /// <summary>
-    /// y[offset + i] = f(x[offset + i]) for i in [0, count): in place on fp32 tensors, else a widened segment at a
-    /// time in <paramref name="segment"/> (<see cref="SegmentFloats"/> floats).
-    /// </summary>
-    private static void MapStored(SimdWidth width, AffineFunction f, StoredElements x, StoredElements y, long offset, long count, float* segment)
-    {
-        if (x.IsF32 && y.IsF32)
-        {
-            ElementwiseCpu.MapSpan(width, f, x.F32 + offset, y.F32 + offset, count);
-            return;
-        }
-        for (long s = 0; s < count; s += SegmentFloats)
-        {
-            int n = (int)Math.Min(SegmentFloats, count - s);
-            float* values = x.ReadOrPoint(offset + s, segment, n);
-            ElementwiseCpu.MapSpan(width, f, values, segment, n);
-            y.Write(offset + s, segment, n);
-        }
-    }
-
     private struct ChannelAffineJob : IWorkItem
     {
         public int Spatial;
@@ -147,8 +127,8 @@ internal static unsafe class GroupNormCpu
         public float** Segments;
 
         public void Execute(int row, int worker) =>
-            MapStored(Width, new AffineFunction(Scale[row], Shift[row], Silu), X, Y, (long)row * Spatial, Spatial,
-                Segments == null ? null : Segments[worker]);
+            ElementwiseCpu.MapStored(Width, new AffineFunction(Scale[row], Shift[row], Silu), X, Y, (long)row * Spatial, Spatial,
+                Segments == null ? null : Segments[worker], SegmentFloats);
     }
 
     private struct GroupNormJob : IWorkItem
@@ -205,7 +185,8 @@ internal static unsafe class GroupNormCpu
                     FoldShift[(long)item * channels + c] = b;
                     continue;
                 }
-                MapStored(Width, new AffineFunction(a, b, P.FuseSilu != 0), X, Y, start + (long)c * P.Spatial, P.Spatial, segment);
+                ElementwiseCpu.MapStored(Width, new AffineFunction(a, b, P.FuseSilu != 0), X, Y, start + (long)c * P.Spatial, P.Spatial,
+                    segment, SegmentFloats);
             }
         }
     }
