@@ -21,6 +21,19 @@ internal static partial class SyntheticVae
 
     public enum Layout { Diffusers, Ldm, LegacyAttention }
 
+    /// <summary>
+    /// The small config's seeded weights with a NaN in channel 1 of the decoder's output bias: every decode then makes
+    /// channel 1 of the image NaN, after the whole model has run (for the non-finite-output refusals).
+    /// </summary>
+    public static InMemoryWeights SmallWithNaNOutputBias()
+    {
+        var weights = InMemoryWeights.Seeded(SeededWeights.DefaultSeed, AutoencoderKlParameters.Enumerate(AutoencoderKlConfig.Small));
+        const string Bias = "decoder.conv_out.bias";
+        if (!weights.TryGetShape(Bias, out var biasShape)) throw new InvalidOperationException($"the small config has no {Bias}");
+        weights.Add(Bias, biasShape, [0f, float.NaN, 0f]);
+        return weights;
+    }
+
     public static Dictionary<string, float[]> Canonical(AutoencoderKlConfig config) =>
         SeededWeights.Generate(SeededWeights.DefaultSeed, AutoencoderKlParameters.Enumerate(config));
 

@@ -117,12 +117,7 @@ public class ExactTilingStoreTests
     public void AFailedCallLeavesNoStoreFile()
     {
         // A NaN bias makes the decoded image NaN, which the call refuses after the model has run through the store.
-        var config = AutoencoderKlConfig.Small;
-        var weights = InMemoryWeights.Seeded(SeededWeights.DefaultSeed, AutoencoderKlParameters.Enumerate(config));
-        const string Bias = "decoder.conv_out.bias";
-        Assert.That(weights.TryGetShape(Bias, out var biasShape), Is.True);
-        weights.Add(Bias, biasShape, [0f, float.NaN, 0f]);
-        using var vae = Create(weights);
+        using var vae = Create(SyntheticVae.SmallWithNaNOutputBias());
         int seen = 0;
         var progress = new SynchronousProgress(_ => seen = Math.Max(seen, StoreFiles.Open(_folder)));
         Assert.That(() => vae.Decode(Latents(), Exact(progress)), Throws.TypeOf<InvalidDataException>());
