@@ -232,7 +232,9 @@ public class ServerErrorTests
         var body = WireTensor.FromFloat(RandomLatents(big, "server.drain"), WireDType.Float32);
         var inFlight = server.PostAsync($"/sd/?output_type=pt&{ShapeQuery(big)}&dtype=float32", body);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (server.Server.InFlight == 0 && DateTime.UtcNow < deadline) await Task.Delay(5);
+        // Wait until the model runs it: counted in flight, a request may not yet have passed the draining check, and
+        // a stop then (rightly) answers it 503.
+        while (server.Server.RunsStarted(Sd) == 0 && DateTime.UtcNow < deadline) await Task.Delay(5);
         var stopping = server.Server.StopAsync();
         using var response = await inFlight;
         await stopping;
