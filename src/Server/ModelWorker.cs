@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
 namespace NativeVae.Server;
@@ -55,7 +56,7 @@ internal sealed class ModelWorker : IAsyncDisposable
             carried = null;
             if (first is null)
             {
-                if (!await _queue.Reader.WaitToReadAsync()) return;
+                if (!await WaitForWorkAsync()) return;
                 if (!_queue.Reader.TryRead(out first)) continue;
             }
             var batch = new List<VaeJob> { first };
@@ -63,9 +64,72 @@ internal sealed class ModelWorker : IAsyncDisposable
                 carried = await GatherAsync(batch, key);
             Interlocked.Add(ref _depth, -batch.Count);
             _metrics.QueueDepth(_model.Name, Depth);
-            await RunAsync(batch);
+            await RunAsync(RefuseOverCost(batch));
+            if (_model.Vae.RetainedBytes > _options.MaxRetainedBytes || _options.IdleReleaseAfter == TimeSpan.Zero) ReleaseMemory();
         }
     }
+
+    /// <summary>
+    /// Waits for a job; false when the worker stops. While memory is kept for reuse, a wait longer than
+    /// <see cref="VaeServerOptions.IdleReleaseAfter"/> gives it back first.
+    /// </summary>
+    private async Task<bool> WaitForWorkAsync()
+    {
+        if (_model.Vae.RetainedBytes > 0)
+        {
+            using var idle = new CancellationTokenSource(_options.IdleReleaseAfter);
+            try
+            {
+                return await _queue.Reader.WaitToReadAsync(idle.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                ReleaseMemory();
+            }
+        }
+        return await _queue.Reader.WaitToReadAsync();
+    }
+
+    /// <summary>
+    /// Gives back the model's pooled buffers and call plans, then the managed heap's free memory (request bodies and
+    /// replies are large arrays): after one large request the process returns to about its idle size.
+    /// </summary>
+    private void ReleaseMemory()
+    {
+        long retained = _model.Vae.RetainedBytes;
+        _model.Vae.ReleaseMemory();
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        _log.LogDebug("{Model}: gave back {MiB} MiB kept for reuse", _model.Name, retained >> 20);
+    }
+
+    /// <summary>
+    /// Fails the jobs whose dry run is refused (a tile below the floor, memory over the budget) or whose work is over
+    /// <see cref="VaeServerOptions.MaxRequestFlops"/>, before any of the batch runs; returns the rest.
+    /// </summary>
+    private List<VaeJob> RefuseOverCost(List<VaeJob> batch)
+    {
+        var accepted = new List<VaeJob>(batch.Count);
+        foreach (var job in batch)
+        {
+            try
+            {
+                if (job.Plan(_model.Vae) is { } plan && plan.Flops > _options.MaxRequestFlops)
+                    throw new ProtocolException(StatusCodes.Status413PayloadTooLarge,
+                        $"`shape` {job.InputShape}: the request needs {Tflop(plan.Flops)} TFLOP ({plan.Tiling.ToString().ToLowerInvariant()} " +
+                        $"tiling), over this server's limit of {Tflop(_options.MaxRequestFlops)} TFLOP per request; send fewer items or a smaller size");
+                accepted.Add(job);
+            }
+            catch (Exception error)
+            {
+                job.Fail(error);
+            }
+        }
+        return accepted;
+    }
+
+    private const double FlopsPerTflop = 1e12;
+
+    private static string Tflop(long flops) => (flops / FlopsPerTflop).ToString("0.##", System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Adds jobs of <paramref name="key"/> to the batch until the window closes or the batch is full; returns a job that does not fit.</summary>
     private async Task<VaeJob?> GatherAsync(List<VaeJob> batch, object key)

@@ -109,6 +109,16 @@ internal static class ProtocolReplies
     public static async Task WriteJsonAsync(HttpResponse response, string key, string value)
     {
         response.ContentType = JsonContentType;
+        var body = JsonObject(key, value);
+        response.ContentLength = body.Length;
+        await response.Body.WriteAsync(body);
+    }
+
+    /// <summary>The bytes of <c>{"error": message}</c>.</summary>
+    public static byte[] JsonError(string message) => JsonObject("error", message);
+
+    private static byte[] JsonObject(string key, string value)
+    {
         using var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer, Readable))
         {
@@ -116,7 +126,6 @@ internal static class ProtocolReplies
             json.WriteString(key, value);
             json.WriteEndObject();
         }
-        response.ContentLength = buffer.Length;
-        await response.Body.WriteAsync(buffer.GetBuffer().AsMemory(0, (int)buffer.Length));
+        return buffer.ToArray();
     }
 }

@@ -29,6 +29,15 @@ internal abstract class VaeJob(CancellationToken cancellation)
     /// <summary>Items in the run this job was part of (for the request log and the batch-size histogram).</summary>
     public int RanInBatchOf { get; set; }
 
+    /// <summary>
+    /// The job's plan and cost from a dry run, checked as the call would check it; null where the size is known only
+    /// once the input is decoded (image files, bounded by the pixel limit).
+    /// </summary>
+    public abstract VaeCallPlan? Plan(Vae vae);
+
+    /// <summary>The job's input, as its request's <c>shape</c> gave it (for messages).</summary>
+    public abstract TensorShape InputShape { get; }
+
     /// <summary>Runs <paramref name="batch"/> (jobs of this job's key) and returns one reply per job, in order.</summary>
     public abstract Task<IReadOnlyList<Reply>> RunAsync(Vae vae, IReadOnlyList<VaeJob> batch, CancellationToken cancellation);
 
@@ -69,6 +78,10 @@ internal sealed class DecodeJob(HostTensor<float> latents, DecodeOptions options
 
     public override object BatchKey => new Key(BatchTensors.ItemShape(Latents.Shape), options, floatReplyDType);
 
+    public override VaeCallPlan? Plan(Vae vae) => vae.PlanDecode(Latents.Shape, options);
+
+    public override TensorShape InputShape => Latents.Shape;
+
     public override async Task<IReadOnlyList<Reply>> RunAsync(Vae vae, IReadOnlyList<VaeJob> batch, CancellationToken cancellation)
     {
         using var result = await vae.DecodeAsync(Stack(batch, j => ((DecodeJob)j).Latents), options, cancellation);
@@ -94,6 +107,10 @@ internal sealed class EncodeTensorJob(HostTensor<float> images, EncodeOptions op
 
     public override object BatchKey => new Key(BatchTensors.ItemShape(Images.Shape), options);
 
+    public override VaeCallPlan? Plan(Vae vae) => vae.PlanEncode(Images.Shape, options);
+
+    public override TensorShape InputShape => Images.Shape;
+
     public override async Task<IReadOnlyList<Reply>> RunAsync(Vae vae, IReadOnlyList<VaeJob> batch, CancellationToken cancellation)
     {
         var latents = await vae.EncodeAsync(Stack(batch, j => ((EncodeTensorJob)j).Images), options, cancellation);
@@ -111,6 +128,10 @@ internal sealed class EncodeImageJob(byte[] file, EncodeOptions options, Cancell
     public override int Items => 1;
 
     public override object? BatchKey => null;
+
+    public override VaeCallPlan? Plan(Vae vae) => null;
+
+    public override TensorShape InputShape => new(file.Length);
 
     public override async Task<IReadOnlyList<Reply>> RunAsync(Vae vae, IReadOnlyList<VaeJob> batch, CancellationToken cancellation)
     {

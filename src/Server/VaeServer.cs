@@ -37,6 +37,7 @@ public sealed partial class VaeServer : IAsyncDisposable
     private readonly ServerMetrics _metrics = new();
     private readonly ILogger _log;
     private volatile bool _draining;
+    private readonly CancellationTokenSource _drainExpired = new();
     private int _inFlight;
     private bool _started;
 
@@ -52,12 +53,18 @@ public sealed partial class VaeServer : IAsyncDisposable
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
         options.ConfigureLogging?.Invoke(builder.Logging);
-        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.DrainTimeout);
+        // The drain runs before Kestrel stops (ServerDrain); Kestrel then has the grace to send the last replies.
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.DrainTimeout + 2 * ServerDrain.ReplyGrace);
+        builder.Services.AddSingleton<IHostedService>(new ServerDrain(this));
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
             kestrel.Limits.MaxRequestBodySize = options.MaxBodyBytes;
-            kestrel.Listen(address, options.Port);
+            kestrel.Listen(address, options.Port, listen =>
+            {
+                listen.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1;
+                KestrelErrorReplies.Use(listen, kestrel.Limits);
+            });
         });
         _app = builder.Build();
         _log = _app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("NativeVae.Server");
@@ -81,6 +88,8 @@ public sealed partial class VaeServer : IAsyncDisposable
         {
             if (!ModelName().IsMatch(model.Name))
                 throw new ArgumentException($"model name '{model.Name}': use letters, digits, '.', '_' and '-' (it is a URL segment)");
+            if (model.Name.Trim('.').Length == 0)
+                throw new ArgumentException($"model name '{model.Name}': a URL segment of dots only is resolved away ('.' is the folder, '..' its parent)");
             if (ReservedNames.Contains(model.Name, StringComparer.OrdinalIgnoreCase))
                 throw new ArgumentException($"model name '{model.Name}' is one of the server's own paths ({string.Join(", ", ReservedNames)})");
             if (!names.Add(model.Name)) throw new ArgumentException($"model name '{model.Name}' is given twice");
@@ -90,6 +99,9 @@ public sealed partial class VaeServer : IAsyncDisposable
 
     /// <summary>The address the server listens on, e.g. <c>http://127.0.0.1:8000/</c> (the real port when 0 was asked).</summary>
     public Uri BaseAddress { get; private set; } = new("http://127.0.0.1/");
+
+    /// <summary>How long a stop lets requests in flight finish.</summary>
+    internal TimeSpan DrainTimeout => _options.DrainTimeout;
 
     /// <summary>Work requests being handled now (read, queued, running or being answered).</summary>
     internal int InFlight => Volatile.Read(ref _inFlight);
@@ -122,10 +134,17 @@ public sealed partial class VaeServer : IAsyncDisposable
         _started = false;
     }
 
+    /// <summary>Marks the server draining: health and new requests answer 503 from here on.</summary>
+    internal void BeginDrain() => _draining = true;
+
+    /// <summary>The drain time ran out: requests still queued or running are cancelled and answered 503.</summary>
+    internal void EndDrain() => _drainExpired.Cancel();
+
     /// <summary>Stops, then disposes the models.</summary>
     public async ValueTask DisposeAsync()
     {
         await StopAsync();
+        _drainExpired.Dispose();
         foreach (var (model, worker) in _models.Values)
         {
             await worker.DisposeAsync();
@@ -151,15 +170,15 @@ public sealed partial class VaeServer : IAsyncDisposable
             else await ProtocolReplies.WriteErrorAsync(context.Response, StatusCodes.Status401Unauthorized,
                 "missing or wrong bearer token: send the header 'Authorization: Bearer <token>'");
         });
-        _app.MapGet("/", Health);
-        _app.MapGet("/health", Health);
+        _app.MapMethods("/", GetOrHead, Health);
+        _app.MapMethods("/health", GetOrHead, Health);
         _app.MapMetrics("/metrics", _metrics.Registry);
         foreach (var name in _models.Keys)
         {
             MapModel("/" + name, name);
             _probePaths.UnionWith(["/" + name, "/" + name + "/", "/" + name + "/health"]);
-            _app.MapGet("/" + name, Health);
-            _app.MapGet("/" + name + "/health", Health);
+            _app.MapMethods("/" + name, GetOrHead, Health);
+            _app.MapMethods("/" + name + "/health", GetOrHead, Health);
         }
         if (rootModel is not null) MapModel("", rootModel);
     }
@@ -170,8 +189,11 @@ public sealed partial class VaeServer : IAsyncDisposable
         _app.MapPost(prefix + "/predict", context => HandleAsync(context, name, null));
         _app.MapPost(prefix + "/encode", context => HandleAsync(context, name, Operation.Encode));
         _app.MapPost(prefix + "/decode", context => HandleAsync(context, name, Operation.Decode));
-        _app.MapGet(prefix + "/info", context => InfoAsync(context, name));
+        _app.MapMethods(prefix + "/info", GetOrHead, context => InfoAsync(context, name));
     }
+
+    /// <summary>HEAD answers wherever GET does (probes and monitors use it), with the same status and headers.</summary>
+    private static readonly string[] GetOrHead = [HttpMethods.Get, HttpMethods.Head];
 
     private bool IsProbe(HttpRequest request) =>
         (HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method)) && _probePaths.Contains(request.Path.Value ?? "/");
@@ -227,12 +249,16 @@ public sealed partial class VaeServer : IAsyncDisposable
         int status = StatusCodes.Status200OK;
         long requestBytes = 0, replyBytes = 0;
         int batchItems = 0;
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, _drainExpired.Token);
         deadline.CancelAfter(_options.RequestTimeout);
         try
         {
             if (_draining)
+            {
+                // The client should take its next request elsewhere, not to this connection.
+                context.Response.Headers.Connection = "close";
                 throw new ProtocolException(StatusCodes.Status503ServiceUnavailable, "the server is shutting down; retry (another replica answers)");
+            }
             var request = await ProtocolRequests.ReadAsync(context.Request, model.Vae, kind, _options, deadline.Token);
             requestBytes = request.BodyBytes;
             if (!worker.TryEnqueue(request.Job))
@@ -242,10 +268,18 @@ public sealed partial class VaeServer : IAsyncDisposable
             batchItems = request.Job.RanInBatchOf;
             replyBytes = await ProtocolReplies.WriteAsync(context.Response, reply, request.Base64Reply, context.RequestAborted);
         }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        catch (Exception) when (ClientWentAway(context))
         {
-            // The client went away: its work was cancelled, and there is no one to answer.
+            // Its work was cancelled, and there is no one to answer: the client's doing, not a fault of the server.
             status = ClientClosedRequest;
+        }
+        catch (OperationCanceledException) when (_drainExpired.IsCancellationRequested)
+        {
+            status = StatusCodes.Status503ServiceUnavailable;
+            context.Response.Headers.Connection = "close";
+            await ProtocolReplies.WriteErrorAsync(context.Response, status,
+                $"the server is shutting down and its drain time of {_options.DrainTimeout.TotalSeconds:0.#} s ran out before this request finished; retry (another replica answers)",
+                _options.RetryAfterSeconds);
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {
@@ -275,6 +309,12 @@ public sealed partial class VaeServer : IAsyncDisposable
 
     /// <summary>nginx's status for a request whose client closed the connection; logged, never sent.</summary>
     private const int ClientClosedRequest = 499;
+
+    /// <summary>
+    /// The client reset or closed the connection (mid-body, or while its work waited or ran): whatever the read, the
+    /// wait or the write then threw is the client's doing.
+    /// </summary>
+    private static bool ClientWentAway(HttpContext context) => context.RequestAborted.IsCancellationRequested;
 
     /// <summary>Pool threads kept for Kestrel, timers and probes beside the ones running models.</summary>
     private const int ThreadsForRequests = 4;

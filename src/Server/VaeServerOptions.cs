@@ -41,8 +41,28 @@ public sealed record VaeServerOptions
     /// <summary>Most batch items one batched run holds.</summary>
     public int MaxBatch { get; init; } = 8;
 
-    /// <summary>How long a stopping server lets queued and running requests finish (SIGTERM).</summary>
+    /// <summary>
+    /// How long a stopping server (SIGTERM) lets queued and running requests finish; meanwhile it answers new
+    /// requests, on new and open connections, with 503 and Retry-After. Requests still waiting or running when it
+    /// ends are cancelled and answered 503 with Retry-After too.
+    /// </summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Most work one request may ask for, in floating-point operations of the model (its dry run under the requested
+    /// tiling, every batch item counted); more is refused with 413 before any work. The default takes one SD/FLUX
+    /// decode of 2048x2048 (42 TFLOP) twice over.
+    /// </summary>
+    public long MaxRequestFlops { get; init; } = 100_000_000_000_000;
+
+    /// <summary>
+    /// A model idle this long gives back what it keeps for reuse (pooled buffers, the call plans that make a
+    /// repeated shape fast); the next call of a shape plans again. Zero gives it back after every run.
+    /// </summary>
+    public TimeSpan IdleReleaseAfter { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Most bytes a model keeps for reuse between runs; after a run that leaves more, it gives them back at once.</summary>
+    public long MaxRetainedBytes { get; init; } = 2L << 30;
 
     /// <summary>Seconds a 503 asks the client to wait (its Retry-After header).</summary>
     public int RetryAfterSeconds { get; init; } = 1;
@@ -61,6 +81,9 @@ public sealed record VaeServerOptions
         if (BatchWindow < TimeSpan.Zero) throw new ArgumentException($"batch window {BatchWindow} must not be negative");
         if (MaxBatch < 1) throw new ArgumentException($"max batch {MaxBatch} must be at least 1");
         if (DrainTimeout < TimeSpan.Zero) throw new ArgumentException($"drain timeout {DrainTimeout} must not be negative");
+        if (MaxRequestFlops < 1) throw new ArgumentException($"request FLOP limit {MaxRequestFlops} must be positive");
+        if (IdleReleaseAfter < TimeSpan.Zero) throw new ArgumentException($"idle release time {IdleReleaseAfter} must not be negative");
+        if (MaxRetainedBytes < 0) throw new ArgumentException($"retained memory cap {MaxRetainedBytes} must not be negative");
         if (Token is { Length: 0 }) throw new ArgumentException("the bearer token is empty");
     }
 }

@@ -13,18 +13,26 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile)
     /// <summary>Exact tiling's default output tile edge, in elements of each layer.</summary>
     public const int DefaultExactTile = 256;
 
-    private const int SmallestExactTile = 4;
+    /// <summary>
+    /// The smallest exact tile, given or chosen: each layer's tile then carries a halo of its own size or less, so a
+    /// call costs a few times its untiled time (SD 256x256 decode on 2 cores: 3.7x at 32, 4.6x at 16), where 1-element
+    /// tiles cost about 60x.
+    /// </summary>
+    public const int SmallestExactTile = 16;
 
     /// <summary>
     /// The caller's choice, with <see cref="TilingMode.Auto"/> resolved by <see cref="Auto"/>. An untiled or exact call
     /// whose dry-run need exceeds the budget is refused here, before any work, never by running out of memory.
     /// </summary>
     /// <param name="figures">the input's dry-run figures (cached by the caller per shape).</param>
-    /// <exception cref="ArgumentException">the tile size is not positive or the mode is unknown.</exception>
+    /// <exception cref="ArgumentException">the tile size is not positive (or, exact, below <see cref="SmallestExactTile"/>) or the mode is unknown.</exception>
     /// <exception cref="InsufficientMemoryException">the chosen mode needs more than the budget; the message gives both.</exception>
     public static TilingPlan Choose(IVaeModel model, TilingMode mode, int? tile, long? memoryLimit, Func<AutoTilingFigures> figures)
     {
         if (tile is <= 0) throw new ArgumentException($"tile size {tile} must be positive");
+        if (mode == TilingMode.Exact && tile < SmallestExactTile)
+            throw new ArgumentException(
+                $"tile size {tile} is below exact tiling's smallest tile of {SmallestExactTile}: smaller tiles cost many times the untiled time");
         if (mode is not (TilingMode.Auto or TilingMode.None or TilingMode.Exact or TilingMode.Blend))
             throw new ArgumentException($"tiling mode {(int)mode} is not one of None, Blend, Exact, Auto");
         var f = figures();
@@ -125,7 +133,7 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile)
         using (var x = dry.Allocate(input))
         using (var y = encode ? model.Encode(dry, x) : model.Decode(dry, x))
             outputBytes = y.Shape.ElementCount * sizeof(float);
-        return new AutoTilingFigures(input, dry.PeakBytes, dry.MaxAttentionBytes, dry.Convolutions.ToArray(), outputBytes);
+        return new AutoTilingFigures(input, dry.PeakBytes, dry.MaxAttentionBytes, dry.Convolutions.ToArray(), outputBytes, dry.Flops);
     }
 
     /// <summary>Names calls alike for the backend's memory plan (<see cref="IBackend.BeginCall"/>).</summary>
@@ -133,11 +141,11 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile)
 }
 
 /// <summary>
-/// A dry run's memory figures for one input shape: the untiled activation peak, the attention's bytes and every
-/// convolution. The same for every call of that shape, so a pipeline keeps them.
+/// A dry run's figures for one input shape: the untiled activation peak, the attention's bytes, every convolution
+/// and the FLOPs. The same for every call of that shape, so a pipeline keeps them.
 /// </summary>
 internal sealed record AutoTilingFigures(TensorShape Input, long UntiledBytes, long AttentionBytes,
-    IReadOnlyList<DryRunBackend.Conv2dRecord> Convolutions, long OutputBytes)
+    IReadOnlyList<DryRunBackend.Conv2dRecord> Convolutions, long OutputBytes, long Flops)
 {
     /// <summary>Exact tiling's worst step with <paramref name="tile"/>: a convolution's tile with its halo, or the attention.</summary>
     public long TileBytes(int tile) => Math.Max(AttentionBytes, Convolutions.Count == 0 ? 0 : Convolutions.Max(c => c.TileBytes(tile)));

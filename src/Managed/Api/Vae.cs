@@ -104,6 +104,34 @@ public sealed class Vae : IVae
     /// <summary>Peak device bytes so far (parameters, activations and the buffer pool).</summary>
     public long PeakDeviceBytes => _model.Backend.Memory.PeakBytes;
 
+    /// <summary>
+    /// Bytes kept between calls for reuse: pooled buffers and the call plans that make a repeated shape fast (weights
+    /// not included). They grow with the largest call so far; <see cref="ReleaseMemory"/> gives them back.
+    /// </summary>
+    public long RetainedBytes
+    {
+        get
+        {
+            var memory = _model.Backend.Memory;
+            return memory.PooledBytes + _model.Backend.PlannedBytes;
+        }
+    }
+
+    /// <summary>
+    /// Gives back what calls keep for reuse (<see cref="RetainedBytes"/>) and the image codec's pooled buffers; waits
+    /// for a running call. The next call of a shape allocates afresh (and plans again), so call it when idle: a
+    /// server after an idle while, or after a call far larger than usual.
+    /// </summary>
+    public void ReleaseMemory()
+    {
+        Locked(() =>
+        {
+            _model.Backend.ResetPeakMemory();
+            ImageInput.ReleaseRetainedBuffers();
+            return true;
+        });
+    }
+
     // ---- encode -------------------------------------------------------------------------------------------------
 
     /// <summary>Encodes one image file (PNG, JPEG, WebP or BMP) to a latent [1, C, H/8, W/8].</summary>
@@ -140,8 +168,12 @@ public sealed class Vae : IVae
         return Locked(() => _pipeline.Encode(batch, options ?? new(), _options.MemoryLimitBytes, CancellationToken.None));
     }
 
-    /// <summary>Encodes images given as a tensor [N, 3, H, W] in [-1, 1].</summary>
-    /// <exception cref="ArgumentException">the tensor is not [N, 3, H, W], or a blend tile the family cannot use (see <see cref="EncodeOptions.TileSize"/>).</exception>
+    /// <summary>
+    /// Encodes images given as a tensor [N, 3, H, W] in [-1, 1]. Sides that are not multiples of
+    /// <see cref="DownsampleFactor"/> are resized down to one by nearest neighbour, as diffusers' image processor does
+    /// with a tensor (image files are resized the same way, with Lanczos).
+    /// </summary>
+    /// <exception cref="ArgumentException">the tensor is not [N, 3, H, W], a side is shorter than the factor, or a blend tile the family cannot use (see <see cref="EncodeOptions.TileSize"/>).</exception>
     public HostTensor<float> Encode(HostTensor<float> images, EncodeOptions? options = null) =>
         EncodeAsync(images, options).GetAwaiter().GetResult();
 
@@ -150,7 +182,8 @@ public sealed class Vae : IVae
     {
         CheckImages(images);
         InputChecks.RequireFinite(images, "images");
-        return Task.Run(() => Locked(() => _pipeline.Encode(images, options ?? new(), _options.MemoryLimitBytes, latentOps: true, cancellation)), cancellation);
+        var sized = ImageTensorSize.ResizeToMultiple(images, DownsampleFactor);
+        return Task.Run(() => Locked(() => _pipeline.Encode(sized, options ?? new(), _options.MemoryLimitBytes, latentOps: true, cancellation)), cancellation);
     }
 
     /// <summary>Encodes one image file asynchronously.</summary>
@@ -193,6 +226,39 @@ public sealed class Vae : IVae
     }
 
     // ---- planning -----------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// What <see cref="Encode(HostTensor{float}, EncodeOptions?)"/> of images of <paramref name="images"/>
+    /// <c>[N, 3, H, W]</c> would do with <paramref name="options"/>: checked as the call checks them, nothing run.
+    /// Waits for a running call (the dry run shares the model).
+    /// </summary>
+    /// <exception cref="ArgumentException">the shape or an option is refused, as the call would refuse it.</exception>
+    /// <exception cref="InsufficientMemoryException">the call would not fit the memory budget.</exception>
+    public VaeCallPlan PlanEncode(TensorShape images, EncodeOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        InputChecks.RequireImages(images, _options.MaxImagePixels, "VaeOptions.MaxImagePixels");
+        options ??= new();
+        var input = ImageTensorSize.AtMultiple(images, DownsampleFactor);
+        return Locked(() => _pipeline.Estimate(input, encode: true, options.Tiling, options.TileSize, _options.MemoryLimitBytes));
+    }
+
+    /// <summary>
+    /// What <see cref="Decode"/> of latents of <paramref name="latents"/> (<c>[N, C, h, w]</c>, or packed with the
+    /// options' height and width) would do with <paramref name="options"/>: checked as the call checks them, nothing
+    /// run. Waits for a running call.
+    /// </summary>
+    /// <exception cref="ArgumentException">the shape or an option is refused, as the call would refuse it.</exception>
+    /// <exception cref="InsufficientMemoryException">the call would not fit the memory budget.</exception>
+    public VaeCallPlan PlanDecode(TensorShape latents, DecodeOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(latents);
+        options ??= new();
+        var z = latents.Rank == 3 ? FluxLatentPacking.UnpackedShape(latents, options.Height, options.Width) : latents;
+        InputChecks.RequireLatents(z, latents, LatentChannels);
+        InputChecks.RequireDecodedSize(z, DownsampleFactor, _options.MaxImagePixels);
+        return Locked(() => _pipeline.Estimate(z, encode: false, options.Tiling, options.TileSize, _options.MemoryLimitBytes));
+    }
 
     /// <summary>What <see cref="TilingMode.Auto"/> chooses for this input (see <see cref="TilingPlan.Choose"/>); for tests.</summary>
     internal (TilingMode Mode, int? Tile) PlanAuto(HostTensor<float> input, bool encode)

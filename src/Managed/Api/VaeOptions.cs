@@ -57,7 +57,8 @@ public sealed record EncodeOptions
     /// Tile edge in pixels: blend tiling's tile (default: the config's sample_size, 512 for the TAESD family), exact
     /// tiling's tile. A blend tile must be a multiple of 4 x the downsampling factor (32) for AutoencoderKL and of
     /// 8 x (64, at least 128 to encode) for the TAESD family; the call throws <see cref="ArgumentException"/> for any
-    /// other, since such a tile would assemble an output of the wrong size.
+    /// other, since such a tile would assemble an output of the wrong size. An exact tile is at least 16 (smaller
+    /// ones cost many times the untiled time).
     /// </summary>
     public int? TileSize { get; init; }
 
@@ -111,7 +112,8 @@ public sealed record DecodeOptions
     /// <summary>
     /// Tile edge in pixels of the output image (default for blend: the config's sample_size, 512 for the TAESD
     /// family). A blend tile must be a multiple of 4 x the downsampling factor (32) for AutoencoderKL and of 8 x (64)
-    /// for the TAESD family; the call throws <see cref="ArgumentException"/> for any other.
+    /// for the TAESD family; the call throws <see cref="ArgumentException"/> for any other. An exact tile is at least
+    /// 16 (smaller ones cost many times the untiled time).
     /// </summary>
     public int? TileSize { get; init; }
 

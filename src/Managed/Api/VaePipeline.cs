@@ -151,6 +151,24 @@ internal sealed class VaePipeline(IVaeModel model)
         return plan;
     }
 
+    /// <summary>The plan of one call and its cost, from this shape's (cached) dry run; nothing runs.</summary>
+    public VaeCallPlan Estimate(TensorShape input, bool encode, TilingMode mode, int? tile, long? memoryLimit)
+    {
+        var plan = Plan(input, encode, mode, tile, memoryLimit);
+        var figures = _autoFigures[(input, encode)];
+        long flops = figures.Flops;
+        if (plan.Mode == TilingMode.Blend)
+        {
+            int sampleTile = BlendTile(plan), inputTile = encode ? sampleTile : sampleTile / model.DownsampleFactor;
+            bool single = model.IsTiny
+                ? TinyBlendTiling.IsSingleTile(input.H, input.W, inputTile)
+                : BlendTiling.IsSingleTile(input.H, input.W, inputTile);
+            // An upper bound that needs no dry run per tile.
+            if (!single) flops = (long)(flops * (model.IsTiny ? TinyBlendTiling.MaxOverlapWork : BlendTiling.MaxOverlapWork));
+        }
+        return new VaeCallPlan(plan.Mode, plan.Tile, flops, figures.UntiledBytes);
+    }
+
     /// <summary>The blend tile in pixels: the caller's, else the model's sample size (512 for the TAESD family, as diffusers).</summary>
     private int BlendTile(TilingPlan plan) => plan.Tile ?? model.SampleSize;
 

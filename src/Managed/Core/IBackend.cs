@@ -31,6 +31,9 @@ internal interface IBackend : IDisposable
     /// </summary>
     void ResetPeakMemory() { }
 
+    /// <summary>Bytes of call plans kept for repeated calls (counted live in <see cref="Memory"/>); freed by <see cref="ResetPeakMemory"/>.</summary>
+    long PlannedBytes => 0;
+
     /// <summary>
     /// How the backend stores activations and weights (F32 unless it was made for 16-bit storage): ops write their
     /// outputs in it, and models upload weights and inputs in it (per-channel vectors, which kernels read as fp32,

@@ -169,6 +169,16 @@ internal static class ImageInput
         return configuration;
     }
 
+    /// <summary>
+    /// Frees the pooled pixel buffers ImageSharp keeps after decoding, resizing and encoding (it keeps them to reuse;
+    /// after one large image they are most of the process's idle memory).
+    /// </summary>
+    public static void ReleaseRetainedBuffers()
+    {
+        Formats.MemoryAllocator.ReleaseRetainedResources();
+        Configuration.Default.MemoryAllocator.ReleaseRetainedResources();
+    }
+
     /// <summary>An image of any pixel type as RGB; the caller owns the result.</summary>
     public static Image<Rgb24> ToRgb(Image image) => image as Image<Rgb24> is { } rgb ? rgb.Clone() : image.CloneAs<Rgb24>();
 

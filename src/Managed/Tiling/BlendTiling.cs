@@ -14,6 +14,9 @@ internal static class BlendTiling
     /// <summary>diffusers' <c>tile_overlap_factor</c>.</summary>
     public const float DiffusersOverlapFactor = 0.25f;
 
+    /// <summary>At most how many times the untiled work the overlapping tiles do: each pixel lies in up to 1/(1-overlap)^2 tiles.</summary>
+    public const double MaxOverlapWork = 1.0 / ((1 - DiffusersOverlapFactor) * (1 - DiffusersOverlapFactor));
+
     /// <summary>
     /// Tiles that keep the pixel stride equal to the kept latent rows times the factor. With T = factor * L, encode
     /// strides int(0.75 T) pixels and keeps L - int(0.25 L) latent rows; decode strides int(0.75 L) latent rows and

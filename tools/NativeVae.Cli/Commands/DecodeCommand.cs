@@ -19,7 +19,7 @@ internal sealed class DecodeCommand : ICommand
         var output = new Option<string>("--output", "-o")
         {
             HelpName = "out.png",
-            Description = "the image to write, .png or .jpg; a batch writes out-1.png, ... for the later images " +
+            Description = "the image to write, .png or .jpg; a batch of N writes out-0.png, ..., out-<N-1>.png instead " +
                 "[default: the latent's name with .png]",
         };
         var height = OptionParsers.PositiveInt("--height", "H", "image height in pixels, for packed FLUX latents [1, seq, 64] only");
@@ -67,7 +67,7 @@ internal sealed class DecodeCommand : ICommand
         return command;
     }
 
-    /// <summary>out.png -> out-1.png for the second image of a batch.</summary>
+    /// <summary>out.png -> out-0.png for the first image of a batch, out-1.png for the second.</summary>
     private static string IndexedPath(string path, int index) =>
         Path.Combine(Path.GetDirectoryName(path) ?? "", $"{Path.GetFileNameWithoutExtension(path)}-{index}{Path.GetExtension(path)}");
 }

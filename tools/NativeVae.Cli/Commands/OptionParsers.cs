@@ -12,9 +12,10 @@ namespace NativeVae.Cli.Commands;
 internal static class OptionParsers
 {
     /// <summary>A positive integer option up to <paramref name="max"/>; a value past it is refused, never wrapped.</summary>
-    public static Option<int?> PositiveInt(string name, string helpName, string description, int max = int.MaxValue) =>
-        Parsed<int>(name, helpName, description, $"must be a positive integer (at most {max})",
-            text => long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out long v) && v > 0 && v <= max ? (int)v : null);
+    /// <param name="allowZero">Zero is allowed too (a time that may be none).</param>
+    public static Option<int?> PositiveInt(string name, string helpName, string description, int max = int.MaxValue, bool allowZero = false) =>
+        Parsed<int>(name, helpName, description, $"must be a {(allowZero ? "non-negative" : "positive")} integer (at most {max})",
+            text => long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out long v) && v >= (allowZero ? 0 : 1) && v <= max ? (int)v : null);
 
     /// <summary>A positive 64-bit integer option.</summary>
     public static Option<long?> PositiveLong(string name, string helpName, string description) =>

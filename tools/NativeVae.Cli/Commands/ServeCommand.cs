@@ -12,6 +12,7 @@ namespace NativeVae.Cli.Commands;
 internal sealed class ServeCommand : ICommand
 {
     private const int BytesPerMiB = 1 << 20;
+    private const double FlopsPerTflop = 1e12;
 
     public Command Build(TextWriter stdout, TextWriter stderr)
     {
@@ -50,11 +51,20 @@ internal sealed class ServeCommand : ICommand
             "waiting up to MS for them [default: off]");
         var maxBatch = OptionParsers.PositiveInt("--max-batch", "N", $"most batch items in one batched run [default: {defaults.MaxBatch}]");
         var maxPixels = OptionParsers.PositiveLong("--max-pixels", "N", $"largest image in pixels, to encode or to decode to [default: {ImageFiles.DefaultMaxPixels} = 4096x4096]");
+        var drain = OptionParsers.PositiveInt("--drain-timeout", "SECONDS", "on SIGTERM, how long queued and running requests may finish " +
+            $"while new ones get 503; those left then get 503 with Retry-After [default: {defaults.DrainTimeout.TotalSeconds}]", allowZero: true);
+        var maxTflop = OptionParsers.PositiveInt("--max-request-tflop", "T", "most model work one request may ask for, in TFLOP " +
+            $"(its dry run, every batch item counted); more gets 413 [default: {defaults.MaxRequestFlops / FlopsPerTflop}]");
+        var idleRelease = OptionParsers.PositiveInt("--idle-release-seconds", "S", "a model idle this long gives back the buffers and " +
+            $"call plans it keeps for reuse [default: {defaults.IdleReleaseAfter.TotalSeconds}]", allowZero: true);
+        var maxRetained = OptionParsers.PositiveInt("--max-retained-mb", "MB", "most memory a model keeps for reuse between runs; " +
+            $"more is given back after the run [default: {defaults.MaxRetainedBytes / BytesPerMiB}]", int.MaxValue / BytesPerMiB, allowZero: true);
         var logFormat = OptionParsers.Choice("--log-format", "request logs as text lines or one JSON object per line [default: text]",
             ("text", LogFormat.Text), ("json", LogFormat.Json));
         var command = new Command("serve", "serve models over diffusers' hybrid-inference HTTP protocol (remote_encode / remote_decode)")
         {
-            models, host, port, device, dtype, family, token, insecure, queue, timeout, maxBody, batchWindow, maxBatch, maxPixels, logFormat,
+            models, host, port, device, dtype, family, token, insecure, queue, timeout, maxBody, batchWindow, maxBatch, maxPixels,
+            drain, maxTflop, idleRelease, maxRetained, logFormat,
         };
         command.SetAction(parse =>
         {
@@ -69,6 +79,10 @@ internal sealed class ServeCommand : ICommand
                 MaxBodyBytes = parse.GetValue(maxBody) is int mb ? (long)mb * BytesPerMiB : defaults.MaxBodyBytes,
                 BatchWindow = parse.GetValue(batchWindow) is int ms ? TimeSpan.FromMilliseconds(ms) : TimeSpan.Zero,
                 MaxBatch = parse.GetValue(maxBatch) ?? defaults.MaxBatch,
+                DrainTimeout = parse.GetValue(drain) is int drainSeconds ? TimeSpan.FromSeconds(drainSeconds) : defaults.DrainTimeout,
+                MaxRequestFlops = parse.GetValue(maxTflop) is int tflop ? (long)(tflop * FlopsPerTflop) : defaults.MaxRequestFlops,
+                IdleReleaseAfter = parse.GetValue(idleRelease) is int idle ? TimeSpan.FromSeconds(idle) : defaults.IdleReleaseAfter,
+                MaxRetainedBytes = parse.GetValue(maxRetained) is int retainedMb ? (long)retainedMb * BytesPerMiB : defaults.MaxRetainedBytes,
                 ConfigureLogging = logging => AddConsole(logging, parse.GetValue(logFormat) ?? LogFormat.Text),
             };
             var vaeOptions = new VaeOptions

@@ -87,6 +87,8 @@ internal sealed unsafe class CpuBackend : IBackend
         _pool.ResetPeak();
     }
 
+    public long PlannedBytes => _memory.ArenaBytes;
+
     /// <summary>A weight tensor's packing was freed with it.</summary>
     internal void ReleasePackedWeights(long bytes) => _pool.TrackExternal(-bytes);
 
