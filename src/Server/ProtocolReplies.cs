@@ -61,12 +61,16 @@ internal static class ProtocolReplies
         return buffer.ToArray();
     }
 
-    public static async Task WriteErrorAsync(HttpResponse response, int status, string message, int? retryAfterSeconds = null)
+    /// <param name="closeConnection">Ends the connection after the reply (a draining server).</param>
+    public static async Task WriteErrorAsync(HttpResponse response, int status, string message, int? retryAfterSeconds = null,
+        bool closeConnection = false)
     {
         if (response.HasStarted) return;
         await DrainUnreadBodyAsync(response.HttpContext);
+        bool close = closeConnection || response.Headers.Connection == "close";
         response.Clear();
         response.StatusCode = status;
+        if (close) response.Headers.Connection = "close";
         if (retryAfterSeconds is int seconds) response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         if (status == StatusCodes.Status401Unauthorized) response.Headers.WWWAuthenticate = "Bearer";
         await WriteJsonAsync(response, "error", message);

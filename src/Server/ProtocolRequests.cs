@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http;
 
 namespace NativeVae.Server;
@@ -31,9 +32,19 @@ internal static class ProtocolRequests
     {
         var query = new ProtocolQuery(request.Query);
         bool base64 = IsBase64(request);
-        return operation == Operation.Decode
-            ? await ReadDecodeAsync(request, query, vae, limits, base64, cancellation)
-            : await ReadEncodeAsync(request, query, vae, limits, base64, cancellation);
+        try
+        {
+            return operation == Operation.Decode
+                ? await ReadDecodeAsync(request, query, vae, limits, base64, cancellation)
+                : await ReadEncodeAsync(request, query, vae, limits, base64, cancellation);
+        }
+        catch (IOException error) when (error is not BadHttpRequestException and not ConnectionResetException
+                                        && !request.HttpContext.RequestAborted.IsCancellationRequested)
+        {
+            // Kestrel reports some framing errors of a body as a plain IOException ("Bad chunk size data" for a chunk
+            // size that overflows); the connection is still there, so it is the request that is malformed.
+            throw ProtocolException.BadRequest($"the body's framing is malformed: {error.Message}");
+        }
     }
 
     /// <summary>

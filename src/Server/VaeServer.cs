@@ -254,11 +254,7 @@ public sealed partial class VaeServer : IAsyncDisposable
         try
         {
             if (_draining)
-            {
-                // The client should take its next request elsewhere, not to this connection.
-                context.Response.Headers.Connection = "close";
                 throw new ProtocolException(StatusCodes.Status503ServiceUnavailable, "the server is shutting down; retry (another replica answers)");
-            }
             var request = await ProtocolRequests.ReadAsync(context.Request, model.Vae, kind, _options, deadline.Token);
             requestBytes = request.BodyBytes;
             if (!worker.TryEnqueue(request.Job))
@@ -268,7 +264,7 @@ public sealed partial class VaeServer : IAsyncDisposable
             batchItems = request.Job.RanInBatchOf;
             replyBytes = await ProtocolReplies.WriteAsync(context.Response, reply, request.Base64Reply, context.RequestAborted);
         }
-        catch (Exception) when (ClientWentAway(context))
+        catch (Exception error) when (ClientWentAway(context, error))
         {
             // Its work was cancelled, and there is no one to answer: the client's doing, not a fault of the server.
             status = ClientClosedRequest;
@@ -276,10 +272,9 @@ public sealed partial class VaeServer : IAsyncDisposable
         catch (OperationCanceledException) when (_drainExpired.IsCancellationRequested)
         {
             status = StatusCodes.Status503ServiceUnavailable;
-            context.Response.Headers.Connection = "close";
             await ProtocolReplies.WriteErrorAsync(context.Response, status,
                 $"the server is shutting down and its drain time of {_options.DrainTimeout.TotalSeconds:0.#} s ran out before this request finished; retry (another replica answers)",
-                _options.RetryAfterSeconds);
+                _options.RetryAfterSeconds, closeConnection: true);
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {
@@ -293,8 +288,9 @@ public sealed partial class VaeServer : IAsyncDisposable
             if (status == StatusCodes.Status500InternalServerError)
                 _log.LogError(error, "{Method} {Path}: internal error", context.Request.Method, context.Request.Path);
             bool retry = status == StatusCodes.Status503ServiceUnavailable;
+            // While draining, the client should take its next request elsewhere, not to this connection.
             await ProtocolReplies.WriteErrorAsync(context.Response, status, ProtocolError.MessageOf(error, status),
-                retry ? _options.RetryAfterSeconds : null);
+                retry ? _options.RetryAfterSeconds : null, closeConnection: _draining);
         }
         finally
         {
@@ -314,7 +310,8 @@ public sealed partial class VaeServer : IAsyncDisposable
     /// The client reset or closed the connection (mid-body, or while its work waited or ran): whatever the read, the
     /// wait or the write then threw is the client's doing.
     /// </summary>
-    private static bool ClientWentAway(HttpContext context) => context.RequestAborted.IsCancellationRequested;
+    private static bool ClientWentAway(HttpContext context, Exception error) =>
+        context.RequestAborted.IsCancellationRequested || error is Microsoft.AspNetCore.Connections.ConnectionResetException;
 
     /// <summary>Pool threads kept for Kestrel, timers and probes beside the ones running models.</summary>
     private const int ThreadsForRequests = 4;

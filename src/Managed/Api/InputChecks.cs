@@ -38,6 +38,7 @@ internal static class InputChecks
     public static void RequireImages(TensorShape images, long maxPixels, string limitName)
     {
         if (images.Rank != 4 || images.C != OpShapes.RgbChannels) throw new ArgumentException($"images must be [N, 3, H, W], got {images}");
+        RequireNonEmpty(images, "images");
         if ((long)images.H * images.W > maxPixels)
             throw new ArgumentException($"images {images}: {images.W}x{images.H} exceeds the limit of {maxPixels} pixels ({limitName})");
     }
@@ -48,6 +49,15 @@ internal static class InputChecks
     {
         if (unpacked.Rank != 4 || unpacked.C != channels)
             throw new ArgumentException($"latents must be [N, {channels}, h, w] (or packed [N, seq, {channels * 4}]), got {given}");
+        RequireNonEmpty(given, "latents");
+    }
+
+    /// <summary>Every dimension at least 1: an empty batch or image has nothing to run, and would fail deep inside.</summary>
+    /// <exception cref="ArgumentException">a dimension is 0; the message names the tensor and the dimension.</exception>
+    private static void RequireNonEmpty(TensorShape shape, string what)
+    {
+        for (int axis = 0; axis < shape.Rank; axis++)
+            if (shape[axis] == 0) throw new ArgumentException($"{what} {shape}: dimension {axis} is 0; every dimension must be at least 1");
     }
 
     /// <summary>The multi-index of flat element <paramref name="flat"/>, as <c>[0, 2, 0, 5]</c>.</summary>

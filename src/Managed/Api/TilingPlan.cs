@@ -27,12 +27,14 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile)
     /// <param name="figures">the input's dry-run figures (cached by the caller per shape).</param>
     /// <exception cref="ArgumentException">the tile size is not positive (or, exact, below <see cref="SmallestExactTile"/>) or the mode is unknown.</exception>
     /// <exception cref="InsufficientMemoryException">the chosen mode needs more than the budget; the message gives both.</exception>
-    public static TilingPlan Choose(IVaeModel model, TilingMode mode, int? tile, long? memoryLimit, Func<AutoTilingFigures> figures)
+    /// <param name="smallestTile">The exact tile floor: <see cref="SmallestExactTile"/> (tests of tiling on tiny images go lower).</param>
+    public static TilingPlan Choose(IVaeModel model, TilingMode mode, int? tile, long? memoryLimit, Func<AutoTilingFigures> figures,
+        int smallestTile = SmallestExactTile)
     {
         if (tile is <= 0) throw new ArgumentException($"tile size {tile} must be positive");
-        if (mode == TilingMode.Exact && tile < SmallestExactTile)
+        if (mode == TilingMode.Exact && tile < smallestTile)
             throw new ArgumentException(
-                $"tile size {tile} is below exact tiling's smallest tile of {SmallestExactTile}: smaller tiles cost many times the untiled time");
+                $"tile size {tile} is below exact tiling's smallest tile of {smallestTile}: smaller tiles cost many times the untiled time");
         if (mode is not (TilingMode.Auto or TilingMode.None or TilingMode.Exact or TilingMode.Blend))
             throw new ArgumentException($"tiling mode {(int)mode} is not one of None, Blend, Exact, Auto");
         var f = figures();
@@ -45,7 +47,7 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile)
         switch (mode)
         {
             case TilingMode.Auto:
-                return Auto(model, f, budget);
+                return Auto(model, f, budget, smallestTile);
             case TilingMode.None:
                 RequireWithin(f.UntiledBytes, budget, model, $"untiled, {f.Input}", "use TilingMode.Exact or Auto");
                 return new TilingPlan(mode, tile);
@@ -112,13 +114,13 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile)
     /// untiled; on a host-memory backend its activations go to the file store, so it fits there as on a device.
     /// </summary>
     /// <exception cref="InsufficientMemoryException">nothing fits; the message gives the need and the budget.</exception>
-    private static TilingPlan Auto(IVaeModel model, AutoTilingFigures figures, long budget)
+    private static TilingPlan Auto(IVaeModel model, AutoTilingFigures figures, long budget, int smallestTile)
     {
         if (figures.UntiledBytes <= budget) return new TilingPlan(TilingMode.None, null);
-        for (int tile = DefaultExactTile; tile >= SmallestExactTile; tile /= 2)
+        for (int tile = DefaultExactTile; tile >= smallestTile; tile /= 2)
             if (ExactBytes(model, figures, tile) <= budget) return new TilingPlan(TilingMode.Exact, tile);
         throw new InsufficientMemoryException(
-            $"{figures.Input}: even {SmallestExactTile}-element exact tiles need {ExactBytes(model, figures, SmallestExactTile)} bytes of activations, " +
+            $"{figures.Input}: even {smallestTile}-element exact tiles need {ExactBytes(model, figures, smallestTile)} bytes of activations, " +
             $"more than the {budget} bytes available; raise MemoryLimitBytes");
     }
 

@@ -267,6 +267,13 @@ public sealed class Vae : IVae
         return (plan.Mode, plan.Tile);
     }
 
+    /// <summary>The exact tile floor (tests of tiling on tiny images lower it).</summary>
+    internal int SmallestExactTile
+    {
+        get => _pipeline.SmallestExactTile;
+        init => _pipeline.SmallestExactTile = value;
+    }
+
     /// <summary>The directory of exact tiling's activation store on a host-memory backend (tests); the temp directory when null.</summary>
     internal string? ExactStoreDirectory
     {

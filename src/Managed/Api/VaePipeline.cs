@@ -26,6 +26,9 @@ internal sealed class VaePipeline(IVaeModel model)
 
     private IBackend Device => model.Backend;
 
+    /// <summary>The exact tile floor (<see cref="TilingPlan.SmallestExactTile"/>); tests of tiling on tiny images lower it.</summary>
+    public int SmallestExactTile { get; set; } = TilingPlan.SmallestExactTile;
+
     /// <summary>Where exact tiling on a host-memory backend puts its activation store; the temp directory when null (tests set it).</summary>
     public string? ExactStoreDirectory { get; set; }
 
@@ -144,7 +147,7 @@ internal sealed class VaePipeline(IVaeModel model)
     public TilingPlan Plan(TensorShape input, bool encode, TilingMode mode, int? tile, long? memoryLimit)
     {
         var plan = TilingPlan.Choose(model, mode, tile, memoryLimit,
-            () => _autoFigures.GetOrAdd((input, encode), key => TilingPlan.Measure(model, key.Shape, key.Encode)));
+            () => _autoFigures.GetOrAdd((input, encode), key => TilingPlan.Measure(model, key.Shape, key.Encode)), SmallestExactTile);
         // Refused before any work, whatever the input's size, so that a tile is valid or not for the family alone.
         if (plan.Mode == TilingMode.Blend)
             BlendRule(encode).Require(BlendTile(plan), plan.Tile is null ? "the model's sample_size" : null);

@@ -60,7 +60,14 @@ internal static class ImageInput
             seekable.Position = start;
             switch (decoder)
             {
-                case PngDecoder: PngStructure.Validate(seekable, name, maxPixels); break;
+                case PngDecoder:
+                    var idat = PngStructure.Validate(seekable, name, maxPixels);
+                    if (idat.Count > 1)
+                    {
+                        using var joined = PngStructure.WithOneIdat(seekable, start, idat, name);
+                        return Decode(joined, name, maxPixels, format, decoder);
+                    }
+                    break;
                 case JpegDecoder: JpegStructure.Validate(seekable, name, maxPixels); break;
                 case WebpDecoder: WebpStructure.Validate(seekable, name, maxPixels); break;
                 default: BmpStructure.Validate(seekable, name, maxPixels); break;

@@ -1,3 +1,5 @@
+using System.IO.Hashing;
+using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
 
@@ -17,6 +19,9 @@ internal static class PngStructure
     /// <summary>Length, type and CRC around each chunk's data.</summary>
     private const int ChunkFramingBytes = 12;
     private const int CrcBytes = 4;
+    private const int LengthBytes = 4;
+    /// <summary>Length and type before each chunk's data.</summary>
+    private const int ChunkHeaderBytes = 8;
     private const int InflateBufferBytes = 64 * 1024;
     private const byte PaletteColorType = 3;
     private const byte Adam7 = 1;
@@ -25,7 +30,8 @@ internal static class PngStructure
     private static readonly (int X, int Y, int Dx, int Dy)[] Adam7Passes =
         [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)];
 
-    public static void Validate(Stream stream, string name, long maxPixels)
+    /// <summary>Checks the structure; returns where each IDAT chunk's data lies in <paramref name="stream"/> (absolute offsets).</summary>
+    public static IReadOnlyList<(long Offset, long Length)> Validate(Stream stream, string name, long maxPixels)
     {
         var reader = new ImageStructureReader(stream, name, "PNG");
         reader.Skip(SignatureBytes, "the signature");
@@ -71,6 +77,51 @@ internal static class PngStructure
         if (idat.Count == 0) throw reader.Invalid("it has no IDAT (pixel data) chunk");
         if (ihdr.ColorType == PaletteColorType && !palette) throw reader.Invalid("it is a palette image without a PLTE chunk");
         CheckPixelData(reader, stream, idat, ihdr);
+        return idat;
+    }
+
+    /// <summary>
+    /// The PNG with its run of IDAT chunks (<paramref name="idat"/>, from <see cref="Validate"/>) joined into one.
+    /// ImageSharp 2.1 fails on a valid PNG whose zlib stream is split into very small IDAT chunks (1 byte each: its
+    /// inflater reads the zlib header across them); one chunk holds the same stream.
+    /// </summary>
+    /// <exception cref="InvalidDataException">the joined data would be over the format's 2^31-1 bytes per chunk.</exception>
+    public static MemoryStream WithOneIdat(Stream stream, long start, IReadOnlyList<(long Offset, long Length)> idat, string name)
+    {
+        long total = idat.Sum(c => c.Length);
+        if (total > int.MaxValue)
+            throw new InvalidDataException($"{name}: not a valid PNG: its IDAT chunks hold {total} bytes, over the 2^31-1 one chunk can hold");
+        long runStart = idat[0].Offset - ChunkHeaderBytes, runEnd = idat[^1].Offset + idat[^1].Length + CrcBytes;
+        var merged = new MemoryStream();
+        Copy(stream, start, runStart - start, merged);
+        var chunk = new byte[ChunkFramingBytes + total];
+        BinaryPrimitives.WriteUInt32BigEndian(chunk, (uint)total);
+        "IDAT"u8.CopyTo(chunk.AsSpan(LengthBytes));
+        int at = ChunkHeaderBytes;
+        foreach (var (offset, length) in idat)
+        {
+            stream.Position = offset;
+            stream.ReadExactly(chunk, at, (int)length);
+            at += (int)length;
+        }
+        BinaryPrimitives.WriteUInt32BigEndian(chunk.AsSpan(at), Crc32.HashToUInt32(chunk.AsSpan(LengthBytes, at - LengthBytes)));
+        merged.Write(chunk);
+        Copy(stream, runEnd, stream.Length - runEnd, merged);
+        merged.Position = 0;
+        return merged;
+    }
+
+    private static void Copy(Stream from, long offset, long count, Stream to)
+    {
+        from.Position = offset;
+        var buffer = new byte[Math.Min(count, InflateBufferBytes)];
+        while (count > 0)
+        {
+            int read = from.Read(buffer, 0, (int)Math.Min(buffer.Length, count));
+            if (read == 0) throw new EndOfStreamException();
+            to.Write(buffer, 0, read);
+            count -= read;
+        }
     }
 
     /// <summary>The IHDR fields that fix the size of the pixel data.</summary>

@@ -13,6 +13,9 @@ namespace NativeVae.Tests.Api;
 /// </summary>
 public class VaeApiTests
 {
+    /// <summary>The exact tile floor for these tiny images (the library's, 16, would be their whole size).</summary>
+    private const int TinyImageTile = 1;
+
     private const ulong Seed = SeededWeights.DefaultSeed;
     private const double Tolerance = 1e-5;
 
@@ -23,7 +26,8 @@ public class VaeApiTests
     {
         var ops = TestBackends.Get(backend);
         var model = new AutoencoderKlModel(ops, config, InMemoryWeights.Seeded(Seed, AutoencoderKlParameters.Enumerate(config)));
-        return new Vae(model, new VaeOptions { MemoryLimitBytes = memoryLimit }, config.ScalingFactor, config.ShiftFactor, ownsBackend: false);
+        return new Vae(model, new VaeOptions { MemoryLimitBytes = memoryLimit }, config.ScalingFactor, config.ShiftFactor, ownsBackend: false)
+            { SmallestExactTile = TinyImageTile };
     }
 
     private static HostTensor<float> RandomImages(int n, int h, int w, string stream = "api.image") =>

@@ -128,7 +128,8 @@ internal sealed class CollectingLogger : ILoggerProvider, ILogger
 
     public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
     {
-        if (IsEnabled(logLevel)) _lines.Enqueue(formatter(state, exception));
+        // The exception's type and message (not its stack), so that a test sees what a 500 was.
+        if (IsEnabled(logLevel)) _lines.Enqueue(formatter(state, exception) + (exception is null ? "" : $" [{exception.GetType().FullName}: {exception.Message}]"));
     }
 
     public void Dispose() { }

@@ -25,7 +25,7 @@ public class ExactTilingParityTests
         var config = AutoencoderKlConfig.Sd;
         var model = new AutoencoderKlModel(TestBackends.Get(backend), config,
             InMemoryWeights.Seeded(SeededWeights.DefaultSeed, AutoencoderKlParameters.Enumerate(config)));
-        using var vae = new Vae(model, new VaeOptions(), null, null, ownsBackend: false);
+        using var vae = new Vae(model, new VaeOptions(), null, null, ownsBackend: false) { SmallestExactTile = Tile };
         var images = new HostTensor<float>(TensorShape.Nchw(1, 3, 40, 24), SeededWeights.Uniform(1, "exact.sd.image", 3 * 40 * 24));
         CompareEncode(vae, images);
         var latents = new HostTensor<float>(TensorShape.Nchw(1, 4, 5, 3), SeededWeights.Uniform(1, "exact.sd.latent", 4 * 5 * 3));
@@ -37,7 +37,7 @@ public class ExactTilingParityTests
     {
         using var loaded = VaeLoader.Open(TestPaths.RequireShared("models/taef2"));
         var model = new TaesdModel(TestBackends.Get(backend), loaded.TinyConfig!, loaded.Weights);
-        using var vae = new Vae(model, new VaeOptions(), null, null, ownsBackend: false);
+        using var vae = new Vae(model, new VaeOptions(), null, null, ownsBackend: false) { SmallestExactTile = Tile };
         var images = new HostTensor<float>(TensorShape.Nchw(1, 3, 72, 56), SeededWeights.Uniform(2, "exact.taef2.image", 3 * 72 * 56));
         var latent = CompareEncode(vae, images);
         CompareDecode(vae, latent);

@@ -29,7 +29,7 @@ public class ExactTilingStoreTests
         var config = AutoencoderKlConfig.Small;
         var model = new AutoencoderKlModel(TestBackends.Get(TestBackends.CpuName), config,
             weights ?? InMemoryWeights.Seeded(SeededWeights.DefaultSeed, AutoencoderKlParameters.Enumerate(config)));
-        return new Vae(model, new VaeOptions(), null, null, ownsBackend: false) { ExactStoreDirectory = _folder };
+        return new Vae(model, new VaeOptions(), null, null, ownsBackend: false) { ExactStoreDirectory = _folder, SmallestExactTile = Tile };
     }
 
     private static HostTensor<float> Latents() =>
@@ -70,7 +70,7 @@ public class ExactTilingStoreTests
         var config = AutoencoderKlConfig.Small;
         using var backend = new NativeVae.Backends.Cpu.CpuBackend(threads: 2, storage: dtype);
         var model = new AutoencoderKlModel(backend, config, InMemoryWeights.Seeded(SeededWeights.DefaultSeed, AutoencoderKlParameters.Enumerate(config)));
-        using var vae = new Vae(model, new VaeOptions { DType = dtype }, null, null, ownsBackend: false) { ExactStoreDirectory = _folder };
+        using var vae = new Vae(model, new VaeOptions { DType = dtype }, null, null, ownsBackend: false) { ExactStoreDirectory = _folder, SmallestExactTile = Tile };
         using (var ops = new ExactTilingBackend(backend, Tile, _folder))
             Assert.That(ops.StoreElements, Is.EqualTo(dtype), "the store keeps the backend's 16 bits");
         var latents = Latents();

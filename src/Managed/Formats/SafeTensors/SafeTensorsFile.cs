@@ -122,33 +122,46 @@ internal sealed class SafeTensorsFile : ITensorArchive
 
         using (doc)
         {
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                throw Bad(path, "header is not a JSON object");
-            var tensors = new Dictionary<string, SafeTensorInfo>(StringComparer.Ordinal);
-            var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
-            foreach (var property in doc.RootElement.EnumerateObject())
+            try
             {
-                if (property.Name == MetadataKey)
-                {
-                    if (property.Value.ValueKind != JsonValueKind.Object)
-                        throw Bad(path, "__metadata__ is not an object of strings");
-                    foreach (var m in property.Value.EnumerateObject())
-                    {
-                        if (m.Value.ValueKind != JsonValueKind.String)
-                            throw Bad(path, $"__metadata__ entry '{m.Name}' is not a string");
-                        metadata[m.Name] = m.Value.GetString()!;
-                    }
-                    continue;
-                }
-                if (tensors.ContainsKey(property.Name))
-                    throw Bad(path, $"tensor '{property.Name}' appears twice");
-                if (tensors.Count >= MaxTensors)
-                    throw Bad(path, $"header lists more than {MaxTensors} tensors");
-                tensors[property.Name] = ParseTensor(path, property.Name, property.Value);
+                return ParseEntries(path, doc, dataLength);
             }
-            CheckSpansTileData(path, tensors.Values, dataLength);
-            return (tensors, metadata);
+            catch (InvalidOperationException)
+            {
+                // System.Text.Json parses escapes lazily: an unpaired surrogate fails only when the string is read.
+                throw Bad(path, "header holds a string that is not valid Unicode (an escaped unpaired surrogate such as \\ud800)");
+            }
         }
+    }
+
+    private static (Dictionary<string, SafeTensorInfo>, Dictionary<string, string>) ParseEntries(string path, JsonDocument doc, long dataLength)
+    {
+        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            throw Bad(path, "header is not a JSON object");
+        var tensors = new Dictionary<string, SafeTensorInfo>(StringComparer.Ordinal);
+        var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var property in doc.RootElement.EnumerateObject())
+        {
+            if (property.Name == MetadataKey)
+            {
+                if (property.Value.ValueKind != JsonValueKind.Object)
+                    throw Bad(path, "__metadata__ is not an object of strings");
+                foreach (var m in property.Value.EnumerateObject())
+                {
+                    if (m.Value.ValueKind != JsonValueKind.String)
+                        throw Bad(path, $"__metadata__ entry '{m.Name}' is not a string");
+                    metadata[m.Name] = m.Value.GetString()!;
+                }
+                continue;
+            }
+            if (tensors.ContainsKey(property.Name))
+                throw Bad(path, $"tensor '{property.Name}' appears twice");
+            if (tensors.Count >= MaxTensors)
+                throw Bad(path, $"header lists more than {MaxTensors} tensors");
+            tensors[property.Name] = ParseTensor(path, property.Name, property.Value);
+        }
+        CheckSpansTileData(path, tensors.Values, dataLength);
+        return (tensors, metadata);
     }
 
     private static SafeTensorInfo ParseTensor(string path, string name, JsonElement entry)
