@@ -1,17 +1,11 @@
 using System.Text.Json.Nodes;
+using static NativeVae.Tests.Cli.CliRun;
 
 namespace NativeVae.Tests.Cli;
 
 /// <summary><c>nativevae bench</c> on a tiny size: the JSON lines carry the fields the README and scripts read.</summary>
 public class BenchCommandTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = NativeVae.Cli.Program.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
 
     [Test]
     public void JsonHasOneLinePerOpSizeAndTilingWithTheAgreedFields()

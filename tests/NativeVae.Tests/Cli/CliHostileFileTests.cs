@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using NativeVae.Tests.Support;
 using static NativeVae.Tests.Support.SyntheticVae;
+using static NativeVae.Tests.Cli.CliRun;
 
 namespace NativeVae.Tests.Cli;
 
@@ -12,13 +13,6 @@ namespace NativeVae.Tests.Cli;
 /// </summary>
 public class CliHostileFileTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = NativeVae.Cli.Program.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
 
     [Test]
     public void ALatentWithAnEmptyDimensionIsRefusedBeforeAnyWork()

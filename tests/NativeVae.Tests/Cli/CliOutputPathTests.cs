@@ -1,3 +1,4 @@
+using static NativeVae.Tests.Cli.CliRun;
 namespace NativeVae.Tests.Cli;
 
 /// <summary>
@@ -6,13 +7,6 @@ namespace NativeVae.Tests.Cli;
 /// </summary>
 public class CliOutputPathTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = NativeVae.Cli.Program.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
 
     private static string MissingFolder() => Path.Combine(Path.GetTempPath(), $"nativevae-missing-{Guid.NewGuid():N}");
 

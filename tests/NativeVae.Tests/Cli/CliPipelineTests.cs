@@ -4,6 +4,7 @@ using NativeVae.Tests.Support;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 using SixLabors.ImageSharp.Processing;
+using static NativeVae.Tests.Cli.CliRun;
 
 namespace NativeVae.Tests.Cli;
 
@@ -20,14 +21,6 @@ public class CliPipelineTests
 
     [TearDown]
     public void DeleteFolder() => Directory.Delete(_folder, recursive: true);
-
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = NativeVae.Cli.Program.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
 
     /// <summary>A 72x56 crop of astronaut.png (odd multiples of 8) written as PNG.</summary>
     private string Crop() => Crop(72, 56);

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 using static NativeVae.Tests.Support.SyntheticVae;
+using static NativeVae.Tests.Cli.CliRun;
 
 namespace NativeVae.Tests.Cli;
 
@@ -13,14 +14,6 @@ namespace NativeVae.Tests.Cli;
 public class CliRemoteTests
 {
     private const string Unknown = "http://127.0.0.1:9/";
-
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = NativeVae.Cli.Program.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
 
     /// <summary>A usage error: exit 2, nothing on stdout, the first line "nativevae command: error: ...".</summary>
     private static string UsageError((int Code, string Out, string Err) result, string command)

@@ -1,19 +1,13 @@
 using System.Text.Json.Nodes;
 using NativeVae.Tests.Support;
 using static NativeVae.Tests.Support.SyntheticVae;
+using static NativeVae.Tests.Cli.CliRun;
 
 namespace NativeVae.Tests.Cli;
 
 /// <summary>The CLI's entry point run in-process: exit codes, stdout JSON, one-line errors on stderr.</summary>
 public class CliTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = NativeVae.Cli.Program.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
 
     private static string SmallLdmFile()
     {

@@ -2,6 +2,7 @@ using System.Reflection;
 using System.Runtime.CompilerServices;
 using NativeVae.Core;
 using static NativeVae.Tests.Support.SyntheticVae;
+using static NativeVae.Tests.Cli.CliRun;
 
 namespace NativeVae.Tests.Cli;
 
@@ -12,14 +13,6 @@ namespace NativeVae.Tests.Cli;
 public class CliUsageTests
 {
     private static readonly string[] CommandNames = ["convert", "info", "encode", "decode", "roundtrip", "bench"];
-
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = NativeVae.Cli.Program.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
 
     /// <summary>A usage error: exit 2, its first line names the command, says "error:" and holds no .NET wording.</summary>
     private static string AssertUsageError((int Code, string Out, string Err) result, string command)
