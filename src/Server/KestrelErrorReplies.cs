@@ -42,7 +42,7 @@ internal static class KestrelErrorReplies
     private const int StatusStart = 9, StatusDigits = 3;
 
     /// <summary>
-    /// The head with a JSON body for Kestrel's bodiless error <paramref name="head"/>, or null when it is anything
+    /// The head with a JSON body for Kestrel's bodiless error head <paramref name="bytes"/>, or null when it is anything
     /// else (a reply of the server's own, a body, part of a head).
     /// </summary>
     internal static byte[]? WithJsonBody(ReadOnlySpan<byte> bytes, KestrelServerLimits limits)

@@ -25,6 +25,13 @@ internal static class ProtocolError
         _ => StatusCodes.Status500InternalServerError,
     };
 
+    /// <summary>
+    /// The client reset or closed the connection (mid-body, or while its work waited or ran): whatever the read, the
+    /// wait or the write then threw is the client's doing, not a fault of the request or the server.
+    /// </summary>
+    public static bool ClientWentAway(HttpContext context, Exception error) =>
+        context.RequestAborted.IsCancellationRequested || error is Microsoft.AspNetCore.Connections.ConnectionResetException;
+
     /// <summary>The message the client sees: the exception's own for its errors, never a stack trace or an internal one.</summary>
     public static string MessageOf(Exception error, int status) => status == StatusCodes.Status500InternalServerError
         ? "internal server error; the server's log has the details"

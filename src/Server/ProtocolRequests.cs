@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http;
 
 namespace NativeVae.Server;
@@ -38,8 +37,7 @@ internal static class ProtocolRequests
                 ? await ReadDecodeAsync(request, query, vae, limits, base64, cancellation)
                 : await ReadEncodeAsync(request, query, vae, limits, base64, cancellation);
         }
-        catch (IOException error) when (error is not BadHttpRequestException and not ConnectionResetException
-                                        && !request.HttpContext.RequestAborted.IsCancellationRequested)
+        catch (IOException error) when (error is not BadHttpRequestException && !ProtocolError.ClientWentAway(request.HttpContext, error))
         {
             // Kestrel reports some framing errors of a body as a plain IOException ("Bad chunk size data" for a chunk
             // size that overflows); the connection is still there, so it is the request that is malformed.

@@ -264,7 +264,7 @@ public sealed partial class VaeServer : IAsyncDisposable
             batchItems = request.Job.RanInBatchOf;
             replyBytes = await ProtocolReplies.WriteAsync(context.Response, reply, request.Base64Reply, context.RequestAborted);
         }
-        catch (Exception error) when (ClientWentAway(context, error))
+        catch (Exception error) when (ProtocolError.ClientWentAway(context, error))
         {
             // Its work was cancelled, and there is no one to answer: the client's doing, not a fault of the server.
             status = ClientClosedRequest;
@@ -305,13 +305,6 @@ public sealed partial class VaeServer : IAsyncDisposable
 
     /// <summary>nginx's status for a request whose client closed the connection; logged, never sent.</summary>
     private const int ClientClosedRequest = 499;
-
-    /// <summary>
-    /// The client reset or closed the connection (mid-body, or while its work waited or ran): whatever the read, the
-    /// wait or the write then threw is the client's doing.
-    /// </summary>
-    private static bool ClientWentAway(HttpContext context, Exception error) =>
-        context.RequestAborted.IsCancellationRequested || error is Microsoft.AspNetCore.Connections.ConnectionResetException;
 
     /// <summary>Pool threads kept for Kestrel, timers and probes beside the ones running models.</summary>
     private const int ThreadsForRequests = 4;

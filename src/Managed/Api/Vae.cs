@@ -199,7 +199,6 @@ public sealed class Vae : IVae
 
     private void CheckImages(HostTensor<float> images)
     {
-        ArgumentNullException.ThrowIfNull(images);
         InputChecks.RequireImages(images.Shape, _options.MaxImagePixels, "VaeOptions.MaxImagePixels");
     }
 
@@ -236,7 +235,6 @@ public sealed class Vae : IVae
     /// <exception cref="InsufficientMemoryException">the call would not fit the memory budget.</exception>
     public VaeCallPlan PlanEncode(TensorShape images, EncodeOptions? options = null)
     {
-        ArgumentNullException.ThrowIfNull(images);
         InputChecks.RequireImages(images, _options.MaxImagePixels, "VaeOptions.MaxImagePixels");
         options ??= new();
         var input = ImageTensorSize.AtMultiple(images, DownsampleFactor);
@@ -252,7 +250,6 @@ public sealed class Vae : IVae
     /// <exception cref="InsufficientMemoryException">the call would not fit the memory budget.</exception>
     public VaeCallPlan PlanDecode(TensorShape latents, DecodeOptions? options = null)
     {
-        ArgumentNullException.ThrowIfNull(latents);
         options ??= new();
         var z = latents.Rank == 3 ? FluxLatentPacking.UnpackedShape(latents, options.Height, options.Width) : latents;
         InputChecks.RequireLatents(z, latents, LatentChannels);

@@ -160,20 +160,22 @@ internal sealed class VaePipeline(IVaeModel model)
         var plan = Plan(input, encode, mode, tile, memoryLimit);
         var figures = _autoFigures[(input, encode)];
         long flops = figures.Flops;
-        if (plan.Mode == TilingMode.Blend)
-        {
-            int sampleTile = BlendTile(plan), inputTile = encode ? sampleTile : sampleTile / model.DownsampleFactor;
-            bool single = model.IsTiny
-                ? TinyBlendTiling.IsSingleTile(input.H, input.W, inputTile)
-                : BlendTiling.IsSingleTile(input.H, input.W, inputTile);
-            // An upper bound that needs no dry run per tile.
-            if (!single) flops = (long)(flops * (model.IsTiny ? TinyBlendTiling.MaxOverlapWork : BlendTiling.MaxOverlapWork));
-        }
+        // An upper bound that needs no dry run per tile.
+        if (plan.Mode == TilingMode.Blend && !IsSingleBlendTile(input, BlendInputTile(plan, encode)))
+            flops = (long)(flops * BlendTiling.MaxOverlapWork(model.IsTiny ? TinyBlendTiling.DiffusersOverlapFactor : BlendTiling.DiffusersOverlapFactor));
         return new VaeCallPlan(plan.Mode, plan.Tile, flops, figures.UntiledBytes);
     }
 
     /// <summary>The blend tile in pixels: the caller's, else the model's sample size (512 for the TAESD family, as diffusers).</summary>
     private int BlendTile(TilingPlan plan) => plan.Tile ?? model.SampleSize;
+
+    /// <summary>The blend tile in input elements: pixels to encode, latents to decode.</summary>
+    private int BlendInputTile(TilingPlan plan, bool encode) => encode ? BlendTile(plan) : BlendTile(plan) / model.DownsampleFactor;
+
+    /// <summary>Whether one blend tile covers the input, which then runs untiled as diffusers runs it.</summary>
+    private bool IsSingleBlendTile(TensorShape input, int inputTile) => model.IsTiny
+        ? TinyBlendTiling.IsSingleTile(input.H, input.W, inputTile)
+        : BlendTiling.IsSingleTile(input.H, input.W, inputTile);
 
     private BlendTileRule BlendRule(bool encode) => model.IsTiny
         ? TinyBlendTiling.Rule(model.DownsampleFactor, encode)
@@ -201,11 +203,8 @@ internal sealed class VaePipeline(IVaeModel model)
         // Plan has checked the tile against the family's rule, so it is a whole number of latents.
         int sampleTile = BlendTile(plan);
         int latentTile = sampleTile / model.DownsampleFactor;
-        int inputTile = encode ? sampleTile : latentTile, outputTile = encode ? latentTile : sampleTile;
-        bool single = model.IsTiny
-            ? TinyBlendTiling.IsSingleTile(x.Shape.H, x.Shape.W, inputTile)
-            : BlendTiling.IsSingleTile(x.Shape.H, x.Shape.W, inputTile);
-        if (single) return Forward(ops, x, encode, progress, cancellation);
+        int inputTile = BlendInputTile(plan, encode), outputTile = encode ? latentTile : sampleTile;
+        if (IsSingleBlendTile(x.Shape, inputTile)) return Forward(ops, x, encode, progress, cancellation);
 
         // Blend tiles are cut and blended on the host, as diffusers does with its tensors.
         var tileProgress = progress is null ? null : new Progress<(int Done, int Total)>(p => progress.Report(new VaeProgress(p.Done, p.Total)));

@@ -14,8 +14,11 @@ internal static class BlendTiling
     /// <summary>diffusers' <c>tile_overlap_factor</c>.</summary>
     public const float DiffusersOverlapFactor = 0.25f;
 
-    /// <summary>At most how many times the untiled work the overlapping tiles do: each pixel lies in up to 1/(1-overlap)^2 tiles.</summary>
-    public const double MaxOverlapWork = 1.0 / ((1 - DiffusersOverlapFactor) * (1 - DiffusersOverlapFactor));
+    /// <summary>
+    /// At most how many times the untiled work tiles overlapping by <paramref name="overlapFactor"/> do: each pixel
+    /// lies in up to 1/(1-overlap)^2 tiles (this blend and the TAESD family's alike).
+    /// </summary>
+    public static double MaxOverlapWork(float overlapFactor) => 1.0 / ((1 - overlapFactor) * (1 - overlapFactor));
 
     /// <summary>
     /// Tiles that keep the pixel stride equal to the kept latent rows times the factor. With T = factor * L, encode

@@ -14,9 +14,6 @@ internal static class TinyBlendTiling
     /// <summary>diffusers' AutoencoderTiny <c>tile_overlap_factor</c>.</summary>
     public const float DiffusersOverlapFactor = 0.125f;
 
-    /// <inheritdoc cref="BlendTiling.MaxOverlapWork"/>
-    public const double MaxOverlapWork = 1.0 / ((1 - DiffusersOverlapFactor) * (1 - DiffusersOverlapFactor));
-
     /// <summary>A ramp k / (blend - 1) needs at least two elements: diffusers' mask divides by zero at one.</summary>
     private const int SmallestRamp = 2;
 
