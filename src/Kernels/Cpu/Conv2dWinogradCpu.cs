@@ -245,10 +245,18 @@ internal static unsafe class Conv2dWinogradCpu
     /// <summary>Whether this convolution is one the Winograd path computes: 3x3, stride 1, output the (virtual) input's size.</summary>
     public static bool Supports(in Conv2dParams p)
     {
-        int up = p.Upsample2x != 0 ? 2 : 1;
-        return p.Kernel == KernelSize && p.Stride == 1 && p.PadTop == 1 && p.PadLeft == 1
-            && p.OutHeight == up * p.InHeight && p.OutWidth == up * p.InWidth;
+        if (p.Kernel != KernelSize || p.Stride != 1) return false;
+        // The upsampled packing's permutes assume an odd first virtual column (pad 1): untiled "same" convolutions.
+        if (p.Upsample2x != 0)
+            return p.PadTop == 1 && p.PadLeft == 1 && p.OutHeight == 2 * p.InHeight && p.OutWidth == 2 * p.InWidth;
+        // Any pad of 0 or 1 per side: exact tiling convolves windows whose sides are padded only at the image's edge.
+        return IsHaloPad(p.PadTop) && IsHaloPad(p.PadLeft)
+            && IsHaloPad(p.OutHeight + KernelSize - 1 - p.InHeight - p.PadTop)
+            && IsHaloPad(p.OutWidth + KernelSize - 1 - p.InWidth - p.PadLeft);
     }
+
+    /// <summary>A pad the packing handles: none, or the one row or column a 3x3 "same" convolution adds.</summary>
+    private static bool IsHaloPad(int pad) => pad is 0 or 1;
 
     /// <summary>
     /// y = conv(f(x), w) (+ bias) (+ residual), as <c>Conv2dCpu.Run</c>, for a convolution <see cref="Supports"/>
@@ -272,7 +280,7 @@ internal static unsafe class Conv2dWinogradCpu
         float* bias, StoredElements residual, StoredElements y, InputAffine affine = default, double* moments = null)
     {
         if (!Supports(p))
-            throw new ArgumentException($"Winograd conv2d needs a 3x3 stride-1 pad-1 same-size convolution, got kernel {p.Kernel}, stride {p.Stride}, pad {p.PadTop}/{p.PadLeft}", nameof(p));
+            throw new ArgumentException($"Winograd conv2d needs a 3x3 stride-1 convolution padded 0 or 1 per side (pad 1 and same size when upsampling), got kernel {p.Kernel}, stride {p.Stride}, pad {p.PadTop}/{p.PadLeft}", nameof(p));
         if (p.Batch == 0 || p.OutChannels == 0 || p.OutHeight == 0 || p.OutWidth == 0) return;
         var w = new Conv2dWinogradWeights(
             workers.SharedScratch(WeightSlot, Conv2dWinogradWeights.FloatsFor(p.OutChannels, p.InChannels)), p.OutChannels, p.InChannels);

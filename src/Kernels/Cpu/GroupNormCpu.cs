@@ -68,38 +68,6 @@ internal static unsafe class GroupNormCpu
         RunJob(workers, ref job);
     }
 
-    /// <summary>
-    /// <see cref="Fold"/> from per-channel statistics gathered by the op that produced x (a Winograd convolution,
-    /// <c>Conv2dWinogradCpu.Run</c>): <paramref name="channels"/> [N * C][2] = (mean, M2 = sum of squared
-    /// deviations from that mean). They merge into each group's (Chan et al.), folded as <see cref="Run"/> folds
-    /// its own statistics. No pass over x.
-    /// </summary>
-    public static void FoldFromChannels(in GroupNormParams p, double* channels, float* gamma, float* beta,
-        float* scale, float* shift)
-    {
-        int perGroup = p.Channels / p.Groups;
-        double count = Math.Max(p.Spatial, 1);
-        for (int item = 0; item < p.Batch * p.Groups; item++)
-        {
-            double* stats = channels + 2L * item * perGroup;
-            double mean = 0, squares = 0;
-            for (int c = 0; c < perGroup; c++) mean += stats[2 * c] / perGroup;
-            for (int c = 0; c < perGroup; c++)
-            {
-                double d = stats[2 * c] - mean;
-                squares += stats[2 * c + 1] + count * d * d;
-            }
-            float groupMean = (float)mean;
-            float rstd = (float)(1 / Math.Sqrt(squares / (count * perGroup) + p.Eps));
-            int g = item % p.Groups;
-            for (int c = 0; c < perGroup; c++)
-            {
-                int channel = g * perGroup + c;
-                (scale[(long)item * perGroup + c], shift[(long)item * perGroup + c]) = Fold(gamma[channel], beta[channel], groupMean, rstd);
-            }
-        }
-    }
-
     /// <summary>y[row] = x[row] * scale[row] + shift[row] (+ SiLU) for each of <paramref name="rows"/> rows of <paramref name="spatial"/>.</summary>
     public static void ChannelAffine(CpuWorkers workers, SimdWidth width, int rows, int spatial, bool silu, float* x,
         float* scale, float* shift, float* y) =>
@@ -193,7 +161,8 @@ internal static unsafe class GroupNormCpu
 
     /// <summary>
     /// The channel's affine with the group's statistics folded in, y = x * a + b: one definition, so that every
-    /// path (normalising, folding for a convolution, folding from gathered statistics) rounds alike.
+    /// kernel path (normalising, folding for a convolution) rounds alike; the library's <c>ChannelMoments.Fold</c>
+    /// folds statistics gathered by a convolution with the same fp32 steps.
     /// </summary>
     private static (float A, float B) Fold(float gamma, float beta, float mean, float rstd)
     {

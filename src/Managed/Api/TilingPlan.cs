@@ -4,8 +4,12 @@ using NativeVae.Core;
 
 namespace NativeVae.Api;
 
-/// <summary>How one call splits its work: the mode (never <see cref="TilingMode.Auto"/>) and the tile, when given.</summary>
-internal readonly record struct TilingPlan(TilingMode Mode, int? Tile)
+/// <summary>
+/// How one call splits its work: the mode (never <see cref="TilingMode.Auto"/>), the tile, when given, and for exact
+/// tiling where its full-size activations live: in host memory while they fit the budget beside the tiles, else (on a
+/// backend whose memory is host RAM) in a temporary file, so that memory is set by the tile and not the image.
+/// </summary>
+internal readonly record struct TilingPlan(TilingMode Mode, int? Tile, bool ActivationsInFile = false)
 {
     /// <summary>Share of the device's memory that <see cref="TilingMode.Auto"/> plans to use.</summary>
     private const double UsableMemoryFraction = 0.8;
@@ -54,9 +58,9 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile)
             case TilingMode.Exact:
             {
                 int exactTile = tile ?? DefaultExactTile;
-                RequireWithin(ExactBytes(model, f, exactTile), budget, model, $"exact-tiled with tile {exactTile}, {f.Input}",
-                    "use a smaller tile or Auto");
-                return new TilingPlan(mode, tile);
+                long tileBytes = ExactBytes(model, f, exactTile);
+                RequireWithin(tileBytes, budget, model, $"exact-tiled with tile {exactTile}, {f.Input}", "use a smaller tile or Auto");
+                return new TilingPlan(mode, tile, SpillsToFile(model, f, tileBytes, budget));
             }
             default:
                 return new TilingPlan(mode, tile);
@@ -114,11 +118,22 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile)
     /// untiled; on a host-memory backend its activations go to the file store, so it fits there as on a device.
     /// </summary>
     /// <exception cref="InsufficientMemoryException">nothing fits; the message gives the need and the budget.</exception>
+    /// <summary>
+    /// Whether exact tiling's activations go to the file store: on a backend whose memory is host RAM, when they do not
+    /// fit the budget beside the tiles (in memory they cost nothing but their bytes; through the file, the page cache's
+    /// writeback). A GPU's host holds them in memory.
+    /// </summary>
+    private static bool SpillsToFile(IVaeModel model, AutoTilingFigures figures, long tileBytes, long budget) =>
+        model.Backend.Capabilities.MemoryIsHost && figures.UntiledBytes + tileBytes > budget;
+
     private static TilingPlan Auto(IVaeModel model, AutoTilingFigures figures, long budget, int smallestTile)
     {
         if (figures.UntiledBytes <= budget) return new TilingPlan(TilingMode.None, null);
         for (int tile = DefaultExactTile; tile >= smallestTile; tile /= 2)
-            if (ExactBytes(model, figures, tile) <= budget) return new TilingPlan(TilingMode.Exact, tile);
+        {
+            long tileBytes = ExactBytes(model, figures, tile);
+            if (tileBytes <= budget) return new TilingPlan(TilingMode.Exact, tile, SpillsToFile(model, figures, tileBytes, budget));
+        }
         throw new InsufficientMemoryException(
             $"{figures.Input}: even {smallestTile}-element exact tiles need {ExactBytes(model, figures, smallestTile)} bytes of activations, " +
             $"more than the {budget} bytes available; raise MemoryLimitBytes");

@@ -36,7 +36,7 @@ public sealed class Vae : IVae
     internal Vae(IVaeModel model, VaeOptions options, float? scalingFactor, float? shiftFactor, bool ownsBackend = true)
     {
         _model = model;
-        _pipeline = new VaePipeline(model);
+        _pipeline = new VaePipeline(model) { ExactStore = options.ExactStore };
         _ownsBackend = ownsBackend;
         _options = options;
         ScalingFactor = options.ScalingFactor ?? scalingFactor;
@@ -113,7 +113,7 @@ public sealed class Vae : IVae
         get
         {
             var memory = _model.Backend.Memory;
-            return memory.PooledBytes + _model.Backend.PlannedBytes;
+            return memory.PooledBytes + _model.Backend.PlannedBytes + _pipeline.RetainedBytes;
         }
     }
 
@@ -127,6 +127,7 @@ public sealed class Vae : IVae
         Locked(() =>
         {
             _model.Backend.ResetPeakMemory();
+            _pipeline.ReleaseMemory();
             ImageInput.ReleaseRetainedBuffers();
             return true;
         });
@@ -304,6 +305,7 @@ public sealed class Vae : IVae
             if (_disposed) return;
             _disposed = true;
             var backend = _model.Backend;
+            _pipeline.ReleaseMemory();
             _model.Dispose();
             if (_ownsBackend) backend.Dispose();
         }

@@ -26,7 +26,8 @@ public sealed class VaeBenchmark : IDisposable
     private readonly IBackend _backend;
     private readonly AutoencoderKlModel _model;
 
-    private VaeBenchmark(ModelFamily family, AutoencoderKlConfig config, IBackend backend, DevicePreference device, DType dtype)
+    private VaeBenchmark(ModelFamily family, AutoencoderKlConfig config, IBackend backend, DevicePreference device, DType dtype,
+        ExactTilingStore exactStore)
     {
         var declared = AutoencoderKlParameters.Enumerate(config);
         Family = family;
@@ -35,7 +36,7 @@ public sealed class VaeBenchmark : IDisposable
         WeightBytes = declared.Sum(p => p.Shape.ElementCount * (p.Shape.Rank >= 2 ? dtype.ByteSize() : sizeof(float)));
         InChannels = config.InChannels;
         DType = dtype;
-        Vae = new Vae(_model, new VaeOptions { Device = device, DType = dtype }, config.ScalingFactor, config.ShiftFactor);
+        Vae = new Vae(_model, new VaeOptions { Device = device, DType = dtype, ExactStore = exactStore }, config.ScalingFactor, config.ShiftFactor);
     }
 
     /// <summary>Builds the seeded model of <paramref name="family"/> on the device <paramref name="device"/> picks.</summary>
@@ -43,7 +44,9 @@ public sealed class VaeBenchmark : IDisposable
     /// <param name="device">Which device runs it, as <see cref="VaeOptions.Device"/>.</param>
     /// <exception cref="ArgumentException"><paramref name="family"/> is not sd or sdxl.</exception>
     /// <param name="dtype">Storage of weights and activations, as <see cref="VaeOptions.DType"/>.</param>
-    public static VaeBenchmark CreateSeeded(ModelFamily family, DevicePreference device = DevicePreference.Auto, DType dtype = DType.F32)
+    /// <param name="exactStore">Where exact tiling keeps its activations, as <see cref="VaeOptions.ExactStore"/>.</param>
+    public static VaeBenchmark CreateSeeded(ModelFamily family, DevicePreference device = DevicePreference.Auto, DType dtype = DType.F32,
+        ExactTilingStore exactStore = ExactTilingStore.Auto)
     {
         var config = family switch
         {
@@ -54,7 +57,7 @@ public sealed class VaeBenchmark : IDisposable
         var backend = BackendFactory.Create(device, dtype);
         try
         {
-            return new VaeBenchmark(family, config, backend, device, dtype);
+            return new VaeBenchmark(family, config, backend, device, dtype, exactStore);
         }
         catch
         {

@@ -28,6 +28,9 @@ public sealed record VaeOptions
     /// </summary>
     public long? MemoryLimitBytes { get; init; }
 
+    /// <summary>Where <see cref="TilingMode.Exact"/> keeps its full-size activations; Auto decides by the memory budget.</summary>
+    public ExactTilingStore ExactStore { get; init; } = ExactTilingStore.Auto;
+
     /// <summary>The family, when the file alone cannot tell (SD and SDXL share one architecture); null infers it.</summary>
     public ModelFamily? Family { get; init; }
 

@@ -32,6 +32,9 @@ internal sealed class VaePipeline(IVaeModel model)
     /// <summary>Where exact tiling on a host-memory backend puts its activation store; the temp directory when null (tests set it).</summary>
     public string? ExactStoreDirectory { get; set; }
 
+    /// <summary>Where exact tiling keeps its activations (<see cref="VaeOptions.ExactStore"/>).</summary>
+    public ExactTilingStore ExactStore { get; set; }
+
     // ---- encode -------------------------------------------------------------------------------------------------
 
     public HostTensor<float> Encode(ImageBatch images, EncodeOptions options, long? memoryLimit, CancellationToken cancellation)
@@ -83,7 +86,7 @@ internal sealed class VaePipeline(IVaeModel model)
         }
         finally
         {
-            if (!ReferenceEquals(ops, Device)) ops.Dispose();
+            EndOps(ops);
         }
     }
 
@@ -118,7 +121,7 @@ internal sealed class VaePipeline(IVaeModel model)
         }
         finally
         {
-            if (!ReferenceEquals(ops, Device)) ops.Dispose();
+            EndOps(ops);
         }
     }
 
@@ -191,7 +194,44 @@ internal sealed class VaePipeline(IVaeModel model)
         // The store holds at most the untiled live set: the disk must have that much free.
         long storeBytes = _autoFigures.TryGetValue((input, encode), out var figures) ? figures.UntiledBytes : 0;
         // The caller's tile is in pixels; each layer tiles its own output with that many elements.
-        return new ExactTilingBackend(Device, plan.Tile ?? TilingPlan.DefaultExactTile, ExactStoreDirectory, storeBytes);
+        int tile = plan.Tile ?? TilingPlan.DefaultExactTile;
+        bool inFile = ExactStore switch
+        {
+            ExactTilingStore.File => true,
+            ExactTilingStore.Memory => false,
+            _ => plan.ActivationsInFile,
+        };
+        if (inFile)
+            return new TiledExecutor(Device, tile, ActivationSpace.InFile(ExactStoreDirectory, storeBytes, Device.StorageDType));
+        // In memory the executor and its buffers are kept for the next call: fresh memory is slow to touch, and a
+        // repeated call finds its activations' pages already there.
+        if (_keptExecutor?.TileSize != tile)
+        {
+            _keptExecutor?.Dispose();
+            _keptExecutor = null;
+            _keptExecutor = new TiledExecutor(Device, tile, ActivationSpace.InMemory());
+        }
+        _keptExecutor.BeginCall();
+        return _keptExecutor;
+    }
+
+    /// <summary>Ends a call's ops: an executor made for the call is disposed (its file store goes with it).</summary>
+    private void EndOps(IBackend ops)
+    {
+        if (!ReferenceEquals(ops, Device) && !ReferenceEquals(ops, _keptExecutor)) ops.Dispose();
+    }
+
+    /// <summary>The in-memory exact tiling executor kept between calls; null until one runs.</summary>
+    private TiledExecutor? _keptExecutor;
+
+    /// <summary>Bytes the kept executor holds for the next call (its activation space and buffers).</summary>
+    public long RetainedBytes => _keptExecutor?.RetainedBytes ?? 0;
+
+    /// <summary>Gives back what <see cref="RetainedBytes"/> counts.</summary>
+    public void ReleaseMemory()
+    {
+        _keptExecutor?.Dispose();
+        _keptExecutor = null;
     }
 
     /// <summary>Encode (images -> encoder output) or decode (latents -> images) of <paramref name="x"/> per the plan.</summary>

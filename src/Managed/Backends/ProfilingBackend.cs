@@ -74,6 +74,14 @@ internal sealed class ProfilingBackend(IBackend device) : IBackend
         return y;
     }
 
+    public ConvOutput Conv2dRegion(Tensor input, FoldedNorm? norm, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual, bool moments)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var result = device.Conv2dRegion(input, norm, weight, bias, spec, residual, moments);
+        RecordConv(start, norm is { } f ? "affine" + (f.Silu ? "+silu+" : "+") : "", input, weight, spec, residual, result.Output);
+        return result;
+    }
+
     public Tensor GroupNorm(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu)
     {
         long start = Stopwatch.GetTimestamp();

@@ -11,13 +11,6 @@ namespace NativeVae.Core;
 /// <param name="MemoryCapacityBytes">
 /// Bytes of the memory the backend allocates from: the GPU's memory, or the host memory available to the process.
 /// </param>
-/// <param name="GathersChannelMoments">
-/// Some ops leave per-channel moments on their outputs (<see cref="Tensor.ChannelMoments"/>) that a
-/// GroupNorm reading them uses instead of a statistics pass.
-/// </param>
-/// <param name="GroupNormStatisticsOutput">
-/// <see cref="IBackend.GroupNormWithStatistics"/> is implemented (the kernels' side output, for tests).
-/// </param>
 /// <param name="FreeMemoryBytes">
 /// Memory free for new allocations now, where the backend can tell (CUDA's free memory; the host's MemAvailable), so
 /// that planning sees what other processes hold; null where it cannot.
@@ -29,8 +22,6 @@ namespace NativeVae.Core;
 internal readonly record struct BackendCapabilities(
     bool FusesNormIntoConv,
     long MemoryCapacityBytes,
-    bool GathersChannelMoments = false,
-    bool GroupNormStatisticsOutput = false,
     bool MemoryIsHost = false,
     long? FreeMemoryBytes = null)
 {

@@ -92,19 +92,40 @@ internal interface IBackend : IDisposable
     }
 
     /// <summary>
+    /// One region of a convolution layer (a tile's input window, or the whole tensor), with its fusions explicit:
+    /// <c>y = conv(f(x)) (+ bias, + residual)</c> where f is <paramref name="norm"/>'s per-channel affine (a GroupNorm
+    /// whose statistics were gathered elsewhere, then SiLU) applied to the input's values, the padding staying zero;
+    /// and, when <paramref name="moments"/> is set, the per-channel moments of y (bias and residual included) as an
+    /// explicit result. Exact tiling runs each conv layer as these calls: one read of the input and one write of the
+    /// output, no statistics pass and no stored normalised tensor. The default runs ChannelAffine, Conv2d and a
+    /// statistics pass on the region; a backend that gathers moments in its epilogue overrides it.
+    /// </summary>
+    ConvOutput Conv2dRegion(Tensor input, FoldedNorm? norm, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual, bool moments)
+    {
+        var normed = norm is { } f ? ChannelAffine(input, f.Scale, f.Shift, f.Silu) : null;
+        Tensor? y = null;
+        try
+        {
+            y = Conv2d(normed ?? input, weight, bias, spec, residual);
+            return new ConvOutput(y, moments ? ChannelMoments.Measure(this, y) : null);
+        }
+        catch
+        {
+            y?.Dispose();
+            throw;
+        }
+        finally
+        {
+            normed?.Dispose();
+        }
+    }
+
+    /// <summary>
     /// GroupNorm over <c>[N, C, H, W]</c> with <paramref name="groups"/> groups (dividing C), statistics in fp32,
     /// per-channel affine <paramref name="gamma"/>/<paramref name="beta"/> <c>[C]</c>, then SiLU when
     /// <paramref name="fuseSilu"/>.
     /// </summary>
     Tensor GroupNorm(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu);
-
-    /// <summary>
-    /// <see cref="GroupNorm"/> that also returns the kernels' side output <paramref name="stats"/>
-    /// <c>[N, groups, 2]</c> = (mean, rstd), so tests can check it; the caller disposes both tensors. Only where
-    /// <see cref="BackendCapabilities.GroupNormStatisticsOutput"/> is set.
-    /// </summary>
-    Tensor GroupNormWithStatistics(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu, out Tensor stats) =>
-        throw new NotSupportedException($"{Name}: GroupNorm with a statistics output is not implemented");
 
     /// <summary>
     /// Per-group statistics of <paramref name="input"/> <c>[N, C, H, W]</c>: an <c>[N, groups, 2]</c> tensor of
@@ -181,6 +202,27 @@ internal sealed class NoCall : IDisposable
     public static readonly NoCall Instance = new();
 
     public void Dispose() { }
+}
+
+/// <summary>
+/// A GroupNorm (then SiLU when <paramref name="Silu"/>) folded with its statistics into a per-channel affine:
+/// <paramref name="Scale"/> and <paramref name="Shift"/> <c>[N, C]</c>, fp32 (see <see cref="ChannelMoments.Fold"/>).
+/// </summary>
+internal readonly record struct FoldedNorm(Tensor Scale, Tensor Shift, bool Silu);
+
+/// <summary>A convolution region's output and, when asked for, the per-channel moments of it.</summary>
+internal readonly record struct ConvOutput(Tensor Output, ChannelMoments? Moments);
+
+/// <summary>
+/// What a backend offers tests beyond the op contract: the kernels' side outputs.
+/// </summary>
+internal interface IBackendDiagnostics
+{
+    /// <summary>
+    /// <see cref="IBackend.GroupNorm"/> that also returns the kernels' side output <paramref name="stats"/>
+    /// <c>[N, groups, 2]</c> = (mean, rstd), so tests can check it; the caller disposes both tensors.
+    /// </summary>
+    Tensor GroupNormWithStatistics(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu, out Tensor stats);
 }
 
 /// <summary>A GroupNorm's parameters (<c>gamma</c>, <c>beta</c> <c>[C]</c>), optionally followed by SiLU.</summary>

@@ -24,16 +24,6 @@ internal abstract class Tensor : IDisposable
 
     public abstract bool IsDisposed { get; }
 
-    /// <summary>
-    /// Per (image, channel) mean and M2 (sum of squared deviations from that mean), <c>[N * C][2]</c>, when the op
-    /// that wrote this tensor gathered them while its outputs were in registers (the CPU backend's Winograd
-    /// convolutions do: <see cref="BackendCapabilities.GathersChannelMoments"/>); null otherwise. A GroupNorm
-    /// of this tensor on the same backend may fold them instead of a statistics pass: groups merge their channels'
-    /// moments in double (Chan et al.), the same statistics as a pass over the values. Valid for the tensor's life,
-    /// since ops never write a tensor after creating it.
-    /// </summary>
-    public double[]? ChannelMoments { get; internal set; }
-
     public abstract void Dispose();
 
     public override string ToString() => $"{DType}{Shape}";

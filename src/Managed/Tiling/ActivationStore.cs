@@ -6,7 +6,7 @@ namespace NativeVae.Tiling;
 
 /// <summary>
 /// Exact tiling's activations outside the process heap, for backends whose "device" is host RAM: one temporary file,
-/// regions of it per activation, read and written by row segments with positioned I/O.
+/// read and written at byte offsets with positioned I/O (<see cref="ActivationSpace"/> hands out its regions).
 /// <para>
 /// Positioned reads and writes (pread/pwrite) rather than a mapping: the data then lives in the page cache, which the
 /// kernel may write back and drop under pressure and which never counts in the process's RSS, so RSS is bounded by
@@ -23,7 +23,7 @@ namespace NativeVae.Tiling;
 /// that grid, so nothing is lost): half the bytes through the file. Reads and writes take fp32 either way.
 /// </para>
 /// </summary>
-internal sealed class ActivationStore : IDisposable
+internal sealed partial class ActivationStore : IActivationMedium
 {
     /// <summary>The most elements one system call moves: a byte count must stay below 2^31.</summary>
     private const int MaxFloatsPerIo = 1 << 26;
@@ -32,11 +32,11 @@ internal sealed class ActivationStore : IDisposable
 
     private readonly SafeFileHandle _file;
 
-    /// <summary>Freed regions by length in floats: a model run asks for the same sizes again and again.</summary>
-    private readonly Dictionary<long, Stack<long>> _freeRegions = new();
+    /// <summary>The bytes the file spans now, every one of them allocated on the disk.</summary>
+    private long _length;
 
-    /// <summary>The end of the highest region handed out, in bytes: the file's length.</summary>
-    private long _end;
+    /// <summary>The most the plan expected the store to hold (0: no plan), for the message when it must grow past it.</summary>
+    private readonly long _plannedBytes;
 
     /// <summary>Bytes moved through every store of the process so far (read, written), for benchmarks.</summary>
     private static long s_bytesRead, s_bytesWritten;
@@ -53,6 +53,7 @@ internal sealed class ActivationStore : IDisposable
         Directory = directory ?? Path.GetTempPath();
         Elements = elements;
         ElementBytes = elements.ByteSize();
+        _plannedBytes = expectedBytes;
         if (!System.IO.Directory.Exists(Directory))
             throw new IOException($"exact tiling's activation store cannot be created: the directory '{Directory}' does not exist");
         RequireFreeSpace(Directory, expectedBytes);
@@ -80,28 +81,38 @@ internal sealed class ActivationStore : IDisposable
     /// <summary>16-bit elements on their way to or from the file, grown to the largest transfer.</summary>
     private ushort[] _narrow = [];
 
-    /// <summary>Bytes the file spans now: the high-water mark of the regions.</summary>
-    public long Bytes => _end;
+    /// <summary>Bytes the file spans now.</summary>
+    public long Bytes => _length;
 
-    /// <summary>A region of <paramref name="length"/> elements (contents unspecified); returns its byte offset.</summary>
-    public long Allocate(long length)
+    public long Length => _length;
+
+    /// <summary>
+    /// Grows the file to <paramref name="bytes"/>, allocating the new blocks on the disk at once (posix_fallocate on
+    /// Linux), so that a full disk fails here, with the sizes, rather than as a write error deep in the run.
+    /// </summary>
+    public void EnsureLength(long bytes)
     {
         ObjectDisposedException.ThrowIf(_file.IsClosed, this);
-        if (_freeRegions.TryGetValue(length, out var stack) && stack.Count > 0) return stack.Pop();
-        long offset = _end;
-        _end += length * ElementBytes;
-        // Sparse growth: a region read before it is written reads zeros, not past the end of the file.
-        RandomAccess.SetLength(_file, _end);
-        return offset;
+        if (bytes <= _length) return;
+        int error = OperatingSystem.IsLinux() ? PosixFallocate(_file, _length, bytes - _length) : 0;
+        if (error != 0)
+        {
+            throw new IOException(
+                $"exact tiling's activation store in '{Directory}' cannot grow to {bytes / Mebi} MiB (the plan expected {_plannedBytes / Mebi} MiB): " +
+                $"{(error == NoSpaceError ? "no space left on the device" : $"error {error}")}; free disk space or set TMPDIR to a larger disk");
+        }
+        RandomAccess.SetLength(_file, bytes);
+        _length = bytes;
     }
 
-    /// <summary>Returns a region from <see cref="Allocate"/> for reuse by one of the same length.</summary>
-    public void Free(long offset, long length)
-    {
-        if (_file.IsClosed) return;
-        if (!_freeRegions.TryGetValue(length, out var stack)) _freeRegions[length] = stack = new Stack<long>();
-        stack.Push(offset);
-    }
+    private const long Mebi = 1024 * 1024;
+
+    /// <summary>ENOSPC on Linux.</summary>
+    private const int NoSpaceError = 28;
+
+    /// <summary>Allocates [offset, offset + length) of the file on its disk; returns 0 or an errno.</summary>
+    [LibraryImport("libc", EntryPoint = "posix_fallocate")]
+    private static partial int PosixFallocate(SafeFileHandle file, long offset, long length);
 
     /// <summary>Fills <paramref name="destination"/> from the elements at <paramref name="byteOffset"/>.</summary>
     public void Read(long byteOffset, Span<float> destination)
@@ -164,11 +175,7 @@ internal sealed class ActivationStore : IDisposable
         }
     }
 
-    public void Dispose()
-    {
-        _freeRegions.Clear();
-        _file.Dispose();
-    }
+    public void Dispose() => _file.Dispose();
 
     /// <exception cref="IOException">the directory's drive has less than <paramref name="bytes"/> free.</exception>
     private static void RequireFreeSpace(string directory, long bytes)

@@ -24,4 +24,20 @@ internal static class TilePlanner
     /// </summary>
     public static (int Start, int Length) InputWindow(int outputStart, int outputLength, int stride, int padBefore, int kernel) =>
         (outputStart * stride - padBefore, (outputLength - 1) * stride + kernel);
+
+    /// <summary>
+    /// <see cref="InputWindow"/> clipped to the input's <paramref name="size"/> (in the possibly upsampled input's
+    /// coordinates): rows [Start, Start + Length) that exist, and the zero padding the convolution adds before and
+    /// after them, which is the layer's own padding at the image's edge and none inside it.
+    /// </summary>
+    public static ClippedWindow Clip((int Start, int Length) window, int size)
+    {
+        int start = Math.Max(window.Start, 0), end = Math.Min(window.Start + window.Length, size);
+        if (end <= start)
+            throw new InvalidOperationException($"a convolution tile reads input rows [{window.Start}, {window.Start + window.Length}) that lie outside the input's {size}");
+        return new ClippedWindow(start, end - start, start - window.Start, window.Start + window.Length - end);
+    }
 }
+
+/// <summary>Input rows (or columns) [Start, Start + Length) of a tile, and the zero padding around them.</summary>
+internal readonly record struct ClippedWindow(int Start, int Length, int PadBefore, int PadAfter);

@@ -38,7 +38,7 @@ public class BenchCommandTests
     public void SixteenBitBenchNamesItsDtypeHalvesTheWeightsAndCountsStoreTraffic()
     {
         var (code, stdout, stderr) = Run("bench", "--sizes", "64", "--ops", "decode", "--runs", "1", "--json", "--device", "cpu",
-            "--dtype", "bf16", "--tile", "16");
+            "--dtype", "bf16", "--tile", "16", "--exact-store", "file");
         Assert.That(code, Is.Zero, stderr);
         var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
         Assert.That(lines.Select(l => (string)l["tiling"]!), Is.EqualTo(new[] { "none", "exact" }));

@@ -32,6 +32,10 @@ public sealed class Conv2dWinogradTests
         new("winograd 36x4, 384->384 (large items), bias+residual", 1, 384, 36, 4, 384, 3, 1, 1, 1, 1, 1, false, true, true),
         // 512 x 512 transformed weights (36 MiB) are stored non-temporally (CacheHints.StreamsOutput).
         new("winograd 8x5, 512->512 (streamed weight transform), bias", 1, 512, 8, 5, 512, 3, 1, 1, 1, 1, 1, false, true, false),
+        // Exact tiling's windows: padded only on the sides at the image's edge (interior tiles: none).
+        new("winograd valid (pad 0) 11x10, 64->66, bias+residual", 1, 64, 11, 10, 66, 3, 1, 0, 0, 0, 0, false, true, true),
+        new("winograd top-left tile (pad 1, 0, 1, 0) 9x70, 64->64, bias", 1, 64, 9, 70, 64, 3, 1, 1, 0, 1, 0, false, true, false),
+        new("winograd bottom-right tile (pad 0, 1, 0, 1), batch 2, 7x6, 65->64, residual", 2, 65, 7, 6, 64, 3, 1, 0, 1, 0, 1, false, false, true),
     ];
 
     private static IEnumerable<TestCaseData> OnEveryWidth() => KernelBackends.Cases(KernelBackends.Cpu, Shapes);
@@ -77,25 +81,25 @@ public sealed class Conv2dWinogradTests
     [Test]
     public void AWeightSharedByTheDirectAndWinogradPathsIsHeldOnce()
     {
-        // Exact tiling convolves windows without padding (the direct path packs the weight) and the untiled model
-        // the whole image (Winograd reads the weight row-major): the tensor keeps one copy at a time.
+        // The same 3x3 weight at stride 2 takes the direct path (which packs it) and at stride 1 Winograd (which
+        // reads it row-major): the tensor keeps one copy at a time.
         var c = Shapes[1];
         using var backend = new CpuBackend(threads: 2);
         using var x = backend.Upload(c.X, c.InShape);
         var w = (CpuTensor)backend.Upload(c.Weight, c.WeightShape);
-        var valid = new NativeVae.Core.Conv2dSpec(1, 0, 0, 0, 0, false);
-        float[] Valid()
+        var strided = NativeVae.Core.Conv2dSpec.Stride2Pad1;
+        float[] Direct()
         {
-            using var y = backend.Conv2d(x, w, null, valid);
+            using var y = backend.Conv2d(x, w, null, strided);
             var values = new float[y.ElementCount];
             backend.Download(y, values);
             return values;
         }
-        float[] first = Valid();
+        float[] first = Direct();
         Assert.That(w.PackedConvWeights, Is.Not.Null, "the direct path packed the weight");
         using (backend.Conv2d(x, w, null, c.Spec)) { }
         Assert.That(w.PackedConvWeights, Is.Null, "Winograd needed it row-major: the packing was dropped");
-        Assert.That(Valid(), Is.EqualTo(first), "the direct path packs it again, same result");
+        Assert.That(Direct(), Is.EqualTo(first), "the direct path packs it again, same result");
         w.Dispose();
     }
 
@@ -105,8 +109,13 @@ public sealed class Conv2dWinogradTests
         var p = new NativeVae.Kernels.Conv2dParams { Kernel = 3, Stride = 1, PadTop = 1, PadLeft = 1, InHeight = 8, InWidth = 8, OutHeight = 8, OutWidth = 8 };
         Assert.That(Conv2dWinogradCpu.Supports(p), Is.True, "3x3 s1 p1");
         Assert.That(Conv2dWinogradCpu.Supports(p with { Stride = 2, OutHeight = 4, OutWidth = 4 }), Is.False, "stride 2");
-        Assert.That(Conv2dWinogradCpu.Supports(p with { PadTop = 0, OutHeight = 7 }), Is.False, "pad top 0");
+        Assert.That(Conv2dWinogradCpu.Supports(p with { PadTop = 0, OutHeight = 7 }), Is.True, "pad top 0, bottom 1 (a tile at the bottom edge)");
+        Assert.That(Conv2dWinogradCpu.Supports(p with { PadTop = 0, PadLeft = 0, OutHeight = 6, OutWidth = 6 }), Is.True, "valid (an interior tile)");
+        Assert.That(Conv2dWinogradCpu.Supports(p with { PadTop = 2, OutHeight = 10 }), Is.False, "pad 2");
+        Assert.That(Conv2dWinogradCpu.Supports(p with { OutHeight = 11 }), Is.False, "bottom pad 2");
         Assert.That(Conv2dWinogradCpu.Supports(p with { Upsample2x = 1, OutHeight = 16, OutWidth = 16 }), Is.True, "upsample");
+        Assert.That(Conv2dWinogradCpu.Supports(p with { Upsample2x = 1, PadTop = 0, PadLeft = 0, OutHeight = 14, OutWidth = 14 }), Is.False,
+            "upsample without padding: the upsampled packing assumes pad 1");
         Assert.That(Conv2dWinogradCpu.Supports(p with { Kernel = 1 }), Is.False, "1x1");
     }
 }

@@ -63,8 +63,8 @@ internal static class KernelBackends
     public static Tensor GroupNormWithStatistics(IBackend backend, Tensor x, Tensor gamma, Tensor beta, int groups,
         float eps, bool silu, out Tensor stats)
     {
-        if (!backend.Capabilities.GroupNormStatisticsOutput)
+        if (backend is not IBackendDiagnostics diagnostics)
             throw new NotSupportedException($"{backend.Name}: no GroupNorm statistics output for tests");
-        return backend.GroupNormWithStatistics(x, gamma, beta, groups, eps, silu, out stats);
+        return diagnostics.GroupNormWithStatistics(x, gamma, beta, groups, eps, silu, out stats);
     }
 }

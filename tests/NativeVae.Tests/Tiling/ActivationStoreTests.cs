@@ -2,7 +2,7 @@ using NativeVae.Tiling;
 
 namespace NativeVae.Tests.Tiling;
 
-/// <summary>The file store behind exact tiling on host-memory backends: long offsets, reuse, and refusals that name the directory.</summary>
+/// <summary>The file store behind exact tiling on host-memory backends: long offsets, 16-bit elements, region reuse, and refusals that name the directory and sizes.</summary>
 public class ActivationStoreTests
 {
     private string _folder = "";
@@ -14,84 +14,82 @@ public class ActivationStoreTests
     public void DeleteFolder() => Directory.Delete(_folder, recursive: true);
 
     [Test]
-    public void RegionsPastTwoToTheThirtyOneElementsReadBackWhatWasWritten()
+    public void OffsetsPastTwoToTheThirtyOneBytesReadBackWhatWasWritten()
     {
-        // 2^31 floats, as 128 channels at 4096x4096: the file is sparse, so only the written pages take disk.
-        const long Huge = 1L << 31;
+        // 2^29 floats (2 GiB), as 128 channels at 2048x2048: byte offsets pass int's range.
+        const long Floats = 1L << 29;
         using var store = new ActivationStore(_folder);
-        long first = store.Allocate(Huge);
-        long second = store.Allocate(3);
-        Assert.That(second, Is.EqualTo(first + Huge * sizeof(float)), "bump allocation in bytes");
+        store.EnsureLength((Floats + 3) * sizeof(float));
         float[] tail = [1.5f, -2f, 3.25f];
-        store.Write(first + (Huge - 3) * sizeof(float), tail);
-        store.Write(second, [7f, 8f, 9f]);
+        store.Write(Floats * sizeof(float), tail);
         var read = new float[3];
-        store.Read(first + (Huge - 3) * sizeof(float), read);
+        store.Read(Floats * sizeof(float), read);
         Assert.That(read, Is.EqualTo(tail));
-        store.Read(second, read);
-        Assert.That(read, Is.EqualTo(new[] { 7f, 8f, 9f }));
-        store.Read(first, read);
+        store.Read(0, read);
         Assert.That(read, Is.EqualTo(new float[3]), "never written: zeros");
+        Assert.That(store.Bytes, Is.EqualTo((Floats + 3) * sizeof(float)));
     }
 
     [TestCase(DType.BF16)]
     [TestCase(DType.F16)]
     public void SixteenBitElementsTakeHalfTheFileAndReadBackTheValuesOnTheirGrid(DType elements)
     {
-        using var store = new ActivationStore(_folder, elements: elements);
+        using var space = ActivationSpace.InFile(_folder, 0, elements);
         float[] values = [1.5f, -2.25f, 3f, 0.09375f, -0f, 1024f, 7.5f];
-        long first = store.Allocate(values.Length);
-        long second = store.Allocate(2);
-        Assert.That(second - first, Is.EqualTo(values.Length * 2L), "2 bytes per element");
-        store.Write(first, values);
-        store.Write(second, [float.PositiveInfinity, float.NaN]);
+        using var first = space.New(new TensorShape(values.Length));
+        using var second = space.New(new TensorShape(2));
+        Assert.That(second.ByteOffset - first.ByteOffset, Is.EqualTo(values.Length * 2L), "2 bytes per element");
+        space.Write(first, 0, values);
+        space.Write(second, 0, [float.PositiveInfinity, float.NaN]);
         var read = new float[values.Length];
-        store.Read(first, read);
+        space.Read(first, 0, read);
         Assert.That(read, Is.EqualTo(values), "values exact in 16 bits come back exactly");
         var special = new float[2];
-        store.Read(second, special);
+        space.Read(second, 0, special);
         Assert.That(float.IsPositiveInfinity(special[0]) && float.IsNaN(special[1]), "infinity and NaN survive");
-        Assert.That(store.Bytes, Is.EqualTo((values.Length + 2) * 2L));
+        Assert.That(space.Bytes, Is.EqualTo((values.Length + 2) * 2L));
     }
 
     [Test]
     public void AFreedAndReusedRegionLeavesItsNeighboursIntact()
     {
-        using var store = new ActivationStore(_folder);
-        const int Length = 3000; // a few pages, not page-aligned
-        long a = store.Allocate(Length), b = store.Allocate(Length), c = store.Allocate(Length);
-        var values = Enumerable.Range(1, Length).Select(i => (float)i).ToArray();
-        foreach (long region in new[] { a, b, c }) store.Write(region, values);
-        store.Free(b, Length);
-        var read = new float[Length];
-        store.Read(a, read);
+        using var space = ActivationSpace.InFile(_folder, 0, DType.F32);
+        var shape = new TensorShape(3000); // a few pages, not page-aligned
+        using var a = space.New(shape);
+        var b = space.New(shape);
+        using var c = space.New(shape);
+        var values = Enumerable.Range(1, 3000).Select(i => (float)i).ToArray();
+        foreach (var t in new[] { a, b, c }) space.Write(t, 0, values);
+        long freed = b.ByteOffset;
+        b.Dispose();
+        var read = new float[values.Length];
+        space.Read(a, 0, read);
         Assert.That(read, Is.EqualTo(values), "the region before is intact");
-        store.Read(c, read);
+        space.Read(c, 0, read);
         Assert.That(read, Is.EqualTo(values), "the region after is intact");
-        long again = store.Allocate(Length);
-        Assert.That(again, Is.EqualTo(b), "the freed region is reused");
-        store.Write(again, values);
-        store.Read(again, read);
-        Assert.That(read, Is.EqualTo(values), "and holds what is written to it again");
+        using var again = space.New(new TensorShape(1000));
+        Assert.That(again.ByteOffset, Is.EqualTo(freed), "a smaller activation reuses the freed region");
+        space.Write(again, 0, values.AsSpan(0, 1000));
+        space.Read(c, 0, read);
+        Assert.That(read, Is.EqualTo(values), "and its neighbour stays intact");
+        Assert.That(space.Bytes, Is.EqualTo(3 * 3000L * sizeof(float)), "the space did not grow");
     }
 
     [Test]
-    public void AFreedRegionIsReusedOnlyForTheSameLength()
+    public void AStoreThatCannotGrowFailsAtOnceWithBothSizes()
     {
-        using var store = new ActivationStore(_folder);
-        long a = store.Allocate(16);
-        store.Free(a, 16);
-        long b = store.Allocate(8);
-        Assert.That(b, Is.Not.EqualTo(a), "a different length takes a new region");
-        Assert.That(store.Allocate(16), Is.EqualTo(a));
-        Assert.That(store.Bytes, Is.EqualTo(24 * sizeof(float)));
+        using var store = new ActivationStore(_folder, expectedBytes: 1 << 20);
+        Assert.That(() => store.EnsureLength(long.MaxValue / 4), Throws.TypeOf<IOException>()
+            .With.Message.Contains("cannot grow to").And.Message.Contains("the plan expected 1 MiB").And.Message.Contains(_folder));
+        Assert.That(store.Bytes, Is.Zero, "nothing grew");
     }
 
     [Test]
     public void TheFileIsGoneWhenTheStoreIsDisposed()
     {
         var store = new ActivationStore(_folder);
-        store.Write(store.Allocate(4), [1f, 2f, 3f, 4f]);
+        store.EnsureLength(4 * sizeof(float));
+        store.Write(0, [1f, 2f, 3f, 4f]);
         Assert.That(StoreFiles.Open(_folder), Is.EqualTo(1), "open while the store lives");
         store.Dispose();
         Assert.That(StoreFiles.Open(_folder), Is.Zero);

@@ -24,26 +24,24 @@ public class ExactTilingStoreTests
     [TearDown]
     public void DeleteFolder() => Directory.Delete(_folder, recursive: true);
 
+    /// <summary>A small SD-architecture VAE whose exact tiling spills to the file store (with room, it keeps its activations in memory).</summary>
     private Vae Create(InMemoryWeights? weights = null)
     {
         var config = AutoencoderKlConfig.Small;
         var model = new AutoencoderKlModel(TestBackends.Get(TestBackends.CpuName), config,
             weights ?? InMemoryWeights.Seeded(SeededWeights.DefaultSeed, AutoencoderKlParameters.Enumerate(config)));
-        return new Vae(model, new VaeOptions(), null, null, ownsBackend: false) { ExactStoreDirectory = _folder, SmallestExactTile = Tile };
+        return new Vae(model, new VaeOptions { ExactStore = ExactTilingStore.File }, null, null, ownsBackend: false)
+            { ExactStoreDirectory = _folder, SmallestExactTile = Tile };
     }
+
+    private static HostTensor<float> Images() =>
+        new(TensorShape.Nchw(1, 3, 40, 24), SeededWeights.Uniform(SeededWeights.DefaultSeed, "store.image", 3 * 40 * 24));
 
     private static HostTensor<float> Latents() =>
         new(TensorShape.Nchw(1, 4, 12, 10), SeededWeights.Uniform(SeededWeights.DefaultSeed, "store.latent", 4 * 12 * 10));
 
     private static DecodeOptions Exact(IProgress<VaeProgress>? progress = null) =>
         new() { Output = DecodeOutput.FloatTensor, Tiling = TilingMode.Exact, TileSize = Tile, Progress = progress };
-
-    [Test]
-    public void TheCpuBackendTilesThroughTheStore()
-    {
-        using var ops = new ExactTilingBackend(TestBackends.Get(TestBackends.CpuName), Tile, _folder);
-        Assert.That(ops.UsesStore, Is.True);
-    }
 
     [Test]
     public void DecodeAndEncodeThroughTheStoreEqualUntiled()
@@ -55,7 +53,7 @@ public class ExactTilingStoreTests
         var expected = whole.FloatTensor!;
         NumericAssert.Close(tiled.FloatTensor!.Data, expected.Data, expected.Shape, MaxAbsError, 0, "decode through the store");
 
-        var images = new HostTensor<float>(TensorShape.Nchw(1, 3, 40, 24), SeededWeights.Uniform(SeededWeights.DefaultSeed, "store.image", 3 * 40 * 24));
+        var images = Images();
         var encoded = vae.EncodeMoments(images, new EncodeOptions { Tiling = TilingMode.None });
         var encodedTiled = vae.EncodeMoments(images, new EncodeOptions { Tiling = TilingMode.Exact, TileSize = Tile });
         NumericAssert.Close(encodedTiled.Data, encoded.Data, encoded.Shape, MaxAbsError, 0, "encode through the store");
@@ -70,9 +68,10 @@ public class ExactTilingStoreTests
         var config = AutoencoderKlConfig.Small;
         using var backend = new NativeVae.Backends.Cpu.CpuBackend(threads: 2, storage: dtype);
         var model = new AutoencoderKlModel(backend, config, InMemoryWeights.Seeded(SeededWeights.DefaultSeed, AutoencoderKlParameters.Enumerate(config)));
-        using var vae = new Vae(model, new VaeOptions { DType = dtype }, null, null, ownsBackend: false) { ExactStoreDirectory = _folder, SmallestExactTile = Tile };
-        using (var ops = new ExactTilingBackend(backend, Tile, _folder))
-            Assert.That(ops.StoreElements, Is.EqualTo(dtype), "the store keeps the backend's 16 bits");
+        using var vae = new Vae(model, new VaeOptions { DType = dtype, ExactStore = ExactTilingStore.File }, null, null, ownsBackend: false)
+            { ExactStoreDirectory = _folder, SmallestExactTile = Tile };
+        using (var space = ActivationSpace.InFile(_folder, 0, backend.StorageDType))
+            Assert.That(space.Elements, Is.EqualTo(dtype), "the store keeps the backend's 16 bits");
         var latents = Latents();
         long before = VaeBenchmark.StoreTrafficBytes;
         using var whole = vae.Decode(latents, new DecodeOptions { Output = DecodeOutput.FloatTensor, Tiling = TilingMode.None });

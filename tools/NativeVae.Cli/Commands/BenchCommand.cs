@@ -53,10 +53,11 @@ internal sealed class BenchCommand : ICommand
         var profile = new Option<bool>("--profile") { Description = "after each case, an op-by-op profile of one untiled run" };
         var device = ModelOptions.DeviceOption();
         var dtype = ModelOptions.DTypeOption();
+        var exactStore = ModelOptions.ExactStoreOption();
         var command = new Command("bench",
             "time encode/decode of a seeded-random VAE of the real architecture (no download): median, peak memory, GFLOP/s")
         {
-            family, sizes, ops, tiling, tile, runs, maxSeconds, json, profile, device, dtype,
+            family, sizes, ops, tiling, tile, runs, maxSeconds, json, profile, device, dtype, exactStore,
         };
         command.SetAction(parse => Run(stdout, stderr, new Settings(
             parse.GetValue(family) ?? ModelFamily.Sd,
@@ -69,13 +70,14 @@ internal sealed class BenchCommand : ICommand
             parse.GetValue(json),
             parse.GetValue(profile),
             parse.GetValue(device) ?? DevicePreference.Auto,
-            parse.GetValue(dtype) ?? DType.F32)));
+            parse.GetValue(dtype) ?? DType.F32,
+            parse.GetValue(exactStore) ?? ExactTilingStore.Auto)));
         return command;
     }
 
     /// <summary>The parsed command line.</summary>
     private sealed record Settings(ModelFamily Family, string Sizes, string Ops, TilingMode Tiling, int? Tile, int Runs,
-        double MaxSeconds, bool Json, bool Profile, DevicePreference Device, DType DType);
+        double MaxSeconds, bool Json, bool Profile, DevicePreference Device, DType DType, ExactTilingStore ExactStore);
 
     private static int Run(TextWriter stdout, TextWriter stderr, Settings settings)
     {
@@ -96,7 +98,7 @@ internal sealed class BenchCommand : ICommand
         bool json = settings.Json;
         bool profile = settings.Profile;
 
-        using var bench = VaeBenchmark.CreateSeeded(settings.Family, settings.Device, settings.DType);
+        using var bench = VaeBenchmark.CreateSeeded(settings.Family, settings.Device, settings.DType, settings.ExactStore);
         var vae = bench.Vae;
         int factor = vae.DownsampleFactor;
         var machine = Machine.Describe(bench);
@@ -113,10 +115,11 @@ internal sealed class BenchCommand : ICommand
             stdout.WriteLine($"memory: {machine.MemoryNote}, % of {machine.DeviceBytes / BytesPerMiB / 1024:F1} GiB {machine.DeviceMemoryName}" +
                 (tiling == TilingMode.None ? "" : $"; tiled = {tilingName} tiling" + (tile is { } t ? $", tile {t}" : ", default tile")));
             if (machine.DeviceMemoryName == "RAM" && tiling == TilingMode.Exact)
-                stdout.WriteLine("note: exact tiling on the CPU keeps its activations in a temporary file (the page cache, not the RSS); " +
-                    "store MiB is what one call reads and writes through it, x untiled the tiled time over the untiled one");
+                stdout.WriteLine("note: exact tiling on the CPU keeps its activations in memory while they fit, else (or with --exact-store file) " +
+                    "in a temporary file (the page cache, not the RSS); store MiB is what one call reads and writes through that file, " +
+                    "x untiled the tiled time over the untiled one, max abs the largest difference of their outputs");
             stdout.WriteLine($"{"op",-7} {"size",5} {"time s",8} {"peak MiB",9} {"% " + machine.DeviceMemoryName,6} {"rss MiB",8} " +
-                $"{"tiled s",8} {"tiled MiB",9} {"rss MiB",8} {"store MiB",9} {"x untiled",9} {"GFLOP/s",8} {"% peak",7}");
+                $"{"tiled s",8} {"tiled MiB",9} {"rss MiB",8} {"store MiB",9} {"x untiled",9} {"max abs",8} {"GFLOP/s",8} {"% peak",7}");
         }
 
         var cases = ops.SelectMany(op => sizes.Select(size => (Op: op, Size: size))).ToList();
@@ -174,11 +177,12 @@ internal sealed class BenchCommand : ICommand
             }
 
             double? ratio = whole is not null && tiled is not null ? tiled.Seconds / whole.Seconds : null;
+            double? maxAbs = whole is not null && tiled is not null ? MaxAbsDifference(whole.Output, tiled.Output) : null;
             if (json)
             {
                 foreach (var m in new[] { whole, tiled }.OfType<Measurement>())
                     stdout.WriteLine(JsonLine(familyName, op, size, m, bench.DeviceName, bench.DType, flops, activationBytes, machine, runs,
-                        ReferenceEquals(m, tiled) ? ratio : null));
+                        ReferenceEquals(m, tiled) ? ratio : null, ReferenceEquals(m, tiled) ? maxAbs : null));
             }
             else
             {
@@ -191,6 +195,7 @@ internal sealed class BenchCommand : ICommand
                 stdout.WriteLine($"{op,-7} {size,5} {Seconds(whole),8} {MiB(whole?.PeakBytes),9} {deviceShare,6} " +
                     $"{MiB(whole?.PeakRssBytes),8} {Seconds(tiled),8} {MiB(tiled?.PeakBytes),9} {MiB(tiled?.PeakRssBytes),8} " +
                     $"{MiB(tiled?.StoreBytesPerCall),9} {(ratio is { } r ? r.ToString("F2", CultureInfo.InvariantCulture) : "-"),9} " +
+                    $"{(maxAbs is { } d ? d.ToString("0.0E+0", CultureInfo.InvariantCulture) : "-"),8} " +
                     $"{gflops,8:F1} {share,7}");
                 if (untiledRefusal is not null) stdout.WriteLine($"        untiled skipped: {untiledRefusal}");
             }
@@ -226,7 +231,11 @@ internal sealed class BenchCommand : ICommand
 
     /// <summary>One measured configuration: median seconds of the timed runs, backend and process peaks.</summary>
     private sealed record Measurement(TilingMode Tiling, double Seconds, double[] Times, long PeakBytes, long? PeakRssBytes, long? RssBeforeBytes,
-        long StoreBytesPerCall);
+        long StoreBytesPerCall, float[] Output);
+
+    /// <summary>The largest absolute difference of two outputs of one case: exact tiling's against untiled.</summary>
+    private static double MaxAbsDifference(float[] a, float[] b) =>
+        a.Length == b.Length ? a.Zip(b, (x, y) => (double)Math.Abs(x - y)).DefaultIfEmpty(0).Max() : double.NaN;
 
     private static Measurement Measure(VaeBenchmark bench, HostTensor<float> input, bool encode, TilingMode tiling,
         int? tile, int runs, Action step)
@@ -241,17 +250,23 @@ internal sealed class BenchCommand : ICommand
         long? rssBefore = rssReset ? ProcessMemory.ResidentBytes() : null;
         var times = new double[runs];
         long storeBefore = VaeBenchmark.StoreTrafficBytes;
+        float[] output = [];
         for (int i = -WarmupRuns; i < runs; i++)
         {
             long start = Stopwatch.GetTimestamp();
-            if (encode) vae.Encode(input, new EncodeOptions { Tiling = tiling, TileSize = tile });
-            else vae.Decode(input, new DecodeOptions { Tiling = tiling, TileSize = tile, Output = DecodeOutput.FloatTensor });
+            if (encode)
+                output = vae.Encode(input, new EncodeOptions { Tiling = tiling, TileSize = tile }).Data;
+            else
+            {
+                using var decoded = vae.Decode(input, new DecodeOptions { Tiling = tiling, TileSize = tile, Output = DecodeOutput.FloatTensor });
+                output = decoded.FloatTensor!.Data;
+            }
             if (i >= 0) times[i] = Stopwatch.GetElapsedTime(start).TotalSeconds;
             step();
         }
         return new Measurement(tiling, Median(times), times, bench.PeakDeviceBytes,
             rssReset ? ProcessMemory.PeakResidentBytes() : null, rssBefore,
-            (VaeBenchmark.StoreTrafficBytes - storeBefore) / (WarmupRuns + runs));
+            (VaeBenchmark.StoreTrafficBytes - storeBefore) / (WarmupRuns + runs), output);
     }
 
     /// <summary>The middle time, or the mean of the two middle ones.</summary>
@@ -303,7 +318,7 @@ internal sealed class BenchCommand : ICommand
     }
 
     private static string JsonLine(string family, string op, int size, Measurement m, string device, DType dtype, long flops,
-        long activationBytes, Machine machine, int runs, double? ratioToUntiled)
+        long activationBytes, Machine machine, int runs, double? ratioToUntiled, double? maxAbsToUntiled)
     {
         double gflops = flops / m.Seconds / 1e9;
         var fields = new Dictionary<string, object?>
@@ -328,6 +343,7 @@ internal sealed class BenchCommand : ICommand
             ["peak_share"] = machine.PeakGflops is { } p ? gflops / p : null,
             ["store_bytes_per_call"] = m.StoreBytesPerCall,
             ["ratio_to_untiled"] = ratioToUntiled,
+            ["max_abs_vs_untiled"] = maxAbsToUntiled,
         };
         return JsonSerializer.Serialize(fields);
     }

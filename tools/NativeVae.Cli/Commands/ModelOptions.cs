@@ -54,6 +54,14 @@ internal sealed class ModelOptions
 
     public Option<ModelFamily?> Family { get; }
 
+    public Option<ExactTilingStore?> ExactStore { get; } = ExactStoreOption();
+
+    /// <summary><c>--exact-store</c>, shared with bench.</summary>
+    public static Option<ExactTilingStore?> ExactStoreOption() => OptionParsers.Choice<ExactTilingStore>("--exact-store",
+        "where exact tiling keeps its full-size activations: auto: in memory while they fit beside the tiles, else (CPU) " +
+        "in a temporary file; file: always the file, so memory is set by the tile alone; memory: always in memory [default: auto]",
+        ("auto", ExactTilingStore.Auto), ("memory", ExactTilingStore.Memory), ("file", ExactTilingStore.File));
+
     public Option<long?> MaxPixels { get; } = OptionParsers.PositiveLong("--max-pixels", "N",
         $"refuse input images of more than N pixels (width x height), checked from the header before decoding " +
         $"[default: {ImageFiles.DefaultMaxPixels} = 4096x4096]");
@@ -91,7 +99,7 @@ internal sealed class ModelOptions
     /// <summary>Adds the options to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { Model, Device, DType, Family, MaxPixels, Tiling, Tile, ScalingFactor, ShiftFactor })
+        foreach (var option in new Option[] { Model, Device, DType, Family, MaxPixels, Tiling, Tile, ExactStore, ScalingFactor, ShiftFactor })
             command.Options.Add(option);
         if (!_remote) return;
         foreach (var option in new Option[] { Endpoint, Token, Timeout }) command.Options.Add(option);
@@ -104,6 +112,7 @@ internal sealed class ModelOptions
         DType = parse.GetValue(DType) ?? NativeVae.DType.F32,
         Family = parse.GetValue(Family),
         MaxImagePixels = MaxImagePixels(parse),
+        ExactStore = parse.GetValue(ExactStore) ?? ExactTilingStore.Auto,
     });
 
     /// <summary>
@@ -130,6 +139,8 @@ internal sealed class ModelOptions
             throw new UsageException("--device applies to --model only: the endpoint runs the model on its own device");
         if (parse.GetResult(DType) is not null)
             throw new UsageException("--dtype applies to --model only: the endpoint stores its model as it was started");
+        if (parse.GetResult(ExactStore) is not null)
+            throw new UsageException("--exact-store applies to --model only: the endpoint keeps its activations as it was started");
         var published = RemoteEndpoints.FamilyOf(endpoint);
         var given = parse.GetValue(Family);
         if (given is not null && published is not null && given != published)

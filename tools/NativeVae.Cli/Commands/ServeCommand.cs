@@ -35,6 +35,7 @@ internal sealed class ServeCommand : ICommand
         var port = OptionParsers.PositiveInt("--port", "N", $"port to listen on [default: {VaeServerOptions.DefaultPort}]", ushort.MaxValue);
         var device = ModelOptions.DeviceOption();
         var dtype = ModelOptions.DTypeOption();
+        var exactStore = ModelOptions.ExactStoreOption();
         var family = ModelOptions.FamilyOption();
         var token = new Option<string>("--token")
         {
@@ -63,7 +64,7 @@ internal sealed class ServeCommand : ICommand
             ("text", LogFormat.Text), ("json", LogFormat.Json));
         var command = new Command("serve", "serve models over diffusers' hybrid-inference HTTP protocol (remote_encode / remote_decode)")
         {
-            models, host, port, device, dtype, family, token, insecure, queue, timeout, maxBody, batchWindow, maxBatch, maxPixels,
+            models, host, port, device, dtype, exactStore, family, token, insecure, queue, timeout, maxBody, batchWindow, maxBatch, maxPixels,
             drain, maxTflop, idleRelease, maxRetained, logFormat,
         };
         command.SetAction(parse =>
@@ -91,6 +92,7 @@ internal sealed class ServeCommand : ICommand
                 DType = parse.GetValue(dtype) ?? DType.F32,
                 Family = parse.GetValue(family),
                 MaxImagePixels = parse.GetValue(maxPixels) ?? ImageFiles.DefaultMaxPixels,
+                ExactStore = parse.GetValue(exactStore) ?? ExactTilingStore.Auto,
             };
             var specs = parse.GetValue(models)!.Select(ParseModel).ToList();
             var served = new List<ServedModel>();

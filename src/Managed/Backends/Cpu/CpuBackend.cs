@@ -14,7 +14,7 @@ namespace NativeVae.Backends.Cpu;
 /// what it reads and narrows what it writes, a row or chunk at a time: arithmetic and accumulation stay fp32, and
 /// no fp32 copy of a 16-bit tensor is kept (16-bit convolution weights are packed or transformed on each call).
 /// </summary>
-internal sealed unsafe class CpuBackend : IBackend
+internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics
 {
     private readonly BufferPool<nint> _pool = new(HostMemory.Allocate, HostMemory.Free, releaseOnGrowth: true);
     private readonly CallMemoryPlan _memory;
@@ -57,8 +57,7 @@ internal sealed unsafe class CpuBackend : IBackend
     public BackendKind Kind => BackendKind.Cpu;
 
     public BackendCapabilities Capabilities => new(FusesNormIntoConv: true, BackendCapabilities.HostMemoryBytes,
-        GathersChannelMoments: true, GroupNormStatisticsOutput: true, MemoryIsHost: true,
-        FreeMemoryBytes: BackendCapabilities.HostFreeBytes);
+        MemoryIsHost: true, FreeMemoryBytes: BackendCapabilities.HostFreeBytes);
 
     /// <summary>The vector width the kernels run at.</summary>
     public SimdWidth Width { get; }
@@ -128,12 +127,13 @@ internal sealed unsafe class CpuBackend : IBackend
     }
 
     public Tensor Conv2d(Tensor input, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual = null) =>
-        Conv2d(Own(input, nameof(input)), weight, bias, spec, residual, default);
+        Conv2d(Own(input, nameof(input)), weight, bias, spec, residual, default, gatherMoments: false).Output;
 
     /// <summary>
-    /// GroupNorm (+ SiLU) folded into the convolution: its statistics become a per-channel affine
-    /// (<c>GroupNormCpu.Fold</c>, the same fp32 scale and shift per channel as
-    /// <see cref="GroupNorm(Tensor, Tensor, Tensor, int, float, bool)"/>) that the convolution applies as it packs its input.
+    /// GroupNorm (+ SiLU) folded into the convolution: its statistics become a per-channel affine (the same fp32
+    /// scale and shift per channel as <see cref="GroupNorm(Tensor, Tensor, Tensor, int, float, bool)"/>) that the
+    /// convolution applies as it packs its input. When the Winograd convolution that wrote the input gathered its
+    /// moments (<see cref="CpuTensor.Moments"/>), they are folded instead of a statistics pass.
     /// </summary>
     public Tensor NormConv2d(Tensor input, GroupNormSpec norm, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual = null)
     {
@@ -143,22 +143,41 @@ internal sealed unsafe class CpuBackend : IBackend
         var bt = AsF32(norm.Beta, "beta", out var betaCopy);
         using var betaOwned = betaCopy;
         OpShapes.GroupNorm(x, g, bt, norm.Groups);
-        using var affine = (CpuTensor)Allocate(new TensorShape(2, x.Shape.N * x.Shape.C)); // [scale; shift]
-        float* scale = affine.F32, shift = scale + x.Shape.N * x.Shape.C;
-        var p = KernelParameters.GroupNorm(x, norm.Groups, norm.Eps, norm.Silu);
-        if (x.ChannelMoments is { } channels)
+        int count = x.Shape.N * x.Shape.C;
+        using var affine = (CpuTensor)Allocate(new TensorShape(2, count)); // [scale; shift]
+        float* scale = affine.F32, shift = scale + count;
+        if (x.Moments is { } moments)
         {
-            fixed (double* c = channels)
-                GroupNormCpu.FoldFromChannels(p, c, g.F32, bt.F32, scale, shift);
+            moments.Fold(new ReadOnlySpan<float>(g.F32, x.Shape.C), new ReadOnlySpan<float>(bt.F32, x.Shape.C), norm.Groups, norm.Eps,
+                new Span<float>(scale, count), new Span<float>(shift, count));
         }
         else
         {
+            var p = KernelParameters.GroupNorm(x, norm.Groups, norm.Eps, norm.Silu);
             GroupNormCpu.Fold(_workers, Width, p, x.Elements, g.F32, bt.F32, scale, shift);
         }
-        return Conv2d(x, weight, bias, spec, residual, new InputAffine(scale, shift, norm.Silu));
+        return Conv2d(x, weight, bias, spec, residual, new InputAffine(scale, shift, norm.Silu), gatherMoments: false).Output;
     }
 
-    private Tensor Conv2d(CpuTensor x, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual, InputAffine affine)
+    /// <summary>
+    /// The input affine is applied as the convolution packs its input; the moments come from the Winograd epilogue,
+    /// or from a pass over the fresh output (still in cache at a tile's size) on the direct path.
+    /// </summary>
+    public ConvOutput Conv2dRegion(Tensor input, FoldedNorm? norm, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual, bool moments)
+    {
+        var x = Own(input, nameof(input));
+        if (norm is not { } f) return Conv2d(x, weight, bias, spec, residual, default, moments);
+        var scale = AsF32(f.Scale, "scale", out var scaleCopy);
+        using var scaleOwned = scaleCopy;
+        var shift = AsF32(f.Shift, "shift", out var shiftCopy);
+        using var shiftOwned = shiftCopy;
+        var affineShape = new TensorShape(x.Shape.N, x.Shape.C);
+        if (scale.Shape != affineShape || shift.Shape != affineShape)
+            throw new ArgumentException($"conv2d input affine: scale {scale.Shape} and shift {shift.Shape} must be {affineShape} for input {x.Shape}");
+        return Conv2d(x, weight, bias, spec, residual, new InputAffine(scale.F32, shift.F32, f.Silu), moments);
+    }
+
+    private ConvOutput Conv2d(CpuTensor x, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual, InputAffine affine, bool gatherMoments)
     {
         var w = Own(weight, nameof(weight));
         CpuTensor? biasCopy = null;
@@ -170,15 +189,16 @@ internal sealed unsafe class CpuBackend : IBackend
         var y = AllocateOutput(outShape);
         float* biasData = b is null ? null : b.F32;
         var residualData = r is null ? default : r.Elements;
+        long spatial = (long)outShape.H * outShape.W;
         if (UseWinograd(p))
         {
             // The outputs' per-channel moments come almost free while they are in registers; the GroupNorm that
-            // usually follows (IBackend.NormConv2d) then skips its statistics pass over this tensor.
-            var moments = new double[2L * outShape.N * outShape.C];
-            fixed (double* m = moments)
+            // usually follows (NormConv2d, or exact tiling's next layer) then needs no statistics pass over this tensor.
+            var values = new double[2L * outShape.N * outShape.C];
+            fixed (double* m = values)
                 Conv2dWinogradCpu.Run(_workers, Width, p, x.Elements, WidenedWeight(w), biasData, residualData, y.Elements, affine, m);
-            y.ChannelMoments = moments;
-            return y;
+            y.Moments = ChannelMoments.Whole(outShape.N, outShape.C, values, spatial);
+            return new ConvOutput(y, y.Moments);
         }
 
         if (w.DType != DType.F32)
@@ -194,17 +214,19 @@ internal sealed unsafe class CpuBackend : IBackend
             {
                 _pool.TrackExternal(-once.Bytes);
             }
-            return y;
         }
-        var packed = w.PackedConvWeights;
-        if (packed is null)
+        else
         {
-            packed = new Conv2dPackedWeights(w.F32, w.Shape[0], w.Shape[1], p.Kernel);
-            _pool.TrackExternal(packed.Bytes); // both copies exist until the row-major one is freed
-            w.AdoptPacking(packed);
+            var packed = w.PackedConvWeights;
+            if (packed is null)
+            {
+                packed = new Conv2dPackedWeights(w.F32, w.Shape[0], w.Shape[1], p.Kernel);
+                _pool.TrackExternal(packed.Bytes); // both copies exist until the row-major one is freed
+                w.AdoptPacking(packed);
+            }
+            Conv2dCpu.Run(_workers, Width, p, x.Elements, packed, biasData, residualData, y.Elements, affine);
         }
-        Conv2dCpu.Run(_workers, Width, p, x.Elements, packed, biasData, residualData, y.Elements, affine);
-        return y;
+        return new ConvOutput(y, gatherMoments ? ChannelMoments.Measure(this, y) : null);
     }
 
     /// <summary>The weight row-major in fp32: itself, or a 16-bit weight widened into the reused buffer.</summary>

@@ -49,6 +49,13 @@ internal sealed unsafe class CpuTensor : Tensor
     }
 
     /// <summary>
+    /// Per-channel moments of the values, when the Winograd convolution that wrote this tensor gathered them: the
+    /// backend's own NormConv2d of it folds them instead of a statistics pass. Valid for the tensor's life, since ops
+    /// never write a tensor after creating it.
+    /// </summary>
+    public ChannelMoments? Moments { get; set; }
+
+    /// <summary>
     /// This tensor's values packed for the convolution micro-kernel, made on its first use as a conv weight and
     /// kept with it. Weights are uploaded once and never written afterwards (ops only write fresh outputs), so
     /// the packing stays valid for the tensor's life.

@@ -22,7 +22,7 @@ internal sealed record IlgpuKernelChoice(Conv2dVersion Conv2d, GroupNormVersion 
 /// Ops are submitted to the accelerator's default stream in order; <see cref="Download"/> synchronises.
 /// One backend may be used from one thread at a time.
 /// </summary>
-internal sealed class IlgpuBackend : IBackend
+internal sealed class IlgpuBackend : IBackend, IBackendDiagnostics
 {
     private readonly Context _context;
     private readonly Accelerator _accelerator;
@@ -63,7 +63,7 @@ internal sealed class IlgpuBackend : IBackend
     /// free memory is the driver's figure (other processes' allocations excluded).
     /// </summary>
     public BackendCapabilities Capabilities => new(FusesNormIntoConv: false, _accelerator.MemorySize,
-        GroupNormStatisticsOutput: true, FreeMemoryBytes: _accelerator is ILGPU.Runtime.Cuda.CudaAccelerator cuda ? cuda.GetFreeMemory() : null);
+        FreeMemoryBytes: _accelerator is ILGPU.Runtime.Cuda.CudaAccelerator cuda ? cuda.GetFreeMemory() : null);
 
     public IlgpuKernelChoice Kernels { get; }
 

@@ -1,0 +1,42 @@
+using NativeVae.Core;
+
+namespace NativeVae.Tiling;
+
+/// <summary>
+/// An activation of a tiled run: a region of an <see cref="ActivationSpace"/>. Disposing it frees the region.
+/// </summary>
+internal sealed class SpaceTensor : Tensor
+{
+    private readonly ActivationSpace _space;
+    private int _disposed;
+
+    public SpaceTensor(ActivationSpace space, TensorShape shape, long byteOffset, int generation) : base(shape, DType.F32)
+    {
+        _space = space;
+        ByteOffset = byteOffset;
+        Generation = generation;
+    }
+
+    /// <summary>The space's call this activation belongs to.</summary>
+    public int Generation { get; }
+
+    /// <summary>Where the region starts in the space.</summary>
+    public long ByteOffset { get; }
+
+    /// <summary>Bumped by every write, so that a cached copy of rows knows when it is stale.</summary>
+    public int Version { get; set; }
+
+    /// <summary>
+    /// Per-channel moments of the values, merged by the tiled executor from what the convolution that wrote them
+    /// returned (or from its own statistics pass); null until known.
+    /// </summary>
+    public ChannelMoments? Moments { get; set; }
+
+    public override bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
+    public override void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _space.Free(this);
+    }
+}

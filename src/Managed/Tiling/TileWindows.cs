@@ -1,0 +1,73 @@
+using NativeVae.Core;
+
+namespace NativeVae.Tiling;
+
+/// <summary>
+/// Tiles and convolution windows of stored activations copied into contiguous <c>[C, h, w]</c> staging blocks, the
+/// shape a device tile is uploaded from. Two staging buffers (an input and a residual), each grown to the largest
+/// block and reused.
+/// </summary>
+internal sealed class TileWindows(BandCache bands)
+{
+    /// <summary>Staging slots: a tile (or chunk) and a second operand beside it.</summary>
+    public const int PrimarySlot = 0, SecondarySlot = 1;
+
+    private readonly float[][] _staging = [[], []];
+
+    /// <summary>A staging buffer, at least <paramref name="length"/> long (a tile, a chunk or one attention operand: below 2^31).</summary>
+    public Span<float> Staging(long length, int slot)
+    {
+        if (_staging[slot].LongLength < length) _staging[slot] = new float[length];
+        return _staging[slot].AsSpan(0, checked((int)length));
+    }
+
+    /// <summary>
+    /// x[n, :, rows, cols] as the convolution sees it: 2x nearest-upsampled when <paramref name="upsample"/> is 2, the
+    /// window inside the (upsampled) input.
+    /// </summary>
+    public Span<float> Window(SpaceTensor x, int n, ClippedWindow rows, ClippedWindow cols, int upsample)
+    {
+        var s = x.Shape;
+        var window = Staging((long)s.C * rows.Length * cols.Length, PrimarySlot);
+        var band = bands.Rows(x, n, rows.Start / upsample, (rows.Start + rows.Length - 1) / upsample);
+        for (int c = 0; c < s.C; c++)
+        {
+            for (int vy = rows.Start; vy < rows.Start + rows.Length; vy++)
+            {
+                var source = band.Row(c, vy / upsample);
+                var dst = window.Slice((c * rows.Length + vy - rows.Start) * cols.Length, cols.Length);
+                if (upsample == 1)
+                {
+                    source.Slice(cols.Start, cols.Length).CopyTo(dst);
+                    continue;
+                }
+                for (int i = 0; i < dst.Length; i++) dst[i] = source[(cols.Start + i) / upsample];
+            }
+        }
+        return window;
+    }
+
+    /// <summary>x[n, :, tile] as a contiguous [C, h, w] block in staging slot <paramref name="slot"/>.</summary>
+    public Span<float> Crop(SpaceTensor x, int n, TileRect tile, int slot)
+    {
+        var s = x.Shape;
+        var block = Staging((long)s.C * tile.Height * tile.Width, slot);
+        var band = bands.Rows(x, n, tile.Top, tile.Top + tile.Height - 1);
+        for (int c = 0; c < s.C; c++)
+        {
+            for (int y = 0; y < tile.Height; y++)
+                band.Row(c, tile.Top + y).Slice(tile.Left, tile.Width).CopyTo(block.Slice((c * tile.Height + y) * tile.Width, tile.Width));
+        }
+        return block;
+    }
+
+    /// <summary>Bytes of the staging buffers.</summary>
+    public long Bytes => (_staging[PrimarySlot].LongLength + _staging[SecondarySlot].LongLength) * sizeof(float);
+
+    /// <summary>Drops the buffers (at the end of a call).</summary>
+    public void Clear()
+    {
+        _staging[PrimarySlot] = [];
+        _staging[SecondarySlot] = [];
+    }
+}

@@ -1,0 +1,434 @@
+using NativeVae.Core;
+
+namespace NativeVae.Tiling;
+
+/// <summary>
+/// Exact, seam-free tiling as an executor: an <see cref="IBackend"/> whose activations live in an
+/// <see cref="ActivationSpace"/> off the device and whose every op runs on the device one tile at a time, so a model
+/// runs unchanged and its output equals the untiled one.
+/// <list type="bullet">
+/// <item>a convolution layer is one device call per output tile (<see cref="IBackend.Conv2dRegion"/>): its input
+///   window with the halo, padded only at the image's edge, a GroupNorm before it applied as a folded per-channel
+///   affine while the input is packed, and the output's per-channel moments returned and merged in double. So a
+///   GroupNorm + conv is one read of the input and one write of the output: no statistics pass, no stored
+///   normalised tensor;</item>
+/// <item>a GroupNorm of a tensor no convolution wrote (or a standalone one) gets its statistics from a pass over the
+///   tiles;</item>
+/// <item>attention runs whole (it only runs at the latent resolution); elementwise ops run in flat chunks.</item>
+/// </list>
+/// Model parameters stay device tensors of the wrapped backend and are passed through. Peak device memory is then
+/// bounded by the tile size (plus the parameters and the mid-block attention), not by the image.
+/// </summary>
+internal sealed class TiledExecutor : IBackend
+{
+    /// <summary>Elementwise ops run over flat chunks of TileSize^2 times this many elements.</summary>
+    private const int ChannelsPerChunk = 64;
+
+    private const int PrimarySlot = TileWindows.PrimarySlot, SecondarySlot = TileWindows.SecondarySlot;
+
+    private readonly IBackend _device;
+    private readonly ActivationSpace _space;
+    private readonly BandCache _bands;
+    private readonly BandWriter _writer;
+    private readonly TileWindows _windows;
+    private readonly HostParameters _parameters;
+
+    /// <param name="space">where the activations live; the executor owns and disposes it.</param>
+    public TiledExecutor(IBackend device, int tileSize, ActivationSpace space)
+    {
+        if (tileSize <= 0) throw new ArgumentOutOfRangeException(nameof(tileSize), tileSize, "tile size must be positive");
+        _device = device;
+        _space = space;
+        TileSize = tileSize;
+        _bands = new BandCache(space);
+        _writer = new BandWriter(space);
+        _windows = new TileWindows(_bands);
+        _parameters = new HostParameters(device);
+    }
+
+    /// <summary>The largest output tile edge, in elements of the layer's own resolution.</summary>
+    public int TileSize { get; }
+
+    /// <summary>Where the activations live.</summary>
+    public ActivationSpace Space => _space;
+
+    public string Name => $"exact tiling ({TileSize}{(_space.IsFile ? ", file store" : "")}) on {_device.Name}";
+
+    public BackendKind Kind => _device.Kind;
+
+    /// <summary>The device's memory: what the tile size bounds.</summary>
+    public MemoryStats Memory => _device.Memory;
+
+    /// <summary>The device's; NormConv2d never stores the normalised tensor here, whatever the device does.</summary>
+    public BackendCapabilities Capabilities => _device.Capabilities with { FusesNormIntoConv = true };
+
+    public void ResetPeakMemory() => _device.ResetPeakMemory();
+
+    /// <summary>Starts a call on a kept executor: the activations of earlier calls are dead.</summary>
+    public void BeginCall() => _space.BeginCall();
+
+    /// <summary>Host bytes kept for the next call: the activation space's memory and the staging and band buffers.</summary>
+    public long RetainedBytes => (_space.IsFile ? 0 : _space.MediumBytes) + _windows.Bytes + _bands.Bytes + _writer.Bytes;
+
+    public Tensor Allocate(TensorShape shape, DType dtype = DType.F32)
+    {
+        if (dtype != DType.F32) throw new NotSupportedException($"{Name}: activations are F32, not {dtype}");
+        return _space.New(shape);
+    }
+
+    public Tensor Upload(ReadOnlySpan<float> data, TensorShape shape, DType dtype = DType.F32)
+    {
+        if (data.Length != shape.ElementCount) throw new ArgumentException($"upload of {data.Length} values into {shape}");
+        var t = (SpaceTensor)Allocate(shape, dtype);
+        _space.Write(t, 0, data);
+        return t;
+    }
+
+    public void Download(Tensor tensor, Span<float> destination)
+    {
+        var t = Own(tensor, nameof(tensor));
+        if (destination.Length != t.ElementCount) throw new ArgumentException($"download of {t} into {destination.Length} values");
+        _space.Read(t, 0, destination);
+    }
+
+    public void Synchronize() => _device.Synchronize();
+
+    public Tensor Conv2d(Tensor input, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual = null) =>
+        ConvLayer(Own(input, nameof(input)), null, weight, bias, spec, residual);
+
+    public Tensor NormConv2d(Tensor input, GroupNormSpec norm, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual = null)
+    {
+        var x = Own(input, nameof(input));
+        OpShapes.GroupNorm(x, norm.Gamma, norm.Beta, norm.Groups);
+        return ConvLayer(x, Fold(x, norm.Gamma, norm.Beta, norm.Groups, norm.Eps, norm.Silu), weight, bias, spec, residual);
+    }
+
+    /// <summary>
+    /// A convolution layer, one <see cref="IBackend.Conv2dRegion"/> per output tile: the tile's input window inside
+    /// the (upsampled) input, padded where it meets the image's edge, the folded norm applied as it is packed. The
+    /// output keeps the merged moments its tiles returned.
+    /// </summary>
+    private SpaceTensor ConvLayer(SpaceTensor x, HostNorm? norm, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual)
+    {
+        var r = residual is null ? null : Own(residual, nameof(residual));
+        var outShape = OpShapes.Conv2d(x, weight, bias, spec, r);
+        var y = _space.New(outShape);
+        try
+        {
+            int kernel = weight.Shape[2];
+            int upsample = spec.Upsample2x ? 2 : 1;
+            var moments = new ChannelMoments(outShape.N, outShape.C);
+            for (int n = 0; n < outShape.N; n++)
+            {
+                using var folded = norm?.Upload(_device, n, x.Shape.C);
+                foreach (var tile in TilePlanner.Grid(outShape.H, outShape.W, TileSize))
+                {
+                    var rows = TilePlanner.Clip(TilePlanner.InputWindow(tile.Top, tile.Height, spec.Stride, spec.PadTop, kernel), x.Shape.H * upsample);
+                    var cols = TilePlanner.Clip(TilePlanner.InputWindow(tile.Left, tile.Width, spec.Stride, spec.PadLeft, kernel), x.Shape.W * upsample);
+                    var tileSpec = new Conv2dSpec(spec.Stride, rows.PadBefore, rows.PadAfter, cols.PadBefore, cols.PadAfter);
+                    using var window = _device.Upload(_windows.Window(x, n, rows, cols, upsample), TensorShape.Nchw(1, x.Shape.C, rows.Length, cols.Length));
+                    using var residualTile = r is null ? null : _device.Upload(_windows.Crop(r, n, tile, SecondarySlot), TensorShape.Nchw(1, r.Shape.C, tile.Height, tile.Width));
+                    var result = _device.Conv2dRegion(window, folded?.Spec, weight, bias, tileSpec, residualTile, moments: true);
+                    using (result.Output)
+                    {
+                        moments.Merge(n, result.Moments!, 0);
+                        Scatter(result.Output, y, n, tile);
+                    }
+                }
+            }
+            _writer.Flush();
+            y.Moments = moments;
+            return y;
+        }
+        catch
+        {
+            y.Dispose();
+            throw;
+        }
+    }
+
+    public Tensor GroupNorm(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu)
+    {
+        var x = Own(input, nameof(input));
+        OpShapes.GroupNorm(x, gamma, beta, groups);
+        var norm = Fold(x, gamma, beta, groups, eps, fuseSilu);
+        return Affine(x, norm);
+    }
+
+    public Tensor GroupNormStatistics(Tensor input, int groups)
+    {
+        var x = Own(input, nameof(input));
+        var shape = OpShapes.GroupNormStatistics(x, groups);
+        return Upload(MomentsOf(x).GroupStatistics(groups), shape);
+    }
+
+    public Tensor ChannelAffine(Tensor input, Tensor scale, Tensor shift, bool fuseSilu)
+    {
+        var x = Own(input, nameof(input));
+        OpShapes.ChannelAffine(x, scale, shift);
+        return Affine(x, new HostNorm(HostValues(scale), HostValues(shift), fuseSilu));
+    }
+
+    /// <summary>x * scale + shift per (image, channel), then SiLU, tile by tile.</summary>
+    private SpaceTensor Affine(SpaceTensor x, HostNorm norm)
+    {
+        var y = _space.New(x.Shape);
+        for (int n = 0; n < x.Shape.N; n++)
+        {
+            using var folded = norm.Upload(_device, n, x.Shape.C);
+            foreach (var tile in TilePlanner.Grid(x.Shape.H, x.Shape.W, TileSize))
+            {
+                using var t = _device.Upload(_windows.Crop(x, n, tile, PrimarySlot), TensorShape.Nchw(1, x.Shape.C, tile.Height, tile.Width));
+                using var o = _device.ChannelAffine(t, folded.Spec.Scale, folded.Spec.Shift, norm.Silu);
+                Scatter(o, y, n, tile);
+            }
+        }
+        _writer.Flush();
+        return y;
+    }
+
+    /// <summary>The GroupNorm of <paramref name="x"/> folded with its statistics into a per-channel affine, on the host.</summary>
+    private HostNorm Fold(SpaceTensor x, Tensor gamma, Tensor beta, int groups, float eps, bool silu)
+    {
+        int count = x.Shape.N * x.Shape.C;
+        var scale = new float[count];
+        var shift = new float[count];
+        MomentsOf(x).Fold(_parameters.Of(gamma), _parameters.Of(beta), groups, eps, scale, shift);
+        return new HostNorm(scale, shift, silu);
+    }
+
+    /// <summary>
+    /// <paramref name="x"/>'s per-channel moments: those its convolution returned, else a statistics pass over its
+    /// tiles (kept for the next GroupNorm of it).
+    /// </summary>
+    private ChannelMoments MomentsOf(SpaceTensor x)
+    {
+        if (x.Moments is { } known) return known;
+        var s = x.Shape;
+        var moments = new ChannelMoments(s.N, s.C);
+        for (int n = 0; n < s.N; n++)
+        {
+            foreach (var tile in TilePlanner.Grid(s.H, s.W, TileSize))
+            {
+                using var t = _device.Upload(_windows.Crop(x, n, tile, PrimarySlot), TensorShape.Nchw(1, s.C, tile.Height, tile.Width));
+                moments.Merge(n, ChannelMoments.Measure(_device, t), 0);
+            }
+        }
+        x.Moments = moments;
+        return moments;
+    }
+
+    public Tensor Attention(Tensor q, Tensor k, Tensor v, float scale)
+    {
+        var shape = OpShapes.Attention(Own(q, nameof(q)), Own(k, nameof(k)), Own(v, nameof(v)));
+        // Attention mixes all tokens, so it runs whole; it only runs at the latent resolution.
+        using var dq = UploadWhole((SpaceTensor)q);
+        using var dk = UploadWhole((SpaceTensor)k);
+        using var dv = UploadWhole((SpaceTensor)v);
+        using var o = _device.Attention(dq, dk, dv, scale);
+        var y = _space.New(shape);
+        // One operand at a time through the staging buffer: the host holds a quarter of the attention's bytes, not all.
+        var values = _windows.Staging(shape.ElementCount, PrimarySlot);
+        _device.Download(o, values);
+        _space.Write(y, 0, values);
+        return y;
+    }
+
+    /// <summary>A whole activation on the device, through the staging buffer.</summary>
+    private Tensor UploadWhole(SpaceTensor x)
+    {
+        var values = _windows.Staging(x.ElementCount, PrimarySlot);
+        _space.Read(x, 0, values);
+        return _device.Upload(values, x.Shape);
+    }
+
+    public Tensor Unary(UnaryOp op, Tensor input) => Chunked(Own(input, nameof(input)), null, (a, _) => _device.Unary(op, a));
+
+    public Tensor Add(Tensor a, Tensor b)
+    {
+        var ta = Own(a, nameof(a));
+        var tb = Own(b, nameof(b));
+        OpShapes.SameShape(ta, tb, "add");
+        return Chunked(ta, tb, (x, y) => _device.Add(x, y!));
+    }
+
+    public Tensor ScaleShift(Tensor input, float scale, float shift) =>
+        Chunked(Own(input, nameof(input)), null, (a, _) => _device.ScaleShift(a, scale, shift));
+
+    public long CountNonFinite(Tensor input)
+    {
+        var x = Own(input, nameof(input));
+        long bad = 0;
+        ForEachChunk(x.ElementCount, (start, length) =>
+        {
+            var chunk = _windows.Staging(length, PrimarySlot);
+            _space.Read(x, start, chunk);
+            foreach (float v in chunk)
+                if (!float.IsFinite(v)) bad++;
+        });
+        return bad;
+    }
+
+    public Tensor SliceChannels(Tensor input, int start, int count)
+    {
+        var x = Own(input, nameof(input));
+        var y = _space.New(OpShapes.SliceChannels(x, start, count));
+        long plane = (long)x.Shape.H * x.Shape.W;
+        for (int n = 0; n < x.Shape.N; n++)
+        {
+            // The channels of one batch item are contiguous in both tensors.
+            long from = ((long)n * x.Shape.C + start) * plane, to = (long)n * count * plane;
+            ForEachChunk(count * plane, (offset, length) =>
+            {
+                var chunk = _windows.Staging(length, PrimarySlot);
+                _space.Read(x, from + offset, chunk);
+                _space.Write(y, to + offset, chunk);
+            });
+        }
+        return y;
+    }
+
+    public Tensor ImageToTensor(ReadOnlySpan<byte> rgb, int batch, int height, int width, float scale, float shift)
+    {
+        var y = _space.New(OpShapes.ImageToTensor(rgb.Length, batch, height, width));
+        int bandBytes = width * OpShapes.RgbChannels;
+        // Bands of whole rows: each is contiguous in the interleaved image.
+        for (int n = 0; n < batch; n++)
+        {
+            foreach (var band in Bands(height, width))
+            {
+                var pixels = rgb.Slice(checked(((n * height) + band.Top) * bandBytes), band.Height * bandBytes);
+                using var t = _device.ImageToTensor(pixels, 1, band.Height, width, scale, shift);
+                Scatter(t, y, n, band);
+            }
+        }
+        _writer.Flush();
+        return y;
+    }
+
+    public void TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift)
+    {
+        var x = Own(input, nameof(input));
+        OpShapes.TensorToImage(x, rgb.Length);
+        var s = x.Shape;
+        int rowBytes = s.W * OpShapes.RgbChannels;
+        for (int n = 0; n < s.N; n++)
+        {
+            foreach (var band in Bands(s.H, s.W))
+            {
+                using var t = _device.Upload(_windows.Crop(x, n, band, PrimarySlot), TensorShape.Nchw(1, s.C, band.Height, s.W));
+                _device.TensorToImage(t, rgb.Slice(checked(((n * s.H) + band.Top) * rowBytes), band.Height * rowBytes), scale, shift);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        _parameters.Clear();
+        _windows.Clear();
+        _bands.Clear();
+        _writer.Clear();
+        _space.Dispose();
+    }
+
+    /// <summary>Full-width bands of about a tile's area, for the image conversions.</summary>
+    private List<TileRect> Bands(int height, int width)
+    {
+        int rows = (int)Math.Clamp((long)TileSize * TileSize / width, 1, height);
+        var bands = new List<TileRect>();
+        for (int top = 0; top < height; top += rows) bands.Add(new TileRect(top, 0, Math.Min(rows, height - top), width));
+        return bands;
+    }
+
+    /// <summary>Calls <paramref name="body"/> with (start, length) over [0, total) in chunks of TileSize^2 x ChannelsPerChunk.</summary>
+    private void ForEachChunk(long total, Action<long, int> body)
+    {
+        long chunk = (long)TileSize * TileSize * ChannelsPerChunk;
+        for (long start = 0; start < total; start += chunk) body(start, (int)Math.Min(chunk, total - start));
+    }
+
+    /// <summary>Runs an elementwise device op over flat chunks.</summary>
+    private SpaceTensor Chunked(SpaceTensor a, SpaceTensor? b, Func<Tensor, Tensor?, Tensor> op)
+    {
+        var y = _space.New(a.Shape);
+        ForEachChunk(a.ElementCount, (start, length) =>
+        {
+            var shape = TensorShape.Nchw(1, 1, 1, length);
+            var chunkA = _windows.Staging(length, PrimarySlot);
+            _space.Read(a, start, chunkA);
+            using var da = _device.Upload(chunkA, shape);
+            Tensor? db = null;
+            if (b is not null)
+            {
+                var chunkB = _windows.Staging(length, SecondarySlot);
+                _space.Read(b, start, chunkB);
+                db = _device.Upload(chunkB, shape);
+            }
+            using (db)
+            {
+                using var o = op(da, db);
+                _device.Download(o, chunkA);
+            }
+            _space.Write(y, start, chunkA);
+            });
+        return y;
+    }
+
+    /// <summary>Downloads a device tile [1, C, h, w] into y[n, :, tile] (through the band writer).</summary>
+    private void Scatter(Tensor deviceTile, SpaceTensor y, int n, TileRect tile)
+    {
+        var block = _windows.Staging(deviceTile.ElementCount, PrimarySlot);
+        _device.Download(deviceTile, block);
+        _writer.Write(block, y, n, tile);
+    }
+
+    /// <summary>A small host tensor's values (a scale or shift the model made), or a device parameter's host copy.</summary>
+    private float[] HostValues(Tensor t)
+    {
+        if (t is not SpaceTensor s) return _parameters.Of(t);
+        var values = new float[s.ElementCount];
+        _space.Read(s, 0, values);
+        return values;
+    }
+
+    private SpaceTensor Own(Tensor tensor, string name)
+    {
+        ArgumentNullException.ThrowIfNull(tensor, name);
+        if (tensor is not SpaceTensor t)
+            throw new ArgumentException($"tensor '{name}' {tensor} is a device tensor; exact tiling takes activations it allocated", name);
+        if (t.IsDisposed) throw new ObjectDisposedException(name, $"tensor '{name}' {tensor.Shape} was disposed");
+        return t;
+    }
+
+    /// <summary>A folded GroupNorm on the host: [N * C] scale and shift, then SiLU when <see cref="Silu"/>.</summary>
+    private sealed record HostNorm(float[] Scale, float[] Shift, bool Silu)
+    {
+        /// <summary>Image <paramref name="n"/>'s rows [1, C] on the device.</summary>
+        public DeviceNorm Upload(IBackend device, int n, int channels)
+        {
+            var shape = new TensorShape(1, channels);
+            var scale = device.Upload(Scale.AsSpan(n * channels, channels), shape);
+            try
+            {
+                return new DeviceNorm(new FoldedNorm(scale, device.Upload(Shift.AsSpan(n * channels, channels), shape), Silu));
+            }
+            catch
+            {
+                scale.Dispose();
+                throw;
+            }
+        }
+    }
+
+    /// <summary>A folded norm's device rows, disposed together.</summary>
+    private sealed class DeviceNorm(FoldedNorm spec) : IDisposable
+    {
+        public FoldedNorm Spec { get; } = spec;
+
+        public void Dispose()
+        {
+            Spec.Scale.Dispose();
+            Spec.Shift.Dispose();
+        }
+    }
+}

@@ -1,0 +1,142 @@
+using NativeVae.Core;
+using NativeVae.Models.AutoencoderKl;
+using NativeVae.Tests.Support;
+using NativeVae.Tiling;
+using NativeVae.Weights;
+
+namespace NativeVae.Tests.Tiling;
+
+/// <summary>
+/// The tiled executor's conv path, by the device calls it makes (a counting decorator over the CPU backend): a
+/// GroupNorm + conv layer is one <see cref="IBackend.Conv2dRegion"/> per output tile, folding the statistics the
+/// producing convolution returned; no statistics pass, no affine pass, no stored normalised tensor. And the result
+/// equals the untiled ops.
+/// </summary>
+public class TiledExecutorTests
+{
+    private const double MaxAbsError = 1e-4;
+
+    /// <summary>Divides neither 13 nor 11: 2 x 2 tiles with ragged edges.</summary>
+    private const int Tile = 7;
+
+    private const int Channels = 64, Height = 13, Width = 11, Groups = 32;
+    private const int TilesPerLayer = 4;
+    private const float Eps = 1e-6f;
+
+    private static float[] Values(string stream, long count, float scale = 1f) =>
+        SeededWeights.Uniform(SeededWeights.DefaultSeed, stream, count).Select(v => v * scale).ToArray();
+
+    /// <summary>The operands of conv1 then GroupNorm + SiLU + conv2, uploaded to <paramref name="device"/>.</summary>
+    private sealed class Layers : IDisposable
+    {
+        public Layers(IBackend device)
+        {
+            var weightShape = TensorShape.Nchw(Channels, Channels, 3, 3);
+            W1 = device.Upload(Values("executor.w1", weightShape.ElementCount, 0.05f), weightShape);
+            W2 = device.Upload(Values("executor.w2", weightShape.ElementCount, 0.05f), weightShape);
+            Bias = device.Upload(Values("executor.bias", Channels), new TensorShape(Channels));
+            Gamma = device.Upload(Values("executor.gamma", Channels).Select(v => 1 + v / 4).ToArray(), new TensorShape(Channels));
+            Beta = device.Upload(Values("executor.beta", Channels), new TensorShape(Channels));
+        }
+
+        public Tensor W1 { get; }
+        public Tensor W2 { get; }
+        public Tensor Bias { get; }
+        public Tensor Gamma { get; }
+        public Tensor Beta { get; }
+
+        public GroupNormSpec Norm => new(Gamma, Beta, Groups, Eps, Silu: true);
+
+        public void Dispose()
+        {
+            foreach (var t in new[] { W1, W2, Bias, Gamma, Beta }) t.Dispose();
+        }
+    }
+
+    private static readonly TensorShape InputShape = TensorShape.Nchw(1, Channels, Height, Width);
+
+    private static float[] Download(IBackend ops, Tensor t)
+    {
+        var values = new float[t.ElementCount];
+        ops.Download(t, values);
+        return values;
+    }
+
+    [Test]
+    public void AGroupNormedConvLayerIsOneRegionCallPerTileWithNoStatisticsPass()
+    {
+        var cpu = TestBackends.Get(TestBackends.CpuName);
+        var counting = new CountingBackend(cpu);
+        using var layers = new Layers(counting);
+        var x = Values("executor.x", InputShape.ElementCount);
+
+        float[] expected;
+        using (var input = cpu.Upload(x, InputShape))
+        using (var h = cpu.Conv2d(input, layers.W1, layers.Bias, Conv2dSpec.Same))
+        using (var y = cpu.NormConv2d(h, layers.Norm, layers.W2, null, Conv2dSpec.Same))
+            expected = Download(cpu, y);
+
+        using var executor = new TiledExecutor(counting, Tile, ActivationSpace.InMemory());
+        counting.Calls.Clear();
+        using var tiledInput = executor.Upload(x, InputShape);
+        using var tiledH = executor.Conv2d(tiledInput, layers.W1, layers.Bias, Conv2dSpec.Same);
+        using var tiledY = executor.NormConv2d(tiledH, layers.Norm, layers.W2, null, Conv2dSpec.Same);
+
+        Assert.That(counting[nameof(IBackend.Conv2dRegion)], Is.EqualTo(2 * TilesPerLayer), "one region call per output tile and layer");
+        foreach (string op in new[] { nameof(IBackend.GroupNormStatistics), nameof(IBackend.GroupNorm), nameof(IBackend.ChannelAffine),
+                     nameof(IBackend.NormConv2d), nameof(IBackend.Conv2d) })
+            Assert.That(counting[op], Is.Zero, $"{op}: the layer made no statistics pass and stored no normalised tensor");
+        NumericAssert.Close(Download(executor, tiledY), expected, InputShape, MaxAbsError, 0, "tiled GroupNorm + conv against untiled");
+    }
+
+    [Test]
+    public void ATensorNoConvolutionWroteGetsOneStatisticsPass()
+    {
+        var cpu = TestBackends.Get(TestBackends.CpuName);
+        var counting = new CountingBackend(cpu);
+        using var layers = new Layers(counting);
+        var x = Values("executor.x", InputShape.ElementCount);
+
+        float[] expected;
+        using (var input = cpu.Upload(x, InputShape))
+        using (var y = cpu.NormConv2d(input, layers.Norm, layers.W2, null, Conv2dSpec.Same))
+            expected = Download(cpu, y);
+
+        using var executor = new TiledExecutor(counting, Tile, ActivationSpace.InMemory());
+        counting.Calls.Clear();
+        using var tiledInput = executor.Upload(x, InputShape);
+        using var tiledY = executor.NormConv2d(tiledInput, layers.Norm, layers.W2, null, Conv2dSpec.Same);
+        Assert.That(counting[nameof(IBackend.GroupNormStatistics)], Is.EqualTo(TilesPerLayer), "an uploaded tensor has no moments: one pass over its tiles");
+        Assert.That(counting[nameof(IBackend.Conv2dRegion)], Is.EqualTo(TilesPerLayer));
+        NumericAssert.Close(Download(executor, tiledY), expected, InputShape, MaxAbsError, 0, "tiled GroupNorm + conv of an uploaded tensor");
+    }
+
+    [Test]
+    public void AnSdDecoderMakesNoStatisticsPassAndStoresNoNormalisedTensor()
+    {
+        // Every GroupNorm of the decoder reads a convolution's output, so all fold returned moments; the mid-block
+        // attention's norm (standalone: its q, k, v read it) is applied per tile, the only ChannelAffine calls.
+        var config = AutoencoderKlConfig.Small;
+        var counting = new CountingBackend(TestBackends.Get(TestBackends.CpuName));
+        var model = new AutoencoderKlModel(counting, config,
+            InMemoryWeights.Seeded(SeededWeights.DefaultSeed, AutoencoderKlParameters.Enumerate(config)));
+        var latentShape = TensorShape.Nchw(1, config.LatentChannels, 12, 10);
+        var latents = Values("executor.latent", latentShape.ElementCount);
+
+        float[] expected;
+        using (var z = counting.Upload(latents, latentShape))
+        using (var y = model.Decode(counting, z))
+            expected = Download(counting, y);
+
+        using var executor = new TiledExecutor(counting, Tile, ActivationSpace.InMemory());
+        counting.Calls.Clear();
+        using var tiledZ = executor.Upload(latents, latentShape);
+        using var tiledY = model.Decode(executor, tiledZ);
+        Assert.That(counting[nameof(IBackend.Conv2dRegion)], Is.GreaterThan(0));
+        foreach (string op in new[] { nameof(IBackend.GroupNormStatistics), nameof(IBackend.GroupNorm), nameof(IBackend.NormConv2d), nameof(IBackend.Conv2d) })
+            Assert.That(counting[op], Is.Zero, op);
+        int attentionTiles = TilePlanner.Grid(latentShape.H, latentShape.W, Tile).Count;
+        Assert.That(counting[nameof(IBackend.ChannelAffine)], Is.EqualTo(attentionTiles), "the mid-block attention's norm, per tile of the latent");
+        NumericAssert.Close(Download(executor, tiledY), expected, tiledY.Shape, MaxAbsError, 0, "tiled decode against untiled");
+    }
+}
