@@ -124,7 +124,7 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile, bool Acti
     /// writeback). A GPU's host holds them in memory.
     /// </summary>
     private static bool SpillsToFile(IVaeModel model, AutoTilingFigures figures, long tileBytes, long budget) =>
-        model.Backend.Capabilities.MemoryIsHost && figures.UntiledBytes + tileBytes > budget;
+        model.Backend.Capabilities.MemoryIsHost && figures.StoreBytes + tileBytes > budget;
 
     private static TilingPlan Auto(IVaeModel model, AutoTilingFigures figures, long budget, int smallestTile)
     {
@@ -150,7 +150,8 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile, bool Acti
         using (var x = dry.Allocate(input))
         using (var y = encode ? model.Encode(dry, x) : model.Decode(dry, x))
             outputBytes = y.Shape.ElementCount * sizeof(float);
-        return new AutoTilingFigures(input, dry.PeakBytes, dry.MaxAttentionBytes, dry.Convolutions.ToArray(), outputBytes, dry.Flops);
+        return new AutoTilingFigures(input, dry.PeakBytes, dry.MaxAttentionBytes, dry.Convolutions.ToArray(), outputBytes, dry.Flops,
+            Tiling.RegionPool.Replay(dry.Allocations));
     }
 
     /// <summary>Names calls alike for the backend's memory plan (<see cref="IBackend.BeginCall"/>).</summary>
@@ -162,7 +163,7 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile, bool Acti
 /// and the FLOPs. The same for every call of that shape, so a pipeline keeps them.
 /// </summary>
 internal sealed record AutoTilingFigures(TensorShape Input, long UntiledBytes, long AttentionBytes,
-    IReadOnlyList<DryRunBackend.Conv2dRecord> Convolutions, long OutputBytes, long Flops)
+    IReadOnlyList<DryRunBackend.Conv2dRecord> Convolutions, long OutputBytes, long Flops, long StoreBytes)
 {
     /// <summary>Exact tiling's worst step with <paramref name="tile"/>: a convolution's tile with its halo, or the attention.</summary>
     public long TileBytes(int tile) => Math.Max(AttentionBytes, Convolutions.Count == 0 ? 0 : Convolutions.Max(c => c.TileBytes(tile)));

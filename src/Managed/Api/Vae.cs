@@ -279,6 +279,12 @@ public sealed class Vae : IVae
         set => _pipeline.ExactStoreDirectory = value;
     }
 
+    /// <summary>The size of the last exact call's activation space (tests compare it with the plan).</summary>
+    internal long LastExactSpaceBytes => _pipeline.LastExactSpaceBytes;
+
+    /// <summary>The size exact tiling's store is planned to reach for this input (after a plan or call of it).</summary>
+    internal long PlannedStoreBytes(TensorShape input, bool encode) => _pipeline.PlannedStoreBytes(input, encode);
+
     // ---- locking ------------------------------------------------------------------------------------------------
 
     private T Locked<T>(Func<T> work)

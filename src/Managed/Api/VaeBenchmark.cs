@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using NativeVae.Backends;
-using NativeVae.Kernels.Cpu;
+using NativeVae.Backends.Cpu;
 using NativeVae.Models;
 using NativeVae.Models.AutoencoderKl;
 using NativeVae.Core;
@@ -161,10 +161,8 @@ public sealed class VaeBenchmark : IDisposable
     /// accelerated vector width, best of three (about a second).</summary>
     public static CpuFmaPeak MeasureCpuFmaPeak()
     {
-        using var workers = new CpuWorkers();
-        var width = SimdWidths.Best;
-        double gflops = FmaPeakCpu.MeasureGflops(workers, width);
-        return new CpuFmaPeak(gflops, workers.Count, width.ToString());
+        var (gflops, threads, width) = CpuPeakMeasurement.Measure();
+        return new CpuFmaPeak(gflops, threads, width);
     }
 
     /// <summary>Disposes <see cref="Vae"/> and the device.</summary>

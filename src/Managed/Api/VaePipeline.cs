@@ -191,8 +191,8 @@ internal sealed class VaePipeline(IVaeModel model)
     private IBackend Ops(TilingPlan plan, TensorShape input, bool encode)
     {
         if (plan.Mode != TilingMode.Exact) return Device;
-        // The store holds at most the untiled live set: the disk must have that much free.
-        long storeBytes = _autoFigures.TryGetValue((input, encode), out var figures) ? figures.UntiledBytes : 0;
+        // The store reaches the size the dry run's allocations reach through the same allocator: the disk must have it free.
+        long storeBytes = PlannedStoreBytes(input, encode);
         // The caller's tile is in pixels; each layer tiles its own output with that many elements.
         int tile = plan.Tile ?? TilingPlan.DefaultExactTile;
         bool inFile = ExactStore switch
@@ -215,11 +215,22 @@ internal sealed class VaePipeline(IVaeModel model)
         return _keptExecutor;
     }
 
+    /// <summary>The size exact tiling's store reaches for this input (from the cached dry run; 0 before one ran).</summary>
+    public long PlannedStoreBytes(TensorShape input, bool encode) =>
+        _autoFigures.TryGetValue((input, encode), out var figures) ? figures.StoreBytes : 0;
+
     /// <summary>Ends a call's ops: an executor made for the call is disposed (its file store goes with it).</summary>
     private void EndOps(IBackend ops)
     {
+        if (ops is TiledExecutor executor) LastExactSpaceBytes = executor.Space.Bytes;
         if (!ReferenceEquals(ops, Device) && !ReferenceEquals(ops, _keptExecutor)) ops.Dispose();
     }
+
+    /// <summary>
+    /// The size of the last exact call's activation space: the most its live activations needed at once (over every
+    /// call of a kept in-memory space). Tests hold the dry run's plan to it.
+    /// </summary>
+    public long LastExactSpaceBytes { get; private set; }
 
     /// <summary>The in-memory exact tiling executor kept between calls; null until one runs.</summary>
     private TiledExecutor? _keptExecutor;

@@ -13,6 +13,9 @@ internal sealed class DryRunBackend : IBackend
 
     private long _liveBytes;
 
+    /// <summary>Tensors made so far: the next one's number.</summary>
+    private int _tensors;
+
     public string Name => "dry run";
 
     public BackendKind Kind => BackendKind.DryRun;
@@ -23,6 +26,12 @@ internal sealed class DryRunBackend : IBackend
     public BackendCapabilities Capabilities => new(FusesNormIntoConv, long.MaxValue);
 
     public long PeakBytes { get; private set; }
+
+    /// <summary>
+    /// Every allocation and free of the run, in order: (tensor number, bytes, freed). Replayed through an allocator, it
+    /// gives the size a store that reuses freed regions reaches (an exact-tiled call allocates the same tensors).
+    /// </summary>
+    public List<(int Tensor, long Bytes, bool Freed)> Allocations { get; } = new();
 
     /// <summary>Every convolution run so far, in order (for tile planning).</summary>
     public List<Conv2dRecord> Convolutions { get; } = new();
@@ -140,6 +149,7 @@ internal sealed class DryRunBackend : IBackend
     private sealed class ShapeTensor : Tensor
     {
         private readonly DryRunBackend _owner;
+        private readonly int _number;
         private bool _disposed;
 
         public ShapeTensor(DryRunBackend owner, TensorShape shape, DType dtype) : base(shape, dtype)
@@ -147,6 +157,8 @@ internal sealed class DryRunBackend : IBackend
             _owner = owner;
             _owner._liveBytes += ByteLength;
             _owner.PeakBytes = Math.Max(_owner.PeakBytes, _owner._liveBytes);
+            _number = _owner._tensors++;
+            _owner.Allocations.Add((_number, ByteLength, false));
         }
 
         public override bool IsDisposed => _disposed;
@@ -156,6 +168,7 @@ internal sealed class DryRunBackend : IBackend
             if (_disposed) return;
             _disposed = true;
             _owner._liveBytes -= ByteLength;
+            _owner.Allocations.Add((_number, ByteLength, true));
         }
     }
 }

@@ -77,4 +77,20 @@ internal sealed class RegionPool
 
         public int Compare((long Offset, long Length) a, (long Offset, long Length) b) => a.Offset.CompareTo(b.Offset);
     }
+
+    /// <summary>
+    /// The size a pool reaches over a run's allocations and frees, in order ((tensor number, bytes, freed), as a dry
+    /// run records them): what the same run's activation space will need.
+    /// </summary>
+    public static long Replay(IEnumerable<(int Tensor, long Bytes, bool Freed)> allocations)
+    {
+        var pool = new RegionPool();
+        var offsets = new Dictionary<int, long>();
+        foreach (var (tensor, bytes, freed) in allocations)
+        {
+            if (!freed) offsets[tensor] = pool.Allocate(bytes);
+            else if (offsets.Remove(tensor, out long offset)) pool.Free(offset, bytes);
+        }
+        return pool.End;
+    }
 }

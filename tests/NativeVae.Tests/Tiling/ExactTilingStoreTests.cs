@@ -59,6 +59,31 @@ public class ExactTilingStoreTests
         NumericAssert.Close(encodedTiled.Data, encoded.Data, encoded.Shape, MaxAbsError, 0, "encode through the store");
     }
 
+    [Test]
+    public void TheStoreHoldsWhatTheDryRunPlannedWithinTenPercent()
+    {
+        // The plan, checked against the disk's free space before any work, replays the dry run's allocations through
+        // the store's allocator; the store reuses what the call frees, so it holds the live activations plus the
+        // allocator's fragmentation, never a copy per op.
+        using var vae = Create();
+        var latents = Latents();
+        long peakLive = vae.PlanDecode(latents.Shape, Exact()).ActivationPeakBytes;
+        long planned = vae.PlannedStoreBytes(latents.Shape, encode: false);
+        using (vae.Decode(latents, Exact())) { }
+        long measured = vae.LastExactSpaceBytes;
+        TestContext.Out.WriteLine($"decode {latents.Shape}: peak live {peakLive} bytes, planned {planned}, the store held {measured}");
+        Assert.That(measured, Is.InRange(planned * 0.9, planned * 1.1));
+        Assert.That(measured, Is.GreaterThanOrEqualTo(peakLive).And.LessThan(peakLive * 1.25), "live activations plus some fragmentation");
+
+        var images = Images();
+        var encode = new EncodeOptions { Tiling = TilingMode.Exact, TileSize = Tile };
+        vae.PlanEncode(images.Shape, encode);
+        long plannedEncode = vae.PlannedStoreBytes(images.Shape, encode: true);
+        vae.EncodeMoments(images, encode);
+        TestContext.Out.WriteLine($"encode {images.Shape}: planned {plannedEncode} bytes, the store held {vae.LastExactSpaceBytes}");
+        Assert.That(vae.LastExactSpaceBytes, Is.InRange(plannedEncode * 0.9, plannedEncode * 1.1));
+    }
+
     [TestCase(DType.BF16)]
     [TestCase(DType.F16)]
     public void ASixteenBitBackendTilesThroughASixteenBitStoreCloseToItsUntiledResult(DType dtype)
