@@ -3,6 +3,7 @@ using NativeVae.Backends;
 using NativeVae.Backends.Cpu;
 using NativeVae.Models;
 using NativeVae.Models.AutoencoderKl;
+using NativeVae.Models.Taesd;
 using NativeVae.Core;
 using NativeVae.Weights;
 
@@ -24,40 +25,49 @@ public sealed class VaeBenchmark : IDisposable
     private const int ProfileWarmupPasses = 2;
 
     private readonly IBackend _backend;
-    private readonly AutoencoderKlModel _model;
+    private readonly IVaeModel _model;
 
-    private VaeBenchmark(ModelFamily family, AutoencoderKlConfig config, IBackend backend, DevicePreference device, DType dtype,
-        ExactTilingStore exactStore)
+    private VaeBenchmark(ModelFamily family, IBackend backend, DevicePreference device, DType dtype, ExactTilingStore exactStore)
     {
-        var declared = AutoencoderKlParameters.Enumerate(config);
         Family = family;
         _backend = backend;
-        _model = new AutoencoderKlModel(backend, config, SeededWeights.Source(DefaultSeed, declared));
+        IReadOnlyList<(string Name, TensorShape Shape)> declared;
+        float? scaling = null, shift = null;
+        if (family.IsTiny())
+        {
+            var config = TaesdConfig.For(family);
+            declared = TaesdParameters.Enumerate(config);
+            _model = new TaesdModel(backend, config, SeededWeights.Source(DefaultSeed, declared));
+        }
+        else
+        {
+            var config = family == ModelFamily.Sdxl ? AutoencoderKlConfig.Sdxl : AutoencoderKlConfig.Sd;
+            declared = AutoencoderKlParameters.Enumerate(config);
+            _model = new AutoencoderKlModel(backend, config, SeededWeights.Source(DefaultSeed, declared));
+            (scaling, shift) = (config.ScalingFactor, config.ShiftFactor);
+        }
         WeightBytes = declared.Sum(p => p.Shape.ElementCount * (p.Shape.Rank >= 2 ? dtype.ByteSize() : sizeof(float)));
-        InChannels = config.InChannels;
+        InChannels = IBackend.ImageChannels;
         DType = dtype;
-        Vae = new Vae(_model, new VaeOptions { Device = device, DType = dtype, ExactStore = exactStore }, config.ScalingFactor, config.ShiftFactor);
+        Vae = new Vae(_model, new VaeOptions { Device = device, DType = dtype, ExactStore = exactStore }, scaling, shift);
     }
 
     /// <summary>Builds the seeded model of <paramref name="family"/> on the device <paramref name="device"/> picks.</summary>
-    /// <param name="family"><see cref="ModelFamily.Sd"/> or <see cref="ModelFamily.Sdxl"/> (the architectures with a published config).</param>
+    /// <param name="family">sd or sdxl (AutoencoderKL with their published configs), or a TAESD-family model (taesd, taesdxl,
+    /// taef1, taef2).</param>
     /// <param name="device">Which device runs it, as <see cref="VaeOptions.Device"/>.</param>
-    /// <exception cref="ArgumentException"><paramref name="family"/> is not sd or sdxl.</exception>
+    /// <exception cref="ArgumentException"><paramref name="family"/> is flux or sd3, whose seeded model is not built here.</exception>
     /// <param name="dtype">Storage of weights and activations, as <see cref="VaeOptions.DType"/>.</param>
     /// <param name="exactStore">Where exact tiling keeps its activations, as <see cref="VaeOptions.ExactStore"/>.</param>
     public static VaeBenchmark CreateSeeded(ModelFamily family, DevicePreference device = DevicePreference.Auto, DType dtype = DType.F32,
         ExactTilingStore exactStore = ExactTilingStore.Auto)
     {
-        var config = family switch
-        {
-            ModelFamily.Sd => AutoencoderKlConfig.Sd,
-            ModelFamily.Sdxl => AutoencoderKlConfig.Sdxl,
-            _ => throw new ArgumentException($"family {family.Name()}: a seeded benchmark model is sd or sdxl"),
-        };
+        if (family is not (ModelFamily.Sd or ModelFamily.Sdxl) && !family.IsTiny())
+            throw new ArgumentException($"family {family.Name()}: a seeded benchmark model is sd, sdxl or of the TAESD family");
         var backend = BackendFactory.Create(device, dtype);
         try
         {
-            return new VaeBenchmark(family, config, backend, device, dtype, exactStore);
+            return new VaeBenchmark(family, backend, device, dtype, exactStore);
         }
         catch
         {
@@ -85,7 +95,7 @@ public sealed class VaeBenchmark : IDisposable
     /// <summary>How weights and activations are stored.</summary>
     public DType DType { get; }
 
-    /// <summary>The architecture: sd or sdxl.</summary>
+    /// <summary>The architecture: sd, sdxl or a TAESD-family model.</summary>
     public ModelFamily Family { get; }
 
     /// <summary>Bytes of the fp32 weights of both halves.</summary>

@@ -68,7 +68,7 @@ internal sealed class DryRunBackend : IBackend
     {
         var output = OpShapes.Conv2d(input, weight, bias, spec, residual);
         Flops += FlopsPerMultiplyAdd * output.ElementCount * (weight.ElementCount / weight.Shape[0]);
-        Convolutions.Add(new Conv2dRecord(input.Shape.C, output.C, weight.Shape[2], spec, residual is not null, input.Shape.W, output.W));
+        Convolutions.Add(new Conv2dRecord(input.Shape.C, output.C, weight.Shape[2], spec, residual is not null, input.Shape.W, output.W, output.H));
         return Output(output);
     }
 
@@ -123,26 +123,37 @@ internal sealed class DryRunBackend : IBackend
 
     /// <summary>One convolution's channels and geometry.</summary>
     public readonly record struct Conv2dRecord(int InChannels, int OutChannels, int Kernel, Conv2dSpec Spec, bool HasResidual,
-        int InputWidth, int OutputWidth)
+        int InputWidth, int OutputWidth, int OutputHeight)
     {
         /// <summary>
-        /// fp32 bytes exact tiling keeps on the host for this conv's full-width row bands with a tile x tile output:
-        /// the input's rows of one grid row of windows, the residual's and the output's rows of one grid row of tiles.
+        /// Output rows of one exact-tiling strip of about tile x tile elements (as exact tiling cuts them: at least one
+        /// row, at most the image).
+        /// </summary>
+        private long StripRows(int tile) => Math.Clamp((long)tile * tile / Math.Max(OutputWidth, 1), 1, Math.Max(OutputHeight, 1));
+
+        /// <summary>Rows and columns of a strip's input window, in the (upsampled) input's coordinates.</summary>
+        private (long Rows, long Columns) Window(int tile) =>
+            ((StripRows(tile) - 1) * Spec.Stride + Kernel, (long)InputWidth * (Spec.Upsample2x ? 2 : 1) + Spec.PadLeft + Spec.PadRight);
+
+        /// <summary>
+        /// fp32 bytes exact tiling keeps on the host for one strip of this conv: the input's rows it reads (a band), the
+        /// upsampled window made from them, and the residual's and output's rows.
         /// </summary>
         public long HostBandBytes(int tile)
         {
-            int upsample = Spec.Upsample2x ? 2 : 1;
-            long windowRows = ((long)(tile - 1) * Spec.Stride + Kernel) / upsample + 1;
-            long outputRows = (long)tile * OutChannels * OutputWidth;
-            return sizeof(float) * (windowRows * InChannels * InputWidth + outputRows * (HasResidual ? 2 : 1));
+            var (rows, columns) = Window(tile);
+            long band = (rows / (Spec.Upsample2x ? 2 : 1) + 1) * InputWidth * InChannels;
+            long upsampled = Spec.Upsample2x ? rows * columns * InChannels : 0;
+            long outputs = StripRows(tile) * OutputWidth * OutChannels * (HasResidual ? 2 : 1);
+            return sizeof(float) * (band + upsampled + outputs);
         }
 
-        /// <summary>fp32 bytes one exact-tiling step of this conv holds on the device for a tile x tile output.</summary>
+        /// <summary>fp32 bytes one exact-tiling step of this conv holds on the device: its input window and output strip (and residual).</summary>
         public long TileBytes(int tile)
         {
-            long window = (long)(tile - 1) * Spec.Stride + Kernel;
-            long outputs = (long)tile * tile * OutChannels * (HasResidual ? 2 : 1);
-            return sizeof(float) * (window * window * InChannels + outputs);
+            var (rows, columns) = Window(tile);
+            long outputs = StripRows(tile) * OutputWidth * OutChannels * (HasResidual ? 2 : 1);
+            return sizeof(float) * (rows * columns * InChannels + outputs);
         }
     }
 

@@ -96,9 +96,11 @@ internal interface IBackend : IDisposable
     /// <c>y = conv(f(x)) (+ bias, + residual)</c> where f is <paramref name="norm"/>'s per-channel affine (a GroupNorm
     /// whose statistics were gathered elsewhere, then SiLU) applied to the input's values, the padding staying zero;
     /// and, when <paramref name="moments"/> is set, the per-channel moments of y (bias and residual included) as an
-    /// explicit result. Exact tiling runs each conv layer as these calls: one read of the input and one write of the
-    /// output, no statistics pass and no stored normalised tensor. The default runs ChannelAffine, Conv2d and a
-    /// statistics pass on the region; a backend that gathers moments in its epilogue overrides it.
+    /// explicit result, where the backend has them for less than a later statistics pass over the stored output
+    /// would cost (null otherwise: the caller then measures them if a GroupNorm needs them). Exact tiling runs each
+    /// conv layer as these calls: one read of the input and one write of the output, no stored normalised tensor.
+    /// The default runs ChannelAffine, Conv2d and a statistics pass on the region, which is already on the device; a
+    /// backend that gathers moments in its epilogue overrides it.
     /// </summary>
     ConvOutput Conv2dRegion(Tensor input, FoldedNorm? norm, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual, bool moments)
     {
@@ -212,6 +214,17 @@ internal readonly record struct FoldedNorm(Tensor Scale, Tensor Shift, bool Silu
 
 /// <summary>A convolution region's output and, when asked for, the per-channel moments of it.</summary>
 internal readonly record struct ConvOutput(Tensor Output, ChannelMoments? Moments);
+
+/// <summary>
+/// A backend whose tensors live in host memory (the SIMD CPU backend): an fp32 tensor's elements can be read and
+/// written in place, so exact tiling moves a strip between its activation space and the tensor the op reads with
+/// one copy instead of three.
+/// </summary>
+internal interface IHostTensors
+{
+    /// <summary>The elements of <paramref name="tensor"/>, when it is an fp32 tensor of this backend; false otherwise.</summary>
+    bool TryGetElements(Tensor tensor, out Span<float> elements);
+}
 
 /// <summary>
 /// What a backend offers tests beyond the op contract: the kernels' side outputs.

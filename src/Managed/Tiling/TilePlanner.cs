@@ -3,20 +3,25 @@ namespace NativeVae.Tiling;
 /// <summary>A rectangle of output rows [Top, Top+Height) and columns [Left, Left+Width).</summary>
 internal readonly record struct TileRect(int Top, int Left, int Height, int Width);
 
-/// <summary>Cuts a plane into tiles of at most <c>size x size</c>, row-major, the last row/column smaller.</summary>
+/// <summary>
+/// Cuts a plane into full-width strips of about <c>tile x tile</c> elements (at least one row), top to bottom: a
+/// strip's rows are contiguous in every channel, so it is read, uploaded and written without gathering, and its
+/// halo is two rows of the width. The device then holds about tile^2 elements per channel, whatever the image's shape.
+/// </summary>
 internal static class TilePlanner
 {
-    public static List<TileRect> Grid(int height, int width, int size)
+    public static List<TileRect> Strips(int height, int width, int tile)
     {
-        if (size <= 0) throw new ArgumentOutOfRangeException(nameof(size), size, "tile size must be positive");
-        var tiles = new List<TileRect>();
-        for (int top = 0; top < height; top += size)
-        {
-            for (int left = 0; left < width; left += size)
-                tiles.Add(new TileRect(top, left, Math.Min(size, height - top), Math.Min(size, width - left)));
-        }
-        return tiles;
+        if (tile <= 0) throw new ArgumentOutOfRangeException(nameof(tile), tile, "tile size must be positive");
+        int rows = StripRows(height, width, tile);
+        var strips = new List<TileRect>();
+        for (int top = 0; top < height; top += rows) strips.Add(new TileRect(top, 0, Math.Min(rows, height - top), width));
+        return strips;
     }
+
+    /// <summary>Rows of each strip of a <paramref name="height"/> x <paramref name="width"/> plane: tile^2 elements' worth.</summary>
+    public static int StripRows(int height, int width, int tile) =>
+        (int)Math.Clamp((long)tile * tile / Math.Max(width, 1), 1, Math.Max(height, 1));
 
     /// <summary>
     /// The input window a convolution output tile reads, in the (possibly 2x upsampled) input's coordinates:

@@ -23,13 +23,15 @@ internal sealed class TileWindows(BandCache bands)
 
     /// <summary>
     /// x[n, :, rows, cols] as the convolution sees it: 2x nearest-upsampled when <paramref name="upsample"/> is 2, the
-    /// window inside the (upsampled) input.
+    /// window inside the (upsampled) input; the band itself when it is that window. Valid until the next read.
     /// </summary>
     public Span<float> Window(SpaceTensor x, int n, ClippedWindow rows, ClippedWindow cols, int upsample)
     {
         var s = x.Shape;
-        var window = Staging((long)s.C * rows.Length * cols.Length, PrimarySlot);
         var band = bands.Rows(x, n, rows.Start / upsample, (rows.Start + rows.Length - 1) / upsample);
+        // A strip's window spans the width: the band is the block itself.
+        if (upsample == 1 && cols.Start == 0 && cols.Length == s.W && band.IsExactly(rows.Start, rows.Length)) return band.Block(s.C);
+        var window = Staging((long)s.C * rows.Length * cols.Length, PrimarySlot);
         for (int c = 0; c < s.C; c++)
         {
             for (int vy = rows.Start; vy < rows.Start + rows.Length; vy++)
@@ -47,12 +49,16 @@ internal sealed class TileWindows(BandCache bands)
         return window;
     }
 
-    /// <summary>x[n, :, tile] as a contiguous [C, h, w] block in staging slot <paramref name="slot"/>.</summary>
+    /// <summary>
+    /// x[n, :, tile] as a contiguous [C, h, w] block: the band of a full-width tile itself, else a copy in staging slot
+    /// <paramref name="slot"/>. Valid until the next read of the same kind.
+    /// </summary>
     public Span<float> Crop(SpaceTensor x, int n, TileRect tile, int slot)
     {
         var s = x.Shape;
-        var block = Staging((long)s.C * tile.Height * tile.Width, slot);
         var band = bands.Rows(x, n, tile.Top, tile.Top + tile.Height - 1);
+        if (tile.Left == 0 && tile.Width == s.W && band.IsExactly(tile.Top, tile.Height)) return band.Block(s.C);
+        var block = Staging((long)s.C * tile.Height * tile.Width, slot);
         for (int c = 0; c < s.C; c++)
         {
             for (int y = 0; y < tile.Height; y++)

@@ -5,7 +5,8 @@ namespace NativeVae.Tiling;
 /// <summary>
 /// Exact, seam-free tiling as an executor: an <see cref="IBackend"/> whose activations live in an
 /// <see cref="ActivationSpace"/> off the device and whose every op runs on the device one tile at a time, so a model
-/// runs unchanged and its output equals the untiled one.
+/// runs unchanged and its output equals the untiled one. Tiles are full-width strips of about TileSize^2 elements
+/// (<see cref="TilePlanner.Strips"/>).
 /// <list type="bullet">
 /// <item>a convolution layer is one device call per output tile (<see cref="IBackend.Conv2dRegion"/>): its input
 ///   window with the halo, padded only at the image's edge, a GroupNorm before it applied as a folded per-channel
@@ -29,7 +30,6 @@ internal sealed class TiledExecutor : IBackend
     private readonly IBackend _device;
     private readonly ActivationSpace _space;
     private readonly BandCache _bands;
-    private readonly BandWriter _writer;
     private readonly TileWindows _windows;
     private readonly HostParameters _parameters;
 
@@ -41,12 +41,11 @@ internal sealed class TiledExecutor : IBackend
         _space = space;
         TileSize = tileSize;
         _bands = new BandCache(space);
-        _writer = new BandWriter(space);
         _windows = new TileWindows(_bands);
         _parameters = new HostParameters(device);
     }
 
-    /// <summary>The largest output tile edge, in elements of the layer's own resolution.</summary>
+    /// <summary>The tile edge: each strip holds about TileSize^2 elements per channel of the layer's own resolution.</summary>
     public int TileSize { get; }
 
     /// <summary>Where the activations live.</summary>
@@ -68,7 +67,7 @@ internal sealed class TiledExecutor : IBackend
     public void BeginCall() => _space.BeginCall();
 
     /// <summary>Host bytes kept for the next call: the activation space's memory and the staging and band buffers.</summary>
-    public long RetainedBytes => (_space.IsFile ? 0 : _space.MediumBytes) + _windows.Bytes + _bands.Bytes + _writer.Bytes;
+    public long RetainedBytes => (_space.IsFile ? 0 : _space.MediumBytes) + _windows.Bytes + _bands.Bytes;
 
     public Tensor Allocate(TensorShape shape, DType dtype = DType.F32)
     {
@@ -117,26 +116,30 @@ internal sealed class TiledExecutor : IBackend
         {
             int kernel = weight.Shape[2];
             int upsample = spec.Upsample2x ? 2 : 1;
-            var moments = new ChannelMoments(outShape.N, outShape.C);
+            // Null once a tile comes without them: a GroupNorm of the output then measures them itself.
+            ChannelMoments? moments = new ChannelMoments(outShape.N, outShape.C);
             for (int n = 0; n < outShape.N; n++)
             {
                 using var folded = norm?.Upload(_device, n, x.Shape.C);
-                foreach (var tile in TilePlanner.Grid(outShape.H, outShape.W, TileSize))
+                foreach (var tile in TilePlanner.Strips(outShape.H, outShape.W, TileSize))
                 {
                     var rows = TilePlanner.Clip(TilePlanner.InputWindow(tile.Top, tile.Height, spec.Stride, spec.PadTop, kernel), x.Shape.H * upsample);
                     var cols = TilePlanner.Clip(TilePlanner.InputWindow(tile.Left, tile.Width, spec.Stride, spec.PadLeft, kernel), x.Shape.W * upsample);
                     var tileSpec = new Conv2dSpec(spec.Stride, rows.PadBefore, rows.PadAfter, cols.PadBefore, cols.PadAfter);
-                    using var window = _device.Upload(_windows.Window(x, n, rows, cols, upsample), TensorShape.Nchw(1, x.Shape.C, rows.Length, cols.Length));
-                    using var residualTile = r is null ? null : _device.Upload(_windows.Crop(r, n, tile, SecondarySlot), TensorShape.Nchw(1, r.Shape.C, tile.Height, tile.Width));
+                    // Without upsampling a strip's window is whole rows of the input.
+                    using var window = upsample == 1 && cols.Start == 0 && cols.Length == x.Shape.W
+                        ? UploadRows(x, n, new TileRect(rows.Start, 0, rows.Length, x.Shape.W), PrimarySlot)
+                        : _device.Upload(_windows.Window(x, n, rows, cols, upsample), TensorShape.Nchw(1, x.Shape.C, rows.Length, cols.Length));
+                    using var residualTile = r is null ? null : UploadRows(r, n, tile, SecondarySlot);
                     var result = _device.Conv2dRegion(window, folded?.Spec, weight, bias, tileSpec, residualTile, moments: true);
                     using (result.Output)
                     {
-                        moments.Merge(n, result.Moments!, 0);
+                        if (result.Moments is { } tileMoments) moments?.Merge(n, tileMoments, 0);
+                        else moments = null;
                         Scatter(result.Output, y, n, tile);
                     }
                 }
             }
-            _writer.Flush();
             y.Moments = moments;
             return y;
         }
@@ -176,14 +179,13 @@ internal sealed class TiledExecutor : IBackend
         for (int n = 0; n < x.Shape.N; n++)
         {
             using var folded = norm.Upload(_device, n, x.Shape.C);
-            foreach (var tile in TilePlanner.Grid(x.Shape.H, x.Shape.W, TileSize))
+            foreach (var tile in TilePlanner.Strips(x.Shape.H, x.Shape.W, TileSize))
             {
-                using var t = _device.Upload(_windows.Crop(x, n, tile, PrimarySlot), TensorShape.Nchw(1, x.Shape.C, tile.Height, tile.Width));
+                using var t = UploadRows(x, n, tile, PrimarySlot);
                 using var o = _device.ChannelAffine(t, folded.Spec.Scale, folded.Spec.Shift, norm.Silu);
                 Scatter(o, y, n, tile);
             }
         }
-        _writer.Flush();
         return y;
     }
 
@@ -208,9 +210,9 @@ internal sealed class TiledExecutor : IBackend
         var moments = new ChannelMoments(s.N, s.C);
         for (int n = 0; n < s.N; n++)
         {
-            foreach (var tile in TilePlanner.Grid(s.H, s.W, TileSize))
+            foreach (var tile in TilePlanner.Strips(s.H, s.W, TileSize))
             {
-                using var t = _device.Upload(_windows.Crop(x, n, tile, PrimarySlot), TensorShape.Nchw(1, s.C, tile.Height, tile.Width));
+                using var t = UploadRows(x, n, tile, PrimarySlot);
                 moments.Merge(n, ChannelMoments.Measure(_device, t), 0);
             }
         }
@@ -295,14 +297,13 @@ internal sealed class TiledExecutor : IBackend
         // Bands of whole rows: each is contiguous in the interleaved image.
         for (int n = 0; n < batch; n++)
         {
-            foreach (var band in Bands(height, width))
+            foreach (var band in TilePlanner.Strips(height, width, TileSize))
             {
                 var pixels = rgb.Slice(checked(((n * height) + band.Top) * bandBytes), band.Height * bandBytes);
                 using var t = _device.ImageToTensor(pixels, 1, band.Height, width, scale, shift);
                 Scatter(t, y, n, band);
             }
         }
-        _writer.Flush();
         return y;
     }
 
@@ -314,9 +315,9 @@ internal sealed class TiledExecutor : IBackend
         int rowBytes = s.W * OpShapes.RgbChannels;
         for (int n = 0; n < s.N; n++)
         {
-            foreach (var band in Bands(s.H, s.W))
+            foreach (var band in TilePlanner.Strips(s.H, s.W, TileSize))
             {
-                using var t = _device.Upload(_windows.Crop(x, n, band, PrimarySlot), TensorShape.Nchw(1, s.C, band.Height, s.W));
+                using var t = UploadRows(x, n, band, PrimarySlot);
                 _device.TensorToImage(t, rgb.Slice(checked(((n * s.H) + band.Top) * rowBytes), band.Height * rowBytes), scale, shift);
             }
         }
@@ -327,17 +328,7 @@ internal sealed class TiledExecutor : IBackend
         _parameters.Clear();
         _windows.Clear();
         _bands.Clear();
-        _writer.Clear();
         _space.Dispose();
-    }
-
-    /// <summary>Full-width bands of about a tile's area, for the image conversions.</summary>
-    private List<TileRect> Bands(int height, int width)
-    {
-        int rows = (int)Math.Clamp((long)TileSize * TileSize / width, 1, height);
-        var bands = new List<TileRect>();
-        for (int top = 0; top < height; top += rows) bands.Add(new TileRect(top, 0, Math.Min(rows, height - top), width));
-        return bands;
     }
 
     /// <summary>Calls <paramref name="body"/> with (start, length) over [0, total) in chunks of TileSize^2 x ChannelsPerChunk.</summary>
@@ -374,12 +365,46 @@ internal sealed class TiledExecutor : IBackend
         return y;
     }
 
-    /// <summary>Downloads a device tile [1, C, h, w] into y[n, :, tile] (through the band writer).</summary>
-    private void Scatter(Tensor deviceTile, SpaceTensor y, int n, TileRect tile)
+    /// <summary>
+    /// x[n, :, strip] (full-width rows) as a device tensor: read from the space straight into it where the device's
+    /// tensors are host memory, else through a band and staging (<paramref name="slot"/>) and an upload.
+    /// </summary>
+    private Tensor UploadRows(SpaceTensor x, int n, TileRect strip, int slot)
     {
+        var s = x.Shape;
+        var shape = TensorShape.Nchw(1, s.C, strip.Height, s.W);
+        if (_device is IHostTensors host)
+        {
+            var t = _device.Allocate(shape);
+            if (host.TryGetElements(t, out var elements))
+            {
+                int plane = strip.Height * s.W;
+                for (int c = 0; c < s.C; c++) _space.Read(x, RowBand.Offset(s, n, c, strip.Top), elements.Slice(c * plane, plane));
+                return t;
+            }
+            t.Dispose();
+        }
+        return _device.Upload(_windows.Crop(x, n, strip, slot), shape);
+    }
+
+    /// <summary>
+    /// Downloads a device strip [1, C, h, W] into y[n, :, rows]: its rows are contiguous in each channel of y, so it
+    /// is written with one call per channel.
+    /// </summary>
+    private void Scatter(Tensor deviceTile, SpaceTensor y, int n, TileRect strip)
+    {
+        var s = y.Shape;
+        if (strip.Left != 0 || strip.Width != s.W)
+            throw new ArgumentException($"tile {strip} of {s} is not a full-width strip", nameof(strip));
+        int plane = strip.Height * s.W;
+        if (_device is IHostTensors host && host.TryGetElements(deviceTile, out var elements))
+        {
+            for (int c = 0; c < s.C; c++) _space.Write(y, RowBand.Offset(s, n, c, strip.Top), elements.Slice(c * plane, plane));
+            return;
+        }
         var block = _windows.Staging(deviceTile.ElementCount, PrimarySlot);
         _device.Download(deviceTile, block);
-        _writer.Write(block, y, n, tile);
+        for (int c = 0; c < s.C; c++) _space.Write(y, RowBand.Offset(s, n, c, strip.Top), block.Slice(c * plane, plane));
     }
 
     /// <summary>A small host tensor's values (a scale or shift the model made), or a device parameter's host copy.</summary>

@@ -40,7 +40,7 @@ internal sealed class BenchCommand : ICommand
     public Command Build(TextWriter stdout, TextWriter stderr)
     {
         var family = OptionParsers.Choice<ModelFamily>("--family", "the architecture, with seeded weights [default: sd]",
-            OptionParsers.Families(ModelFamily.Sd, ModelFamily.Sdxl));
+            OptionParsers.Families(ModelFamily.Sd, ModelFamily.Sdxl, ModelFamily.Taesd, ModelFamily.Taesdxl, ModelFamily.Taef1, ModelFamily.Taef2));
         var sizes = new Option<string>("--sizes") { HelpName = "256,512", Description = $"image edges in pixels, multiples of 8 [default: {DefaultSizes}]" };
         var ops = new Option<string>("--ops") { HelpName = "encode,decode", Description = "the ops to time [default: encode,decode]" };
         var tiling = OptionParsers.Choice<TilingMode>("--tiling", "the mode of the tiled columns; none drops them [default: exact]",
@@ -106,7 +106,7 @@ internal sealed class BenchCommand : ICommand
         string tilingName = tiling.ToString().ToLowerInvariant();
         if (!json)
         {
-            stdout.WriteLine($"nativevae bench: {familyName} AutoencoderKL, seeded weights ({bench.WeightBytes / BytesPerMiB:F0} MiB {bench.DType.ShortName()}, each half uploaded on its first use), " +
+            stdout.WriteLine($"nativevae bench: {familyName} {(bench.Family.IsTiny() ? "AutoencoderTiny" : "AutoencoderKL")}, seeded weights ({bench.WeightBytes / BytesPerMiB:F0} MiB {bench.DType.ShortName()}, each half uploaded on its first use), " +
                 $"{bench.DeviceName}; median of {runs} run(s) after {WarmupRuns} warm-up");
             stdout.WriteLine($"peak: {machine.PeakNote}");
             if (machine.PeakGflops is not null)

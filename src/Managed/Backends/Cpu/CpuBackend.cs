@@ -14,7 +14,7 @@ namespace NativeVae.Backends.Cpu;
 /// what it reads and narrows what it writes, a row or chunk at a time: arithmetic and accumulation stay fp32, and
 /// no fp32 copy of a 16-bit tensor is kept (16-bit convolution weights are packed or transformed on each call).
 /// </summary>
-internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics
+internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics, IHostTensors
 {
     private readonly BufferPool<nint> _pool = new(HostMemory.Allocate, HostMemory.Free, releaseOnGrowth: true);
     private readonly CallMemoryPlan _memory;
@@ -127,7 +127,7 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics
     }
 
     public Tensor Conv2d(Tensor input, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual = null) =>
-        Conv2d(Own(input, nameof(input)), weight, bias, spec, residual, default, gatherMoments: false).Output;
+        Conv2d(Own(input, nameof(input)), weight, bias, spec, residual, default).Output;
 
     /// <summary>
     /// GroupNorm (+ SiLU) folded into the convolution: its statistics become a per-channel affine (the same fp32
@@ -156,17 +156,18 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics
             var p = KernelParameters.GroupNorm(x, norm.Groups, norm.Eps, norm.Silu);
             GroupNormCpu.Fold(_workers, Width, p, x.Elements, g.F32, bt.F32, scale, shift);
         }
-        return Conv2d(x, weight, bias, spec, residual, new InputAffine(scale, shift, norm.Silu), gatherMoments: false).Output;
+        return Conv2d(x, weight, bias, spec, residual, new InputAffine(scale, shift, norm.Silu)).Output;
     }
 
     /// <summary>
-    /// The input affine is applied as the convolution packs its input; the moments come from the Winograd epilogue,
-    /// or from a pass over the fresh output (still in cache at a tile's size) on the direct path.
+    /// The input affine is applied as the convolution packs its input; moments come from the Winograd epilogue only:
+    /// on the direct path a pass now would cost what a later one costs, and most direct convolutions (strided, few
+    /// input channels) feed no GroupNorm.
     /// </summary>
     public ConvOutput Conv2dRegion(Tensor input, FoldedNorm? norm, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual, bool moments)
     {
         var x = Own(input, nameof(input));
-        if (norm is not { } f) return Conv2d(x, weight, bias, spec, residual, default, moments);
+        if (norm is not { } f) return Conv2d(x, weight, bias, spec, residual, default);
         var scale = AsF32(f.Scale, "scale", out var scaleCopy);
         using var scaleOwned = scaleCopy;
         var shift = AsF32(f.Shift, "shift", out var shiftCopy);
@@ -174,10 +175,10 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics
         var affineShape = new TensorShape(x.Shape.N, x.Shape.C);
         if (scale.Shape != affineShape || shift.Shape != affineShape)
             throw new ArgumentException($"conv2d input affine: scale {scale.Shape} and shift {shift.Shape} must be {affineShape} for input {x.Shape}");
-        return Conv2d(x, weight, bias, spec, residual, new InputAffine(scale.F32, shift.F32, f.Silu), moments);
+        return Conv2d(x, weight, bias, spec, residual, new InputAffine(scale.F32, shift.F32, f.Silu));
     }
 
-    private ConvOutput Conv2d(CpuTensor x, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual, InputAffine affine, bool gatherMoments)
+    private ConvOutput Conv2d(CpuTensor x, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual, InputAffine affine)
     {
         var w = Own(weight, nameof(weight));
         CpuTensor? biasCopy = null;
@@ -226,7 +227,7 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics
             }
             Conv2dCpu.Run(_workers, Width, p, x.Elements, packed, biasData, residualData, y.Elements, affine);
         }
-        return new ConvOutput(y, gatherMoments ? ChannelMoments.Measure(this, y) : null);
+        return new ConvOutput(y, null);
     }
 
     /// <summary>The weight row-major in fp32: itself, or a 16-bit weight widened into the reused buffer.</summary>
@@ -413,6 +414,17 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics
     }
 
     private CpuTensor Own(Tensor tensor, string name) => Tensor.Require<CpuTensor>(tensor, this, name);
+
+    public bool TryGetElements(Tensor tensor, out Span<float> elements)
+    {
+        if (tensor is CpuTensor t && ReferenceEquals(t.Owner, this) && !t.IsDisposed && t.DType == DType.F32)
+        {
+            elements = new Span<float>(t.F32, checked((int)t.ElementCount));
+            return true;
+        }
+        elements = default;
+        return false;
+    }
 
     /// <summary>
     /// A per-channel vector (bias, norm affine, scale, shift) as fp32, which the kernels read it in: itself, or a
