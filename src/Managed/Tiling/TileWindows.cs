@@ -3,9 +3,9 @@ using NativeVae.Core;
 namespace NativeVae.Tiling;
 
 /// <summary>
-/// Tiles and convolution windows of stored activations copied into contiguous <c>[C, h, w]</c> staging blocks, the
-/// shape a device tile is uploaded from. Two staging buffers (an input and a residual), each grown to the largest
-/// block and reused.
+/// Staging for what goes to and from the device, and the convolution windows that are not whole rows of a stored
+/// activation (a 2x upsample materialised for the window only) gathered into contiguous <c>[C, h, w]</c> blocks. Two
+/// staging buffers (an input and a second operand), each grown to the largest block and reused.
 /// </summary>
 internal sealed class TileWindows(BandCache bands)
 {
@@ -47,24 +47,6 @@ internal sealed class TileWindows(BandCache bands)
             }
         }
         return window;
-    }
-
-    /// <summary>
-    /// x[n, :, tile] as a contiguous [C, h, w] block: the band of a full-width tile itself, else a copy in staging slot
-    /// <paramref name="slot"/>. Valid until the next read of the same kind.
-    /// </summary>
-    public Span<float> Crop(SpaceTensor x, int n, TileRect tile, int slot)
-    {
-        var s = x.Shape;
-        var band = bands.Rows(x, n, tile.Top, tile.Top + tile.Height - 1);
-        if (tile.Left == 0 && tile.Width == s.W && band.IsExactly(tile.Top, tile.Height)) return band.Block(s.C);
-        var block = Staging((long)s.C * tile.Height * tile.Width, slot);
-        for (int c = 0; c < s.C; c++)
-        {
-            for (int y = 0; y < tile.Height; y++)
-                band.Row(c, tile.Top + y).Slice(tile.Left, tile.Width).CopyTo(block.Slice((c * tile.Height + y) * tile.Width, tile.Width));
-        }
-        return block;
     }
 
     /// <summary>Bytes of the staging buffers.</summary>

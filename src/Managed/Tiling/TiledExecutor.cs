@@ -345,51 +345,61 @@ internal sealed class TiledExecutor : IBackend
         ForEachChunk(a.ElementCount, (start, length) =>
         {
             var shape = TensorShape.Nchw(1, 1, 1, length);
-            var chunkA = _windows.Staging(length, PrimarySlot);
-            _space.Read(a, start, chunkA);
-            using var da = _device.Upload(chunkA, shape);
-            Tensor? db = null;
-            if (b is not null)
-            {
-                var chunkB = _windows.Staging(length, SecondarySlot);
-                _space.Read(b, start, chunkB);
-                db = _device.Upload(chunkB, shape);
-            }
-            using (db)
-            {
-                using var o = op(da, db);
-                _device.Download(o, chunkA);
-            }
-            _space.Write(y, start, chunkA);
-            });
+            using var da = ToDevice(shape, values => _space.Read(a, start, values), PrimarySlot);
+            using var db = b is null ? null : ToDevice(shape, values => _space.Read(b, start, values), SecondarySlot);
+            using var o = op(da, db);
+            _space.Write(y, start, FromDevice(o));
+        });
         return y;
     }
 
     /// <summary>
-    /// x[n, :, strip] (full-width rows) as a device tensor: read from the space straight into it where the device's
-    /// tensors are host memory, else through a band and staging (<paramref name="slot"/>) and an upload.
+    /// A device tensor of <paramref name="shape"/> filled by <paramref name="fill"/>: in place where the device's tensors
+    /// are host memory, else in staging slot <paramref name="slot"/> and uploaded.
     /// </summary>
-    private Tensor UploadRows(SpaceTensor x, int n, TileRect strip, int slot)
+    private Tensor ToDevice(TensorShape shape, SpanAction fill, int slot)
     {
-        var s = x.Shape;
-        var shape = TensorShape.Nchw(1, s.C, strip.Height, s.W);
         if (_device is IHostTensors host)
         {
             var t = _device.Allocate(shape);
             if (host.TryGetElements(t, out var elements))
             {
-                int plane = strip.Height * s.W;
-                for (int c = 0; c < s.C; c++) _space.Read(x, RowBand.Offset(s, n, c, strip.Top), elements.Slice(c * plane, plane));
+                fill(elements);
                 return t;
             }
             t.Dispose();
         }
-        return _device.Upload(_windows.Crop(x, n, strip, slot), shape);
+        var staged = _windows.Staging(shape.ElementCount, slot);
+        fill(staged);
+        return _device.Upload(staged, shape);
+    }
+
+    /// <summary>A device tensor's values: in place where the device's tensors are host memory, else downloaded to staging.</summary>
+    private Span<float> FromDevice(Tensor t)
+    {
+        if (_device is IHostTensors host && host.TryGetElements(t, out var elements)) return elements;
+        var staged = _windows.Staging(t.ElementCount, PrimarySlot);
+        _device.Download(t, staged);
+        return staged;
+    }
+
+    /// <summary>Fills a span (a device tensor's elements or staging).</summary>
+    private delegate void SpanAction(Span<float> values);
+
+    /// <summary>x[n, :, strip] (full-width rows, contiguous in each channel) as a device tensor.</summary>
+    private Tensor UploadRows(SpaceTensor x, int n, TileRect strip, int slot)
+    {
+        var s = x.Shape;
+        int plane = strip.Height * s.W;
+        return ToDevice(TensorShape.Nchw(1, s.C, strip.Height, s.W), values =>
+        {
+            for (int c = 0; c < s.C; c++) _space.Read(x, RowBand.Offset(s, n, c, strip.Top), values.Slice(c * plane, plane));
+        }, slot);
     }
 
     /// <summary>
-    /// Downloads a device strip [1, C, h, W] into y[n, :, rows]: its rows are contiguous in each channel of y, so it
-    /// is written with one call per channel.
+    /// A device strip [1, C, h, W] into y[n, :, rows]: its rows are contiguous in each channel of y, so it is written
+    /// with one call per channel.
     /// </summary>
     private void Scatter(Tensor deviceTile, SpaceTensor y, int n, TileRect strip)
     {
@@ -397,14 +407,8 @@ internal sealed class TiledExecutor : IBackend
         if (strip.Left != 0 || strip.Width != s.W)
             throw new ArgumentException($"tile {strip} of {s} is not a full-width strip", nameof(strip));
         int plane = strip.Height * s.W;
-        if (_device is IHostTensors host && host.TryGetElements(deviceTile, out var elements))
-        {
-            for (int c = 0; c < s.C; c++) _space.Write(y, RowBand.Offset(s, n, c, strip.Top), elements.Slice(c * plane, plane));
-            return;
-        }
-        var block = _windows.Staging(deviceTile.ElementCount, PrimarySlot);
-        _device.Download(deviceTile, block);
-        for (int c = 0; c < s.C; c++) _space.Write(y, RowBand.Offset(s, n, c, strip.Top), block.Slice(c * plane, plane));
+        var values = FromDevice(deviceTile);
+        for (int c = 0; c < s.C; c++) _space.Write(y, RowBand.Offset(s, n, c, strip.Top), values.Slice(c * plane, plane));
     }
 
     /// <summary>A small host tensor's values (a scale or shift the model made), or a device parameter's host copy.</summary>

@@ -62,53 +62,49 @@ public class TiledExecutorTests
         return values;
     }
 
-    [Test]
-    public void AGroupNormedConvLayerIsOneRegionCallPerTileWithNoStatisticsPass()
+    /// <summary>
+    /// Runs <paramref name="layer"/> on a seeded input untiled on the CPU and through the executor over a counting CPU
+    /// backend, checks that the results agree, and returns the executor's device calls.
+    /// </summary>
+    private static CountingBackend RunBoth(Func<IBackend, Layers, Tensor, Tensor> layer)
     {
         var cpu = TestBackends.Get(TestBackends.CpuName);
         var counting = new CountingBackend(cpu);
         using var layers = new Layers(counting);
         var x = Values("executor.x", InputShape.ElementCount);
-
         float[] expected;
         using (var input = cpu.Upload(x, InputShape))
-        using (var h = cpu.Conv2d(input, layers.W1, layers.Bias, Conv2dSpec.Same))
-        using (var y = cpu.NormConv2d(h, layers.Norm, layers.W2, null, Conv2dSpec.Same))
+        using (var y = layer(cpu, layers, input))
             expected = Download(cpu, y);
 
         using var executor = new TiledExecutor(counting, Tile, ActivationSpace.InMemory());
         counting.Calls.Clear();
         using var tiledInput = executor.Upload(x, InputShape);
-        using var tiledH = executor.Conv2d(tiledInput, layers.W1, layers.Bias, Conv2dSpec.Same);
-        using var tiledY = executor.NormConv2d(tiledH, layers.Norm, layers.W2, null, Conv2dSpec.Same);
+        using var tiledY = layer(executor, layers, tiledInput);
+        NumericAssert.Close(Download(executor, tiledY), expected, InputShape, MaxAbsError, 0, "tiled against untiled");
+        return counting;
+    }
 
-        Assert.That(counting[nameof(IBackend.Conv2dRegion)], Is.EqualTo(2 * TilesPerLayer), "one region call per output tile and layer");
+    [Test]
+    public void AGroupNormedConvLayerIsOneRegionCallPerTileWithNoStatisticsPass()
+    {
+        var counting = RunBoth((ops, l, input) =>
+        {
+            using var h = ops.Conv2d(input, l.W1, l.Bias, Conv2dSpec.Same);
+            return ops.NormConv2d(h, l.Norm, l.W2, null, Conv2dSpec.Same);
+        });
+        Assert.That(counting[nameof(IBackend.Conv2dRegion)], Is.EqualTo(2 * TilesPerLayer), "one region call per output strip and layer");
         foreach (string op in new[] { nameof(IBackend.GroupNormStatistics), nameof(IBackend.GroupNorm), nameof(IBackend.ChannelAffine),
                      nameof(IBackend.NormConv2d), nameof(IBackend.Conv2d) })
             Assert.That(counting[op], Is.Zero, $"{op}: the layer made no statistics pass and stored no normalised tensor");
-        NumericAssert.Close(Download(executor, tiledY), expected, InputShape, MaxAbsError, 0, "tiled GroupNorm + conv against untiled");
     }
 
     [Test]
     public void ATensorNoConvolutionWroteGetsOneStatisticsPass()
     {
-        var cpu = TestBackends.Get(TestBackends.CpuName);
-        var counting = new CountingBackend(cpu);
-        using var layers = new Layers(counting);
-        var x = Values("executor.x", InputShape.ElementCount);
-
-        float[] expected;
-        using (var input = cpu.Upload(x, InputShape))
-        using (var y = cpu.NormConv2d(input, layers.Norm, layers.W2, null, Conv2dSpec.Same))
-            expected = Download(cpu, y);
-
-        using var executor = new TiledExecutor(counting, Tile, ActivationSpace.InMemory());
-        counting.Calls.Clear();
-        using var tiledInput = executor.Upload(x, InputShape);
-        using var tiledY = executor.NormConv2d(tiledInput, layers.Norm, layers.W2, null, Conv2dSpec.Same);
-        Assert.That(counting[nameof(IBackend.GroupNormStatistics)], Is.EqualTo(TilesPerLayer), "an uploaded tensor has no moments: one pass over its tiles");
+        var counting = RunBoth((ops, l, input) => ops.NormConv2d(input, l.Norm, l.W2, null, Conv2dSpec.Same));
+        Assert.That(counting[nameof(IBackend.GroupNormStatistics)], Is.EqualTo(TilesPerLayer), "an uploaded tensor has no moments: one pass over its strips");
         Assert.That(counting[nameof(IBackend.Conv2dRegion)], Is.EqualTo(TilesPerLayer));
-        NumericAssert.Close(Download(executor, tiledY), expected, InputShape, MaxAbsError, 0, "tiled GroupNorm + conv of an uploaded tensor");
     }
 
     [Test]
