@@ -1,3 +1,4 @@
+using NativeVae.Core;
 using System.Text.Json;
 
 namespace NativeVae.Formats;

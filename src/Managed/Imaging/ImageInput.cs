@@ -38,7 +38,7 @@ internal static class ImageInput
     private static readonly BmpDecoder Bmp = new();
 
     /// <summary>A configuration that knows only the four accepted formats, each decoder skipping metadata.</summary>
-    private static readonly Configuration Formats = CreateConfiguration();
+    private static readonly Configuration Codecs = CreateConfiguration();
 
     public static Image<Rgb24> Load(string path, long maxPixels = DefaultMaxPixels)
     {
@@ -115,7 +115,7 @@ internal static class ImageInput
     private static Image<Rgb24> Decode(Stream stream, string name, long maxPixels, string format, IImageDecoder decoder)
     {
         long start = stream.Position;
-        var info = Guarded(() => ((IImageInfoDetector)decoder).Identify(Formats, stream, CancellationToken.None), name, format)
+        var info = Guarded(() => ((IImageInfoDetector)decoder).Identify(Codecs, stream, CancellationToken.None), name, format)
                    ?? throw Invalid(name, format, "the decoder could not read its header");
         if (info.Width <= 0 || info.Height <= 0)
             throw Invalid(name, format, $"its header claims a {info.Width}x{info.Height} size; both must be positive");
@@ -123,7 +123,7 @@ internal static class ImageInput
         if (pixels > maxPixels)
             throw new InvalidDataException($"{name}: {info.Width}x{info.Height} = {pixels} pixels exceeds the limit of {maxPixels}");
         stream.Position = start;
-        return Guarded(() => Image.Load<Rgb24>(Formats, stream, decoder), name, format);
+        return Guarded(() => Image.Load<Rgb24>(Codecs, stream, decoder), name, format);
     }
 
     /// <summary>
@@ -182,7 +182,7 @@ internal static class ImageInput
     /// </summary>
     public static void ReleaseRetainedBuffers()
     {
-        Formats.MemoryAllocator.ReleaseRetainedResources();
+        Codecs.MemoryAllocator.ReleaseRetainedResources();
         Configuration.Default.MemoryAllocator.ReleaseRetainedResources();
     }
 

@@ -1,3 +1,4 @@
+using NativeVae.Core;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -21,7 +22,7 @@ internal sealed class ConfigJsonReader(JsonObject root, string origin)
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{origin}: {what} is not valid JSON ({Formats.JsonErrorPosition.Of(e)})");
+            throw new InvalidDataException($"{origin}: {what} is not valid JSON ({JsonErrorPosition.Of(e)})");
         }
         return node as JsonObject ?? throw new InvalidDataException($"{origin}: config is not a JSON object");
     }

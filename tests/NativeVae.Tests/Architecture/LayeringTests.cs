@@ -36,6 +36,13 @@ public class LayeringTests
 
     private static readonly Regex UsingDirective = new(@"^\s*using\s+(?:static\s+)?NativeVae\.(?<ns>[A-Za-z]+)", RegexOptions.Multiline);
     private static readonly Regex QualifiedName = new(@"\bNativeVae\.(?<ns>[A-Z][A-Za-z]+)\.");
+
+    /// <summary>
+    /// A folder's namespace named relative to <c>NativeVae</c> from inside another (<c>Formats.JsonErrorPosition</c> in a
+    /// file of namespace <c>NativeVae.Models</c>), which C# resolves without a using.
+    /// </summary>
+    private static readonly Regex RelativeName = new(
+        @"(?<![\w.""])(?<ns>" + string.Join("|", Allowed.Keys.Append(Kernels)) + @")\.(?=[A-Z])");
     private static readonly Regex TypeDeclaration = new(@"\b(?:class|struct|interface|enum|record(?:\s+struct)?)\s+(?<name>[A-Z][A-Za-z0-9]*)");
     private static readonly Regex Comment = new(@"//.*$", RegexOptions.Multiline);
 
@@ -57,7 +64,8 @@ public class LayeringTests
             {
                 string code = Comment.Replace(File.ReadAllText(file), "");
                 string name = Path.GetRelativePath(ManagedRoot, file);
-                var used = UsingDirective.Matches(code).Concat(QualifiedName.Matches(code)).Select(m => m.Groups["ns"].Value);
+                var used = UsingDirective.Matches(code).Concat(QualifiedName.Matches(code)).Concat(RelativeName.Matches(code))
+                    .Select(m => m.Groups["ns"].Value);
                 if (folder != "Api" && apiTypeUse.Match(code) is { Success: true } api) used = used.Append($"Api ({api.Value})");
                 foreach (string target in used.Where(t => t != folder)) edges.TryAdd(target, name);
             }
@@ -119,5 +127,8 @@ public class LayeringTests
         string code = Comment.Replace("using NativeVae.Formats.SafeTensors; // comment: NativeVae.Api.x\nclass M {}", "");
         Assert.That(UsingDirective.Matches(code).Select(m => m.Groups["ns"].Value), Is.EqualTo(new[] { "Formats" }));
         Assert.That(QualifiedName.Matches(code).Select(m => m.Groups["ns"].Value), Is.EqualTo(new[] { "Formats" }), "comments are not imports");
+        // A namespace named relative to NativeVae, as C# allows inside it, is an import too.
+        string relative = "namespace NativeVae.Models;\nclass R { string S(System.Exception e) => Formats.JsonErrorPosition.Of(e); }";
+        Assert.That(RelativeName.Matches(relative).Select(m => m.Groups["ns"].Value), Is.EqualTo(new[] { "Formats" }));
     }
 }

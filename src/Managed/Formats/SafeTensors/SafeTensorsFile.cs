@@ -1,3 +1,4 @@
+using NativeVae.Core;
 using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
 using System.Text;

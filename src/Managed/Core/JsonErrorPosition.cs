@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace NativeVae.Formats;
+namespace NativeVae.Core;
 
 /// <summary>
 /// Where a <see cref="JsonException"/> found the JSON malformed, in our words ("line 3, byte 17"): its own message
