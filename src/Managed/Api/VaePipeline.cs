@@ -193,7 +193,7 @@ internal sealed class VaePipeline(IVaeModel model)
         if (plan.Mode != TilingMode.Exact) return Device;
         // The store reaches the size the dry run's allocations reach through the same allocator: the disk must have it free.
         long storeBytes = PlannedStoreBytes(input, encode);
-        // The caller's tile is in pixels; each layer tiles its own output with that many elements.
+        // The caller's tile is in pixels; each layer cuts its own output into strips of about tile x tile elements.
         int tile = plan.Tile ?? TilingPlan.DefaultExactTile;
         bool inFile = ExactStore switch
         {

@@ -10,12 +10,6 @@ internal readonly struct RowBand(float[] data, int width, int rows, int firstRow
 {
     public Span<float> Row(int c, int row) => data.AsSpan(checked((int)(((long)c * rows + row - firstRow) * width)), width);
 
-    /// <summary>Whether the band holds exactly rows [<paramref name="first"/>, first + <paramref name="count"/>).</summary>
-    public bool IsExactly(int first, int count) => firstRow == first && rows == count;
-
-    /// <summary>All <paramref name="channels"/> channels' rows: a [C, rows, width] block.</summary>
-    public Span<float> Block(int channels) => data.AsSpan(0, checked(channels * rows * width));
-
     /// <summary>Channel <paramref name="c"/>'s rows, contiguous.</summary>
     public Span<float> Channel(int c) => data.AsSpan(checked((int)((long)c * rows * width)), rows * width);
 

@@ -23,14 +23,12 @@ internal sealed class TileWindows(BandCache bands)
 
     /// <summary>
     /// x[n, :, rows, cols] as the convolution sees it: 2x nearest-upsampled when <paramref name="upsample"/> is 2, the
-    /// window inside the (upsampled) input; the band itself when it is that window. Valid until the next read.
+    /// window inside the (upsampled) input, in staging. Valid until the next read.
     /// </summary>
     public Span<float> Window(SpaceTensor x, int n, ClippedWindow rows, ClippedWindow cols, int upsample)
     {
         var s = x.Shape;
         var band = bands.Rows(x, n, rows.Start / upsample, (rows.Start + rows.Length - 1) / upsample);
-        // A strip's window spans the width: the band is the block itself.
-        if (upsample == 1 && cols.Start == 0 && cols.Length == s.W && band.IsExactly(rows.Start, rows.Length)) return band.Block(s.C);
         var window = Staging((long)s.C * rows.Length * cols.Length, PrimarySlot);
         for (int c = 0; c < s.C; c++)
         {

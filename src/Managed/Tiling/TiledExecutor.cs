@@ -229,20 +229,15 @@ internal sealed class TiledExecutor : IBackend
         using var dv = UploadWhole((SpaceTensor)v);
         using var o = _device.Attention(dq, dk, dv, scale);
         var y = _space.New(shape);
-        // One operand at a time through the staging buffer: the host holds a quarter of the attention's bytes, not all.
-        var values = _windows.Staging(shape.ElementCount, PrimarySlot);
-        _device.Download(o, values);
-        _space.Write(y, 0, values);
+        _space.Write(y, 0, FromDevice(o));
         return y;
     }
 
-    /// <summary>A whole activation on the device, through the staging buffer.</summary>
-    private Tensor UploadWhole(SpaceTensor x)
-    {
-        var values = _windows.Staging(x.ElementCount, PrimarySlot);
-        _space.Read(x, 0, values);
-        return _device.Upload(values, x.Shape);
-    }
+    /// <summary>
+    /// A whole activation on the device. One operand at a time goes through the staging buffer (the host holds a
+    /// quarter of the attention's bytes, not all), or none on a host-memory device.
+    /// </summary>
+    private Tensor UploadWhole(SpaceTensor x) => ToDevice(x.Shape, values => _space.Read(x, 0, values), PrimarySlot);
 
     public Tensor Unary(UnaryOp op, Tensor input) => Chunked(Own(input, nameof(input)), null, (a, _) => _device.Unary(op, a));
 
