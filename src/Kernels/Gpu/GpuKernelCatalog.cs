@@ -8,10 +8,13 @@ internal sealed class GpuKernelAttribute : Attribute
 {
     /// <summary>True for kernels that use groups, shared memory and barriers (launched with a KernelConfig).</summary>
     public bool ExplicitlyGrouped { get; init; }
+
+    /// <summary>True for kernels built on mma.sync: the offline ptxas check holds them to HMMA and no local memory.</summary>
+    public bool TensorCores { get; init; }
 }
 
 /// <summary>One kernel entry point.</summary>
-internal sealed record GpuKernel(MethodInfo Method, bool ExplicitlyGrouped)
+internal sealed record GpuKernel(MethodInfo Method, bool ExplicitlyGrouped, bool TensorCores)
 {
     public string Name => $"{Method.DeclaringType!.Name}.{Method.Name}";
 
@@ -26,12 +29,12 @@ internal static class GpuKernelCatalog
 {
     /// <summary>The static classes holding kernels, one per op family.</summary>
     public static IReadOnlyList<Type> KernelClasses { get; } =
-        [typeof(Conv2dGpu), typeof(GroupNormGpu), typeof(AttentionGpu), typeof(ElementwiseGpu)];
+        [typeof(Conv2dGpu), typeof(Conv2dTensorCoreGpu), typeof(GroupNormGpu), typeof(AttentionGpu), typeof(ElementwiseGpu)];
 
     public static IReadOnlyList<GpuKernel> All { get; } = KernelClasses
         .SelectMany(type => type.GetMethods(BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic))
         .Select(method => (method, attribute: method.GetCustomAttribute<GpuKernelAttribute>()))
         .Where(m => m.attribute is not null)
-        .Select(m => new GpuKernel(m.method, m.attribute!.ExplicitlyGrouped))
+        .Select(m => new GpuKernel(m.method, m.attribute!.ExplicitlyGrouped, m.attribute.TensorCores))
         .ToArray();
 }

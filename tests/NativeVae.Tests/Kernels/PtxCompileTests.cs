@@ -24,7 +24,7 @@ public sealed class PtxCompileTests
     [OneTimeSetUp]
     public void CreateBackend()
     {
-        _context = Context.Create(builder => builder.Default().EnableAlgorithms());
+        _context = Context.Create(builder => KernelCompilation.Configure(builder));
         _backend = new PTXBackend(_context, new CudaCapabilityContext(Architecture), Architecture, InstructionSet, nvvmAPI: null);
     }
 

@@ -34,7 +34,7 @@ internal sealed class IlgpuBackend : IBackend, IBackendDiagnostics
 
     public IlgpuBackend(DevicePreference preference = DevicePreference.Auto, IlgpuKernelChoice? kernels = null)
     {
-        _context = Context.Create(builder => builder.Default().EnableAlgorithms());
+        _context = Context.Create(builder => KernelCompilation.Configure(builder));
         try
         {
             _accelerator = CreateAccelerator(_context, preference);

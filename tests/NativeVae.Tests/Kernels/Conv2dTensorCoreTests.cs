@@ -1,0 +1,132 @@
+using ILGPU;
+using ILGPU.Runtime;
+using NativeVae.Backends.Ilgpu;
+using NativeVae.Kernels;
+using NativeVae.Kernels.Gpu;
+using NativeVae.Tests.Support;
+
+namespace NativeVae.Tests.Kernels;
+
+/// <summary>
+/// The tensor-core conv (implicit GEMM on mma.sync, NHWC 16-bit) on ILGPU's CPU accelerator, where the MMA runs as
+/// its C# fallback, against the fp64 reference conv of the same 16-bit inputs: odd channel counts (padded), tails in
+/// M, N and depth, stride 2, 1x1, the fused 2x upsample, bias and residual, in bf16 and fp16. Padded output
+/// channels must come out exactly zero, since the next conv reads them.
+/// </summary>
+public sealed class Conv2dTensorCoreTests
+{
+    public sealed record Case(string Name, int Batch, int InChannels, int Height, int Width, int OutChannels,
+        int Kernel, int Stride, int PadTop, int PadLeft, int OutHeight, int OutWidth, bool Upsample, bool Bias, bool Residual)
+    {
+        public override string ToString() => Name;
+    }
+
+    private static readonly Case[] Cases =
+    [
+        // Depth 9 * 16 = 144: four and a half 32-deep steps. 63 pixels: a tail in M.
+        new("3x3 odd channels", 1, 5, 9, 7, 19, 3, 1, 1, 1, 9, 7, false, true, true),
+        // SD's downsample: stride 2, padding (0, 1, 0, 1) with bottom/right implied by the output size.
+        new("3x3 stride 2", 1, 16, 9, 9, 16, 3, 2, 0, 0, 4, 4, false, true, false),
+        // 1x1 with depth 48: one and a half steps; two images.
+        new("1x1 batch 2", 2, 48, 5, 3, 32, 1, 1, 0, 0, 5, 3, false, false, true),
+        // Nearest 2x upsample fused into the 3x3: the four sub-pixel phases all occur.
+        new("3x3 upsampled", 1, 16, 4, 5, 16, 3, 1, 1, 1, 8, 10, true, true, false),
+        // 144 pixels and 144 channels: two groups along M and two along N (1x1, so one depth step each).
+        new("1x1 two blocks each way", 1, 16, 12, 12, 144, 1, 1, 0, 0, 12, 12, false, true, true),
+    ];
+
+    /// <summary>Every case in bf16; in fp16 the cases whose indexing differs (the formats share all but the MMA and rounding).</summary>
+    private static IEnumerable<TestCaseData> FormatsAndCases() =>
+        Cases.Select(c => new TestCaseData(true, c).SetArgDisplayNames("bf16", c.Name)).Concat(
+            Cases.Take(FullF16Cases).Select(c => new TestCaseData(false, c).SetArgDisplayNames("fp16", c.Name)));
+
+    /// <summary>The emulated MMA costs a warp barrier per shuffle on the CPU accelerator: fp16 runs the first two cases.</summary>
+    private const int FullF16Cases = 2;
+
+    [TestCaseSource(nameof(FormatsAndCases))]
+    public void MatchesTheReferenceOnTheFallback(bool bf16, Case c)
+    {
+        if (bf16) Run<Bf16Format>(c, bf16, relativeTolerance: Bf16Ulp);
+        else Run<F16Format>(c, bf16, relativeTolerance: F16Ulp);
+    }
+
+    /// <summary>One unit in the last place, relative: the output is rounded once to 16 bits, after fp32 accumulation.</summary>
+    private const double Bf16Ulp = 1.0 / 128;
+    private const double F16Ulp = 1.0 / 1024;
+    private const double AbsoluteTolerance = 1e-4;
+
+    private static void Run<TFormat>(Case c, bool bf16, double relativeTolerance) where TFormat : struct, IHalfFormat
+    {
+        var format = default(TFormat);
+        var random = new Random(c.Name.Length * 31 + (bf16 ? 1 : 0));
+        // Values rounded to the format first, so the reference and the kernel multiply the same numbers.
+        float[] Draw(int count, float scale) =>
+            Enumerable.Range(0, count).Select(_ => format.Widen(format.Narrow((float)(random.NextDouble() * 2 - 1) * scale))).ToArray();
+        var x = Draw(c.Batch * c.InChannels * c.Height * c.Width, 1f);
+        var w = Draw(c.OutChannels * c.InChannels * c.Kernel * c.Kernel, 0.5f);
+        var bias = c.Bias ? Draw(c.OutChannels, 1f) : null;
+        var residual = c.Residual ? Draw(c.Batch * c.OutChannels * c.OutHeight * c.OutWidth, 1f) : null;
+        var geometry = new Reference.ConvGeometry(c.Batch, c.InChannels, c.Height, c.Width, c.OutChannels, c.Kernel,
+            c.Stride, c.PadTop, c.PadLeft, c.OutHeight, c.OutWidth, c.Upsample);
+        var expected = Reference.Conv2d(geometry, x, w, bias, residual);
+
+        int inPadded = NhwcPacking.PaddedChannels(c.InChannels);
+        int outPadded = NhwcPacking.PaddedChannels(c.OutChannels);
+        var p = new Conv2dParams
+        {
+            Batch = c.Batch,
+            InChannels = inPadded,
+            InHeight = c.Height,
+            InWidth = c.Width,
+            OutChannels = outPadded,
+            OutHeight = c.OutHeight,
+            OutWidth = c.OutWidth,
+            Kernel = c.Kernel,
+            Stride = c.Stride,
+            PadTop = c.PadTop,
+            PadLeft = c.PadLeft,
+            Upsample2x = c.Upsample ? 1 : 0,
+            HasBias = c.Bias ? 1 : 0,
+            HasResidual = c.Residual ? 1 : 0,
+        };
+        var accelerator = TestBackends.IlgpuCpu(IlgpuKernelChoice.For(AcceleratorType.CPU)).Accelerator;
+        using var input = accelerator.Allocate1D(Words(NhwcPacking.ToNhwc<TFormat>(x, c.Batch, c.InChannels, c.Height, c.Width)));
+        using var weight = accelerator.Allocate1D(Words(NhwcPacking.PackWeights<TFormat>(w, c.OutChannels, c.InChannels, c.Kernel)));
+        using var biasBuffer = accelerator.Allocate1D(NhwcPacking.PadBias(bias ?? new float[c.OutChannels]));
+        int outputWords = c.Batch * c.OutHeight * c.OutWidth * outPadded / 2;
+        using var residualBuffer = accelerator.Allocate1D(residual is null
+            ? new uint[outputWords]
+            : Words(NhwcPacking.ToNhwc<TFormat>(residual, c.Batch, c.OutChannels, c.OutHeight, c.OutWidth)));
+        // Garbage in the output, so that a value the kernel fails to write shows.
+        using var output = accelerator.Allocate1D(Enumerable.Repeat(0x7E00_7E00u, outputWords).ToArray());
+        new Conv2dTensorCoreLauncher(accelerator).Run(bf16, p, input.View, weight.View, biasBuffer.View,
+            residualBuffer.View, output.View);
+        accelerator.Synchronize();
+
+        var stored = Halves(output.GetAsArray1D());
+        var actual = NhwcPacking.FromNhwc<TFormat>(stored, c.Batch, c.OutChannels, c.OutHeight, c.OutWidth);
+        NumericAssert.Close(actual, expected, new TensorShape(c.Batch, c.OutChannels, c.OutHeight, c.OutWidth),
+            AbsoluteTolerance, relativeTolerance, $"tensor-core conv {c.Name} ({(bf16 ? "bf16" : "fp16")})");
+        for (int pixel = 0; pixel < c.Batch * c.OutHeight * c.OutWidth; pixel++)
+        for (int channel = c.OutChannels; channel < outPadded; channel++)
+            Assert.That(stored[pixel * outPadded + channel], Is.Zero, $"padded channel {channel} of pixel {pixel} is not zero");
+    }
+
+    private static uint[] Words(ushort[] halves)
+    {
+        var words = new uint[halves.Length / 2];
+        for (int i = 0; i < words.Length; i++) words[i] = WarpMma.Pack(halves[2 * i], halves[2 * i + 1]);
+        return words;
+    }
+
+    private static ushort[] Halves(uint[] words)
+    {
+        var halves = new ushort[words.Length * 2];
+        for (int i = 0; i < words.Length; i++)
+        {
+            halves[2 * i] = (ushort)words[i];
+            halves[2 * i + 1] = (ushort)(words[i] >> 16);
+        }
+        return halves;
+    }
+}
