@@ -21,4 +21,11 @@ internal struct Conv2dParams
     public int Upsample2x;
     public int HasBias;
     public int HasResidual;
+    /// <summary>1: the tensor-core kernels also write per-tile, per-channel moments of their output (GroupNorm partials).</summary>
+    public int HasMoments;
+    /// <summary>
+    /// 1: a 3x3, pad 1 conv of a nearest-2x-upsampled input (Upsample2x set) computed as 4 sub-pixel phases of 2x2
+    /// taps on the input itself, 2.25x fewer multiplies; weights packed per phase (tensor-core kernels only).
+    /// </summary>
+    public int SubPixel;
 }

@@ -11,6 +11,12 @@ namespace NativeVae.Kernels.Gpu;
 // GEMM: M = N * Ho * Wo output pixels, columns = Cout, depth = K * K * Cin ordered (ky, kx, ci), so a run of 16
 // depth entries is 16 consecutive channels of one input pixel. A nearest 2x upsample of the input is fused as in
 // Conv2dGpu; padding is PadTop/PadLeft, the rest implied by the output size.
+// An upsampling conv (SubPixel) runs as 4 phases, one per output parity (py, px): phase pixels (y, x) write output
+// (2y + py, 2x + px) from a 2x2 conv of the input with taps summed per phase (NhwcPacking.PackSubPixelWeights), so
+// it does 4 of the 9 taps' multiplies for the same result; grid z is the phase.
+// Tiles of M never straddle two images (grid x = batch * tiles per image), so that with HasMoments the epilogue can
+// write each tile's per-channel moments (count, mean, M2) of the stored output: GroupNorm's statistics then come
+// from merging them (GroupNormGpu.MergeTileMoments), with no pass over the activation.
 
 internal static class Conv2dTensorCoreGpu
 {
@@ -44,17 +50,20 @@ internal static class Conv2dTensorCoreGpu
     /// <summary>Word offset of the second 16-deep half of a fragment (columns 2t + 8, 2t + 9).</summary>
     private const int HighHalfWords = 4;
 
-    /// <summary>bf16 storage. Launch: grid (ceil(M / 128), ceil(Cout / 128)), group 256.</summary>
+    /// <summary>
+    /// bf16 storage. Launch: grid (batch * TilesPerImage / phases, ceil(Cout / 128), phases), group 256. With HasMoments,
+    /// <c>moments</c> is [batch, TilesPerImage, Cout, 3] = (count, mean, M2) of each tile's stored output.
+    /// </summary>
     [GpuKernel(ExplicitlyGrouped = true, TensorCores = true)]
     internal static void Bf16(Conv2dParams p, ArrayView<uint> input, ArrayView<uint> weight, ArrayView<float> bias,
-        ArrayView<uint> residual, ArrayView<uint> output) =>
-        Run(default(Bf16Format), p, input, weight, bias, residual, output);
+        ArrayView<uint> residual, ArrayView<uint> output, ArrayView<float> moments) =>
+        Run(default(Bf16Format), p, input, weight, bias, residual, output, moments);
 
     /// <summary>fp16 storage. Launch as <see cref="Bf16"/>.</summary>
     [GpuKernel(ExplicitlyGrouped = true, TensorCores = true)]
     internal static void F16(Conv2dParams p, ArrayView<uint> input, ArrayView<uint> weight, ArrayView<float> bias,
-        ArrayView<uint> residual, ArrayView<uint> output) =>
-        Run(default(F16Format), p, input, weight, bias, residual, output);
+        ArrayView<uint> residual, ArrayView<uint> output, ArrayView<float> moments) =>
+        Run(default(F16Format), p, input, weight, bias, residual, output, moments);
 
     /// <summary>
     /// A 128 x 128 output tile per group of 8 warps, each warp 64 x 32 (4 x 4 MMA tiles). Per depth step the next
@@ -62,7 +71,7 @@ internal static class Conv2dTensorCoreGpu
     /// stored into the other half of a double buffer: one barrier per step.
     /// </summary>
     private static void Run<TFormat>(TFormat format, Conv2dParams p, ArrayView<uint> input, ArrayView<uint> weight,
-        ArrayView<float> bias, ArrayView<uint> residual, ArrayView<uint> output)
+        ArrayView<float> bias, ArrayView<uint> residual, ArrayView<uint> output, ArrayView<float> moments)
         where TFormat : struct, IHalfFormat
     {
         var aTiles = SharedMemory.Allocate<uint>(2 * StageWords);
@@ -71,23 +80,29 @@ internal static class Conv2dTensorCoreGpu
         int thread = Group.IdxX;
         int warp = thread / WarpSize;
         int lane = thread % WarpSize;
-        int m0 = Grid.IdxX * BlockM;
+        int phase = Grid.IdxZ;
+        var gemm = GemmConv(p, phase);
+        int pixels = gemm.OutHeight * gemm.OutWidth;
+        int tiles = DeviceMath.CeilDiv(pixels, BlockM);
+        int batch = Grid.IdxX / tiles;
+        int tile = Grid.IdxX - batch * tiles;
+        int tileStart = tile * BlockM;
+        int rowsInTile = Math.Min(BlockM, pixels - tileStart);
         int n0 = Grid.IdxY * BlockN;
-        int pixels = p.OutHeight * p.OutWidth;
-        int rows = p.Batch * pixels;
-        int taps = p.Kernel * p.Kernel;
-        int depth = taps * p.InChannels;
+        int depth = gemm.Kernel * gemm.Kernel * p.InChannels;
         int steps = DeviceMath.CeilDiv(depth, BlockK);
+        int phaseWords = p.OutChannels * depth / ElementsPerWord;
+        var phaseWeight = weight.SubView(phase * phaseWords, phaseWords);
 
         // The row (output pixel) and column (output channel) this thread loads are the same every step.
         int loadRow = thread / 2;
         int loadOffset = thread % 2 * LoadDepth;
-        var pixel = new PixelWindow(p, m0 + loadRow, rows, pixels);
+        var pixel = new PixelWindow(gemm, batch, tileStart + loadRow, loadRow < rowsInTile);
         int column = n0 + loadRow;
         bool columnValid = column < p.OutChannels;
 
-        var nextA = LoadInput(p, input, pixel, loadOffset, depth);
-        var nextB = LoadWeight(weight, column, columnValid, loadOffset, depth);
+        var nextA = LoadInput(gemm, input, pixel, loadOffset, depth);
+        var nextB = LoadWeight(phaseWeight, column, columnValid, loadOffset, depth);
         nextA.Store(aTiles, loadRow * Pitch + loadOffset / ElementsPerWord);
         nextB.Store(bTiles, loadRow * Pitch + loadOffset / ElementsPerWord);
         Group.Barrier();
@@ -104,8 +119,8 @@ internal static class Conv2dTensorCoreGpu
             if (more)
             {
                 int k = (step + 1) * BlockK + loadOffset;
-                nextA = LoadInput(p, input, pixel, k, depth);
-                nextB = LoadWeight(weight, column, columnValid, k, depth);
+                nextA = LoadInput(gemm, input, pixel, k, depth);
+                nextB = LoadWeight(phaseWeight, column, columnValid, k, depth);
             }
 
             int aBase = stage + (warpRow + fragmentRow) * Pitch + fragmentWord;
@@ -122,13 +137,155 @@ internal static class Conv2dTensorCoreGpu
             Group.Barrier();
         }
 
-        int rowBase = m0 + warpRow + fragmentRow;
+        int rowBase = warpRow + fragmentRow;
         int columnBase = n0 + warpColumn + fragmentWord * 2;
-        var epilogue = new Epilogue(p, rows, bias, residual, output);
-        epilogue.Store(format, acc.M0, rowBase, columnBase);
-        epilogue.Store(format, acc.M1, rowBase + MmaRows, columnBase);
-        epilogue.Store(format, acc.M2, rowBase + 2 * MmaRows, columnBase);
-        epilogue.Store(format, acc.M3, rowBase + 3 * MmaRows, columnBase);
+        var epilogue = new Epilogue(p, new OutputRows(p, gemm, phase, batch, tileStart), rowsInTile, bias, residual, output);
+        var n0Moments = epilogue.Store(format, acc.M0.N0, acc.M1.N0, acc.M2.N0, acc.M3.N0, rowBase, columnBase);
+        var n1Moments = epilogue.Store(format, acc.M0.N1, acc.M1.N1, acc.M2.N1, acc.M3.N1, rowBase, columnBase + MmaColumns);
+        var n2Moments = epilogue.Store(format, acc.M0.N2, acc.M1.N2, acc.M2.N2, acc.M3.N2, rowBase, columnBase + 2 * MmaColumns);
+        var n3Moments = epilogue.Store(format, acc.M0.N3, acc.M1.N3, acc.M2.N3, acc.M3.N3, rowBase, columnBase + 3 * MmaColumns);
+        if (p.HasMoments == 0) return;
+
+        // Lanes with the same t hold the same columns: merge over g (lane bits 2..4), then over the warps along M
+        // through shared memory (free again after the main loop's last barrier).
+        n0Moments = MergeOverRows(n0Moments);
+        n1Moments = MergeOverRows(n1Moments);
+        n2Moments = MergeOverRows(n2Moments);
+        n3Moments = MergeOverRows(n3Moments);
+        var scratch = aTiles.Cast<DeviceMoments>();
+        int localColumn = warpColumn + fragmentWord * 2;
+        bool writer = fragmentRow == 0;
+        bool upperWarp = warpRow != 0;
+        if (writer && upperWarp)
+        {
+            n0Moments.Put(scratch, localColumn);
+            n1Moments.Put(scratch, localColumn + MmaColumns);
+            n2Moments.Put(scratch, localColumn + 2 * MmaColumns);
+            n3Moments.Put(scratch, localColumn + 3 * MmaColumns);
+        }
+        Group.Barrier();
+        if (!writer || upperWarp) return;
+        int tileBase = (batch * TilesPerImage(p) + phase * tiles + tile) * p.OutChannels;
+        WriteMoments(p, moments, tileBase, columnBase, n0Moments.MergeWith(scratch, localColumn));
+        WriteMoments(p, moments, tileBase, columnBase + MmaColumns, n1Moments.MergeWith(scratch, localColumn + MmaColumns));
+        WriteMoments(p, moments, tileBase, columnBase + 2 * MmaColumns, n2Moments.MergeWith(scratch, localColumn + 2 * MmaColumns));
+        WriteMoments(p, moments, tileBase, columnBase + 3 * MmaColumns, n3Moments.MergeWith(scratch, localColumn + 3 * MmaColumns));
+    }
+
+    /// <summary>Output phases: 4 for a sub-pixel upsampling conv, else 1.</summary>
+    public static int Phases(in Conv2dParams p) => p.SubPixel != 0 ? SubPixelPhases : 1;
+
+    private const int SubPixelPhases = 4;
+    private const int SubPixelKernel = 2;
+
+    /// <summary>Tiles of <see cref="BlockM"/> output pixels per image, over all phases.</summary>
+    public static int TilesPerImage(in Conv2dParams p)
+    {
+        var gemm = GemmConv(p, 0);
+        return Phases(p) * DeviceMath.CeilDiv(gemm.OutHeight * gemm.OutWidth, BlockM);
+    }
+
+    /// <summary>
+    /// The conv the GEMM computes: the conv itself, or for phase (py, px) of a sub-pixel conv a 2x2 conv of the
+    /// input (not upsampled) over the phase's H x W pixels, padded 1 - py on top and 1 - px on the left.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Conv2dParams GemmConv(Conv2dParams p, int phase)
+    {
+        if (p.SubPixel == 0) return p;
+        var g = p;
+        g.Kernel = SubPixelKernel;
+        g.Stride = 1;
+        g.PadTop = 1 - phase / 2;
+        g.PadLeft = 1 - phase % 2;
+        g.OutHeight = p.OutHeight / 2;
+        g.OutWidth = p.OutWidth / 2;
+        g.Upsample2x = 0;
+        return g;
+    }
+
+    /// <summary>Where a tile's rows go in the output: pixel (y, x) of the GEMM's grid, or (2y + py, 2x + px) for a phase.</summary>
+    private readonly struct OutputRows
+    {
+        private readonly int _imageStart;
+        private readonly int _tileStart;
+        private readonly int _gridWidth;
+        private readonly int _outWidth;
+        private readonly int _phaseY;
+        private readonly int _phaseX;
+        private readonly bool _subPixel;
+
+        public OutputRows(Conv2dParams p, Conv2dParams gemm, int phase, int batch, int tileStart)
+        {
+            _imageStart = batch * p.OutHeight * p.OutWidth;
+            _tileStart = tileStart;
+            _gridWidth = gemm.OutWidth;
+            _outWidth = p.OutWidth;
+            _phaseY = phase / 2;
+            _phaseX = phase % 2;
+            _subPixel = p.SubPixel != 0;
+        }
+
+        /// <summary>The output pixel (row of the NHWC output) of tile-local row <paramref name="row"/>.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public int Of(int row)
+        {
+            int pixel = _tileStart + row;
+            if (!_subPixel) return _imageStart + pixel;
+            int y = pixel / _gridWidth;
+            int x = pixel - y * _gridWidth;
+            return _imageStart + (2 * y + _phaseY) * _outWidth + 2 * x + _phaseX;
+        }
+    }
+
+    /// <summary>Values per (tile, channel) in the moments output: count, mean, M2.</summary>
+    public const int MomentsPerChannel = 3;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ColumnPairMoments MergeOverRows(ColumnPairMoments m)
+    {
+        for (int lanes = LanesPerGroup; lanes < WarpSize; lanes *= 2)
+        {
+            var other = Warp.ShuffleXor(m, lanes);
+            m.Even = m.Even.Merge(other.Even);
+            m.Odd = m.Odd.Merge(other.Odd);
+        }
+        return m;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void WriteMoments(Conv2dParams p, ArrayView<float> moments, int tileBase, int column, ColumnPairMoments m)
+    {
+        if (column >= p.OutChannels) return;
+        int at = (tileBase + column) * MomentsPerChannel;
+        moments[at] = m.Even.Count;
+        moments[at + 1] = m.Even.Mean;
+        moments[at + 2] = m.Even.M2;
+        moments[at + MomentsPerChannel] = m.Odd.Count;
+        moments[at + MomentsPerChannel + 1] = m.Odd.Mean;
+        moments[at + MomentsPerChannel + 2] = m.Odd.M2;
+    }
+
+    /// <summary>The moments of a lane's two columns (2t and 2t + 1 of an MMA tile) over its rows.</summary>
+    private struct ColumnPairMoments
+    {
+        public DeviceMoments Even;
+        public DeviceMoments Odd;
+
+        /// <summary>Into the scratch at a tile-local column (the pair occupies column and column + 1).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly void Put(ArrayView<DeviceMoments> scratch, int column)
+        {
+            scratch[column] = Even;
+            scratch[column + 1] = Odd;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly ColumnPairMoments MergeWith(ArrayView<DeviceMoments> scratch, int column) => new()
+        {
+            Even = Even.Merge(scratch[column]),
+            Odd = Odd.Merge(scratch[column + 1]),
+        };
     }
 
     /// <summary>16 depth entries of this thread's im2col row from depth <paramref name="k"/>: 16 channels of one input pixel, or zeros.</summary>
@@ -167,12 +324,11 @@ internal static class Conv2dTensorCoreGpu
         public readonly int X0;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public PixelWindow(Conv2dParams p, int row, int rows, int pixels)
+        public PixelWindow(Conv2dParams p, int batch, int pixelInImage, bool valid)
         {
-            Valid = row < rows;
-            int r = Valid ? row : 0;
-            Batch = r / pixels;
-            int pixel = r - Batch * pixels;
+            Valid = valid;
+            Batch = batch;
+            int pixel = valid ? pixelInImage : 0;
             int oy = pixel / p.OutWidth;
             Y0 = oy * p.Stride - p.PadTop;
             X0 = (pixel - oy * p.OutWidth) * p.Stride - p.PadLeft;
@@ -267,55 +423,68 @@ internal static class Conv2dTensorCoreGpu
         };
     }
 
-    /// <summary>y = sum + bias + residual, narrowed to 16 bits, two channels per word.</summary>
+    /// <summary>
+    /// y = sum + bias + residual, narrowed to 16 bits, two channels per word; returns the moments of what it stored
+    /// in each of the lane's two columns.
+    /// </summary>
     private readonly struct Epilogue
     {
         private readonly Conv2dParams _p;
-        private readonly int _rows;
+        private readonly OutputRows _rows;
+        private readonly int _rowsInTile;
         private readonly ArrayView<float> _bias;
         private readonly ArrayView<uint> _residual;
         private readonly ArrayView<uint> _output;
 
-        public Epilogue(Conv2dParams p, int rows, ArrayView<float> bias, ArrayView<uint> residual, ArrayView<uint> output)
+        public Epilogue(Conv2dParams p, OutputRows rows, int rowsInTile, ArrayView<float> bias, ArrayView<uint> residual,
+            ArrayView<uint> output)
         {
             _p = p;
             _rows = rows;
+            _rowsInTile = rowsInTile;
             _bias = bias;
             _residual = residual;
             _output = output;
         }
 
-        /// <summary>A 16-row strip: rows <paramref name="row"/> and row + 8, four pairs of columns 8 apart.</summary>
+        /// <summary>One MMA column of the warp's tile: the four 16-row strips' tiles, rows (tile-local) row and row + 8 in each.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Store<TFormat>(TFormat format, in TileRow tile, int row, int column) where TFormat : struct, IHalfFormat
+        public ColumnPairMoments Store<TFormat>(TFormat format, in MmaAccumulator m0, in MmaAccumulator m1,
+            in MmaAccumulator m2, in MmaAccumulator m3, int row, int column) where TFormat : struct, IHalfFormat
         {
-            Pair(format, row, column, tile.N0.C0, tile.N0.C1);
-            Pair(format, row + LowerRows, column, tile.N0.C2, tile.N0.C3);
-            Pair(format, row, column + MmaColumns, tile.N1.C0, tile.N1.C1);
-            Pair(format, row + LowerRows, column + MmaColumns, tile.N1.C2, tile.N1.C3);
-            Pair(format, row, column + 2 * MmaColumns, tile.N2.C0, tile.N2.C1);
-            Pair(format, row + LowerRows, column + 2 * MmaColumns, tile.N2.C2, tile.N2.C3);
-            Pair(format, row, column + 3 * MmaColumns, tile.N3.C0, tile.N3.C1);
-            Pair(format, row + LowerRows, column + 3 * MmaColumns, tile.N3.C2, tile.N3.C3);
+            var moments = default(ColumnPairMoments);
+            if (column >= _p.OutChannels) return moments;
+            float biasEven = _p.HasBias != 0 ? _bias[column] : 0f;
+            float biasOdd = _p.HasBias != 0 ? _bias[column + 1] : 0f;
+            Pair(format, row, column, m0.C0 + biasEven, m0.C1 + biasOdd, ref moments);
+            Pair(format, row + LowerRows, column, m0.C2 + biasEven, m0.C3 + biasOdd, ref moments);
+            Pair(format, row + MmaRows, column, m1.C0 + biasEven, m1.C1 + biasOdd, ref moments);
+            Pair(format, row + MmaRows + LowerRows, column, m1.C2 + biasEven, m1.C3 + biasOdd, ref moments);
+            Pair(format, row + 2 * MmaRows, column, m2.C0 + biasEven, m2.C1 + biasOdd, ref moments);
+            Pair(format, row + 2 * MmaRows + LowerRows, column, m2.C2 + biasEven, m2.C3 + biasOdd, ref moments);
+            Pair(format, row + 3 * MmaRows, column, m3.C0 + biasEven, m3.C1 + biasOdd, ref moments);
+            Pair(format, row + 3 * MmaRows + LowerRows, column, m3.C2 + biasEven, m3.C3 + biasOdd, ref moments);
+            return moments;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private void Pair<TFormat>(TFormat format, int row, int column, float even, float odd) where TFormat : struct, IHalfFormat
+        private void Pair<TFormat>(TFormat format, int row, int column, float even, float odd, ref ColumnPairMoments moments)
+            where TFormat : struct, IHalfFormat
         {
-            if (row >= _rows || column >= _p.OutChannels) return;
-            if (_p.HasBias != 0)
-            {
-                even += _bias[column];
-                odd += _bias[column + 1];
-            }
-            int word = (row * _p.OutChannels + column) / ElementsPerWord;
+            if (row >= _rowsInTile) return;
+            int word = (_rows.Of(row) * _p.OutChannels + column) / ElementsPerWord;
             if (_p.HasResidual != 0)
             {
                 uint r = _residual[word];
                 even += format.Widen(r & 0xFFFF);
                 odd += format.Widen(r >> 16);
             }
-            _output[word] = WarpMma.Pack(format.Narrow(even), format.Narrow(odd));
+            uint evenBits = format.Narrow(even);
+            uint oddBits = format.Narrow(odd);
+            _output[word] = WarpMma.Pack(evenBits, oddBits);
+            // The moments are those of the stored values, as a statistics pass over the output would see them.
+            moments.Even.Add(format.Widen(evenBits));
+            moments.Odd.Add(format.Widen(oddBits));
         }
     }
 }
@@ -324,35 +493,38 @@ internal static class Conv2dTensorCoreGpu
 internal sealed class Conv2dTensorCoreLauncher
 {
     private readonly Action<KernelConfig, Conv2dParams, ArrayView<uint>, ArrayView<uint>, ArrayView<float>,
-        ArrayView<uint>, ArrayView<uint>> _bf16;
+        ArrayView<uint>, ArrayView<uint>, ArrayView<float>> _bf16;
     private readonly Action<KernelConfig, Conv2dParams, ArrayView<uint>, ArrayView<uint>, ArrayView<float>,
-        ArrayView<uint>, ArrayView<uint>> _f16;
+        ArrayView<uint>, ArrayView<uint>, ArrayView<float>> _f16;
 
     public Conv2dTensorCoreLauncher(Accelerator accelerator)
     {
         _bf16 = accelerator.LoadStreamKernel<Conv2dParams, ArrayView<uint>, ArrayView<uint>, ArrayView<float>,
-            ArrayView<uint>, ArrayView<uint>>(Conv2dTensorCoreGpu.Bf16);
+            ArrayView<uint>, ArrayView<uint>, ArrayView<float>>(Conv2dTensorCoreGpu.Bf16);
         _f16 = accelerator.LoadStreamKernel<Conv2dParams, ArrayView<uint>, ArrayView<uint>, ArrayView<float>,
-            ArrayView<uint>, ArrayView<uint>>(Conv2dTensorCoreGpu.F16);
+            ArrayView<uint>, ArrayView<uint>, ArrayView<float>>(Conv2dTensorCoreGpu.F16);
     }
 
     /// <summary>
     /// Runs the conv in bf16 (<paramref name="bf16"/>) or fp16 storage. Channel counts in <paramref name="p"/> are
-    /// the padded storage counts; <paramref name="bias"/> and <paramref name="residual"/> are read only when their
-    /// flags are set (pass any view otherwise).
+    /// the padded storage counts; <paramref name="bias"/>, <paramref name="residual"/> and <paramref name="moments"/>
+    /// ([batch, TilesPerImage, Cout, 3]) are used only when their flags are set (pass any view otherwise).
     /// </summary>
     public void Run(bool bf16, in Conv2dParams p, ArrayView<uint> input, ArrayView<uint> weight, ArrayView<float> bias,
-        ArrayView<uint> residual, ArrayView<uint> output)
+        ArrayView<uint> residual, ArrayView<uint> output, ArrayView<float> moments)
     {
         if (p.InChannels % Conv2dTensorCoreGpu.ChannelAlignment != 0 || p.OutChannels % Conv2dTensorCoreGpu.ChannelAlignment != 0)
             throw new ArgumentException(
                 $"tensor-core conv needs channel counts padded to {Conv2dTensorCoreGpu.ChannelAlignment}: in {p.InChannels}, out {p.OutChannels}",
                 nameof(p));
-        int rows = p.Batch * p.OutHeight * p.OutWidth;
-        if (rows == 0) return;
-        var grid = new Index2D(DeviceMath.CeilDiv(rows, Conv2dTensorCoreGpu.BlockM),
-            DeviceMath.CeilDiv(p.OutChannels, Conv2dTensorCoreGpu.BlockN));
-        var config = new KernelConfig(grid, new Index2D(Conv2dTensorCoreGpu.GroupSize, 1));
-        (bf16 ? _bf16 : _f16)(config, p, input, weight, bias, residual, output);
+        if (p.Batch * p.OutHeight * p.OutWidth == 0) return;
+        if (p.SubPixel != 0 && (p.Upsample2x == 0 || p.Kernel != 3 || p.Stride != 1 || p.PadTop != 1 || p.PadLeft != 1
+                                || p.OutHeight % 2 != 0 || p.OutWidth % 2 != 0))
+            throw new ArgumentException("a sub-pixel conv is a 3x3, stride 1, pad 1 conv of a 2x upsampled input", nameof(p));
+        int phases = Conv2dTensorCoreGpu.Phases(p);
+        var grid = new Index3D(p.Batch * Conv2dTensorCoreGpu.TilesPerImage(p) / phases,
+            DeviceMath.CeilDiv(p.OutChannels, Conv2dTensorCoreGpu.BlockN), phases);
+        var config = new KernelConfig(grid, new Index3D(Conv2dTensorCoreGpu.GroupSize, 1, 1));
+        (bf16 ? _bf16 : _f16)(config, p, input, weight, bias, residual, output, moments);
     }
 }

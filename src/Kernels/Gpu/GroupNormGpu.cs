@@ -58,6 +58,44 @@ internal static class GroupNormGpu
         }
     }
 
+    /// <summary>
+    /// (mean, rstd) per (batch, group) from the per-tile channel moments a conv epilogue wrote: one group of threads
+    /// per (batch, group) merges a strided share of the (tile, channel) entries each, then a shared-memory tree
+    /// merges the threads'. Launch: grid Batch * Groups, group ReduceGroupSize.
+    /// </summary>
+    [GpuKernel(ExplicitlyGrouped = true)]
+    internal static void MergeTileMoments(TileMomentsParams p, ArrayView<float> moments, ArrayView<float> stats)
+    {
+        var scratch = SharedMemory.Allocate<DeviceMoments>(ReduceGroupSize);
+        int thread = Group.IdxX;
+        int batchGroup = Grid.IdxX;
+        int batch = batchGroup / p.Groups;
+        int firstChannel = (batchGroup - batch * p.Groups) * p.ChannelsPerGroup;
+        int entries = p.Tiles * p.ChannelsPerGroup;
+        var mine = default(DeviceMoments);
+        for (int i = thread; i < entries; i += ReduceGroupSize)
+        {
+            int tile = i / p.ChannelsPerGroup;
+            int channel = firstChannel + i - tile * p.ChannelsPerGroup;
+            int at = ((batch * p.Tiles + tile) * p.ChannelStride + channel) * TileMomentValues;
+            mine = mine.Merge(new DeviceMoments { Count = moments[at], Mean = moments[at + 1], M2 = moments[at + 2] });
+        }
+        scratch[thread] = mine;
+        Group.Barrier();
+        for (int half = ReduceGroupSize / 2; half > 0; half >>= 1)
+        {
+            if (thread < half) scratch[thread] = scratch[thread].Merge(scratch[thread + half]);
+            Group.Barrier();
+        }
+        if (thread != 0) return;
+        var total = scratch[0];
+        stats[batchGroup * StatsPerGroup] = total.Mean;
+        stats[batchGroup * StatsPerGroup + 1] = XMath.Rsqrt(total.M2 / total.Count + p.Eps);
+    }
+
+    /// <summary>Count, mean, M2 per (tile, channel), as <see cref="Conv2dTensorCoreGpu"/> writes them.</summary>
+    private const int TileMomentValues = Conv2dTensorCoreGpu.MomentsPerChannel;
+
     /// <summary>y = (x - mean) * rstd * gamma[c] + beta[c], then SiLU when fused; one thread per element.</summary>
     [GpuKernel]
     internal static void Normalize(Index1D index, GroupNormParams p, ArrayView<float> input, ArrayView<float> gamma,
@@ -148,6 +186,7 @@ internal sealed class GroupNormLauncher
         ArrayView<float>, ArrayView<float>, ArrayView<float>> _normalize;
     private readonly Action<Index1D, ChannelAffineParams, ArrayView<float>, ArrayView<float>,
         ArrayView<float>, ArrayView<float>> _channelAffine;
+    private readonly Action<KernelConfig, TileMomentsParams, ArrayView<float>, ArrayView<float>> _mergeTileMoments;
 
     public GroupNormLauncher(Accelerator accelerator)
     {
@@ -159,6 +198,15 @@ internal sealed class GroupNormLauncher
             ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(GroupNormGpu.Normalize);
         _channelAffine = accelerator.LoadAutoGroupedStreamKernel<Index1D, ChannelAffineParams, ArrayView<float>,
             ArrayView<float>, ArrayView<float>, ArrayView<float>>(GroupNormGpu.ChannelAffine);
+        _mergeTileMoments = accelerator.LoadStreamKernel<TileMomentsParams, ArrayView<float>, ArrayView<float>>(
+            GroupNormGpu.MergeTileMoments);
+    }
+
+    /// <summary>(mean, rstd) per (batch, group) into <paramref name="stats"/> from a conv's per-tile channel moments.</summary>
+    public void MergeTileMoments(in TileMomentsParams p, ArrayView<float> moments, ArrayView<float> stats)
+    {
+        int groups = p.Batch * p.Groups;
+        if (groups > 0) _mergeTileMoments(new KernelConfig(groups, GroupNormGpu.ReduceGroupSize), p, moments, stats);
     }
 
     /// <summary><paramref name="stats"/>: [Batch * Groups * 2] = (mean, rstd) per group, a side output.</summary>

@@ -11,12 +11,14 @@ namespace NativeVae.Tests.Kernels;
 /// The tensor-core conv (implicit GEMM on mma.sync, NHWC 16-bit) on ILGPU's CPU accelerator, where the MMA runs as
 /// its C# fallback, against the fp64 reference conv of the same 16-bit inputs: odd channel counts (padded), tails in
 /// M, N and depth, stride 2, 1x1, the fused 2x upsample, bias and residual, in bf16 and fp16. Padded output
-/// channels must come out exactly zero, since the next conv reads them.
+/// channels must come out exactly zero, since the next conv reads them. The epilogue's per-tile channel moments,
+/// merged into GroupNorm statistics, must match statistics of the stored output computed in fp64.
 /// </summary>
 public sealed class Conv2dTensorCoreTests
 {
     public sealed record Case(string Name, int Batch, int InChannels, int Height, int Width, int OutChannels,
-        int Kernel, int Stride, int PadTop, int PadLeft, int OutHeight, int OutWidth, bool Upsample, bool Bias, bool Residual)
+        int Kernel, int Stride, int PadTop, int PadLeft, int OutHeight, int OutWidth, bool Upsample, bool Bias, bool Residual,
+        int Groups, bool SubPixel = false)
     {
         public override string ToString() => Name;
     }
@@ -24,15 +26,18 @@ public sealed class Conv2dTensorCoreTests
     private static readonly Case[] Cases =
     [
         // Depth 9 * 16 = 144: four and a half 32-deep steps. 63 pixels: a tail in M.
-        new("3x3 odd channels", 1, 5, 9, 7, 19, 3, 1, 1, 1, 9, 7, false, true, true),
+        new("3x3 odd channels", 1, 5, 9, 7, 19, 3, 1, 1, 1, 9, 7, false, true, true, Groups: 1),
         // SD's downsample: stride 2, padding (0, 1, 0, 1) with bottom/right implied by the output size.
-        new("3x3 stride 2", 1, 16, 9, 9, 16, 3, 2, 0, 0, 4, 4, false, true, false),
+        new("3x3 stride 2", 1, 16, 9, 9, 16, 3, 2, 0, 0, 4, 4, false, true, false, Groups: 4),
         // 1x1 with depth 48: one and a half steps; two images.
-        new("1x1 batch 2", 2, 48, 5, 3, 32, 1, 1, 0, 0, 5, 3, false, false, true),
+        new("1x1 batch 2", 2, 48, 5, 3, 32, 1, 1, 0, 0, 5, 3, false, false, true, Groups: 8),
         // Nearest 2x upsample fused into the 3x3: the four sub-pixel phases all occur.
-        new("3x3 upsampled", 1, 16, 4, 5, 16, 3, 1, 1, 1, 8, 10, true, true, false),
-        // 144 pixels and 144 channels: two groups along M and two along N (1x1, so one depth step each).
-        new("1x1 two blocks each way", 1, 16, 12, 12, 144, 1, 1, 0, 0, 12, 12, false, true, true),
+        new("3x3 upsampled", 1, 16, 4, 5, 16, 3, 1, 1, 1, 8, 10, true, true, false, Groups: 2),
+        // The same conv as 4 sub-pixel phases of 2x2 taps, each phase its own tile of M.
+        new("3x3 upsampled, sub-pixel phases", 1, 16, 4, 5, 16, 3, 1, 1, 1, 8, 10, true, true, true, Groups: 2, SubPixel: true),
+        // 144 pixels per image and 144 channels: two tiles along M per image (the second partly filled) and two
+        // along N; 1x1, so one depth step each.
+        new("1x1 two tiles each way", 2, 16, 12, 12, 144, 1, 1, 0, 0, 12, 12, false, true, true, Groups: 36),
     ];
 
     /// <summary>Every case in bf16; in fp16 the cases whose indexing differs (the formats share all but the MMA and rounding).</summary>
@@ -63,7 +68,11 @@ public sealed class Conv2dTensorCoreTests
         float[] Draw(int count, float scale) =>
             Enumerable.Range(0, count).Select(_ => format.Widen(format.Narrow((float)(random.NextDouble() * 2 - 1) * scale))).ToArray();
         var x = Draw(c.Batch * c.InChannels * c.Height * c.Width, 1f);
-        var w = Draw(c.OutChannels * c.InChannels * c.Kernel * c.Kernel, 0.5f);
+        // Sub-pixel phases sum up to four taps into one 16-bit weight: multiples of 1/64 keep those sums exact in
+        // both formats, so the phases must reproduce the 9-tap reference to the output's rounding.
+        var w = c.SubPixel
+            ? Enumerable.Range(0, c.OutChannels * c.InChannels * c.Kernel * c.Kernel).Select(_ => random.Next(-32, 33) / 64f).ToArray()
+            : Draw(c.OutChannels * c.InChannels * c.Kernel * c.Kernel, 0.5f);
         var bias = c.Bias ? Draw(c.OutChannels, 1f) : null;
         var residual = c.Residual ? Draw(c.Batch * c.OutChannels * c.OutHeight * c.OutWidth, 1f) : null;
         var geometry = new Reference.ConvGeometry(c.Batch, c.InChannels, c.Height, c.Width, c.OutChannels, c.Kernel,
@@ -88,10 +97,14 @@ public sealed class Conv2dTensorCoreTests
             Upsample2x = c.Upsample ? 1 : 0,
             HasBias = c.Bias ? 1 : 0,
             HasResidual = c.Residual ? 1 : 0,
+            HasMoments = 1,
+            SubPixel = c.SubPixel ? 1 : 0,
         };
         var accelerator = TestBackends.IlgpuCpu(IlgpuKernelChoice.For(AcceleratorType.CPU)).Accelerator;
         using var input = accelerator.Allocate1D(Words(NhwcPacking.ToNhwc<TFormat>(x, c.Batch, c.InChannels, c.Height, c.Width)));
-        using var weight = accelerator.Allocate1D(Words(NhwcPacking.PackWeights<TFormat>(w, c.OutChannels, c.InChannels, c.Kernel)));
+        using var weight = accelerator.Allocate1D(Words(c.SubPixel
+            ? NhwcPacking.PackSubPixelWeights<TFormat>(w, c.OutChannels, c.InChannels)
+            : NhwcPacking.PackWeights<TFormat>(w, c.OutChannels, c.InChannels, c.Kernel)));
         using var biasBuffer = accelerator.Allocate1D(NhwcPacking.PadBias(bias ?? new float[c.OutChannels]));
         int outputWords = c.Batch * c.OutHeight * c.OutWidth * outPadded / 2;
         using var residualBuffer = accelerator.Allocate1D(residual is null
@@ -99,8 +112,21 @@ public sealed class Conv2dTensorCoreTests
             : Words(NhwcPacking.ToNhwc<TFormat>(residual, c.Batch, c.OutChannels, c.OutHeight, c.OutWidth)));
         // Garbage in the output, so that a value the kernel fails to write shows.
         using var output = accelerator.Allocate1D(Enumerable.Repeat(0x7E00_7E00u, outputWords).ToArray());
+        int tiles = Conv2dTensorCoreGpu.TilesPerImage(p);
+        using var moments = accelerator.Allocate1D<float>(c.Batch * tiles * outPadded * Conv2dTensorCoreGpu.MomentsPerChannel);
+        using var stats = accelerator.Allocate1D<float>(c.Batch * c.Groups * 2);
         new Conv2dTensorCoreLauncher(accelerator).Run(bf16, p, input.View, weight.View, biasBuffer.View,
-            residualBuffer.View, output.View);
+            residualBuffer.View, output.View, moments.View);
+        var merge = new TileMomentsParams
+        {
+            Batch = c.Batch,
+            Tiles = tiles,
+            ChannelStride = outPadded,
+            Groups = c.Groups,
+            ChannelsPerGroup = c.OutChannels / c.Groups,
+            Eps = GroupNormEps,
+        };
+        new GroupNormLauncher(accelerator).MergeTileMoments(merge, moments.View, stats.View);
         accelerator.Synchronize();
 
         var stored = Halves(output.GetAsArray1D());
@@ -110,7 +136,23 @@ public sealed class Conv2dTensorCoreTests
         for (int pixel = 0; pixel < c.Batch * c.OutHeight * c.OutWidth; pixel++)
         for (int channel = c.OutChannels; channel < outPadded; channel++)
             Assert.That(stored[pixel * outPadded + channel], Is.Zero, $"padded channel {channel} of pixel {pixel} is not zero");
+
+        var (mean, m2) = Reference.GroupMoments(actual, c.Batch, c.OutChannels, c.OutHeight * c.OutWidth, c.Groups);
+        int count = c.OutChannels / c.Groups * c.OutHeight * c.OutWidth;
+        var expectedStats = new double[c.Batch * c.Groups * 2];
+        for (int g = 0; g < mean.Length; g++)
+        {
+            expectedStats[2 * g] = mean[g];
+            expectedStats[2 * g + 1] = 1 / Math.Sqrt(m2[g] / count + GroupNormEps);
+        }
+        NumericAssert.Close(stats.GetAsArray1D(), expectedStats, new TensorShape(c.Batch, c.Groups, 2),
+            StatisticsTolerance, StatisticsTolerance, $"GroupNorm statistics from the epilogue's moments, {c.Name}");
     }
+
+    private const float GroupNormEps = 1e-6f;
+
+    /// <summary>fp32 Welford and pairwise merges over at most a few thousand values of the stored output.</summary>
+    private const double StatisticsTolerance = 1e-5;
 
     private static uint[] Words(ushort[] halves)
     {

@@ -64,6 +64,48 @@ internal static class NhwcPacking
         return packed;
     }
 
+    /// <summary>
+    /// A 3x3 weight [Cout, Cin, 3, 3] of a conv over a nearest-2x-upsampled input, as the 4 sub-pixel phases' 2x2
+    /// weights [4, PaddedChannels(Cout), 2 * 2, PaddedChannels(Cin)] (phase = 2 py + px, tap = 2 dy + dx). Output
+    /// row 2y + py reads upsampled rows 2y + py - 1 .. 2y + py + 1, which are input rows y + py - 1 + dy: kernel
+    /// rows {0} and {1, 2} for py = 0, {0, 1} and {2} for py = 1; columns alike. The taps that read the same input
+    /// pixel are summed in fp32, then rounded once to 16 bits.
+    /// </summary>
+    public static ushort[] PackSubPixelWeights<TFormat>(ReadOnlySpan<float> weight, int outChannels, int inChannels)
+        where TFormat : struct, IHalfFormat
+    {
+        const int Kernel = 3, Taps = Kernel * Kernel, PhaseTaps = 4;
+        Require(weight.Length, (long)outChannels * inChannels * Taps, "sub-pixel conv weight");
+        int inPadded = PaddedChannels(inChannels);
+        int outPadded = PaddedChannels(outChannels);
+        int depth = PhaseTaps * inPadded;
+        var packed = new ushort[checked(PhaseTaps * outPadded * depth)];
+        var format = default(TFormat);
+        for (int phase = 0; phase < PhaseTaps; phase++)
+        for (int o = 0; o < outChannels; o++)
+        for (int c = 0; c < inChannels; c++)
+        for (int tap = 0; tap < PhaseTaps; tap++)
+        {
+            var (rowFirst, rowLast) = PhaseKernelTaps(phase / 2, tap / 2);
+            var (columnFirst, columnLast) = PhaseKernelTaps(phase % 2, tap % 2);
+            float sum = 0;
+            for (int ky = rowFirst; ky <= rowLast; ky++)
+            for (int kx = columnFirst; kx <= columnLast; kx++)
+                sum += weight[(o * inChannels + c) * Taps + ky * Kernel + kx];
+            packed[(phase * outPadded + o) * depth + tap * inPadded + c] = (ushort)format.Narrow(sum);
+        }
+        return packed;
+    }
+
+    /// <summary>The 3x3 kernel rows (or columns) that phase parity <paramref name="parity"/>'s tap <paramref name="tap"/> sums.</summary>
+    private static (int First, int Last) PhaseKernelTaps(int parity, int tap) => (parity, tap) switch
+    {
+        (0, 0) => (0, 0),
+        (0, _) => (1, 2),
+        (_, 0) => (0, 1),
+        _ => (2, 2),
+    };
+
     /// <summary>Bias [Cout] fp32, zero-padded to PaddedChannels(Cout).</summary>
     public static float[] PadBias(ReadOnlySpan<float> bias)
     {
