@@ -81,7 +81,7 @@ internal static class Conv2dTensorCoreGpu
         int warp = thread / WarpSize;
         int lane = thread % WarpSize;
         int phase = Grid.IdxZ;
-        var gemm = GemmConv(p, phase);
+        var gemm = Conv2dTensorCoreGeometry.GemmConv(p, phase);
         int pixels = gemm.OutHeight * gemm.OutWidth;
         int tiles = DeviceMath.CeilDiv(pixels, BlockM);
         int batch = Grid.IdxX / tiles;
@@ -165,43 +165,11 @@ internal static class Conv2dTensorCoreGpu
         }
         Group.Barrier();
         if (!writer || upperWarp) return;
-        int tileBase = (batch * TilesPerImage(p) + phase * tiles + tile) * p.OutChannels;
+        int tileBase = (batch * Conv2dTensorCoreGeometry.TilesPerImage(p) + phase * tiles + tile) * p.OutChannels;
         WriteMoments(p, moments, tileBase, columnBase, n0Moments.MergeWith(scratch, localColumn));
         WriteMoments(p, moments, tileBase, columnBase + MmaColumns, n1Moments.MergeWith(scratch, localColumn + MmaColumns));
         WriteMoments(p, moments, tileBase, columnBase + 2 * MmaColumns, n2Moments.MergeWith(scratch, localColumn + 2 * MmaColumns));
         WriteMoments(p, moments, tileBase, columnBase + 3 * MmaColumns, n3Moments.MergeWith(scratch, localColumn + 3 * MmaColumns));
-    }
-
-    /// <summary>Output phases: 4 for a sub-pixel upsampling conv, else 1.</summary>
-    public static int Phases(in Conv2dParams p) => p.SubPixel != 0 ? SubPixelPhases : 1;
-
-    private const int SubPixelPhases = 4;
-    private const int SubPixelKernel = 2;
-
-    /// <summary>Tiles of <see cref="BlockM"/> output pixels per image, over all phases.</summary>
-    public static int TilesPerImage(in Conv2dParams p)
-    {
-        var gemm = GemmConv(p, 0);
-        return Phases(p) * DeviceMath.CeilDiv(gemm.OutHeight * gemm.OutWidth, BlockM);
-    }
-
-    /// <summary>
-    /// The conv the GEMM computes: the conv itself, or for phase (py, px) of a sub-pixel conv a 2x2 conv of the
-    /// input (not upsampled) over the phase's H x W pixels, padded 1 - py on top and 1 - px on the left.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Conv2dParams GemmConv(Conv2dParams p, int phase)
-    {
-        if (p.SubPixel == 0) return p;
-        var g = p;
-        g.Kernel = SubPixelKernel;
-        g.Stride = 1;
-        g.PadTop = 1 - phase / 2;
-        g.PadLeft = 1 - phase % 2;
-        g.OutHeight = p.OutHeight / 2;
-        g.OutWidth = p.OutWidth / 2;
-        g.Upsample2x = 0;
-        return g;
     }
 
     /// <summary>Where a tile's rows go in the output: pixel (y, x) of the GEMM's grid, or (2y + py, 2x + px) for a phase.</summary>
@@ -489,6 +457,46 @@ internal static class Conv2dTensorCoreGpu
     }
 }
 
+/// <summary>
+/// The GEMM geometry of <see cref="Conv2dTensorCoreGpu"/>, shared by the kernel and its launcher (kernel classes
+/// expose only kernels).
+/// </summary>
+internal static class Conv2dTensorCoreGeometry
+{
+    private const int SubPixelPhases = 4;
+    private const int SubPixelKernel = 2;
+
+    /// <summary>Output phases: 4 for a sub-pixel upsampling conv, else 1.</summary>
+    public static int Phases(in Conv2dParams p) => p.SubPixel != 0 ? SubPixelPhases : 1;
+
+
+    /// <summary>Tiles of <see cref="BlockM"/> output pixels per image, over all phases.</summary>
+    public static int TilesPerImage(in Conv2dParams p)
+    {
+        var gemm = GemmConv(p, 0);
+        return Phases(p) * DeviceMath.CeilDiv(gemm.OutHeight * gemm.OutWidth, Conv2dTensorCoreGpu.BlockM);
+    }
+
+    /// <summary>
+    /// The conv the GEMM computes: the conv itself, or for phase (py, px) of a sub-pixel conv a 2x2 conv of the
+    /// input (not upsampled) over the phase's H x W pixels, padded 1 - py on top and 1 - px on the left.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Conv2dParams GemmConv(Conv2dParams p, int phase)
+    {
+        if (p.SubPixel == 0) return p;
+        var g = p;
+        g.Kernel = SubPixelKernel;
+        g.Stride = 1;
+        g.PadTop = 1 - phase / 2;
+        g.PadLeft = 1 - phase % 2;
+        g.OutHeight = p.OutHeight / 2;
+        g.OutWidth = p.OutWidth / 2;
+        g.Upsample2x = 0;
+        return g;
+    }
+}
+
 /// <summary>Loads the tensor-core conv kernels once for one accelerator and launches the one for a storage format.</summary>
 internal sealed class Conv2dTensorCoreLauncher
 {
@@ -521,8 +529,8 @@ internal sealed class Conv2dTensorCoreLauncher
         if (p.SubPixel != 0 && (p.Upsample2x == 0 || p.Kernel != 3 || p.Stride != 1 || p.PadTop != 1 || p.PadLeft != 1
                                 || p.OutHeight % 2 != 0 || p.OutWidth % 2 != 0))
             throw new ArgumentException("a sub-pixel conv is a 3x3, stride 1, pad 1 conv of a 2x upsampled input", nameof(p));
-        int phases = Conv2dTensorCoreGpu.Phases(p);
-        var grid = new Index3D(p.Batch * Conv2dTensorCoreGpu.TilesPerImage(p) / phases,
+        int phases = Conv2dTensorCoreGeometry.Phases(p);
+        var grid = new Index3D(p.Batch * Conv2dTensorCoreGeometry.TilesPerImage(p) / phases,
             DeviceMath.CeilDiv(p.OutChannels, Conv2dTensorCoreGpu.BlockN), phases);
         var config = new KernelConfig(grid, new Index3D(Conv2dTensorCoreGpu.GroupSize, 1, 1));
         (bf16 ? _bf16 : _f16)(config, p, input, weight, bias, residual, output, moments);

@@ -112,7 +112,7 @@ public sealed class Conv2dTensorCoreTests
             : Words(NhwcPacking.ToNhwc<TFormat>(residual, c.Batch, c.OutChannels, c.OutHeight, c.OutWidth)));
         // Garbage in the output, so that a value the kernel fails to write shows.
         using var output = accelerator.Allocate1D(Enumerable.Repeat(0x7E00_7E00u, outputWords).ToArray());
-        int tiles = Conv2dTensorCoreGpu.TilesPerImage(p);
+        int tiles = Conv2dTensorCoreGeometry.TilesPerImage(p);
         using var moments = accelerator.Allocate1D<float>(c.Batch * tiles * outPadded * Conv2dTensorCoreGpu.MomentsPerChannel);
         using var stats = accelerator.Allocate1D<float>(c.Batch * c.Groups * 2);
         new Conv2dTensorCoreLauncher(accelerator).Run(bf16, p, input.View, weight.View, biasBuffer.View,
