@@ -20,6 +20,7 @@ var device = DevicePreference.Auto;
 double? scale = null;
 double? channelScale = null;
 int? runs = null;
+bool tensorCoresOnly = false;
 for (int i = 0; i < args.Length; i++)
 {
     string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -49,8 +50,12 @@ for (int i = 0; i < args.Length; i++)
             runs = int.Parse(Next(), CultureInfo.InvariantCulture);
             if (runs < 1) throw new ArgumentException("--runs must be at least 1");
             break;
+        case "--tensor-cores":
+            tensorCoresOnly = true;
+            break;
         case "--help" or "-h":
-            Console.WriteLine("NativeVae.KernelBench [--device cpu|cuda|auto] [--scale S (spatial, e.g. 1/32)] [--channel-scale S] [--runs N] [--quick]");
+            Console.WriteLine("NativeVae.KernelBench [--device cpu|cuda|auto] [--scale S (spatial, e.g. 1/32)] [--channel-scale S] [--runs N] [--quick] [--tensor-cores]");
+            Console.WriteLine("  --tensor-cores: only the tensor-core conv (bf16, fp16), which otherwise follows the other kernels on CUDA");
             Console.WriteLine("  defaults: CUDA full SD shapes, 10 runs; CPU accelerator --quick = spatial 1/32, channels 1/4, 1 run");
             return 0;
         default:
@@ -75,9 +80,10 @@ Console.WriteLine($"SD 512x512 layer shapes at spatial scale {spatialScale:G4}, 
 if (onCpu)
     Console.WriteLine("NOTE: ILGPU's CPU accelerator is an emulator: tiny sizes, and the numbers compare versions on it, not GPU speed.");
 Console.WriteLine();
-Console.WriteLine($"{"case",-58} {"version",-12} {"median ms",10} {"rate",14}");
+if (!tensorCoresOnly)
+    Console.WriteLine($"{"case",-58} {"version",-12} {"median ms",10} {"rate",14}");
 
-foreach (var benchCase in SdShapes.All(spatialScale, channelsScale))
+foreach (var benchCase in tensorCoresOnly ? [] : SdShapes.All(spatialScale, channelsScale))
 {
     foreach (var backend in new[] { plain, tiled })
     {
@@ -94,6 +100,9 @@ foreach (var benchCase in SdShapes.All(spatialScale, channelsScale))
         Console.WriteLine($"{benchCase.Label,-58} {version,-12} {ms,10:F3} {rate,10:G3} {unit}");
     }
 }
+// On the CPU accelerator the MMA is emulated with a warp barrier per shuffle: seconds per tiny conv, so only on request.
+if (tensorCoresOnly || !onCpu)
+    TensorCoreConvBench.Run(plain.Accelerator, spatialScale, channelsScale, timedRuns);
 return 0;
 
 static double MedianMilliseconds(IlgpuBackend backend, PreparedOp op, int runs)

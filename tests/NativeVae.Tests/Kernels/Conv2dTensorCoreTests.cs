@@ -9,7 +9,7 @@ namespace NativeVae.Tests.Kernels;
 
 /// <summary>
 /// The tensor-core conv (implicit GEMM on mma.sync, NHWC 16-bit) on ILGPU's CPU accelerator, where the MMA runs as
-/// its C# fallback, against the fp64 reference conv of the same 16-bit inputs: odd channel counts (padded), tails in
+/// its C# fallback, and on a CUDA GPU where there is one (the real HMMA), against the fp64 reference conv of the same 16-bit inputs: odd channel counts (padded), tails in
 /// M, N and depth, stride 2, 1x1, the fused 2x upsample, bias and residual, in bf16 and fp16. Padded output
 /// channels must come out exactly zero, since the next conv reads them. The epilogue's per-tile channel moments,
 /// merged into GroupNorm statistics, must match statistics of the stored output computed in fp64.
@@ -42,17 +42,19 @@ public sealed class Conv2dTensorCoreTests
 
     /// <summary>Every case in bf16; in fp16 the cases whose indexing differs (the formats share all but the MMA and rounding).</summary>
     private static IEnumerable<TestCaseData> FormatsAndCases() =>
-        Cases.Select(c => new TestCaseData(true, c).SetArgDisplayNames("bf16", c.Name)).Concat(
-            Cases.Take(FullF16Cases).Select(c => new TestCaseData(false, c).SetArgDisplayNames("fp16", c.Name)));
+        from accelerator in TensorCoreAccelerators.Names
+        from test in Cases.Select(c => (Bf16: true, Case: c)).Concat(Cases.Take(FullF16Cases).Select(c => (Bf16: false, Case: c)))
+        select new TestCaseData(accelerator, test.Bf16, test.Case).SetArgDisplayNames(accelerator, test.Bf16 ? "bf16" : "fp16", test.Case.Name);
 
     /// <summary>The emulated MMA costs a warp barrier per shuffle on the CPU accelerator: fp16 runs the first two cases.</summary>
     private const int FullF16Cases = 2;
 
     [TestCaseSource(nameof(FormatsAndCases))]
-    public void MatchesTheReferenceOnTheFallback(bool bf16, Case c)
+    public void MatchesTheReference(string acceleratorName, bool bf16, Case c)
     {
-        if (bf16) Run<Bf16Format>(c, bf16, relativeTolerance: Bf16Ulp);
-        else Run<F16Format>(c, bf16, relativeTolerance: F16Ulp);
+        var accelerator = TensorCoreAccelerators.Get(acceleratorName);
+        if (bf16) Run<Bf16Format>(accelerator, c, bf16, relativeTolerance: Bf16Ulp);
+        else Run<F16Format>(accelerator, c, bf16, relativeTolerance: F16Ulp);
     }
 
     /// <summary>One unit in the last place, relative: the output is rounded once to 16 bits, after fp32 accumulation.</summary>
@@ -60,7 +62,7 @@ public sealed class Conv2dTensorCoreTests
     private const double F16Ulp = 1.0 / 1024;
     private const double AbsoluteTolerance = 1e-4;
 
-    private static void Run<TFormat>(Case c, bool bf16, double relativeTolerance) where TFormat : struct, IHalfFormat
+    private static void Run<TFormat>(Accelerator accelerator, Case c, bool bf16, double relativeTolerance) where TFormat : struct, IHalfFormat
     {
         var format = default(TFormat);
         var random = new Random(c.Name.Length * 31 + (bf16 ? 1 : 0));
@@ -100,7 +102,6 @@ public sealed class Conv2dTensorCoreTests
             HasMoments = 1,
             SubPixel = c.SubPixel ? 1 : 0,
         };
-        var accelerator = TestBackends.IlgpuCpu(IlgpuKernelChoice.For(AcceleratorType.CPU)).Accelerator;
         using var input = accelerator.Allocate1D(Words(NhwcPacking.ToNhwc<TFormat>(x, c.Batch, c.InChannels, c.Height, c.Width)));
         using var weight = accelerator.Allocate1D(Words(c.SubPixel
             ? NhwcPacking.PackSubPixelWeights<TFormat>(w, c.OutChannels, c.InChannels)

@@ -6,9 +6,9 @@ using NativeVae.Tests.Support;
 namespace NativeVae.Tests.Kernels;
 
 /// <summary>
-/// The C# fallback of mma.sync m16n8k16 on ILGPU's CPU accelerator (warps of 32), against an fp64 product of the
-/// logical matrices: the test loads each lane's fragments by the PTX ISA's layouts, so a fallback that disagrees
-/// with them (and a conv kernel built on that disagreement) fails here.
+/// mma.sync m16n8k16 against an fp64 product of the logical matrices: its C# fallback on ILGPU's CPU accelerator
+/// (warps of 32) and, where there is a GPU, the instruction itself. The test loads each lane's fragments by the PTX
+/// ISA's layouts, so a fallback or a kernel that disagrees with them fails here.
 /// </summary>
 public sealed class WarpMmaTests
 {
@@ -48,9 +48,13 @@ public sealed class WarpMmaTests
         c[(g + 8) * N + 2 * t + 1] = acc.C3;
     }
 
-    [TestCase(true)]
-    [TestCase(false)]
-    public void FallbackMatchesTheInstructionsLayouts(bool bf16)
+    private static IEnumerable<TestCaseData> Cases() =>
+        from accelerator in TensorCoreAccelerators.Names
+        from bf16 in new[] { true, false }
+        select new TestCaseData(accelerator, bf16).SetArgDisplayNames(accelerator, bf16 ? "bf16" : "fp16");
+
+    [TestCaseSource(nameof(Cases))]
+    public void MatchesTheInstructionsLayouts(string acceleratorName, bool bf16)
     {
         var random = new Random(bf16 ? 16 : 61);
         // Values exact in both formats (multiples of 1/64 below 4), so every product is exact in fp32 too.
@@ -71,7 +75,7 @@ public sealed class WarpMmaTests
             expected[row * N + col] = sum;
         }
 
-        var accelerator = TestBackends.IlgpuCpu(KernelBackendsPlain).Accelerator;
+        var accelerator = TensorCoreAccelerators.Get(acceleratorName);
         using var aBuffer = accelerator.Allocate1D(Pack(a, bf16));
         using var bBuffer = accelerator.Allocate1D(Pack(bColumns, bf16));
         using var cBuffer = accelerator.Allocate1D(c);
@@ -82,9 +86,6 @@ public sealed class WarpMmaTests
         // Exact inputs: the only rounding is fp32 summation of 17 terms of magnitude <= 16.
         NumericAssert.Close(actual, expected, new TensorShape(M, N), abs: 1e-5, rel: 0, $"mma {(bf16 ? "bf16" : "fp16")}");
     }
-
-    private static readonly NativeVae.Backends.Ilgpu.IlgpuKernelChoice KernelBackendsPlain =
-        NativeVae.Backends.Ilgpu.IlgpuKernelChoice.For(AcceleratorType.CPU);
 
     private static uint[] Pack(float[] values, bool bf16)
     {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds a self-contained bundle for a GPU machine without the .NET SDK: the device-test runner, the CLI and
 # KernelBench (framework-dependent), one copy of the .NET runtime, the fixtures and a NativeVae.sln marker (the
-# tests find their fixtures beside it), as DEST/bundle.tar.xz, plus run.sh and torchref.py beside it.
+# tests find their fixtures beside it), as DEST/bundle.tar.xz, plus run.sh, torchref.py and torch_vae.py beside it.
 # Usage: tools/NativeVae.DeviceTests/device/bundle.sh DEST     (then on the device: bash DEST/run.sh)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -21,5 +21,6 @@ cp "$root/dotnet" "$stage/dotnet/"
 cp -r "$root/host/fxr/$fxr" "$stage/dotnet/host/fxr/"
 cp -r "$root/shared/Microsoft.NETCore.App/$runtime" "$stage/dotnet/shared/Microsoft.NETCore.App/"
 tar -C "$stage" -cf - dotnet app cli kb tests NativeVae.sln | xz -9 -T2 > "$dest/bundle.tar.xz"
-cp tools/NativeVae.DeviceTests/device/run.sh tools/NativeVae.DeviceTests/device/torchref.py "$dest/"
+cp tools/NativeVae.DeviceTests/device/run.sh tools/NativeVae.DeviceTests/device/torchref.py \
+  tools/NativeVae.DeviceTests/device/torch_vae.py "$dest/"
 ls -la "$dest"
