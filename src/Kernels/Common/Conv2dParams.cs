@@ -28,4 +28,9 @@ internal struct Conv2dParams
     /// taps on the input itself, 2.25x fewer multiplies; weights packed per phase (tensor-core kernels only).
     /// </summary>
     public int SubPixel;
+    /// <summary>
+    /// Rows of the packed weight (tensor-core kernels): output channels from here up read zero weights, so a weight
+    /// stored [Cout, K, K, CinPadded] serves a padded output. 0: OutChannels rows.
+    /// </summary>
+    public int WeightRows;
 }

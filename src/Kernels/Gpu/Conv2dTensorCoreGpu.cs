@@ -5,7 +5,7 @@ using ILGPU.Runtime;
 namespace NativeVae.Kernels.Gpu;
 
 // Conv2d as an implicit GEMM on tensor cores, 16-bit storage (bf16 or fp16) and fp32 accumulation.
-// Layouts: input NHWC [N, H, W, Cin], weight packed K-major [Cout, K * K, Cin], output and residual NHWC
+// Layouts: input NHWC [N, H, W, Cin], weight packed K-major [WeightRows, K * K, Cin], output and residual NHWC
 // [N, Ho, Wo, Cout], bias fp32 [Cout]. Channel counts are storage counts, padded to ChannelAlignment with zeros
 // (weights and bias included), so that every padded output channel is an exact zero the next conv can read.
 // GEMM: M = N * Ho * Wo output pixels, columns = Cout, depth = K * K * Cin ordered (ky, kx, ci), so a run of 16
@@ -91,7 +91,8 @@ internal static class Conv2dTensorCoreGpu
         int n0 = Grid.IdxY * BlockN;
         int depth = gemm.Kernel * gemm.Kernel * p.InChannels;
         int steps = DeviceMath.CeilDiv(depth, BlockK);
-        int phaseWords = p.OutChannels * depth / ElementsPerWord;
+        int weightRows = p.WeightRows > 0 ? p.WeightRows : p.OutChannels;
+        int phaseWords = weightRows * depth / ElementsPerWord;
         var phaseWeight = weight.SubView(phase * phaseWords, phaseWords);
 
         // The row (output pixel) and column (output channel) this thread loads are the same every step.
@@ -99,7 +100,7 @@ internal static class Conv2dTensorCoreGpu
         int loadOffset = thread % 2 * LoadDepth;
         var pixel = new PixelWindow(gemm, batch, tileStart + loadRow, loadRow < rowsInTile);
         int column = n0 + loadRow;
-        bool columnValid = column < p.OutChannels;
+        bool columnValid = column < weightRows;
 
         var nextA = LoadInput(gemm, input, pixel, loadOffset, depth);
         var nextB = LoadWeight(phaseWeight, column, columnValid, loadOffset, depth);

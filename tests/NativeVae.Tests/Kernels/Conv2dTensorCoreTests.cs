@@ -18,7 +18,7 @@ public sealed class Conv2dTensorCoreTests
 {
     public sealed record Case(string Name, int Batch, int InChannels, int Height, int Width, int OutChannels,
         int Kernel, int Stride, int PadTop, int PadLeft, int OutHeight, int OutWidth, bool Upsample, bool Bias, bool Residual,
-        int Groups, bool SubPixel = false)
+        int Groups, bool SubPixel = false, bool UnpaddedWeightRows = false)
     {
         public override string ToString() => Name;
     }
@@ -26,7 +26,7 @@ public sealed class Conv2dTensorCoreTests
     private static readonly Case[] Cases =
     [
         // Depth 9 * 16 = 144: four and a half 32-deep steps. 63 pixels: a tail in M.
-        new("3x3 odd channels", 1, 5, 9, 7, 19, 3, 1, 1, 1, 9, 7, false, true, true, Groups: 1),
+        new("3x3 odd channels", 1, 5, 9, 7, 19, 3, 1, 1, 1, 9, 7, false, true, true, Groups: 1, UnpaddedWeightRows: true),
         // SD's downsample: stride 2, padding (0, 1, 0, 1) with bottom/right implied by the output size.
         new("3x3 stride 2", 1, 16, 9, 9, 16, 3, 2, 0, 0, 4, 4, false, true, false, Groups: 4),
         // 1x1 with depth 48: one and a half steps; two images.
@@ -103,9 +103,16 @@ public sealed class Conv2dTensorCoreTests
             SubPixel = c.SubPixel ? 1 : 0,
         };
         using var input = accelerator.Allocate1D(Words(NhwcPacking.ToNhwc<TFormat>(x, c.Batch, c.InChannels, c.Height, c.Width)));
-        using var weight = accelerator.Allocate1D(Words(c.SubPixel
+        var packed = c.SubPixel
             ? NhwcPacking.PackSubPixelWeights<TFormat>(w, c.OutChannels, c.InChannels)
-            : NhwcPacking.PackWeights<TFormat>(w, c.OutChannels, c.InChannels, c.Kernel)));
+            : NhwcPacking.PackWeights<TFormat>(w, c.OutChannels, c.InChannels, c.Kernel);
+        if (c.UnpaddedWeightRows)
+        {
+            // The weight as a 16-bit NHWC tensor [Cout, K, K, CinPadded] stores it: no rows for the padded outputs.
+            packed = packed[..(c.OutChannels * c.Kernel * c.Kernel * inPadded)];
+            p.WeightRows = c.OutChannels;
+        }
+        using var weight = accelerator.Allocate1D(Words(packed));
         using var biasBuffer = accelerator.Allocate1D(NhwcPacking.PadBias(bias ?? new float[c.OutChannels]));
         int outputWords = c.Batch * c.OutHeight * c.OutWidth * outPadded / 2;
         using var residualBuffer = accelerator.Allocate1D(residual is null
