@@ -47,6 +47,8 @@ internal static class WarpMma
     private const int HalfBits = 16;
     private const uint LowHalf = 0xFFFF;
 
+    // Bf16 and F16 differ only in the instruction's types, but each spells its PTX out: ILGPU reads the inline
+    // assembly from a string literal at the call, so the text cannot be a parameter of a shared helper.
     public static void Bf16(ref MmaAccumulator c, in MmaFragmentA a, in MmaFragmentB b)
     {
         if (CudaAsm.IsSupported)

@@ -102,7 +102,7 @@ public sealed class Conv2dTensorCoreTests
             HasMoments = 1,
             SubPixel = c.SubPixel ? 1 : 0,
         };
-        using var input = accelerator.Allocate1D(Words(NhwcPacking.ToNhwc<TFormat>(x, c.Batch, c.InChannels, c.Height, c.Width)));
+        using var input = accelerator.Allocate1D(NhwcPacking.ToWords(NhwcPacking.ToNhwc<TFormat>(x, c.Batch, c.InChannels, c.Height, c.Width)));
         var packed = c.SubPixel
             ? NhwcPacking.PackSubPixelWeights<TFormat>(w, c.OutChannels, c.InChannels)
             : NhwcPacking.PackWeights<TFormat>(w, c.OutChannels, c.InChannels, c.Kernel);
@@ -112,12 +112,12 @@ public sealed class Conv2dTensorCoreTests
             packed = packed[..(c.OutChannels * c.Kernel * c.Kernel * inPadded)];
             p.WeightRows = c.OutChannels;
         }
-        using var weight = accelerator.Allocate1D(Words(packed));
+        using var weight = accelerator.Allocate1D(NhwcPacking.ToWords(packed));
         using var biasBuffer = accelerator.Allocate1D(NhwcPacking.PadBias(bias ?? new float[c.OutChannels]));
         int outputWords = c.Batch * c.OutHeight * c.OutWidth * outPadded / 2;
         using var residualBuffer = accelerator.Allocate1D(residual is null
             ? new uint[outputWords]
-            : Words(NhwcPacking.ToNhwc<TFormat>(residual, c.Batch, c.OutChannels, c.OutHeight, c.OutWidth)));
+            : NhwcPacking.ToWords(NhwcPacking.ToNhwc<TFormat>(residual, c.Batch, c.OutChannels, c.OutHeight, c.OutWidth)));
         // Garbage in the output, so that a value the kernel fails to write shows.
         using var output = accelerator.Allocate1D(Enumerable.Repeat(0x7E00_7E00u, outputWords).ToArray());
         int tiles = Conv2dTensorCoreGeometry.TilesPerImage(p);
@@ -137,7 +137,7 @@ public sealed class Conv2dTensorCoreTests
         new GroupNormLauncher(accelerator).MergeTileMoments(merge, moments.View, stats.View);
         accelerator.Synchronize();
 
-        var stored = Halves(output.GetAsArray1D());
+        var stored = NhwcPacking.FromWords(output.GetAsArray1D());
         var actual = NhwcPacking.FromNhwc<TFormat>(stored, c.Batch, c.OutChannels, c.OutHeight, c.OutWidth);
         NumericAssert.Close(actual, expected, new TensorShape(c.Batch, c.OutChannels, c.OutHeight, c.OutWidth),
             AbsoluteTolerance, relativeTolerance, $"tensor-core conv {c.Name} ({(bf16 ? "bf16" : "fp16")})");
@@ -161,22 +161,4 @@ public sealed class Conv2dTensorCoreTests
 
     /// <summary>fp32 Welford and pairwise merges over at most a few thousand values of the stored output.</summary>
     private const double StatisticsTolerance = 1e-5;
-
-    private static uint[] Words(ushort[] halves)
-    {
-        var words = new uint[halves.Length / 2];
-        for (int i = 0; i < words.Length; i++) words[i] = WarpMma.Pack(halves[2 * i], halves[2 * i + 1]);
-        return words;
-    }
-
-    private static ushort[] Halves(uint[] words)
-    {
-        var halves = new ushort[words.Length * 2];
-        for (int i = 0; i < words.Length; i++)
-        {
-            halves[2 * i] = (ushort)words[i];
-            halves[2 * i + 1] = (ushort)(words[i] >> 16);
-        }
-        return halves;
-    }
 }

@@ -1,5 +1,6 @@
 using ILGPU;
 using ILGPU.Runtime;
+using NativeVae.Backends.Ilgpu;
 using NativeVae.Kernels.Gpu;
 using NativeVae.Tests.Support;
 
@@ -59,11 +60,9 @@ public sealed class ElementwiseHalfTests
             accelerator.Synchronize();
             var words = new uint[Layout.Words];
             half.SubView(0, Layout.Words).CopyToCPU(words);
-            for (int i = 0; i < words.Length * 2; i++)
-            {
-                uint bits = i % 2 == 0 ? words[i / 2] & 0xFFFF : words[i / 2] >> 16;
-                if (i % Stride >= Channels) Assert.That(bits, Is.Zero, $"{what}: padding element {i} is not zero");
-            }
+            var halves = NhwcPacking.FromWords(words);
+            for (int i = 0; i < halves.Length; i++)
+                if (i % Stride >= Channels) Assert.That(halves[i], Is.Zero, $"{what}: padding element {i} is not zero");
             return back.GetAsArray1D();
         }
 

@@ -96,13 +96,7 @@ public sealed class GroupNormNhwcTests
         NumericAssert.Close(stats.GetAsArray1D(), expectedStats, new TensorShape(c.Batch, c.Groups, 2),
             StatisticsTolerance, StatisticsTolerance, $"NHWC group statistics, {c.Name}");
 
-        var words = output.GetAsArray1D();
-        var stored = new ushort[words.Length * 2];
-        for (int i = 0; i < words.Length; i++)
-        {
-            stored[2 * i] = (ushort)words[i];
-            stored[2 * i + 1] = (ushort)(words[i] >> 16);
-        }
+        var stored = NhwcPacking.FromWords(output.GetAsArray1D());
         var actual = NhwcPacking.FromNhwc<TFormat>(stored, c.Batch, c.Channels, c.Height, c.Width);
         NumericAssert.Close(actual, expected, new TensorShape(c.Batch, c.Channels, c.Height, c.Width),
             AbsoluteTolerance, relativeTolerance, $"NHWC group_norm {(bf16 ? "bf16" : "fp16")}, {c.Name}");

@@ -114,6 +114,27 @@ internal static class NhwcPacking
         return padded;
     }
 
+    /// <summary>16-bit elements as the words the kernels read: element 2i in the low half of word i.</summary>
+    public static uint[] ToWords(ReadOnlySpan<ushort> halves)
+    {
+        if (halves.Length % 2 != 0) throw new ArgumentException($"{halves.Length} 16-bit elements do not fill whole words", nameof(halves));
+        var words = new uint[halves.Length / 2];
+        for (int i = 0; i < words.Length; i++) words[i] = halves[2 * i] | ((uint)halves[2 * i + 1] << 16);
+        return words;
+    }
+
+    /// <summary>The inverse of <see cref="ToWords"/>.</summary>
+    public static ushort[] FromWords(ReadOnlySpan<uint> words)
+    {
+        var halves = new ushort[words.Length * 2];
+        for (int i = 0; i < words.Length; i++)
+        {
+            halves[2 * i] = (ushort)words[i];
+            halves[2 * i + 1] = (ushort)(words[i] >> 16);
+        }
+        return halves;
+    }
+
     private static void Require(long actual, long expected, string what)
     {
         if (actual != expected)
