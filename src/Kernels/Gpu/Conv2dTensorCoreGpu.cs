@@ -527,6 +527,8 @@ internal sealed class Conv2dTensorCoreLauncher
                 $"tensor-core conv needs channel counts padded to {Conv2dTensorCoreGpu.ChannelAlignment}: in {p.InChannels}, out {p.OutChannels}",
                 nameof(p));
         if (p.Batch * p.OutHeight * p.OutWidth == 0) return;
+        if (p.WeightRows < 0 || p.WeightRows > p.OutChannels)
+            throw new ArgumentException($"tensor-core conv: {p.WeightRows} weight rows for {p.OutChannels} output channels", nameof(p));
         if (p.SubPixel != 0 && (p.Upsample2x == 0 || p.Kernel != 3 || p.Stride != 1 || p.PadTop != 1 || p.PadLeft != 1
                                 || p.OutHeight % 2 != 0 || p.OutWidth % 2 != 0))
             throw new ArgumentException("a sub-pixel conv is a 3x3, stride 1, pad 1 conv of a 2x upsampled input", nameof(p));

@@ -46,8 +46,11 @@ public sealed class Conv2dTensorCoreTests
         from test in Cases.Select(c => (Bf16: true, Case: c)).Concat(Cases.Take(FullF16Cases).Select(c => (Bf16: false, Case: c)))
         select new TestCaseData(accelerator, test.Bf16, test.Case).SetArgDisplayNames(accelerator, test.Bf16 ? "bf16" : "fp16", test.Case.Name);
 
-    /// <summary>The emulated MMA costs a warp barrier per shuffle on the CPU accelerator: fp16 runs the first two cases.</summary>
-    private const int FullF16Cases = 2;
+    /// <summary>
+    /// The emulated MMA costs a warp barrier per shuffle on the CPU accelerator, so fp16 (which shares every index
+    /// with bf16 and differs in the MMA and the rounding) runs the first case only.
+    /// </summary>
+    private const int FullF16Cases = 1;
 
     [TestCaseSource(nameof(FormatsAndCases))]
     public void MatchesTheReference(string acceleratorName, bool bf16, Case c)
