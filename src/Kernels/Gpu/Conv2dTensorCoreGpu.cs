@@ -445,12 +445,12 @@ internal static class Conv2dTensorCoreGpu
             if (_p.HasResidual != 0)
             {
                 uint r = _residual[word];
-                even += format.Widen(r & 0xFFFF);
-                odd += format.Widen(r >> 16);
+                even += format.Widen(HalfWords.Low(r));
+                odd += format.Widen(HalfWords.High(r));
             }
             uint evenBits = format.Narrow(even);
             uint oddBits = format.Narrow(odd);
-            _output[word] = WarpMma.Pack(evenBits, oddBits);
+            _output[word] = HalfWords.Pack(evenBits, oddBits);
             // The moments are those of the stored values, as a statistics pass over the output would see them.
             moments.Even.Add(format.Widen(evenBits));
             moments.Odd.Add(format.Widen(oddBits));

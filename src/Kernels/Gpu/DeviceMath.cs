@@ -13,6 +13,17 @@ internal static class DeviceMath
     /// </summary>
     public static float Silu(float x) => x / (1f + XMath.Exp(-x));
 
+    /// <summary>TAESD's soft clamp's limit: tanh(x / 3) * 3.</summary>
+    private const float TanhClampLimit = 3f;
+
+    /// <summary>The activation of a unary kernel; each maps 0 to 0.</summary>
+    public static float Activation(UnaryKind op, float x) => op switch
+    {
+        UnaryKind.Silu => Silu(x),
+        UnaryKind.Relu => XMath.Max(x, 0f),
+        _ => XMath.Tanh(x / TanhClampLimit) * TanhClampLimit,
+    };
+
     /// <summary>
     /// Round half to even, as torch.round (which diffusers applies after * 255): 0.5 -> 0, 1.5 -> 2, 2.5 -> 2.
     /// Written out rather than calling a library round so that every backend agrees on ties.

@@ -24,19 +24,12 @@ internal static class ElementwiseGpu
 {
     private const int RgbChannels = 3;
     private const float MaxByte = 255f;
-    private const float TanhClampLimit = 3f;
 
     [GpuKernel]
     internal static void Unary(Index1D index, ArrayView<float> input, ArrayView<float> output, UnaryKind op)
     {
         if (index >= output.IntLength) return;
-        float x = input[index];
-        output[index] = op switch
-        {
-            UnaryKind.Silu => DeviceMath.Silu(x),
-            UnaryKind.Relu => XMath.Max(x, 0f),
-            _ => XMath.Tanh(x / TanhClampLimit) * TanhClampLimit,
-        };
+        output[index] = DeviceMath.Activation(op, input[index]);
     }
 
     [GpuKernel]

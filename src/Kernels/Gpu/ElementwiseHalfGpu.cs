@@ -1,5 +1,4 @@
 using ILGPU;
-using ILGPU.Algorithms;
 using ILGPU.Runtime;
 
 namespace NativeVae.Kernels.Gpu;
@@ -21,9 +20,6 @@ internal struct HalfLayout
 
 internal static class ElementwiseHalfGpu
 {
-    private const int HalfBits = 16;
-    private const uint LowHalf = 0xFFFF;
-    private const float TanhClampLimit = 3f;
 
     [GpuKernel]
     internal static void UnaryBf16(Index1D index, HalfLayout layout, ArrayView<uint> input, ArrayView<uint> output, UnaryKind op) =>
@@ -68,29 +64,23 @@ internal static class ElementwiseHalfGpu
     internal static void ToNchwF16(Index1D index, HalfLayout layout, ArrayView<ushort> input, ArrayView<float> output) =>
         ToNchw(default(F16Format), index, layout, input, output);
 
+    /// <summary>Every activation maps 0 to 0, so padding needs no test.</summary>
     private static void Unary<TFormat>(TFormat format, Index1D index, HalfLayout layout, ArrayView<uint> input,
         ArrayView<uint> output, UnaryKind op) where TFormat : struct, IHalfFormat
     {
         if (index >= layout.Words) return;
         uint x = input[index];
-        output[index] = WarpMma.Pack(format.Narrow(Apply(op, format.Widen(x & LowHalf))), format.Narrow(Apply(op, format.Widen(x >> HalfBits))));
+        output[index] = HalfWords.Pack(format.Narrow(DeviceMath.Activation(op, format.Widen(HalfWords.Low(x)))),
+            format.Narrow(DeviceMath.Activation(op, format.Widen(HalfWords.High(x)))));
     }
-
-    /// <summary>Every activation maps 0 to 0, so padding needs no test.</summary>
-    private static float Apply(UnaryKind op, float x) => op switch
-    {
-        UnaryKind.Silu => DeviceMath.Silu(x),
-        UnaryKind.Relu => XMath.Max(x, 0f),
-        _ => XMath.Tanh(x / TanhClampLimit) * TanhClampLimit,
-    };
 
     private static void Add<TFormat>(TFormat format, Index1D index, HalfLayout layout, ArrayView<uint> a, ArrayView<uint> b,
         ArrayView<uint> output) where TFormat : struct, IHalfFormat
     {
         if (index >= layout.Words) return;
         uint x = a[index], y = b[index];
-        output[index] = WarpMma.Pack(format.Narrow(format.Widen(x & LowHalf) + format.Widen(y & LowHalf)),
-            format.Narrow(format.Widen(x >> HalfBits) + format.Widen(y >> HalfBits)));
+        output[index] = HalfWords.Pack(format.Narrow(format.Widen(HalfWords.Low(x)) + format.Widen(HalfWords.Low(y))),
+            format.Narrow(format.Widen(HalfWords.High(x)) + format.Widen(HalfWords.High(y))));
     }
 
     private static void ScaleShift<TFormat>(TFormat format, Index1D index, HalfLayout layout, ArrayView<uint> input,
@@ -99,9 +89,9 @@ internal static class ElementwiseHalfGpu
         if (index >= layout.Words) return;
         int channel = index * 2 % layout.ChannelStride;
         uint x = input[index];
-        uint low = channel < layout.Channels ? format.Narrow(format.Widen(x & LowHalf) * scale + shift) : 0;
-        uint high = channel + 1 < layout.Channels ? format.Narrow(format.Widen(x >> HalfBits) * scale + shift) : 0;
-        output[index] = WarpMma.Pack(low, high);
+        uint low = channel < layout.Channels ? format.Narrow(format.Widen(HalfWords.Low(x)) * scale + shift) : 0;
+        uint high = channel + 1 < layout.Channels ? format.Narrow(format.Widen(HalfWords.High(x)) * scale + shift) : 0;
+        output[index] = HalfWords.Pack(low, high);
     }
 
     private static void FromNchw<TFormat>(TFormat format, Index1D index, HalfLayout layout, ArrayView<float> input,
@@ -115,7 +105,7 @@ internal static class ElementwiseHalfGpu
         int source = (batch * layout.Channels + channel) * layout.Pixels + pixel - batch * layout.Pixels;
         uint low = channel < layout.Channels ? format.Narrow(input[source]) : 0;
         uint high = channel + 1 < layout.Channels ? format.Narrow(input[source + layout.Pixels]) : 0;
-        output[index] = WarpMma.Pack(low, high);
+        output[index] = HalfWords.Pack(low, high);
     }
 
     private static void ToNchw<TFormat>(TFormat format, Index1D index, HalfLayout layout, ArrayView<ushort> input,

@@ -14,8 +14,6 @@ internal static class GroupNormNhwcGpu
     public const int DefaultPixelsPerTile = 128;
 
     private const int ElementsPerWord = 2;
-    private const int HalfBits = 16;
-    private const uint LowHalf = 0xFFFF;
 
     /// <summary>bf16: moments [Batch, Tiles, ChannelStride, 3] = (count, mean, M2), one thread per (batch, tile, channel).</summary>
     [GpuKernel]
@@ -70,9 +68,9 @@ internal static class GroupNormNhwcGpu
         int channel = word % wordsPerPixel * ElementsPerWord;
         int batch = word / wordsPerPixel / p.Pixels;
         uint x = input[word];
-        uint low = Channel(format, p, batch, channel, x & LowHalf, gamma, beta, stats);
-        uint high = Channel(format, p, batch, channel + 1, x >> HalfBits, gamma, beta, stats);
-        output[word] = WarpMma.Pack(low, high);
+        uint low = Channel(format, p, batch, channel, HalfWords.Low(x), gamma, beta, stats);
+        uint high = Channel(format, p, batch, channel + 1, HalfWords.High(x), gamma, beta, stats);
+        output[word] = HalfWords.Pack(low, high);
     }
 
     /// <summary>One channel's normalised, narrowed value; 0 for a padding channel.</summary>

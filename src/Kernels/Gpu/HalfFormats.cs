@@ -19,6 +19,19 @@ internal interface IHalfFormat
     void Mma(ref MmaAccumulator c, in MmaFragmentA a, in MmaFragmentB b);
 }
 
+/// <summary>Two 16-bit elements in one word, the first (lower channel, lower index) in the low half.</summary>
+internal static class HalfWords
+{
+    private const int HalfBits = 16;
+    private const uint LowHalfMask = 0xFFFF;
+
+    public static uint Low(uint word) => word & LowHalfMask;
+
+    public static uint High(uint word) => word >> HalfBits;
+
+    public static uint Pack(uint low, uint high) => (low & LowHalfMask) | (high << HalfBits);
+}
+
 /// <summary>bfloat16: fp32's sign and exponent, 7 stored mantissa bits. FLUX and the TAESD family store in it.</summary>
 internal struct Bf16Format : IHalfFormat
 {

@@ -44,8 +44,6 @@ internal struct MmaFragmentB
 internal static class WarpMma
 {
     private const int LanesPerGroup = 4;
-    private const int HalfBits = 16;
-    private const uint LowHalf = 0xFFFF;
 
     // Bf16 and F16 differ only in the instruction's types, but each spells its PTX out: ILGPU reads the inline
     // assembly from a string literal at the call, so the text cannot be a parameter of a shared helper.
@@ -129,8 +127,6 @@ internal static class WarpMma
 
     /// <summary>The two-element dot product of two packed pairs, in fp32.</summary>
     private static float Dot<TFormat>(uint x, uint y, TFormat format) where TFormat : struct, IHalfFormat =>
-        format.Widen(x & LowHalf) * format.Widen(y & LowHalf) + format.Widen(x >> HalfBits) * format.Widen(y >> HalfBits);
+        format.Widen(HalfWords.Low(x)) * format.Widen(HalfWords.Low(y)) + format.Widen(HalfWords.High(x)) * format.Widen(HalfWords.High(y));
 
-    /// <summary>Two 16-bit elements in one word, <paramref name="low"/> in the low half.</summary>
-    public static uint Pack(uint low, uint high) => (low & LowHalf) | (high << HalfBits);
 }

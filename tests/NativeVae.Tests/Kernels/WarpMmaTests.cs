@@ -91,7 +91,7 @@ public sealed class WarpMmaTests
     {
         var words = new uint[values.Length / 2];
         for (int i = 0; i < words.Length; i++)
-            words[i] = WarpMma.Pack(Narrow(values[2 * i], bf16), Narrow(values[2 * i + 1], bf16));
+            words[i] = HalfWords.Pack(Narrow(values[2 * i], bf16), Narrow(values[2 * i + 1], bf16));
         return words;
     }
 

@@ -119,7 +119,7 @@ internal static class NhwcPacking
     {
         if (halves.Length % 2 != 0) throw new ArgumentException($"{halves.Length} 16-bit elements do not fill whole words", nameof(halves));
         var words = new uint[halves.Length / 2];
-        for (int i = 0; i < words.Length; i++) words[i] = halves[2 * i] | ((uint)halves[2 * i + 1] << 16);
+        for (int i = 0; i < words.Length; i++) words[i] = HalfWords.Pack(halves[2 * i], halves[2 * i + 1]);
         return words;
     }
 
@@ -129,8 +129,8 @@ internal static class NhwcPacking
         var halves = new ushort[words.Length * 2];
         for (int i = 0; i < words.Length; i++)
         {
-            halves[2 * i] = (ushort)words[i];
-            halves[2 * i + 1] = (ushort)(words[i] >> 16);
+            halves[2 * i] = (ushort)HalfWords.Low(words[i]);
+            halves[2 * i + 1] = (ushort)HalfWords.High(words[i]);
         }
         return halves;
     }
