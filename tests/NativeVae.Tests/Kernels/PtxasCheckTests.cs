@@ -177,7 +177,14 @@ public sealed class PtxasCheckTests
 
     private (int Exit, string Output) Run(string tool, string arguments)
     {
-        var start = new ProcessStartInfo(Path.Combine(_toolDirectory!, tool), arguments)
+        var (exit, stdout, stderr) = RunProcess(Path.Combine(_toolDirectory!, tool), arguments, ToolTimeout);
+        return (exit, stdout + stderr);
+    }
+
+    /// <summary>A process's exit code and output; exit -1 with a message on stderr when it outlives <paramref name="timeout"/>.</summary>
+    private static (int Exit, string Stdout, string Stderr) RunProcess(string file, string arguments, TimeSpan timeout)
+    {
+        var start = new ProcessStartInfo(file, arguments)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -185,37 +192,24 @@ public sealed class PtxasCheckTests
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(ToolTimeout))
+        if (!process.WaitForExit(timeout))
         {
             process.Kill(entireProcessTree: true);
-            return (-1, $"{tool} {arguments}: no answer in {ToolTimeout.TotalSeconds} s");
+            return (-1, "", $"{Path.GetFileName(file)} {arguments}: no answer in {timeout.TotalSeconds} s");
         }
-        return (process.ExitCode, stdout.Result + stderr.Result);
+        return (process.ExitCode, stdout.Result, stderr.Result);
     }
 
     /// <summary>The toolchain's bin folder: the fetch script's cache when ptxas is there, else what the script fetches.</summary>
     private static string? FindOrFetchToolchain(out string why)
     {
         string script = Path.Combine(TestPaths.RepoRoot, "tools", "cuda-offline", "fetch-toolchain.sh");
-        var start = new ProcessStartInfo("bash", $"\"{script}\"")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
         try
         {
-            using var process = Process.Start(start)!;
-            var stdout = process.StandardOutput.ReadToEndAsync();
-            var stderr = process.StandardError.ReadToEndAsync();
-            if (!process.WaitForExit(FetchTimeout))
-            {
-                process.Kill(entireProcessTree: true);
-                why = "fetch-toolchain.sh did not finish";
-                return null;
-            }
-            string bin = stdout.Result.Trim();
-            why = stderr.Result;
-            return process.ExitCode == 0 && File.Exists(Path.Combine(bin, "ptxas")) ? bin : null;
+            var (exit, stdout, stderr) = RunProcess("bash", $"\"{script}\"", FetchTimeout);
+            string bin = stdout.Trim();
+            why = stderr;
+            return exit == 0 && File.Exists(Path.Combine(bin, "ptxas")) ? bin : null;
         }
         catch (System.ComponentModel.Win32Exception e)
         {
