@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using ILGPU;
 using ILGPU.Runtime;
+using NativeVae.Core;
 using NativeVae.Kernels;
 using NativeVae.Kernels.Gpu;
 
@@ -20,25 +21,25 @@ internal static class TensorCoreConvBench
     private const byte FillByte = 0x3C;
     private const int BytesPerHalf = 2;
 
-    private sealed record Shape(string Name, int InChannels, int OutChannels, int Size, int Kernel, int Stride,
-        int Pad, bool Upsample, bool SubPixel, bool Moments);
+    private sealed record Shape(string Name, int InChannels, int OutChannels, int Size, int Kernel, Conv2dSpec Spec,
+        bool SubPixel = false, bool Moments = false);
 
     private static IEnumerable<Shape> Shapes(double spatialScale, double channelScale)
     {
         int S(int size) => Math.Max(4, (int)Math.Round(size * spatialScale) / 2 * 2);
         int C(int channels) => Math.Max(Conv2dTensorCoreGpu.ChannelAlignment,
             (int)Math.Round(channels * channelScale) / Conv2dTensorCoreGpu.ChannelAlignment * Conv2dTensorCoreGpu.ChannelAlignment);
-        yield return new("conv 3x3", C(512), C(512), S(128), 3, 1, 1, false, false, false);
-        yield return new("conv 3x3", C(128), C(128), S(1024), 3, 1, 1, false, false, false);
-        yield return new("conv 3x3 + moments", C(512), C(512), S(128), 3, 1, 1, false, false, true);
-        yield return new("conv 3x3", C(128), C(128), S(512), 3, 1, 1, false, false, false);
-        yield return new("conv 3x3", C(256), C(256), S(256), 3, 1, 1, false, false, false);
-        yield return new("conv 3x3", C(512), C(512), S(64), 3, 1, 1, false, false, false);
-        yield return new("downsample 3x3 s2", C(128), C(128), S(512), 3, 2, 0, false, false, false);
-        yield return new("upsample2x + 3x3 fused", C(512), C(512), S(64), 3, 1, 1, true, false, false);
-        yield return new("upsample2x + 3x3 sub-pixel", C(512), C(512), S(64), 3, 1, 1, true, true, false);
-        yield return new("upsample2x + 3x3 sub-pixel", C(256), C(256), S(256), 3, 1, 1, true, true, false);
-        yield return new("conv 1x1", C(512), C(512), S(64), 1, 1, 0, false, false, false);
+        yield return new("conv 3x3", C(512), C(512), S(128), 3, Conv2dSpec.Same);
+        yield return new("conv 3x3", C(128), C(128), S(1024), 3, Conv2dSpec.Same);
+        yield return new("conv 3x3 + moments", C(512), C(512), S(128), 3, Conv2dSpec.Same, Moments: true);
+        yield return new("conv 3x3", C(128), C(128), S(512), 3, Conv2dSpec.Same);
+        yield return new("conv 3x3", C(256), C(256), S(256), 3, Conv2dSpec.Same);
+        yield return new("conv 3x3", C(512), C(512), S(64), 3, Conv2dSpec.Same);
+        yield return new("downsample 3x3 s2", C(128), C(128), S(512), 3, Conv2dSpec.DownsampleAsymmetric);
+        yield return new("upsample2x + 3x3 fused", C(512), C(512), S(64), 3, Conv2dSpec.UpsampleSame);
+        yield return new("upsample2x + 3x3 sub-pixel", C(512), C(512), S(64), 3, Conv2dSpec.UpsampleSame, SubPixel: true);
+        yield return new("upsample2x + 3x3 sub-pixel", C(256), C(256), S(256), 3, Conv2dSpec.UpsampleSame, SubPixel: true);
+        yield return new("conv 1x1", C(512), C(512), S(64), 1, Conv2dSpec.Pointwise);
     }
 
     public static void Run(Accelerator accelerator, double spatialScale, double channelScale, int runs)
@@ -53,9 +54,7 @@ internal static class TensorCoreConvBench
 
     private static void Time(Accelerator accelerator, Conv2dTensorCoreLauncher launcher, Shape s, bool bf16, int runs)
     {
-        int virtualSize = s.Upsample ? 2 * s.Size : s.Size;
-        int outSize = (virtualSize + 2 * s.Pad - s.Kernel) / s.Stride + 1;
-        if (s.Stride == 2) outSize = virtualSize / 2;
+        int outSize = s.Spec.OutputHeight(s.Size, s.Kernel);
         var p = new Conv2dParams
         {
             Batch = 1,
@@ -66,10 +65,10 @@ internal static class TensorCoreConvBench
             OutHeight = outSize,
             OutWidth = outSize,
             Kernel = s.Kernel,
-            Stride = s.Stride,
-            PadTop = s.Pad,
-            PadLeft = s.Pad,
-            Upsample2x = s.Upsample ? 1 : 0,
+            Stride = s.Spec.Stride,
+            PadTop = s.Spec.PadTop,
+            PadLeft = s.Spec.PadLeft,
+            Upsample2x = s.Spec.Upsample2x ? 1 : 0,
             HasBias = 1,
             HasMoments = s.Moments ? 1 : 0,
             SubPixel = s.SubPixel ? 1 : 0,
