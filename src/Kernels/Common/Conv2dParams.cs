@@ -33,4 +33,9 @@ internal struct Conv2dParams
     /// stored [Cout, K, K, CinPadded] serves a padded output. 0: OutChannels rows.
     /// </summary>
     public int WeightRows;
+    /// <summary>
+    /// 1: the tensor-core kernels store fp32 NCHW [Batch, real channels, OutHeight, OutWidth] (real channels =
+    /// WeightRows, or OutChannels when 0), the padding dropped, instead of 16-bit NHWC; no residual.
+    /// </summary>
+    public int OutputF32;
 }

@@ -1,13 +1,16 @@
 using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
 
 namespace NativeVae.Kernels.Gpu;
 
 // Conv2d as an implicit GEMM on tensor cores, 16-bit storage (bf16 or fp16) and fp32 accumulation.
 // Layouts: input NHWC [N, H, W, Cin], weight packed K-major [WeightRows, K * K, Cin], output and residual NHWC
-// [N, Ho, Wo, Cout], bias fp32 [Cout]. Channel counts are storage counts, padded to ChannelAlignment with zeros
-// (weights and bias included), so that every padded output channel is an exact zero the next conv can read.
+// [N, Ho, Wo, Cout], bias fp32 with one entry per weight row. Channel counts are storage counts, padded to
+// ChannelAlignment with zeros (the weight rows from WeightRows up read as zeros, their bias too), so that every padded
+// output channel is an exact zero the next conv can read. With OutputF32 the output is fp32 NCHW [N, WeightRows, Ho,
+// Wo] instead, padding dropped: the decoder's image stays unrounded.
 // GEMM: M = N * Ho * Wo output pixels, columns = Cout, depth = K * K * Cin ordered (ky, kx, ci), so a run of 16
 // depth entries is 16 consecutive channels of one input pixel. A nearest 2x upsample of the input is fused as in
 // Conv2dGpu; padding is PadTop/PadLeft, the rest implied by the output size.
@@ -124,10 +127,10 @@ internal static class Conv2dTensorCoreGpu
                 nextB = LoadWeight(phaseWeight, column, columnValid, k, depth);
             }
 
-            int aBase = stage + (warpRow + fragmentRow) * Pitch + fragmentWord;
-            int bBase = stage + (warpColumn + fragmentRow) * Pitch + fragmentWord;
-            acc.Accumulate(format, aTiles, bTiles, aBase, bBase);
-            acc.Accumulate(format, aTiles, bTiles, aBase + WordsPerStep / 2, bBase + WordsPerStep / 2);
+            int aWarp = stage + warpRow * Pitch;
+            int bWarp = stage + warpColumn * Pitch;
+            acc.Accumulate(format, aTiles, bTiles, aWarp, bWarp);
+            acc.Accumulate(format, aTiles, bTiles, aWarp + WordsPerStep / 2, bWarp + WordsPerStep / 2);
 
             if (more)
             {
@@ -140,7 +143,8 @@ internal static class Conv2dTensorCoreGpu
 
         int rowBase = warpRow + fragmentRow;
         int columnBase = n0 + warpColumn + fragmentWord * 2;
-        var epilogue = new Epilogue(p, new OutputRows(p, gemm, phase, batch, tileStart), rowsInTile, bias, residual, output);
+        var epilogue = new Epilogue(p, new OutputRows(p, gemm, phase, batch, tileStart), batch, rowsInTile, weightRows,
+            bias, residual, output);
         var n0Moments = epilogue.Store(format, acc.M0.N0, acc.M1.N0, acc.M2.N0, acc.M3.N0, rowBase, columnBase);
         var n1Moments = epilogue.Store(format, acc.M0.N1, acc.M1.N1, acc.M2.N1, acc.M3.N1, rowBase, columnBase + MmaColumns);
         var n2Moments = epilogue.Store(format, acc.M0.N2, acc.M1.N2, acc.M2.N2, acc.M3.N2, rowBase, columnBase + 2 * MmaColumns);
@@ -347,20 +351,35 @@ internal static class Conv2dTensorCoreGpu
     {
         public TileRow M0, M1, M2, M3;
 
-        /// <summary>One 16-deep MMA step over the warp's tile, with the fragments read from shared memory.</summary>
+        /// <summary>
+        /// One 16-deep MMA step over the warp's tile, with the fragments read from shared memory: the warp's A rows
+        /// start at word <paramref name="aWarp"/>, its B columns at <paramref name="bWarp"/>. Without tensor cores
+        /// each product is emulated from the fragments the other lanes would load (<see cref="SharedFragments"/>).
+        /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Accumulate<TFormat>(TFormat format, ArrayView<uint> a, ArrayView<uint> b, int aBase, int bBase)
+        public void Accumulate<TFormat>(TFormat format, ArrayView<uint> a, ArrayView<uint> b, int aWarp, int bWarp)
             where TFormat : struct, IHalfFormat
         {
             const int NextTile = MmaColumns * Pitch;
+            const int NextStrip = MmaRows * Pitch;
+            if (!CudaAsm.IsSupported)
+            {
+                EmulateRow(format, ref M0, a, b, aWarp, bWarp);
+                EmulateRow(format, ref M1, a, b, aWarp + NextStrip, bWarp);
+                EmulateRow(format, ref M2, a, b, aWarp + 2 * NextStrip, bWarp);
+                EmulateRow(format, ref M3, a, b, aWarp + 3 * NextStrip, bWarp);
+                return;
+            }
+            int lane = LaneOffset(Warp.LaneIdx);
+            int aBase = aWarp + lane, bBase = bWarp + lane;
             var b0 = FragmentB(b, bBase);
             var b1 = FragmentB(b, bBase + NextTile);
             var b2 = FragmentB(b, bBase + 2 * NextTile);
             var b3 = FragmentB(b, bBase + 3 * NextTile);
             Row(format, ref M0, FragmentA(a, aBase), b0, b1, b2, b3);
-            Row(format, ref M1, FragmentA(a, aBase + MmaRows * Pitch), b0, b1, b2, b3);
-            Row(format, ref M2, FragmentA(a, aBase + 2 * MmaRows * Pitch), b0, b1, b2, b3);
-            Row(format, ref M3, FragmentA(a, aBase + 3 * MmaRows * Pitch), b0, b1, b2, b3);
+            Row(format, ref M1, FragmentA(a, aBase + NextStrip), b0, b1, b2, b3);
+            Row(format, ref M2, FragmentA(a, aBase + 2 * NextStrip), b0, b1, b2, b3);
+            Row(format, ref M3, FragmentA(a, aBase + 3 * NextStrip), b0, b1, b2, b3);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -372,6 +391,28 @@ internal static class Conv2dTensorCoreGpu
             format.Mma(ref row.N1, a, b1);
             format.Mma(ref row.N2, a, b2);
             format.Mma(ref row.N3, a, b3);
+        }
+
+        private static void EmulateRow<TFormat>(TFormat format, ref TileRow row, ArrayView<uint> a, ArrayView<uint> b,
+            int aStrip, int bWarp) where TFormat : struct, IHalfFormat
+        {
+            const int NextTile = MmaColumns * Pitch;
+            WarpMma.Emulate(ref row.N0, new SharedFragments(a, b, aStrip, bWarp), format);
+            WarpMma.Emulate(ref row.N1, new SharedFragments(a, b, aStrip, bWarp + NextTile), format);
+            WarpMma.Emulate(ref row.N2, new SharedFragments(a, b, aStrip, bWarp + 2 * NextTile), format);
+            WarpMma.Emulate(ref row.N3, new SharedFragments(a, b, aStrip, bWarp + 3 * NextTile), format);
+        }
+
+        /// <summary>Word offset of a lane's fragments from its warp's tile start: row g = lane / 4, word t = lane % 4.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static int LaneOffset(int lane) => lane / LanesPerGroup * Pitch + lane % LanesPerGroup;
+
+        /// <summary>Any lane's fragments of one MMA tile, loaded as that lane loads them on a GPU.</summary>
+        private readonly struct SharedFragments(ArrayView<uint> a, ArrayView<uint> b, int aTile, int bTile) : IMmaFragments
+        {
+            public MmaFragmentA A(int lane) => FragmentA(a, aTile + LaneOffset(lane));
+
+            public MmaFragmentB B(int lane) => FragmentB(b, bTile + LaneOffset(lane));
         }
 
         /// <summary><paramref name="at"/> is row g's word t of the tile; row g + 8 is 8 rows down, columns 2t + 8 are 4 words on.</summary>
@@ -401,16 +442,24 @@ internal static class Conv2dTensorCoreGpu
         private readonly Conv2dParams _p;
         private readonly OutputRows _rows;
         private readonly int _rowsInTile;
+        /// <summary>Real output channels: the bias's length, and the channels an fp32 NCHW output holds.</summary>
+        private readonly int _realChannels;
+        /// <summary>Element offset from an NHWC pixel index to channel 0 of that pixel in an fp32 NCHW output.</summary>
+        private readonly int _planeShift;
+        private readonly int _plane;
         private readonly ArrayView<float> _bias;
         private readonly ArrayView<uint> _residual;
         private readonly ArrayView<uint> _output;
 
-        public Epilogue(Conv2dParams p, OutputRows rows, int rowsInTile, ArrayView<float> bias, ArrayView<uint> residual,
-            ArrayView<uint> output)
+        public Epilogue(Conv2dParams p, OutputRows rows, int batch, int rowsInTile, int realChannels, ArrayView<float> bias,
+            ArrayView<uint> residual, ArrayView<uint> output)
         {
             _p = p;
             _rows = rows;
             _rowsInTile = rowsInTile;
+            _realChannels = realChannels;
+            _plane = p.OutHeight * p.OutWidth;
+            _planeShift = batch * (realChannels - 1) * _plane;
             _bias = bias;
             _residual = residual;
             _output = output;
@@ -423,8 +472,8 @@ internal static class Conv2dTensorCoreGpu
         {
             var moments = default(ColumnPairMoments);
             if (column >= _p.OutChannels) return moments;
-            float biasEven = _p.HasBias != 0 ? _bias[column] : 0f;
-            float biasOdd = _p.HasBias != 0 ? _bias[column + 1] : 0f;
+            float biasEven = _p.HasBias != 0 && column < _realChannels ? _bias[column] : 0f;
+            float biasOdd = _p.HasBias != 0 && column + 1 < _realChannels ? _bias[column + 1] : 0f;
             Pair(format, row, column, m0.C0 + biasEven, m0.C1 + biasOdd, ref moments);
             Pair(format, row + LowerRows, column, m0.C2 + biasEven, m0.C3 + biasOdd, ref moments);
             Pair(format, row + MmaRows, column, m1.C0 + biasEven, m1.C1 + biasOdd, ref moments);
@@ -441,7 +490,18 @@ internal static class Conv2dTensorCoreGpu
             where TFormat : struct, IHalfFormat
         {
             if (row >= _rowsInTile) return;
-            int word = (_rows.Of(row) * _p.OutChannels + column) / ElementsPerWord;
+            int pixel = _rows.Of(row);
+            if (_p.OutputF32 != 0)
+            {
+                // No residual here (the launcher refuses it); moments of the fp32 values as stored.
+                int at = pixel + _planeShift + column * _plane;
+                if (column < _realChannels) _output[at] = Interop.FloatAsInt(even);
+                if (column + 1 < _realChannels) _output[at + _plane] = Interop.FloatAsInt(odd);
+                moments.Even.Add(even);
+                moments.Odd.Add(odd);
+                return;
+            }
+            int word = (pixel * _p.OutChannels + column) / ElementsPerWord;
             if (_p.HasResidual != 0)
             {
                 uint r = _residual[word];
@@ -498,26 +558,30 @@ internal static class Conv2dTensorCoreGeometry
     }
 }
 
-/// <summary>Loads the tensor-core conv kernels once for one accelerator and launches the one for a storage format.</summary>
-internal sealed class Conv2dTensorCoreLauncher
+/// <summary>
+/// Loads each tensor-core conv kernel once for one accelerator, on its first use (a backend storing bf16 never
+/// compiles the fp16 one), and launches the one for a storage format.
+/// </summary>
+internal sealed class Conv2dTensorCoreLauncher(Accelerator accelerator)
 {
-    private readonly Action<KernelConfig, Conv2dParams, ArrayView<uint>, ArrayView<uint>, ArrayView<float>,
-        ArrayView<uint>, ArrayView<uint>, ArrayView<float>> _bf16;
-    private readonly Action<KernelConfig, Conv2dParams, ArrayView<uint>, ArrayView<uint>, ArrayView<float>,
-        ArrayView<uint>, ArrayView<uint>, ArrayView<float>> _f16;
+    private Action<KernelConfig, Conv2dParams, ArrayView<uint>, ArrayView<uint>, ArrayView<float>,
+        ArrayView<uint>, ArrayView<uint>, ArrayView<float>>? _bf16, _f16;
 
-    public Conv2dTensorCoreLauncher(Accelerator accelerator)
-    {
-        _bf16 = accelerator.LoadStreamKernel<Conv2dParams, ArrayView<uint>, ArrayView<uint>, ArrayView<float>,
-            ArrayView<uint>, ArrayView<uint>, ArrayView<float>>(Conv2dTensorCoreGpu.Bf16);
-        _f16 = accelerator.LoadStreamKernel<Conv2dParams, ArrayView<uint>, ArrayView<uint>, ArrayView<float>,
-            ArrayView<uint>, ArrayView<uint>, ArrayView<float>>(Conv2dTensorCoreGpu.F16);
-    }
+    private Action<KernelConfig, Conv2dParams, ArrayView<uint>, ArrayView<uint>, ArrayView<float>, ArrayView<uint>,
+        ArrayView<uint>, ArrayView<float>> Kernel(bool bf16) => bf16
+        ? _bf16 ??= Load(Conv2dTensorCoreGpu.Bf16)
+        : _f16 ??= Load(Conv2dTensorCoreGpu.F16);
+
+    private Action<KernelConfig, Conv2dParams, ArrayView<uint>, ArrayView<uint>, ArrayView<float>, ArrayView<uint>,
+        ArrayView<uint>, ArrayView<float>> Load(Action<Conv2dParams, ArrayView<uint>, ArrayView<uint>, ArrayView<float>,
+        ArrayView<uint>, ArrayView<uint>, ArrayView<float>> kernel) =>
+        accelerator.LoadStreamKernel(kernel);
 
     /// <summary>
     /// Runs the conv in bf16 (<paramref name="bf16"/>) or fp16 storage. Channel counts in <paramref name="p"/> are
-    /// the padded storage counts; <paramref name="bias"/>, <paramref name="residual"/> and <paramref name="moments"/>
-    /// ([batch, TilesPerImage, Cout, 3]) are used only when their flags are set (pass any view otherwise).
+    /// the padded storage counts; <paramref name="bias"/> (one entry per weight row), <paramref name="residual"/> and
+    /// <paramref name="moments"/> ([batch, TilesPerImage, Cout, 3]) are used only when their flags are set (pass any
+    /// view otherwise). With OutputF32, <paramref name="output"/> holds the fp32 bits of an NCHW tensor.
     /// </summary>
     public void Run(bool bf16, in Conv2dParams p, ArrayView<uint> input, ArrayView<uint> weight, ArrayView<float> bias,
         ArrayView<uint> residual, ArrayView<uint> output, ArrayView<float> moments)
@@ -532,10 +596,12 @@ internal sealed class Conv2dTensorCoreLauncher
         if (p.SubPixel != 0 && (p.Upsample2x == 0 || p.Kernel != 3 || p.Stride != 1 || p.PadTop != 1 || p.PadLeft != 1
                                 || p.OutHeight % 2 != 0 || p.OutWidth % 2 != 0))
             throw new ArgumentException("a sub-pixel conv is a 3x3, stride 1, pad 1 conv of a 2x upsampled input", nameof(p));
+        if (p.OutputF32 != 0 && p.HasResidual != 0)
+            throw new ArgumentException("tensor-core conv: a residual needs the 16-bit output, not OutputF32", nameof(p));
         int phases = Conv2dTensorCoreGeometry.Phases(p);
         var grid = new Index3D(p.Batch * Conv2dTensorCoreGeometry.TilesPerImage(p) / phases,
             DeviceMath.CeilDiv(p.OutChannels, Conv2dTensorCoreGpu.BlockN), phases);
         var config = new KernelConfig(grid, new Index3D(Conv2dTensorCoreGpu.GroupSize, 1, 1));
-        (bf16 ? _bf16 : _f16)(config, p, input, weight, bias, residual, output, moments);
+        Kernel(bf16)(config, p, input, weight, bias, residual, output, moments);
     }
 }

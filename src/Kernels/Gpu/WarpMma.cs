@@ -36,6 +36,18 @@ internal struct MmaFragmentB
 }
 
 /// <summary>
+/// Where <see cref="WarpMma.Emulate"/> reads any lane's fragments: through shuffles of the lanes' registers, or,
+/// where they were loaded from shared memory, from the same addresses that lane's load used (no barrier at all, which
+/// makes a tensor-core kernel ~30x faster on ILGPU's CPU accelerator).
+/// </summary>
+internal interface IMmaFragments
+{
+    MmaFragmentA A(int lane);
+
+    MmaFragmentB B(int lane);
+}
+
+/// <summary>
 /// The warp-wide tensor-core product D = A * B + C of PTX's <c>mma.sync.aligned.m16n8k16.row.col.f32</c>, in bf16 or
 /// fp16, with the fragment layouts above. On CUDA it is one instruction (HMMA in SASS). Elsewhere (ILGPU's CPU
 /// accelerator) it is computed from the same fragments with warp shuffles, lane by lane as the instruction defines
@@ -88,25 +100,25 @@ internal static class WarpMma
     }
 
     /// <summary>
-    /// The instruction's per-lane result from the documented layouts: lane (g, t) needs rows g and g + 8 of A, held
-    /// by lanes 4g .. 4g + 3, and columns 2t and 2t + 1 of B, held by lanes 8t .. 8t + 3 and 8t + 4 .. 8t + 7.
-    /// Source lane s of each group of four holds depth 2s, 2s + 1, 2s + 8 and 2s + 9. Whole fragments are shuffled
-    /// (12 shuffles, not 32), since each shuffle costs the CPU accelerator a warp barrier.
+    /// The instruction's per-lane result from the documented layouts, with the other lanes' fragments from
+    /// <paramref name="fragments"/>: lane (g, t) needs rows g and g + 8 of A, held by lanes 4g .. 4g + 3, and columns
+    /// 2t and 2t + 1 of B, held by lanes 8t .. 8t + 3 and 8t + 4 .. 8t + 7. Source lane s of each group of four holds
+    /// depth 2s, 2s + 1, 2s + 8 and 2s + 9. All lanes ask for fragments in the same order (a shuffle needs that).
     /// </summary>
-    private static void Emulate<TFormat>(ref MmaAccumulator c, in MmaFragmentA a, in MmaFragmentB b, TFormat format)
+    public static void Emulate<TFragments, TFormat>(ref MmaAccumulator c, TFragments fragments, TFormat format)
+        where TFragments : struct, IMmaFragments
         where TFormat : struct, IHalfFormat
     {
         int lane = Warp.LaneIdx;
         int g = lane / LanesPerGroup;
         int t = lane % LanesPerGroup;
-        var mine = new Fragments { A = a, B = b };
         float c0 = c.C0, c1 = c.C1, c2 = c.C2, c3 = c.C3;
         for (int s = 0; s < LanesPerGroup; s++)
         {
-            var rows = Warp.Shuffle(mine, g * LanesPerGroup + s).A;
+            var rows = fragments.A(g * LanesPerGroup + s);
             int evenColumnLane = 2 * t * LanesPerGroup + s;
-            var even = Warp.Shuffle(mine, evenColumnLane).B;
-            var odd = Warp.Shuffle(mine, evenColumnLane + LanesPerGroup).B;
+            var even = fragments.B(evenColumnLane);
+            var odd = fragments.B(evenColumnLane + LanesPerGroup);
             c0 += Dot(rows.A0, even.B0, format) + Dot(rows.A2, even.B1, format);
             c1 += Dot(rows.A0, odd.B0, format) + Dot(rows.A2, odd.B1, format);
             c2 += Dot(rows.A1, even.B0, format) + Dot(rows.A3, even.B1, format);
@@ -116,6 +128,21 @@ internal static class WarpMma
         c.C1 = c1;
         c.C2 = c2;
         c.C3 = c3;
+    }
+
+    private static void Emulate<TFormat>(ref MmaAccumulator c, in MmaFragmentA a, in MmaFragmentB b, TFormat format)
+        where TFormat : struct, IHalfFormat =>
+        Emulate(ref c, new ShuffledFragments(new Fragments { A = a, B = b }), format);
+
+    /// <summary>
+    /// Other lanes' fragments by warp shuffles of whole fragments (12 per product, not 32: each shuffle costs the CPU
+    /// accelerator a warp barrier).
+    /// </summary>
+    private readonly struct ShuffledFragments(Fragments mine) : IMmaFragments
+    {
+        public MmaFragmentA A(int lane) => Warp.Shuffle(mine, lane).A;
+
+        public MmaFragmentB B(int lane) => Warp.Shuffle(mine, lane).B;
     }
 
     /// <summary>A lane's operands, shuffled as one value.</summary>

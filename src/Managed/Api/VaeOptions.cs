@@ -10,8 +10,9 @@ public sealed record VaeOptions
 
     /// <summary>
     /// Storage dtype of weights and activations. <see cref="DType.F16"/> and <see cref="DType.BF16"/> halve the
-    /// memory of both on the CPU backend, which converts as it reads and writes and computes in fp32; the CUDA and
-    /// ILGPU kernels are fp32 only and refuse them at load, naming the device. Exact tiling's file store keeps the same 16 bits.
+    /// memory of both; the CPU backend converts as it reads and writes and computes in fp32, and CUDA (ILGPU) runs
+    /// the convolutions on tensor cores with fp32 accumulation, activations NHWC. Images stay fp32 on every device.
+    /// Exact tiling's file store keeps the same 16 bits.
     /// </summary>
     public DType DType { get; init; } = DType.F32;
 

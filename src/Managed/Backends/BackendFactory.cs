@@ -13,8 +13,8 @@ internal static class BackendFactory
     /// Cpu: the SIMD CPU backend. Auto: ILGPU on CUDA when an NVIDIA GPU is present, else the SIMD CPU backend
     /// (ILGPU's CPU accelerator is an emulator, far slower). Cuda, IlgpuCpu: ILGPU as named.
     /// </summary>
-    /// <param name="storage">Storage dtype of weights and activations: 16-bit storage runs on the SIMD CPU backend
-    /// only (the ILGPU kernels are fp32), so asking for it on CUDA or ILGPU is refused, naming the device.</param>
+    /// <param name="storage">Storage dtype of weights and activations (fp32, bf16 or fp16) on every backend: on ILGPU
+    /// the 16-bit kernels run convolutions on tensor cores.</param>
     public static IBackend Create(DevicePreference preference, DType storage = DType.F32) => preference switch
     {
         DevicePreference.Cpu => new CpuBackend(storage: storage),
@@ -24,10 +24,7 @@ internal static class BackendFactory
         _ => throw new ArgumentOutOfRangeException(nameof(preference), preference, "unknown device preference"),
     };
 
-    private static IlgpuBackend Ilgpu(DevicePreference preference, DType storage) => storage == DType.F32
-        ? new IlgpuBackend(preference)
-        : throw new NotSupportedException($"dtype {storage.ShortName()}: the {preference} kernels store fp32 only; " +
-            "16-bit storage runs on the CPU backend (device cpu), or use dtype fp32");
+    private static IlgpuBackend Ilgpu(DevicePreference preference, DType storage) => new(preference, storage: storage);
 
     private static bool HasCuda()
     {

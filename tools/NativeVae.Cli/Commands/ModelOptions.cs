@@ -48,8 +48,8 @@ internal sealed class ModelOptions
 
     /// <summary><c>--dtype</c>, shared with bench and serve.</summary>
     public static Option<DType?> DTypeOption() => OptionParsers.Choice<DType>("--dtype",
-        "storage of weights and activations: bf16 and fp16 halve their memory on the CPU (computed in fp32; results " +
-        "differ from fp32 by the 16-bit rounding), the CUDA kernels are fp32 only [default: fp32]",
+        "storage of weights and activations: bf16 and fp16 halve their memory (computed in fp32; results differ from " +
+        "fp32 by the 16-bit rounding); on CUDA they run the convolutions on tensor cores [default: fp32]",
         ("fp32", NativeVae.DType.F32), ("bf16", NativeVae.DType.BF16), ("fp16", NativeVae.DType.F16));
 
     public Option<ModelFamily?> Family { get; }

@@ -20,9 +20,10 @@ internal sealed record IlgpuKernelChoice(Conv2dVersion Conv2d, GroupNormVersion 
 /// <summary>
 /// The op interface on ILGPU: CUDA when present, else ILGPU's CPU accelerator. Kernels are loaded once, here.
 /// Ops are submitted to the accelerator's default stream in order; <see cref="Download"/> synchronises.
-/// One backend may be used from one thread at a time.
+/// One backend may be used from one thread at a time. With a 16-bit <see cref="StorageDType"/>, weights and
+/// activations are stored in 16 bits and convolutions run on tensor cores (IlgpuBackend.HalfStorage.cs).
 /// </summary>
-internal sealed class IlgpuBackend : IBackend, IBackendDiagnostics
+internal sealed partial class IlgpuBackend : IBackend, IBackendDiagnostics
 {
     private readonly Context _context;
     private readonly Accelerator _accelerator;
@@ -32,8 +33,12 @@ internal sealed class IlgpuBackend : IBackend, IBackendDiagnostics
     private readonly AttentionLauncher _attention;
     private readonly ElementwiseLauncher _elementwise;
 
-    public IlgpuBackend(DevicePreference preference = DevicePreference.Auto, IlgpuKernelChoice? kernels = null)
+    /// <param name="storage">How weights and activations are stored: fp32, or bf16/fp16 (fp32 arithmetic in every case).</param>
+    public IlgpuBackend(DevicePreference preference = DevicePreference.Auto, IlgpuKernelChoice? kernels = null,
+        DType storage = DType.F32)
     {
+        RequireStorage(storage);
+        StorageDType = storage;
         _context = Context.Create(builder => KernelCompilation.Configure(builder));
         try
         {
@@ -45,7 +50,8 @@ internal sealed class IlgpuBackend : IBackend, IBackendDiagnostics
             throw;
         }
         Kind = _accelerator.AcceleratorType == AcceleratorType.Cuda ? BackendKind.IlgpuCuda : BackendKind.IlgpuCpu;
-        Name = Kind == BackendKind.IlgpuCuda ? $"ILGPU CUDA ({_accelerator.Name})" : "ILGPU CPU accelerator";
+        Name = (Kind == BackendKind.IlgpuCuda ? $"ILGPU CUDA ({_accelerator.Name})" : "ILGPU CPU accelerator")
+               + (storage == DType.F32 ? "" : $", {storage.ShortName()} storage");
         Kernels = kernels ?? IlgpuKernelChoice.For(_accelerator.AcceleratorType);
         _pool = new(bytes => _accelerator.Allocate1D<byte>(bytes), (buffer, _) => buffer.Dispose());
         _conv2d = new Conv2dLauncher(_accelerator);
@@ -55,6 +61,8 @@ internal sealed class IlgpuBackend : IBackend, IBackendDiagnostics
     }
 
     public string Name { get; }
+
+    public DType StorageDType { get; }
 
     public BackendKind Kind { get; }
 
@@ -115,10 +123,10 @@ internal sealed class IlgpuBackend : IBackend, IBackendDiagnostics
     {
         if (data.Length != shape.ElementCount)
             throw new ArgumentException($"upload of {data.Length} values into a tensor of shape {shape}", nameof(data));
-        if (dtype != DType.F32)
-            throw new NotSupportedException($"upload to {dtype} is not supported yet on {Name}");
+        RequireStorage(dtype);
         var tensor = (IlgpuTensor)Allocate(shape, dtype);
-        tensor.F32.CopyFromCPU(data);
+        if (tensor.IsHalf) UploadHalf(tensor, data);
+        else tensor.F32.CopyFromCPU(data);
         return tensor;
     }
 
@@ -128,7 +136,8 @@ internal sealed class IlgpuBackend : IBackend, IBackendDiagnostics
         if (destination.Length != t.ElementCount)
             throw new ArgumentException($"download of tensor {t} into {destination.Length} values", nameof(destination));
         _accelerator.Synchronize();
-        t.F32.CopyToCPU(destination);
+        if (t.IsHalf) DownloadHalf(t, destination);
+        else t.F32.CopyToCPU(destination);
     }
 
     public void Synchronize() => _accelerator.Synchronize();
@@ -140,6 +149,8 @@ internal sealed class IlgpuBackend : IBackend, IBackendDiagnostics
         IlgpuTensor? b = bias is null ? null : Own(bias, nameof(bias));
         IlgpuTensor? r = residual is null ? null : Own(residual, nameof(residual));
         var outShape = OpShapes.Conv2d(x, w, b, spec, r);
+        var half = HalfOf("conv2d", x, w, r);
+        if (half != DType.F32) return Conv2dHalf(half, x, w, b, spec, r, outShape);
         var y = (IlgpuTensor)Allocate(outShape);
         var p = KernelParameters.Conv2d(x, w, spec, outShape, b is not null, r is not null);
         // Absent bias/residual: pass any valid view, the flags keep the kernel from reading it.
@@ -159,7 +170,14 @@ internal sealed class IlgpuBackend : IBackend, IBackendDiagnostics
         var x = Own(input, nameof(input));
         var g = Own(gamma, nameof(gamma));
         var bt = Own(beta, nameof(beta));
-        var y = (IlgpuTensor)Allocate(OpShapes.GroupNorm(x, g, bt, groups));
+        var shape = OpShapes.GroupNorm(x, g, bt, groups);
+        if (x.IsHalf)
+        {
+            var normed = GroupNormHalf(x.DType, x, g, bt, groups, eps, fuseSilu, out var halfStats);
+            stats = halfStats;
+            return normed;
+        }
+        var y = (IlgpuTensor)Allocate(shape);
         var statsTensor = (IlgpuTensor)Allocate(new TensorShape(x.Shape.N, groups, 2));
         var p = KernelParameters.GroupNorm(x, groups, eps, fuseSilu);
         _groupNorm.Run(Kernels.GroupNorm, p, x.F32, g.F32, bt.F32, statsTensor.F32, y.F32);
@@ -170,7 +188,9 @@ internal sealed class IlgpuBackend : IBackend, IBackendDiagnostics
     public Tensor GroupNormStatistics(Tensor input, int groups)
     {
         var x = Own(input, nameof(input));
-        var stats = (IlgpuTensor)Allocate(OpShapes.GroupNormStatistics(x, groups));
+        var shape = OpShapes.GroupNormStatistics(x, groups);
+        if (x.IsHalf) return ViaSingle(x.DType, [x], t => GroupNormStatistics(t[0], groups));
+        var stats = (IlgpuTensor)Allocate(shape);
         var p = KernelParameters.GroupNorm(x, groups, moments: true);
         _groupNorm.Statistics(Kernels.GroupNorm, p, x.F32, stats.F32);
         return stats;
@@ -181,7 +201,9 @@ internal sealed class IlgpuBackend : IBackend, IBackendDiagnostics
         var x = Own(input, nameof(input));
         var sc = Own(scale, nameof(scale));
         var sh = Own(shift, nameof(shift));
-        var y = (IlgpuTensor)Allocate(OpShapes.ChannelAffine(x, sc, sh));
+        var shape = OpShapes.ChannelAffine(x, sc, sh);
+        if (x.IsHalf) return ViaSingle(x.DType, [x], t => ChannelAffine(t[0], sc, sh, fuseSilu));
+        var y = (IlgpuTensor)Allocate(shape);
         var p = new ChannelAffineParams
         {
             Rows = x.Shape.N * x.Shape.C,
@@ -197,7 +219,10 @@ internal sealed class IlgpuBackend : IBackend, IBackendDiagnostics
         var tq = Own(q, nameof(q));
         var tk = Own(k, nameof(k));
         var tv = Own(v, nameof(v));
-        var y = (IlgpuTensor)Allocate(OpShapes.Attention(tq, tk, tv));
+        var shape = OpShapes.Attention(tq, tk, tv);
+        var half = HalfOf("attention", tq, tk, tv);
+        if (half != DType.F32) return ViaSingle(half, [tq, tk, tv], t => Attention(t[0], t[1], t[2], scale));
+        var y = (IlgpuTensor)Allocate(shape);
         var p = KernelParameters.Attention(tq, scale);
         _attention.Run(Kernels.Attention, p, tq.F32, tk.F32, tv.F32, y.F32);
         return y;
@@ -206,7 +231,6 @@ internal sealed class IlgpuBackend : IBackend, IBackendDiagnostics
     public Tensor Unary(UnaryOp op, Tensor input)
     {
         var x = Own(input, nameof(input));
-        var y = (IlgpuTensor)Allocate(x.Shape);
         var kind = op switch
         {
             UnaryOp.Silu => UnaryKind.Silu,
@@ -214,6 +238,9 @@ internal sealed class IlgpuBackend : IBackend, IBackendDiagnostics
             UnaryOp.TanhClamp3 => UnaryKind.TanhClamp3,
             _ => throw new ArgumentOutOfRangeException(nameof(op), op, "unknown unary op"),
         };
+        if (x.IsHalf)
+            return ElementwiseHalf(x.DType, [x], (bf16, layout, t, y) => Half.Elementwise.Unary(bf16, layout, kind, t[0].Words, y));
+        var y = (IlgpuTensor)Allocate(x.Shape);
         _elementwise.Unary(kind, x.F32, y.F32);
         return y;
     }
@@ -222,7 +249,11 @@ internal sealed class IlgpuBackend : IBackend, IBackendDiagnostics
     {
         var ta = Own(a, nameof(a));
         var tb = Own(b, nameof(b));
-        var y = (IlgpuTensor)Allocate(OpShapes.SameShape(ta, tb, "add"));
+        var shape = OpShapes.SameShape(ta, tb, "add");
+        var half = HalfOf("add", ta, tb);
+        if (half != DType.F32)
+            return ElementwiseHalf(half, [ta, tb], (bf16, layout, t, y) => Half.Elementwise.Add(bf16, layout, t[0].Words, t[1].Words, y));
+        var y = (IlgpuTensor)Allocate(shape);
         _elementwise.Add(ta.F32, tb.F32, y.F32);
         return y;
     }
@@ -230,17 +261,27 @@ internal sealed class IlgpuBackend : IBackend, IBackendDiagnostics
     public Tensor ScaleShift(Tensor input, float scale, float shift)
     {
         var x = Own(input, nameof(input));
+        if (x.IsHalf)
+            return ElementwiseHalf(x.DType, [x], (bf16, layout, t, y) => Half.Elementwise.ScaleShift(bf16, layout, t[0].Words, y, scale, shift));
         var y = (IlgpuTensor)Allocate(x.Shape);
         _elementwise.ScaleShift(x.F32, y.F32, scale, shift);
         return y;
     }
 
-    public long CountNonFinite(Tensor input) => _elementwise.CountNonFinite(Own(input, nameof(input)).F32);
+    public long CountNonFinite(Tensor input)
+    {
+        var x = Own(input, nameof(input));
+        if (!x.IsHalf) return _elementwise.CountNonFinite(x.F32);
+        using var single = ToSingle(x);
+        return _elementwise.CountNonFinite(single.F32);
+    }
 
     public Tensor SliceChannels(Tensor input, int start, int count)
     {
         var x = Own(input, nameof(input));
-        var y = (IlgpuTensor)Allocate(OpShapes.SliceChannels(x, start, count));
+        var shape = OpShapes.SliceChannels(x, start, count);
+        if (x.IsHalf) return ViaSingle(x.DType, [x], t => SliceChannels(t[0], start, count));
+        var y = (IlgpuTensor)Allocate(shape);
         var s = x.Shape;
         long plane = (long)s.H * s.W, run = count * plane;
         for (int n = 0; n < s.N; n++)
@@ -262,6 +303,12 @@ internal sealed class IlgpuBackend : IBackend, IBackendDiagnostics
     {
         var x = Own(input, nameof(input));
         OpShapes.TensorToImage(x, rgb.Length);
+        if (x.IsHalf)
+        {
+            using var single = ToSingle(x);
+            TensorToImage(single, rgb, scale, shift);
+            return;
+        }
         using var staging = (IlgpuTensor)Allocate(new TensorShape(rgb.Length), DType.F32);
         var bytes = staging.Bytes.SubView(0, rgb.Length);
         _elementwise.TensorToImage(x.F32, bytes, x.Shape.N, x.Shape.H, x.Shape.W, scale, shift);

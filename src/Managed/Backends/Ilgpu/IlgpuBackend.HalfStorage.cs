@@ -1,0 +1,182 @@
+using ILGPU;
+using ILGPU.Runtime;
+using NativeVae.Core;
+using NativeVae.Kernels;
+using NativeVae.Kernels.Gpu;
+
+namespace NativeVae.Backends.Ilgpu;
+
+// The backend's 16-bit storage (bf16 or fp16): tensors NHWC with padded channels (IlgpuTensor), convolutions on
+// tensor cores (Conv2dTensorCoreGpu), GroupNorm and elementwise ops in 16-bit NHWC kernels, arithmetic and
+// statistics in fp32. An op with any 16-bit operand runs here; its F32 operands (an image, or a tile the tiled
+// executor uploaded) are converted first. Attention, channel slices, the folded ChannelAffine and the exact-tiling
+// statistics have no 16-bit kernel yet: they run the fp32 kernel between layout conversions.
+internal sealed partial class IlgpuBackend
+{
+    private HalfKernels? _half;
+
+    /// <summary>The 16-bit kernels, loaded on first use: an fp32 backend never compiles them.</summary>
+    private HalfKernels Half => _half ??= new HalfKernels(_accelerator, _groupNorm);
+
+    private sealed class HalfKernels(Accelerator accelerator, GroupNormLauncher merge)
+    {
+        public readonly Conv2dTensorCoreLauncher Conv = new(accelerator);
+        public readonly GroupNormNhwcLauncher Norm = new(accelerator, merge);
+        public readonly ElementwiseHalfLauncher Elementwise = new(accelerator);
+    }
+
+    private static void RequireStorage(DType storage)
+    {
+        if (storage is not (DType.F32 or DType.BF16 or DType.F16))
+            throw new NotSupportedException($"dtype {storage.ShortName()}: ILGPU stores fp32, bf16 or fp16");
+    }
+
+    /// <summary>The 16-bit dtype among an op's operands, or F32 when all are F32; two different 16-bit dtypes are refused.</summary>
+    private static DType HalfOf(string op, params IlgpuTensor?[] operands)
+    {
+        var half = DType.F32;
+        foreach (var t in operands)
+        {
+            if (t is null || !t.IsHalf) continue;
+            if (half != DType.F32 && t.DType != half)
+                throw new NotSupportedException($"{op}: operands mix {half.ShortName()} and {t.DType.ShortName()}");
+            half = t.DType;
+        }
+        return half;
+    }
+
+    private static bool IsBf16(DType half) => half == DType.BF16;
+
+    private void UploadHalf(IlgpuTensor tensor, ReadOnlySpan<float> data)
+    {
+        var s = tensor.Shape;
+        var nhwc = IsBf16(tensor.DType)
+            ? NhwcPacking.ToNhwc<Bf16Format>(data, s.N, s.C, s.H, s.W)
+            : NhwcPacking.ToNhwc<F16Format>(data, s.N, s.C, s.H, s.W);
+        tensor.Halves.CopyFromCPU(nhwc);
+    }
+
+    private void DownloadHalf(IlgpuTensor tensor, Span<float> destination)
+    {
+        var s = tensor.Shape;
+        var nhwc = new ushort[tensor.Halves.Length];
+        tensor.Halves.CopyToCPU(nhwc);
+        var nchw = IsBf16(tensor.DType)
+            ? NhwcPacking.FromNhwc<Bf16Format>(nhwc, s.N, s.C, s.H, s.W)
+            : NhwcPacking.FromNhwc<F16Format>(nhwc, s.N, s.C, s.H, s.W);
+        nchw.CopyTo(destination);
+    }
+
+    /// <summary>A new 16-bit copy of an F32 tensor.</summary>
+    private IlgpuTensor ToHalf(IlgpuTensor x, DType half)
+    {
+        var y = (IlgpuTensor)Allocate(x.Shape, half);
+        Half.Elementwise.FromNchw(IsBf16(half), y.Layout, x.F32, y.Words);
+        return y;
+    }
+
+    /// <summary>A new F32 copy of a 16-bit tensor.</summary>
+    private IlgpuTensor ToSingle(IlgpuTensor x)
+    {
+        var y = (IlgpuTensor)Allocate(x.Shape);
+        Half.Elementwise.ToNchw(IsBf16(x.DType), x.Layout, x.Halves, y.F32);
+        return y;
+    }
+
+    /// <summary>
+    /// An op's result in the dtype its shape is stored in (<see cref="IBackend.ActivationDType"/>): <paramref name="y"/>
+    /// itself, or a converted copy (then <paramref name="y"/> is disposed).
+    /// </summary>
+    private IlgpuTensor AsStored(IlgpuTensor y, DType half)
+    {
+        var stored = ((IBackend)this).ActivationDType(y.Shape) == DType.F32 ? DType.F32 : half;
+        if (y.DType == stored) return y;
+        using (y)
+            return stored == DType.F32 ? ToSingle(y) : ToHalf(y, stored);
+    }
+
+    /// <summary>
+    /// Runs an fp32 op on F32 copies of the 16-bit operands and stores its result in 16 bits: the ops with no 16-bit
+    /// kernel yet.
+    /// </summary>
+    private IlgpuTensor ViaSingle(DType half, IlgpuTensor[] operands, Func<IlgpuTensor[], Tensor> op)
+    {
+        using var temps = new TempTensors();
+        var singles = operands.Select(t => t.IsHalf ? temps.Add(ToSingle(t)) : t).ToArray();
+        return AsStored((IlgpuTensor)op(singles), half);
+    }
+
+    private IlgpuTensor Conv2dHalf(DType half, IlgpuTensor x, IlgpuTensor w, IlgpuTensor? b, Conv2dSpec spec, IlgpuTensor? r,
+        TensorShape outShape)
+    {
+        using var temps = new TempTensors();
+        var xh = x.IsHalf ? x : temps.Add(ToHalf(x, half));
+        var wh = w.IsHalf ? w : temps.Add(ToHalf(w, half));
+        var rh = r is null || r.IsHalf ? r : temps.Add(ToHalf(r, half));
+        // An image-shaped output is written as fp32 by the epilogue itself, unless a residual needs the 16-bit store.
+        bool single = ((IBackend)this).ActivationDType(outShape) == DType.F32 && rh is null;
+        var y = (IlgpuTensor)Allocate(outShape, single ? DType.F32 : half);
+        var p = KernelParameters.Conv2d(x, w, spec, outShape, b is not null, rh is not null);
+        p.InChannels = NhwcPacking.PaddedChannels(x.Shape.C);
+        p.OutChannels = NhwcPacking.PaddedChannels(outShape.C);
+        p.WeightRows = outShape.C;
+        p.OutputF32 = single ? 1 : 0;
+        var output = y.Bytes.Cast<uint>();
+        // Absent bias, residual and moments: any valid view, the flags keep the kernel from reading them.
+        Half.Conv.Run(IsBf16(half), p, xh.Words, wh.Words, b?.F32 ?? y.Bytes.Cast<float>(), rh?.Words ?? output, output,
+            y.Bytes.Cast<float>());
+        return AsStored(y, half);
+    }
+
+    private IlgpuTensor GroupNormHalf(DType half, IlgpuTensor x, IlgpuTensor gamma, IlgpuTensor beta, int groups, float eps,
+        bool fuseSilu, out IlgpuTensor stats)
+    {
+        using var temps = new TempTensors();
+        var xh = x.IsHalf ? x : temps.Add(ToHalf(x, half));
+        var layout = xh.Layout;
+        var p = new GroupNormNhwcParams
+        {
+            Batch = layout.Batch,
+            Pixels = layout.Pixels,
+            ChannelStride = layout.ChannelStride,
+            Channels = layout.Channels,
+            Groups = groups,
+            PixelsPerTile = GroupNormNhwcGpu.DefaultPixelsPerTile,
+            Eps = eps,
+            FuseSilu = fuseSilu ? 1 : 0,
+        };
+        var moments = temps.Add((IlgpuTensor)Allocate(new TensorShape(checked((int)GroupNormNhwcLauncher.MomentsLength(p)))));
+        stats = (IlgpuTensor)Allocate(new TensorShape(x.Shape.N, groups, 2));
+        var y = (IlgpuTensor)Allocate(x.Shape, half);
+        Half.Norm.Statistics(IsBf16(half), p, xh.Halves, moments.F32, stats.F32);
+        Half.Norm.Normalize(IsBf16(half), p, xh.Words, gamma.F32, beta.F32, stats.F32, y.Words);
+        return AsStored(y, half);
+    }
+
+    /// <summary>Unary, add and scale-shift over 16-bit NHWC: <paramref name="run"/> gets the layout and the output's words.</summary>
+    private IlgpuTensor ElementwiseHalf(DType half, IlgpuTensor[] operands, Action<bool, HalfLayout, IlgpuTensor[], ArrayView<uint>> run)
+    {
+        using var temps = new TempTensors();
+        var halves = operands.Select(t => t.IsHalf ? t : temps.Add(ToHalf(t, half))).ToArray();
+        var y = (IlgpuTensor)Allocate(operands[0].Shape, half);
+        run(IsBf16(half), y.Layout, halves, y.Words);
+        return AsStored(y, half);
+    }
+
+    /// <summary>Tensors an op made for itself, disposed when it returns.</summary>
+    private sealed class TempTensors : IDisposable
+    {
+        private readonly List<IlgpuTensor> _tensors = [];
+
+        public IlgpuTensor Add(IlgpuTensor t)
+        {
+            _tensors.Add(t);
+            return t;
+        }
+
+        public void Dispose()
+        {
+            foreach (var t in _tensors) t.Dispose();
+        }
+    }
+}

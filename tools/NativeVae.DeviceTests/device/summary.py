@@ -1,0 +1,35 @@
+# Joins the device run's `nativevae bench --json` lines with torch_vae.py's lines per (op, size, dtype): one JSON line
+# per case with NativeVae's and PyTorch's median times, their ratio and both peaks. NativeVae's fp16 is set beside
+# PyTorch's bf16 (the reference times bf16 only); a case missing on either side is printed with what there is.
+# Usage: python3 summary.py bench.log torch_vae.log
+import json, sys
+
+
+def json_lines(path):
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("{"):
+                    try:
+                        yield json.loads(line)
+                    except json.JSONDecodeError:
+                        pass
+    except OSError:
+        return
+
+
+def main(bench_path, torch_path):
+    torch_ms = {(t["op"], t["size"], t["dtype"]): t for t in json_lines(torch_path) if "ms" in t}
+    for b in json_lines(bench_path):
+        ms = b["seconds_median"] * 1000
+        ref = torch_ms.get((b["op"], b["size"], "fp32" if b["dtype"] == "fp32" else "bf16"))
+        print(json.dumps({
+            "op": b["op"], "size": b["size"], "dtype": b["dtype"], "device": b["device"],
+            "nativevae_ms": round(ms, 3), "nativevae_peak_gib": round(b["peak_bytes"] / 2 ** 30, 3),
+            "torch_dtype": ref and ref["dtype"], "torch_ms": ref and ref["ms"], "torch_peak_gib": ref and ref["peak_gib"],
+            "ratio_to_torch": ref and round(ms / ref["ms"], 3),
+        }))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
