@@ -18,7 +18,7 @@ public sealed class Conv2dTensorCoreTests
 {
     public sealed record Case(string Name, int Batch, int InChannels, int Height, int Width, int OutChannels,
         int Kernel, int Stride, int PadTop, int PadLeft, int OutHeight, int OutWidth, bool Upsample, bool Bias, bool Residual,
-        int Groups, bool SubPixel = false, bool UnpaddedWeightRows = false)
+        int Groups, bool SubPixel = false, bool UnpaddedWeightRows = false, bool OutputF32 = false)
     {
         public override string ToString() => Name;
     }
@@ -38,6 +38,10 @@ public sealed class Conv2dTensorCoreTests
         // 144 pixels per image and 144 channels: two tiles along M per image (the second partly filled) and two
         // along N; 1x1, so one depth step each.
         new("1x1 two tiles each way", 2, 16, 12, 12, 144, 1, 1, 0, 0, 12, 12, false, true, true, Groups: 36),
+        // The decoder's last conv: 3 real channels stored as fp32 NCHW by the epilogue (no 16-bit rounding), two
+        // images so that the NCHW batch offset shows; bias only as long as the real channels.
+        new("3x3 to fp32 NCHW, 3 channels, batch 2", 2, 20, 7, 9, 3, 3, 1, 1, 1, 7, 9, false, true, false, Groups: 1,
+            UnpaddedWeightRows: true, OutputF32: true),
     ];
 
     /// <summary>Every case in bf16; in fp16 the cases whose indexing differs (the formats share all but the MMA and rounding).</summary>
@@ -65,6 +69,12 @@ public sealed class Conv2dTensorCoreTests
     private const double F16Ulp = 1.0 / 1024;
     private const double AbsoluteTolerance = 1e-4;
 
+    /// <summary>An fp32 output is not rounded to 16 bits: only the fp32 accumulation order differs from fp64.</summary>
+    private const double Fp32Accumulation = 1e-5;
+
+    /// <summary>Words of garbage after an fp32 output, which the kernel must leave alone.</summary>
+    private const int GuardWords = 64;
+
     private static void Run<TFormat>(Accelerator accelerator, Case c, bool bf16, double relativeTolerance) where TFormat : struct, IHalfFormat
     {
         var format = default(TFormat);
@@ -83,6 +93,7 @@ public sealed class Conv2dTensorCoreTests
         var geometry = new Reference.ConvGeometry(c.Batch, c.InChannels, c.Height, c.Width, c.OutChannels, c.Kernel,
             c.Stride, c.PadTop, c.PadLeft, c.OutHeight, c.OutWidth, c.Upsample);
         var expected = Reference.Conv2d(geometry, x, w, bias, residual);
+        if (c.OutputF32) relativeTolerance = Fp32Accumulation;
 
         int inPadded = NhwcPacking.PaddedChannels(c.InChannels);
         int outPadded = NhwcPacking.PaddedChannels(c.OutChannels);
@@ -116,8 +127,12 @@ public sealed class Conv2dTensorCoreTests
             p.WeightRows = c.OutChannels;
         }
         using var weight = accelerator.Allocate1D(NhwcPacking.ToWords(packed));
-        using var biasBuffer = accelerator.Allocate1D(NhwcPacking.PadBias(bias ?? new float[c.OutChannels]));
-        int outputWords = c.Batch * c.OutHeight * c.OutWidth * outPadded / 2;
+        // An fp32 output reads the bias of the real channels only: it gets exactly those.
+        using var biasBuffer = accelerator.Allocate1D(c.OutputF32 ? bias! : NhwcPacking.PadBias(bias ?? new float[c.OutChannels]));
+        p.OutputF32 = c.OutputF32 ? 1 : 0;
+        int outputWords = c.OutputF32
+            ? c.Batch * c.OutChannels * c.OutHeight * c.OutWidth + GuardWords
+            : c.Batch * c.OutHeight * c.OutWidth * outPadded / 2;
         using var residualBuffer = accelerator.Allocate1D(residual is null
             ? new uint[outputWords]
             : NhwcPacking.ToWords(NhwcPacking.ToNhwc<TFormat>(residual, c.Batch, c.OutChannels, c.OutHeight, c.OutWidth)));
@@ -140,13 +155,23 @@ public sealed class Conv2dTensorCoreTests
         new GroupNormLauncher(accelerator).MergeTileMoments(merge, moments.View, stats.View);
         accelerator.Synchronize();
 
-        var stored = NhwcPacking.FromWords(output.GetAsArray1D());
-        var actual = NhwcPacking.FromNhwc<TFormat>(stored, c.Batch, c.OutChannels, c.OutHeight, c.OutWidth);
+        var words = output.GetAsArray1D();
+        float[] actual;
+        if (c.OutputF32)
+        {
+            actual = words[..^GuardWords].Select(BitConverter.UInt32BitsToSingle).ToArray();
+            Assert.That(words[^GuardWords..], Is.All.EqualTo(0x7E00_7E00u), "nothing is written past the fp32 NCHW output");
+        }
+        else
+        {
+            var stored = NhwcPacking.FromWords(words);
+            actual = NhwcPacking.FromNhwc<TFormat>(stored, c.Batch, c.OutChannels, c.OutHeight, c.OutWidth);
+            for (int pixel = 0; pixel < c.Batch * c.OutHeight * c.OutWidth; pixel++)
+            for (int channel = c.OutChannels; channel < outPadded; channel++)
+                Assert.That(stored[pixel * outPadded + channel], Is.Zero, $"padded channel {channel} of pixel {pixel} is not zero");
+        }
         NumericAssert.Close(actual, expected, new TensorShape(c.Batch, c.OutChannels, c.OutHeight, c.OutWidth),
             AbsoluteTolerance, relativeTolerance, $"tensor-core conv {c.Name} ({(bf16 ? "bf16" : "fp16")})");
-        for (int pixel = 0; pixel < c.Batch * c.OutHeight * c.OutWidth; pixel++)
-        for (int channel = c.OutChannels; channel < outPadded; channel++)
-            Assert.That(stored[pixel * outPadded + channel], Is.Zero, $"padded channel {channel} of pixel {pixel} is not zero");
 
         var (mean, m2) = Reference.GroupMoments(actual, c.Batch, c.OutChannels, c.OutHeight * c.OutWidth, c.Groups);
         int count = c.OutChannels / c.Groups * c.OutHeight * c.OutWidth;

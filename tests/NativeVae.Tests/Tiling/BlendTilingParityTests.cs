@@ -18,10 +18,11 @@ public class BlendTilingParityTests
     // is not a multiple of 32, and diffusers' own output there has the wrong size (its 20-pixel side encodes to 3
     // latents, not 2); the taef2 fixture was made with AutoencoderKL's algorithm at tile 32, where the TAESD family now
     // blends as AutoencoderTiny with tiles of 64 and up. Both are refused (BlendTileSizeTests) until the oracle
-    // regenerates them with valid tiles and AutoencoderTiny's tiling.
+    // regenerates them with valid tiles and AutoencoderTiny's tiling. Blending is the pipeline's, the same on every
+    // backend, so it runs on the fast ones; ILGPU's emulator (43 s of the suite for these two) has its ops' parity
+    // tests and the untiled models'.
     public static IEnumerable<TestCaseData> Cases() =>
-        new[] { "ilgpu-cpu" }.Concat(TestBackends.FastNames).Distinct()
-            .Select(backend => new TestCaseData("small", backend).SetName($"{{m}}(small,{backend})"));
+        TestBackends.FastNames.Select(backend => new TestCaseData("small", backend).SetName($"{{m}}(small,{backend})"));
 
     [TestCaseSource(nameof(Cases))]
     public void EncodeMatchesDiffusersTiledEncode(string configName, string backend)

@@ -1,0 +1,46 @@
+using NativeVae.Backends.Ilgpu;
+using NativeVae.Core;
+
+namespace NativeVae.Tests.Backends;
+
+/// <summary>
+/// The ILGPU backend's 16-bit tensors as stored (NHWC, channels padded to the tensor cores' 16): an upload is the
+/// fp32 data rounded once to the format and comes back unchanged, the padding costs what it should, and a tensor the
+/// layout cannot hold is refused by name. The ops are the whole-model tests' (SixteenBitStorageTests).
+/// </summary>
+[TestFixture]
+internal sealed class IlgpuHalfStorageTests
+{
+    [TestCase(DType.BF16)]
+    [TestCase(DType.F16)]
+    public void AnUploadComesBackRoundedOnceToTheFormat(DType dtype)
+    {
+        var backend = (IlgpuBackend)TestBackends.Get("ilgpu-cpu");
+        var shape = new TensorShape(2, 21, 3, 5);
+        var random = new Random(7);
+        var data = Enumerable.Range(0, (int)shape.ElementCount).Select(_ => (float)(random.NextDouble() * 8 - 4)).ToArray();
+        using var tensor = backend.Upload(data, shape, dtype);
+        var back = new float[data.Length];
+        backend.Download(tensor, back);
+        var expected = data.Select(v => dtype == DType.BF16 ? Bf16(v) : (float)(Half)v).ToArray();
+        Assert.That(back, Is.EqualTo(expected), "each value is the fp32 value rounded to nearest even, nothing else");
+        long padded = 2L * 3 * 5 * 32 * sizeof(ushort);
+        Assert.That(((IlgpuTensor)tensor).StoredBytes, Is.EqualTo(padded), "21 channels are stored as 32");
+    }
+
+    [Test]
+    public void ASixteenBitTensorThatIsNotFourDimensionalIsRefused()
+    {
+        var backend = (IlgpuBackend)TestBackends.Get("ilgpu-cpu");
+        var e = Assert.Throws<NotSupportedException>(() => backend.Allocate(new TensorShape(4, 6), DType.BF16));
+        Assert.That(e!.Message, Does.Contain("bf16").And.Contain("4-D NHWC").And.Contain("[4, 6]"));
+    }
+
+    /// <summary>bf16 by rounding the fp32 bits to nearest even (the values here are finite).</summary>
+    private static float Bf16(float v)
+    {
+        uint bits = BitConverter.SingleToUInt32Bits(v);
+        bits += 0x7FFF + ((bits >> 16) & 1);
+        return BitConverter.UInt32BitsToSingle(bits & 0xFFFF_0000);
+    }
+}
