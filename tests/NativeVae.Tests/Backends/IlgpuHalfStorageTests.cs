@@ -36,6 +36,33 @@ internal sealed class IlgpuHalfStorageTests
         Assert.That(e!.Message, Does.Contain("bf16").And.Contain("4-D NHWC").And.Contain("[4, 6]"));
     }
 
+    /// <summary>
+    /// Exact tiling asks a 16-bit activation for its group statistics: they come back fp32 [N, G, 2] (mean, M2),
+    /// as the fp32 op gives them for the same (rounded) values; a 3-D result is never stored in 16 bits.
+    /// </summary>
+    [Test]
+    public void GroupStatisticsOfASixteenBitTensorAreFp32()
+    {
+        // A backend that stores bf16, as exact tiling with --dtype bf16 runs on.
+        using var backend = new IlgpuBackend(DevicePreference.IlgpuCpu, storage: DType.BF16);
+        var shape = new TensorShape(1, 32, 3, 5);
+        var random = new Random(11);
+        var data = Enumerable.Range(0, (int)shape.ElementCount).Select(_ => Bf16((float)(random.NextDouble() * 2 - 1))).ToArray();
+        using var half = backend.Upload(data, shape, DType.BF16);
+        using var single = backend.Upload(data, shape);
+        using var fromHalf = backend.GroupNormStatistics(half, Groups);
+        using var fromSingle = backend.GroupNormStatistics(single, Groups);
+        Assert.That(fromHalf.DType, Is.EqualTo(DType.F32));
+        Assert.That(fromHalf.Shape, Is.EqualTo(new TensorShape(1, Groups, 2)));
+        var expected = new float[Groups * 2];
+        var actual = new float[Groups * 2];
+        backend.Download(fromSingle, expected);
+        backend.Download(fromHalf, actual);
+        Assert.That(actual, Is.EqualTo(expected), "the same values give the same statistics");
+    }
+
+    private const int Groups = 8;
+
     /// <summary>bf16 by rounding the fp32 bits to nearest even (the values here are finite).</summary>
     private static float Bf16(float v)
     {

@@ -25,6 +25,13 @@ internal sealed partial class IlgpuBackend
         public readonly ElementwiseHalfLauncher Elementwise = new(accelerator);
     }
 
+    /// <summary>
+    /// <see cref="IBackend.ActivationDType"/> for this layout: only 4-D feature maps are stored in 16 bits (NHWC);
+    /// images and everything else an op returns (statistics [N, G, 2], say) stay F32.
+    /// </summary>
+    public DType ActivationDType(TensorShape shape) =>
+        StorageDType != DType.F32 && shape.Rank == 4 && shape.C != IBackend.ImageChannels ? StorageDType : DType.F32;
+
     private static void RequireStorage(DType storage)
     {
         if (storage is not (DType.F32 or DType.BF16 or DType.F16))
@@ -89,7 +96,7 @@ internal sealed partial class IlgpuBackend
     /// </summary>
     private IlgpuTensor AsStored(IlgpuTensor y, DType half)
     {
-        var stored = ((IBackend)this).ActivationDType(y.Shape) == DType.F32 ? DType.F32 : half;
+        var stored = y.Shape.Rank == 4 && y.Shape.C != IBackend.ImageChannels ? half : DType.F32;
         if (y.DType == stored) return y;
         using (y)
             return stored == DType.F32 ? ToSingle(y) : ToHalf(y, stored);
@@ -114,7 +121,7 @@ internal sealed partial class IlgpuBackend
         var wh = w.IsHalf ? w : temps.Add(ToHalf(w, half));
         var rh = r is null || r.IsHalf ? r : temps.Add(ToHalf(r, half));
         // An image-shaped output is written as fp32 by the epilogue itself, unless a residual needs the 16-bit store.
-        bool single = ((IBackend)this).ActivationDType(outShape) == DType.F32 && rh is null;
+        bool single = outShape.C == IBackend.ImageChannels && rh is null;
         var y = (IlgpuTensor)Allocate(outShape, single ? DType.F32 : half);
         var p = KernelParameters.Conv2d(x, w, spec, outShape, b is not null, rh is not null);
         p.InChannels = NhwcPacking.PaddedChannels(x.Shape.C);
