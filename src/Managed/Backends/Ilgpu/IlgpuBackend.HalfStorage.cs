@@ -29,8 +29,11 @@ internal sealed partial class IlgpuBackend
     /// <see cref="IBackend.ActivationDType"/> for this layout: only 4-D feature maps are stored in 16 bits (NHWC);
     /// images and everything else an op returns (statistics [N, G, 2], say) stay F32.
     /// </summary>
-    public DType ActivationDType(TensorShape shape) =>
-        StorageDType != DType.F32 && shape.Rank == 4 && shape.C != IBackend.ImageChannels ? StorageDType : DType.F32;
+    public DType ActivationDType(TensorShape shape) => StoredAs(shape, StorageDType);
+
+    /// <summary>How an op whose 16-bit format is <paramref name="half"/> stores a result of <paramref name="shape"/>.</summary>
+    private static DType StoredAs(TensorShape shape, DType half) =>
+        shape.Rank == 4 && shape.C != IBackend.ImageChannels ? half : DType.F32;
 
     private static void RequireStorage(DType storage)
     {
@@ -82,6 +85,9 @@ internal sealed partial class IlgpuBackend
         return y;
     }
 
+    /// <summary>A 16-bit operand as it is, or an F32 one as a 16-bit copy that <paramref name="temps"/> frees.</summary>
+    private IlgpuTensor AsHalf(IlgpuTensor t, DType half, TempTensors temps) => t.IsHalf ? t : temps.Add(ToHalf(t, half));
+
     /// <summary>A new F32 copy of a 16-bit tensor.</summary>
     private IlgpuTensor ToSingle(IlgpuTensor x)
     {
@@ -96,7 +102,7 @@ internal sealed partial class IlgpuBackend
     /// </summary>
     private IlgpuTensor AsStored(IlgpuTensor y, DType half)
     {
-        var stored = y.Shape.Rank == 4 && y.Shape.C != IBackend.ImageChannels ? half : DType.F32;
+        var stored = StoredAs(y.Shape, half);
         if (y.DType == stored) return y;
         using (y)
             return stored == DType.F32 ? ToSingle(y) : ToHalf(y, stored);
@@ -117,11 +123,11 @@ internal sealed partial class IlgpuBackend
         TensorShape outShape)
     {
         using var temps = new TempTensors();
-        var xh = x.IsHalf ? x : temps.Add(ToHalf(x, half));
-        var wh = w.IsHalf ? w : temps.Add(ToHalf(w, half));
-        var rh = r is null || r.IsHalf ? r : temps.Add(ToHalf(r, half));
+        var xh = AsHalf(x, half, temps);
+        var wh = AsHalf(w, half, temps);
+        var rh = r is null ? null : AsHalf(r, half, temps);
         // An image-shaped output is written as fp32 by the epilogue itself, unless a residual needs the 16-bit store.
-        bool single = outShape.C == IBackend.ImageChannels && rh is null;
+        bool single = StoredAs(outShape, half) == DType.F32 && rh is null;
         var y = (IlgpuTensor)Allocate(outShape, single ? DType.F32 : half);
         var p = KernelParameters.Conv2d(x, w, spec, outShape, b is not null, rh is not null);
         p.InChannels = NhwcPacking.PaddedChannels(x.Shape.C);
@@ -139,7 +145,7 @@ internal sealed partial class IlgpuBackend
         bool fuseSilu, out IlgpuTensor stats)
     {
         using var temps = new TempTensors();
-        var xh = x.IsHalf ? x : temps.Add(ToHalf(x, half));
+        var xh = AsHalf(x, half, temps);
         var layout = xh.Layout;
         var p = new GroupNormNhwcParams
         {
@@ -164,7 +170,7 @@ internal sealed partial class IlgpuBackend
     private IlgpuTensor ElementwiseHalf(DType half, IlgpuTensor[] operands, Action<bool, HalfLayout, IlgpuTensor[], ArrayView<uint>> run)
     {
         using var temps = new TempTensors();
-        var halves = operands.Select(t => t.IsHalf ? t : temps.Add(ToHalf(t, half))).ToArray();
+        var halves = operands.Select(t => AsHalf(t, half, temps)).ToArray();
         var y = (IlgpuTensor)Allocate(operands[0].Shape, half);
         run(IsBf16(half), y.Layout, halves, y.Words);
         return AsStored(y, half);
