@@ -16,8 +16,8 @@ internal sealed record ParsedRequest(VaeJob Job, bool Base64Reply, long BodyByte
 /// </summary>
 internal static class ProtocolRequests
 {
-    /// <summary>Latent pixels per packed FLUX token side: packed latents are 2x2 patches of an 8x latent.</summary>
-    private const int PackedPatchPixels = 16;
+    /// <summary>Latent elements per packed token side: a token is a 2x2 patch, so 2f pixels (16 for f = 8).</summary>
+    private const int PackedPatch = 2;
 
     private const int ImageChannels = 3;
     private const int LatentRank = 4;
@@ -110,6 +110,7 @@ internal static class ProtocolRequests
             ScalingFactor = scale,
             ShiftFactor = shift,
             SampleSeed = query.UInt64("sample_seed"),
+            Form = LatentFormOf(query, vae),
             Tiling = Tiling(query),
             TileSize = query.PositiveInt("tile_size"),
         };
@@ -132,6 +133,16 @@ internal static class ProtocolRequests
 
     // ---- parameters ---------------------------------------------------------------------------------------------
 
+    /// <summary>NativeVae's <c>latent_form</c>: raw (the protocol's reply), or a pipeline form the model has.</summary>
+    private static LatentForm LatentFormOf(ProtocolQuery query, Vae vae)
+    {
+        var forms = vae.SupportedLatentForms.ToDictionary(f => f.ToString().ToLowerInvariant());
+        string name = query.Choice("latent_form", "raw", Enum.GetNames<LatentForm>().Select(n => n.ToLowerInvariant()).ToArray());
+        return forms.TryGetValue(name, out var form)
+            ? form
+            : throw ProtocolException.BadRequest($"`latent_form` '{name}': this model's latents come as {string.Join(", ", forms.Keys)}");
+    }
+
     /// <summary>The <c>shape</c> and <c>dtype</c> a tensor body claims; uint8 is for pixels, never an input here.</summary>
     private static (TensorShape Shape, WireDType DType) TensorClaim(ProtocolQuery query, string what)
     {
@@ -144,26 +155,26 @@ internal static class ProtocolRequests
 
     private static void CheckLatentShape(TensorShape shape, Vae vae, int? height, int? width, VaeServerOptions limits)
     {
-        long f = vae.DownsampleFactor;
-        switch (shape.Rank)
-        {
-            case VideoLatentRank:
-                throw ProtocolException.BadRequest($"`shape` {shape}: video latents [B, C, F, h, w] are for video VAEs, which NativeVae does not run");
-            case PackedLatentRank:
-                if (height is null || width is null) throw ProtocolException.BadRequest("`height` and `width` required for packed latents.");
-                if (height % PackedPatchPixels != 0 || width % PackedPatchPixels != 0)
-                    throw ProtocolException.BadRequest($"`height` {height} and `width` {width} of packed latents must be multiples of {PackedPatchPixels}");
-                CheckPixels(shape, (Int128)height.Value * width.Value, vae);
-                break;
-            case LatentRank:
-                if (shape[1] != vae.LatentChannels)
-                    throw ProtocolException.BadRequest($"`shape` {shape}: this model's latents have {vae.LatentChannels} channels, [B, {vae.LatentChannels}, h, w]");
-                CheckPixels(shape, (Int128)shape[2] * f * shape[3] * f, vae);
-                break;
-            default:
-                throw ProtocolException.BadRequest($"`shape` {shape}: latents are [B, C, h, w], or packed [B, seq, 64] with `height` and `width`");
-        }
+        if (shape.Rank == VideoLatentRank)
+            throw ProtocolException.BadRequest($"`shape` {shape}: video latents [B, C, F, h, w] are for video VAEs, which NativeVae does not run");
+        if (shape.Rank is not (LatentRank or PackedLatentRank))
+            throw ProtocolException.BadRequest($"`shape` {shape}: latents are [B, C, h, w], or packed [B, seq, 4C] with `height` and `width`");
         CheckItems(shape, limits);
+        int tokenPixels = PackedPatch * vae.DownsampleFactor;
+        if (shape.Rank == PackedLatentRank && height is not null && width is not null
+            && (height % tokenPixels != 0 || width % tokenPixels != 0))
+            throw ProtocolException.BadRequest($"`height` {height} and `width` {width} of packed latents must be multiples of {tokenPixels}");
+        TensorShape raw;
+        try
+        {
+            raw = vae.RawLatentShape(shape, new DecodeOptions { Height = height, Width = width });
+        }
+        catch (ArgumentException error)
+        {
+            throw ProtocolException.BadRequest(error.Message.StartsWith('`') ? error.Message : $"`shape` {shape}: {error.Message}");
+        }
+        long f = vae.DownsampleFactor;
+        CheckPixels(shape, (Int128)raw[2] * f * raw[3] * f, vae);
     }
 
     /// <param name="pixels">Int128: a hostile shape's product must not wrap around below the cap.</param>

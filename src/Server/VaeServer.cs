@@ -226,6 +226,9 @@ public sealed partial class VaeServer : IAsyncDisposable
         json.WriteNumber("downsample_factor", vae.DownsampleFactor);
         WriteNullable(json, "scaling_factor", vae.ScalingFactor);
         WriteNullable(json, "shift_factor", vae.ShiftFactor);
+        json.WriteStartArray("latent_forms");
+        foreach (var form in vae.SupportedLatentForms) json.WriteStringValue(form.ToString().ToLowerInvariant());
+        json.WriteEndArray();
         json.WriteString("device", vae.DeviceName);
         json.WriteNumber("max_image_pixels", vae.MaxImagePixels);
         json.WriteEndObject();

@@ -48,6 +48,7 @@ if (groups.Contains("models") || groups.Contains("taef2")) BlendTilingSelfCheck.
 if (groups.Contains("models"))
 {
     builders.Add(() => AutoencoderKlFixtures.Build(Seed));
+    builders.Add(() => Flux2Fixtures.Build(Seed));
     builders.Add(() => AutoencoderKlBlendFixtures.Build(Seed));
 }
 if (groups.Contains("taef2")) builders.Add(() => [Taef2Fixtures.Build(sharedDir), Taef2BlendFixtures.Build(sharedDir)]);

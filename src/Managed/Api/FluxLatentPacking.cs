@@ -4,17 +4,22 @@ namespace NativeVae.Api;
 /// FLUX's packed latents <c>[B, seq, C*4]</c> (2x2 patches flattened into the channel axis) to and from
 /// <c>[B, C, h, w]</c>, as diffusers' Flux pipeline packs them:
 /// <c>unpacked[b, c, 2i+di, 2j+dj] = packed[b, i*(w/2)+j, c*4 + di*2 + dj]</c>, with
-/// <c>h = 2*(height//16)</c> and <c>w = 2*(width//16)</c> for an image of <c>height x width</c> pixels.
+/// <c>h = 2*(height//16)</c> and <c>w = 2*(width//16)</c> for an image of <c>height x width</c> pixels (16 = 2 x the
+/// VAE's downsampling factor 8).
 /// </summary>
 internal static class FluxLatentPacking
 {
     private const int Patch = 2;
-    private const int PixelsPerPackedCell = 16;
+    /// <summary>The VAE downsampling factor diffusers' FLUX pipelines use (vae_scale_factor).</summary>
+    public const int PublishedDownsampleFactor = 8;
 
-    public static HostTensor<float> Unpack(HostTensor<float> packed, int? height, int? width)
+    public static HostTensor<float> Unpack(HostTensor<float> packed, int? height, int? width, int downsampleFactor = PublishedDownsampleFactor) =>
+        Unpack(packed, UnpackedShape(packed.Shape, height, width, downsampleFactor));
+
+    /// <summary>Packed latents to <paramref name="unpacked"/> <c>[B, C, h, w]</c>, a shape checked to fit them.</summary>
+    public static HostTensor<float> Unpack(HostTensor<float> packed, TensorShape unpacked)
     {
         var s = packed.Shape;
-        var unpacked = UnpackedShape(s, height, width);
         int batch = s[0], seq = s[1], packedChannels = s[2];
         int channels = unpacked.C, h = unpacked.H, w = unpacked.W;
         var result = new HostTensor<float>(unpacked);
@@ -36,15 +41,17 @@ internal static class FluxLatentPacking
     /// can refuse what the server would.
     /// </summary>
     /// <exception cref="ArgumentException">no height or width (diffusers' message), or a shape they do not fit.</exception>
-    public static TensorShape UnpackedShape(TensorShape packed, int? height, int? width)
+    /// <param name="downsampleFactor">the VAE's (diffusers' vae_scale_factor): a token covers 2f x 2f pixels.</param>
+    public static TensorShape UnpackedShape(TensorShape packed, int? height, int? width, int downsampleFactor = PublishedDownsampleFactor)
     {
+        int pixelsPerToken = Patch * downsampleFactor;
         if (height is null || width is null)
             throw new ArgumentException("`height` and `width` required for packed latents.");
         var s = packed;
         if (s.Rank != 3) throw new ArgumentException($"packed latents must be [B, seq, C*4], got {s}");
         if (height <= 0 || width <= 0) throw new ArgumentException($"height {height} and width {width} must be positive");
-        int h = Patch * (height.Value / PixelsPerPackedCell);
-        int w = Patch * (width.Value / PixelsPerPackedCell);
+        int h = Patch * (height.Value / pixelsPerToken);
+        int w = Patch * (width.Value / pixelsPerToken);
         int batch = s[0], seq = s[1], packedChannels = s[2];
         if (packedChannels % (Patch * Patch) != 0)
             throw new ArgumentException($"packed latents {s}: last dimension {packedChannels} is not a multiple of 4");

@@ -28,6 +28,7 @@ public sealed class Vae : IVae
     private readonly IVaeModel _model;
     private readonly VaePipeline _pipeline;
     private readonly VaeOptions _options;
+    private readonly LatentNormalization? _normalization;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly bool _ownsBackend;
     private bool _disposed;
@@ -39,6 +40,7 @@ public sealed class Vae : IVae
         _pipeline = new VaePipeline(model) { ExactStore = options.ExactStore };
         _ownsBackend = ownsBackend;
         _options = options;
+        _normalization = model.PipelineNormalization;
         ScalingFactor = options.ScalingFactor ?? scalingFactor;
         ShiftFactor = options.ShiftFactor ?? shiftFactor;
     }
@@ -81,13 +83,19 @@ public sealed class Vae : IVae
     }
 
     /// <summary>The model family (sd, sdxl, flux, taesd, taesdxl, taef1, taef2).</summary>
-    public ModelFamily Family { get; private init; }
+    public ModelFamily Family { get; internal init; }
 
     /// <summary>The device running the model, e.g. "ILGPU CUDA (NVIDIA H100)".</summary>
     public string DeviceName => _model.Backend.Name;
 
     /// <summary>Channels of a latent (4 for SD and SDXL, 16 for FLUX.1, 32 for TAEF2).</summary>
     public int LatentChannels => _model.LatentChannels;
+
+    /// <summary>
+    /// The latent forms encode can return (<see cref="EncodeOptions.Form"/>) and decode recognises from the shape:
+    /// raw for every family, and FLUX.2's normalised patchified and packed forms.
+    /// </summary>
+    public IReadOnlyList<LatentForm> SupportedLatentForms => LatentForms.Supported(_normalization);
 
     /// <summary>Pixels per latent element along each axis.</summary>
     public int DownsampleFactor => _model.DownsampleFactor;
@@ -153,11 +161,12 @@ public sealed class Vae : IVae
         CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(imageStream);
+        var checkedOptions = CheckEncode(options);
         return Task.Run(() =>
         {
             using var image = ImageInput.Load(imageStream, name, _options.MaxImagePixels);
             var batch = ImageBatch.From([image], _model.DownsampleFactor, _options.MaxImagePixels);
-            return Locked(() => _pipeline.Encode(batch, options ?? new(), _options.MemoryLimitBytes, cancellation));
+            return InForm(Locked(() => _pipeline.Encode(batch, checkedOptions, _options.MemoryLimitBytes, cancellation)), checkedOptions);
         }, cancellation);
     }
 
@@ -165,8 +174,9 @@ public sealed class Vae : IVae
     /// <exception cref="ArgumentException">no images, a null image, one over the pixel limit, or sizes that differ after resizing.</exception>
     public HostTensor<float> Encode(IReadOnlyList<Image> images, EncodeOptions? options = null)
     {
+        var checkedOptions = CheckEncode(options);
         var batch = ImageBatch.From(images, _model.DownsampleFactor, _options.MaxImagePixels);
-        return Locked(() => _pipeline.Encode(batch, options ?? new(), _options.MemoryLimitBytes, CancellationToken.None));
+        return InForm(Locked(() => _pipeline.Encode(batch, checkedOptions, _options.MemoryLimitBytes, CancellationToken.None)), checkedOptions);
     }
 
     /// <summary>
@@ -182,9 +192,10 @@ public sealed class Vae : IVae
     public Task<HostTensor<float>> EncodeAsync(HostTensor<float> images, EncodeOptions? options = null, CancellationToken cancellation = default)
     {
         CheckImages(images);
+        var checkedOptions = CheckEncode(options);
         InputChecks.RequireFinite(images, "images");
         var sized = ImageTensorSize.ResizeToMultiple(images, DownsampleFactor);
-        return Task.Run(() => Locked(() => _pipeline.Encode(sized, options ?? new(), _options.MemoryLimitBytes, latentOps: true, cancellation)), cancellation);
+        return Task.Run(() => InForm(Locked(() => _pipeline.Encode(sized, checkedOptions, _options.MemoryLimitBytes, latentOps: true, cancellation)), checkedOptions), cancellation);
     }
 
     /// <summary>Encodes one image file asynchronously.</summary>
@@ -203,11 +214,44 @@ public sealed class Vae : IVae
         InputChecks.RequireImages(images.Shape, _options.MaxImagePixels, "VaeOptions.MaxImagePixels");
     }
 
+    /// <summary>The options (defaults for null) once their latent form fits this model; before any work.</summary>
+    private EncodeOptions CheckEncode(EncodeOptions? options)
+    {
+        options ??= new();
+        LatentForms.CheckEncode(options, _normalization, Family.Name());
+        return options;
+    }
+
+    private HostTensor<float> InForm(HostTensor<float> raw, EncodeOptions options) => LatentForms.FromRaw(raw, options.Form, _normalization);
+
+    /// <summary>
+    /// The raw latent <c>[N, C, h, w]</c> that decode would make of latents of shape <paramref name="latents"/> in
+    /// any form the model takes (<see cref="SupportedLatentForms"/>; packed ones with the options' height and width),
+    /// checked as the call checks them: nothing is run. The decoded image is <c>[N, 3, h*f, w*f]</c>.
+    /// </summary>
+    /// <exception cref="ArgumentException">a shape no form of this model has, packed latents without height and width, or factors beside a normalised form.</exception>
+    public TensorShape RawLatentShape(TensorShape latents, DecodeOptions? options = null)
+    {
+        options ??= new();
+        var z = LatentForms.RawShape(latents, options, LatentChannels, DownsampleFactor, _normalization, Family.Name());
+        InputChecks.RequireLatents(z, latents, LatentChannels);
+        return z;
+    }
+
+    /// <summary><see cref="RawLatentShape"/>, and the decoded image within the pixel limit.</summary>
+    private TensorShape DecodableShape(TensorShape latents, DecodeOptions options)
+    {
+        var z = RawLatentShape(latents, options);
+        InputChecks.RequireDecodedSize(z, DownsampleFactor, _options.MaxImagePixels);
+        return z;
+    }
+
     // ---- decode -------------------------------------------------------------------------------------------------
 
     /// <summary>
-    /// Decodes latents [N, C, h, w], or packed FLUX latents [N, seq, 64] with <see cref="DecodeOptions.Height"/> and
-    /// <see cref="DecodeOptions.Width"/>, computing <c>latents / scaling_factor + shift_factor</c> first (each when given).
+    /// Decodes latents [N, C, h, w], or packed latents [N, seq, 4C] with <see cref="DecodeOptions.Height"/> and
+    /// <see cref="DecodeOptions.Width"/>, or FLUX.2's patchified [N, 4C, h/2, w/2] (see <see cref="LatentForm"/>),
+    /// computing <c>latents / scaling_factor + shift_factor</c> first (each when given, raw and FLUX.1 latents only).
     /// </summary>
     /// <exception cref="ArgumentException">the latents' shape does not fit the model, packed latents lack height/width, or a blend tile the family cannot use (see <see cref="DecodeOptions.TileSize"/>).</exception>
     public DecodeResult Decode(HostTensor<float> latents, DecodeOptions? options = null) =>
@@ -218,10 +262,9 @@ public sealed class Vae : IVae
     {
         ArgumentNullException.ThrowIfNull(latents);
         options ??= new();
-        var z = latents.Shape.Rank == 3 ? FluxLatentPacking.Unpack(latents, options.Height, options.Width) : latents;
-        InputChecks.RequireLatents(z.Shape, latents.Shape, LatentChannels);
-        InputChecks.RequireDecodedSize(z.Shape, DownsampleFactor, _options.MaxImagePixels);
+        DecodableShape(latents.Shape, options);
         InputChecks.RequireFinite(latents, "latents");
+        var z = LatentForms.ToRaw(latents, options, LatentChannels, DownsampleFactor, _normalization, Family.Name());
         return Task.Run(() => Locked(() => _pipeline.Decode(z, options, _options.MemoryLimitBytes, cancellation)), cancellation);
     }
 
@@ -252,9 +295,7 @@ public sealed class Vae : IVae
     public VaeCallPlan PlanDecode(TensorShape latents, DecodeOptions? options = null)
     {
         options ??= new();
-        var z = latents.Rank == 3 ? FluxLatentPacking.UnpackedShape(latents, options.Height, options.Width) : latents;
-        InputChecks.RequireLatents(z, latents, LatentChannels);
-        InputChecks.RequireDecodedSize(z, DownsampleFactor, _options.MaxImagePixels);
+        var z = DecodableShape(latents, options);
         return Locked(() => _pipeline.Estimate(z, encode: false, options.Tiling, options.TileSize, _options.MemoryLimitBytes));
     }
 

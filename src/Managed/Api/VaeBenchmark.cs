@@ -41,29 +41,26 @@ public sealed class VaeBenchmark : IDisposable
         }
         else
         {
-            var config = family == ModelFamily.Sdxl ? AutoencoderKlConfig.Sdxl : AutoencoderKlConfig.Sd;
+            var config = AutoencoderKlConfig.For(family);
             declared = AutoencoderKlParameters.Enumerate(config);
             _model = new AutoencoderKlModel(backend, config, SeededWeights.Source(DefaultSeed, declared));
-            (scaling, shift) = (config.ScalingFactor, config.ShiftFactor);
+            (scaling, shift) = (config.LatentBatchNorm ? null : config.ScalingFactor, config.ShiftFactor);
         }
         WeightBytes = declared.Sum(p => p.Shape.ElementCount * (p.Shape.Rank >= 2 ? dtype.ByteSize() : sizeof(float)));
         InChannels = IBackend.ImageChannels;
         DType = dtype;
-        Vae = new Vae(_model, new VaeOptions { Device = device, DType = dtype, ExactStore = exactStore }, scaling, shift);
+        Vae = new Vae(_model, new VaeOptions { Device = device, DType = dtype, ExactStore = exactStore }, scaling, shift) { Family = family };
     }
 
     /// <summary>Builds the seeded model of <paramref name="family"/> on the device <paramref name="device"/> picks.</summary>
-    /// <param name="family">sd or sdxl (AutoencoderKL with their published configs), or a TAESD-family model (taesd, taesdxl,
-    /// taef1, taef2).</param>
+    /// <param name="family">Any family: an AutoencoderKL (sd, sdxl, flux, sd3, flux2) or a TAESD-family model (taesd,
+    /// taesdxl, taef1, taef2), with its published config.</param>
     /// <param name="device">Which device runs it, as <see cref="VaeOptions.Device"/>.</param>
-    /// <exception cref="ArgumentException"><paramref name="family"/> is flux or sd3, whose seeded model is not built here.</exception>
     /// <param name="dtype">Storage of weights and activations, as <see cref="VaeOptions.DType"/>.</param>
     /// <param name="exactStore">Where exact tiling keeps its activations, as <see cref="VaeOptions.ExactStore"/>.</param>
     public static VaeBenchmark CreateSeeded(ModelFamily family, DevicePreference device = DevicePreference.Auto, DType dtype = DType.F32,
         ExactTilingStore exactStore = ExactTilingStore.Auto)
     {
-        if (family is not (ModelFamily.Sd or ModelFamily.Sdxl) && !family.IsTiny())
-            throw new ArgumentException($"family {family.Name()}: a seeded benchmark model is sd, sdxl or of the TAESD family");
         var backend = BackendFactory.Create(device, dtype);
         try
         {
@@ -95,7 +92,7 @@ public sealed class VaeBenchmark : IDisposable
     /// <summary>How weights and activations are stored.</summary>
     public DType DType { get; }
 
-    /// <summary>The architecture: sd, sdxl or a TAESD-family model.</summary>
+    /// <summary>The architecture.</summary>
     public ModelFamily Family { get; }
 
     /// <summary>Bytes of the fp32 weights of both halves.</summary>

@@ -30,8 +30,14 @@ public sealed class VaeCheckpoint : IDisposable
     public static VaeCheckpoint Open(string path, ModelFamily? family = null) =>
         new(VaeLoader.Open(path, new VaeLoadOptions(family)));
 
-    /// <summary>The model family (sd, sdxl, flux, taesd, taesdxl, taef1, taef2).</summary>
+    /// <summary>The model family (sd, sdxl, flux, sd3, flux2, taesd, taesdxl, taef1, taef2).</summary>
     public ModelFamily Family => _loaded.Family;
+
+    /// <summary>The latent forms a <see cref="Vae"/> of this checkpoint gives and takes (see <see cref="Vae.SupportedLatentForms"/>).</summary>
+    public IReadOnlyList<LatentForm> SupportedLatentForms => Api.LatentForms.Supported(_loaded.KlConfig is { LatentBatchNorm: true });
+
+    /// <summary>Pixels per latent element along each axis (8 for every published VAE).</summary>
+    public int DownsampleFactor => _loaded.KlConfig?.DownsampleFactor ?? _loaded.TinyConfig!.DownsampleFactor;
 
     /// <summary>Number of parameter tensors.</summary>
     public int TensorCount => _loaded.Parameters.Count;

@@ -54,6 +54,12 @@ public sealed record EncodeOptions
     /// <summary>Null returns the distribution's mode (its mean, as the endpoints do); a seed draws a sample.</summary>
     public ulong? SampleSeed { get; init; }
 
+    /// <summary>
+    /// The form of the returned latent (default <see cref="LatentForm.Raw"/>); the pipeline forms are the model's
+    /// (<see cref="Vae.SupportedLatentForms"/>: FLUX.2 has all three) and take no scaling or shift factor.
+    /// </summary>
+    public LatentForm Form { get; init; } = LatentForm.Raw;
+
     /// <summary>How the encode splits its work (default <see cref="TilingMode.Auto"/>: untiled when it fits the memory budget).</summary>
     public TilingMode Tiling { get; init; } = TilingMode.Auto;
 
@@ -104,7 +110,7 @@ public sealed record DecodeOptions
     /// <summary>JPEG quality, 1-100, of <see cref="DecodeOutput.EncodedImages"/> in JPEG (default 75, PIL's).</summary>
     public int JpegQuality { get; init; } = Imaging.ImageOutput.DefaultJpegQuality;
 
-    /// <summary>Image height in pixels; required (with <see cref="Width"/>) for packed FLUX latents [B, seq, 64].</summary>
+    /// <summary>Image height in pixels; required (with <see cref="Width"/>) for packed latents [B, seq, 4C] (FLUX.1, FLUX.2).</summary>
     public int? Height { get; init; }
 
     /// <summary>Image width in pixels; required (with <see cref="Height"/>) for packed FLUX latents.</summary>

@@ -32,6 +32,7 @@ internal static class KlFamilyRecognition
     /// <summary>The family of a config whose factors are the file's own.</summary>
     public static ModelFamily FromConfig(AutoencoderKlConfig config)
     {
+        if (config.LatentBatchNorm) return ModelFamily.Flux2;
         if (AutoencoderKlConfigInference.Recognise(config) == ModelFamily.Flux)
         {
             var sd3 = AutoencoderKlConfig.Sd3;

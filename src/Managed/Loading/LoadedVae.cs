@@ -36,9 +36,10 @@ internal sealed class LoadedVae : IDisposable
     /// <summary>
     /// The latent scaling factor for this checkpoint, for every family: the AutoencoderKL config's (the file's
     /// own, or the family's published one), or the tiny family's (1, as diffusers' AutoencoderTiny config says:
-    /// TAESD latents are already in their big VAE's scaled space).
+    /// TAESD latents are already in their big VAE's scaled space). Null for FLUX.2, whose config has none: its
+    /// pipeline normalises patchified latents with the VAE's batch-norm statistics instead.
     /// </summary>
-    public float ScalingFactor => KlConfig?.ScalingFactor ?? TinyConfig!.ScalingFactor;
+    public float? ScalingFactor => KlConfig is { LatentBatchNorm: true } ? null : KlConfig?.ScalingFactor ?? TinyConfig!.ScalingFactor;
 
     /// <summary>The latent shift factor: the AutoencoderKL config's (null where the family has none, as SD and
     /// SDXL), or the tiny family's (0).</summary>

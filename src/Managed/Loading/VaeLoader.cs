@@ -176,8 +176,8 @@ internal static class VaeLoader
             string? className = new ConfigJsonReader(root, configOrigin).String(ClassNameKey);
             if (className == TaesdConfigJson.ClassName)
                 return TinyFromArchives(path, [archive], IdentityMap(archive), TaesdConfigJson.Parse(json, configOrigin), options);
-            if (className is not null && className != AutoencoderKlConfigJson.ClassName)
-                throw new InvalidDataException($"{configOrigin}: model class '{className}' is not supported (AutoencoderKL, AutoencoderTiny)");
+            if (className is not null && !AutoencoderKlConfigJson.Reads(className))
+                throw new InvalidDataException($"{configOrigin}: model class '{className}' is not supported (AutoencoderKL, AutoencoderKLFlux2, AutoencoderTiny)");
             var config = AutoencoderKlConfigJson.Parse(json, configOrigin);
             return KlFromArchive(path, archive, config, options, applyFamilyFactors);
         }
@@ -240,6 +240,10 @@ internal static class VaeLoader
         {
             throw new InvalidDataException($"{path}: {e.Message}");
         }
+        if ((family == ModelFamily.Flux2) != config.LatentBatchNorm)
+            throw new InvalidDataException(config.LatentBatchNorm
+                ? $"{path}: holds FLUX.2's latent batch norm ({AutoencoderKlParameters.BatchNormMean}), so it is a flux2 VAE, not {family.Name()}"
+                : $"{path}: family flux2 needs FLUX.2's {AutoencoderKlParameters.BatchNormMean} and {AutoencoderKlParameters.BatchNormVariance} (the pipeline's latent statistics); this VAE has none");
         var declared = AutoencoderKlParameters.Enumerate(config);
         var source = new MappedWeightSource(path, [archive], map);
         ParameterCheck.Require(source, declared, refuseUndeclared: true);

@@ -81,6 +81,9 @@ internal sealed class ConfigJsonReader(JsonObject root, string origin)
         return list;
     }
 
+    /// <summary>A list of integers, or null where the key is absent or null (diffusers' <c>None</c>).</summary>
+    public IReadOnlyList<int>? NullableIntList(string key) => Value(key) is null ? null : IntList(key, []);
+
     /// <summary>diffusers writes sample_size as an integer or as [height, width]; the first is kept.</summary>
     public int SampleSize(string key, int fallback)
     {

@@ -43,6 +43,12 @@ internal interface IVaeModel : IDisposable
     /// </summary>
     bool IsTiny { get; }
 
+    /// <summary>
+    /// The pipeline's normalisation of the 2x2-patchified latent (FLUX.2's <c>bn</c>, Qwen-Image's
+    /// latents_mean/std), or null where the family's pipeline packs raw latents or none.
+    /// </summary>
+    LatentNormalization? PipelineNormalization => null;
+
     Tensor Encode(IBackend ops, Tensor image, BlockObserver? observe = null);
 
     Tensor Decode(IBackend ops, Tensor latent, BlockObserver? observe = null);

@@ -16,6 +16,12 @@ public enum ModelFamily
     /// <remarks>Placed before the tiny families: <see cref="ModelFamilies.IsTiny"/> compares the order.</remarks>
     Sd3,
 
+    /// <summary>
+    /// FLUX.2 <c>vae</c> (AutoencoderKLFlux2): SD's structure, 32 latent channels, and a batch norm whose running
+    /// statistics normalise the pipeline's 2x2-patchified latents; its small decoder too.
+    /// </summary>
+    Flux2,
+
     /// <summary>TAESD, the tiny autoencoder for the SD latent space.</summary>
     Taesd,
 
@@ -32,13 +38,13 @@ public enum ModelFamily
 /// <summary>Names and kinds of <see cref="ModelFamily"/> values.</summary>
 public static class ModelFamilies
 {
-    /// <summary>The family's command-line and metadata name: sd, sdxl, flux, sd3, taesd, taesdxl, taef1, taef2.</summary>
+    /// <summary>The family's command-line and metadata name: sd, sdxl, flux, sd3, flux2, taesd, taesdxl, taef1, taef2.</summary>
     public static string Name(this ModelFamily family) => family.ToString().ToLowerInvariant();
 
     /// <summary>True for the TAESD family (the tiny autoencoders), false for AutoencoderKL.</summary>
     public static bool IsTiny(this ModelFamily family) => family >= ModelFamily.Taesd;
 
-    /// <summary>Channels of the family's latent: 4 (SD, SDXL, TAESD, TAESDXL), 16 (FLUX.1, SD3, TAEF1), 32 (TAEF2).</summary>
+    /// <summary>Channels of the family's latent: 4 (SD, SDXL, TAESD, TAESDXL), 16 (FLUX.1, SD3, TAEF1), 32 (FLUX.2, TAEF2).</summary>
     public static int LatentChannels(this ModelFamily family) =>
         family.IsTiny() ? Models.Taesd.TaesdConfig.For(family).LatentChannels : Models.AutoencoderKl.AutoencoderKlConfig.For(family).LatentChannels;
 

@@ -263,6 +263,8 @@ public sealed class RemoteVae : IVae
 
     private static void CheckEncodeOptions(EncodeOptions options)
     {
+        if (options.Form != LatentForm.Raw)
+            throw new ArgumentException($"EncodeOptions.Form {options.Form}: the hybrid-inference protocol's encode returns raw latents; convert them locally");
         CheckTiling(options.Tiling, options.TileSize, nameof(EncodeOptions));
         LatentScaling.EncodeAffine(options.ScalingFactor, options.ShiftFactor);
     }

@@ -13,7 +13,9 @@ namespace NativeVae.Weights;
 ///   (PyTorch's default kaiming_uniform(a=sqrt 5) bound);</item>
 /// <item>their biases (sibling <c>.weight</c> of rank &gt;= 2): the same bound;</item>
 /// <item>norm weights (rank-1 <c>.weight</c>): <c>1 + 0.25 r</c>; norm biases: <c>0.25 r</c> (perturbed away from
-///   PyTorch's 1 and 0 so that parity tests see the affine).</item>
+///   PyTorch's 1 and 0 so that parity tests see the affine);</item>
+/// <item>batch-norm running statistics: <c>.running_var</c> as a norm weight (<c>1 + 0.25 r</c>, positive),
+///   <c>.running_mean</c> as a norm bias (<c>0.25 r</c>).</item>
 /// </list>
 /// </summary>
 internal static class SeededWeights
@@ -80,6 +82,8 @@ internal static class SeededWeights
     {
         const string WeightSuffix = ".weight";
         const string BiasSuffix = ".bias";
+        if (name.EndsWith(".running_var", StringComparison.Ordinal)) return (NormJitter, 1f);
+        if (name.EndsWith(".running_mean", StringComparison.Ordinal)) return (NormJitter, 0f);
         if (name.EndsWith(WeightSuffix, StringComparison.Ordinal))
             return shape.Rank >= 2 ? (FanInBound(shape), 0f) : (NormJitter, 1f);
         if (name.EndsWith(BiasSuffix, StringComparison.Ordinal))

@@ -121,8 +121,9 @@ public class VaeApiTests
         var latents = RandomLatents(1, 16, 4, 6);   // a 4x6 latent is an 8x12 image with f = 2... packed by 2x2 patches
         var packed = NativeVae.Api.FluxLatentPacking.Pack(latents);
         Assert.That(() => vae.Decode(packed), Throws.ArgumentException.With.Message.EqualTo("`height` and `width` required for packed latents."));
-        // h = 2 * (height // 16): 4 latent rows <- height 32..47, 6 columns <- width 48..63
-        using var fromPacked = vae.Decode(packed, new DecodeOptions { Output = DecodeOutput.FloatTensor, Height = 32, Width = 48 });
+        // h = 2 * (height // (2 f)), f = 2 as diffusers' vae_scale_factor for this 2-level VAE: 4 latent rows <- height
+        // 8..11, 6 columns <- width 12..15 (a published VAE, f = 8, divides by 16)
+        using var fromPacked = vae.Decode(packed, new DecodeOptions { Output = DecodeOutput.FloatTensor, Height = 11, Width = 12 });
         using var fromPlain = vae.Decode(latents, new DecodeOptions { Output = DecodeOutput.FloatTensor });
         Assert.That(fromPacked.FloatTensor!.Data, Is.EqualTo(fromPlain.FloatTensor!.Data));
     }

@@ -22,6 +22,8 @@ public class AutoencoderKlParityTests
         ["small"] = AutoencoderKlConfig.Small,
         ["sd"] = AutoencoderKlConfig.Sd,
         ["flux1"] = AutoencoderKlConfig.Flux1,
+        // AutoencoderKLFlux2's decoder with its own levels, every stage compared (tools/NativeVae.Oracle's Flux2Fixtures.Small).
+        ["flux2_small"] = AutoencoderKlConfig.Small with { LatentBatchNorm = true, DecoderBlockOutChannels = [24, 48] },
     };
 
     public static IEnumerable<TestCaseData> Cases() =>

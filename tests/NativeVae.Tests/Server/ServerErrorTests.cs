@@ -60,7 +60,7 @@ public class ServerErrorTests
     [Test]
     public async Task AWrongChannelCount() =>
         Assert.That(await Refused($"/sd/?output_type=pt&{ShapeQuery(TensorShape.Nchw(1, 5, 6, 4))}&dtype=float32", LatentBytes, 400),
-            Does.Contain("this model's latents have 4 channels"));
+            Does.Contain("latents must be [N, 4, h, w]"));
 
     [Test]
     public async Task NaNOrInfInTheLatents()

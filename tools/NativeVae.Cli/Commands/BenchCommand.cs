@@ -40,7 +40,7 @@ internal sealed class BenchCommand : ICommand
     public Command Build(TextWriter stdout, TextWriter stderr)
     {
         var family = OptionParsers.Choice<ModelFamily>("--family", "the architecture, with seeded weights [default: sd]",
-            OptionParsers.Families(ModelFamily.Sd, ModelFamily.Sdxl, ModelFamily.Taesd, ModelFamily.Taesdxl, ModelFamily.Taef1, ModelFamily.Taef2));
+            OptionParsers.Families());
         var sizes = new Option<string>("--sizes") { HelpName = "256,512", Description = $"image edges in pixels, multiples of 8 [default: {DefaultSizes}]" };
         var ops = new Option<string>("--ops") { HelpName = "encode,decode", Description = "the ops to time [default: encode,decode]" };
         var tiling = OptionParsers.Choice<TilingMode>("--tiling", "the mode of the tiled columns; none drops them [default: exact]",

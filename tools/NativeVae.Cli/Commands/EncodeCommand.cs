@@ -4,7 +4,8 @@ namespace NativeVae.Cli.Commands;
 
 /// <summary>
 /// <c>nativevae encode &lt;image&gt; --model M | --endpoint URL [-o latent.safetensors] ...</c>: writes the latent as a
-/// safetensors file holding one tensor named <c>latent</c> [1, C, H/8, W/8] (<see cref="LatentFile"/>), encoded by a
+/// safetensors file holding one tensor named <c>latent</c> [1, C, H/8, W/8], or a pipeline form with
+/// <c>--latent-form</c> (<see cref="LatentFile"/>), encoded by a
 /// local model or a remote endpoint through the one <see cref="IVae"/> contract.
 /// </summary>
 internal sealed class EncodeCommand : ICommand
@@ -20,8 +21,11 @@ internal sealed class EncodeCommand : ICommand
         };
         var seed = OptionParsers.UnsignedLong("--sample-seed", "S",
             "draw a sample of the latent distribution with this seed [default: its mode (mean), as diffusers' endpoints]");
+        var form = OptionParsers.Choice("--latent-form",
+            "the latent's form: raw [N, C, H/8, W/8], or FLUX.2's pipeline forms, normalised with its batch-norm statistics: " +
+            "patchified [N, 128, H/16, W/16] or packed tokens [N, (H/16)(W/16), 128] [default: raw]", OptionParsers.LatentForms());
         var command = new Command("encode",
-            "encode an image (PNG, JPEG, WebP, BMP) to a latent safetensors file, with a local --model or on an --endpoint") { image, output, seed };
+            "encode an image (PNG, JPEG, WebP, BMP) to a latent safetensors file, with a local --model or on an --endpoint") { image, output, seed, form };
         model.AddTo(command);
         command.SetAction(parse =>
         {
@@ -36,6 +40,7 @@ internal sealed class EncodeCommand : ICommand
                 ScalingFactor = parse.GetValue(model.ScalingFactor),
                 ShiftFactor = parse.GetValue(model.ShiftFactor),
                 SampleSeed = parse.GetValue(seed),
+                Form = parse.GetValue(form) ?? LatentForm.Raw,
                 Tiling = parse.GetValue(model.Tiling) ?? TilingMode.Auto,
                 TileSize = parse.GetValue(model.Tile),
                 Progress = new ProgressBar(stderr, "encode"),

@@ -1,10 +1,12 @@
 using System.CommandLine;
+using System.Text.Json.Nodes;
 
 namespace NativeVae.Cli.Commands;
 
 /// <summary>
 /// <c>nativevae info &lt;file-or-folder&gt; [--family F]</c>: prints the model's config as one JSON object with
-/// diffusers' key names, plus <c>family</c>, <c>dtype</c> (storage) and <c>parameters</c> (the count).
+/// diffusers' key names, plus <c>family</c>, <c>dtype</c> (storage), <c>parameters</c> (the count), <c>downsample_factor</c> and
+/// <c>latent_forms</c> (raw, and FLUX.2's patchified and packed).
 /// </summary>
 internal sealed class InfoCommand : ICommand
 {
@@ -20,6 +22,8 @@ internal sealed class InfoCommand : ICommand
             json["family"] = OptionParsers.FamilyName(checkpoint.Family);
             json["dtype"] = checkpoint.StorageDTypeName;
             json["parameters"] = checkpoint.ParameterCount;
+            json["downsample_factor"] = checkpoint.DownsampleFactor;
+            json["latent_forms"] = new JsonArray(checkpoint.SupportedLatentForms.Select(f => (JsonNode?)OptionParsers.LatentFormName(f)).ToArray());
             stdout.WriteLine(json.ToJsonString());
             return ExitCodes.Success;
         });

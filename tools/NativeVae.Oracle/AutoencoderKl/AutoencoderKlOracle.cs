@@ -90,10 +90,10 @@ internal sealed class AutoencoderKlOracle
         return h;
     }
 
-    // diffusers: vae.Decoder.
+    // diffusers: vae.Decoder (AutoencoderKLFlux2 passes decoder_block_out_channels or block_out_channels).
     private Tensor Decoder(Tensor z)
     {
-        var ch = _config.BlockOutChannels;
+        var ch = _config.DecoderChannels;
         var h = Conv(z, "decoder.conv_in", _config.LatentChannels, ch[^1]);           // [N, ch_last, h, w]
         _capture("decoder.conv_in", h);
         h = Then(h, UNetMidBlock2D(h, "decoder.mid_block", ch[^1]));

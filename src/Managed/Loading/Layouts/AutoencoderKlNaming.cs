@@ -5,7 +5,8 @@ namespace NativeVae.Loading.Layouts;
 /// <summary>
 /// Maps the tensor names of every published AutoencoderKL layout to diffusers' canonical names:
 /// the original LDM / FLUX.1 names (<c>encoder.down.{i}.block.{j}</c>, <c>mid.attn_1.q</c>, <c>nin_shortcut</c>,
-/// <c>norm_out</c>, decoder <c>up.{k}</c> in reverse order), diffusers' pre-2023 attention names
+/// <c>norm_out</c>, decoder <c>up.{k}</c> in reverse order; FLUX.2's <c>encoder.quant_conv</c> and
+/// <c>decoder.post_quant_conv</c>), diffusers' pre-2023 attention names
 /// (<c>query|key|value|proj_attn</c>), and diffusers' own names (unchanged). Prefixes of full checkpoints
 /// (<c>first_stage_model.</c>, <c>vae.</c>) are stripped by the caller (<see cref="VaePrefix"/>).
 /// </summary>
@@ -65,6 +66,8 @@ internal static partial class AutoencoderKlNaming
             };
             return $"{m.Groups["part"].Value}.mid_block.attentions.0.{leaf}.{m.Groups["p"].Value}";
         }
+        if ((m = Flux2QuantConv().Match(name)).Success)
+            return $"{m.Groups["conv"].Value}.{m.Groups["p"].Value}";
         return DiffusersName().IsMatch(name) ? name : null;
     }
 
@@ -105,7 +108,11 @@ internal static partial class AutoencoderKlNaming
     [GeneratedRegex(@"^(?<part>encoder|decoder)\.mid_block\.attentions\.0\.(?<proj>query|key|value|proj_attn)\.(?<p>weight|bias)$")]
     private static partial Regex LegacyAttention();
 
-    [GeneratedRegex(@"^((encoder|decoder)\.(conv_in|conv_out|conv_norm_out|down_blocks|up_blocks|mid_block)\.|quant_conv\.|post_quant_conv\.)")]
+    /// <summary>BFL's FLUX.2 <c>ae</c> keeps the quant convs inside the encoder and decoder.</summary>
+    [GeneratedRegex(@"^(encoder\.(?<conv>quant_conv)|decoder\.(?<conv>post_quant_conv))\.(?<p>weight|bias)$")]
+    private static partial Regex Flux2QuantConv();
+
+    [GeneratedRegex(@"^((encoder|decoder)\.(conv_in|conv_out|conv_norm_out|down_blocks|up_blocks|mid_block)\.|quant_conv\.|post_quant_conv\.|bn\.running_(mean|var)$)")]
     private static partial Regex DiffusersName();
 
     [GeneratedRegex(@"\.mid_block\.attentions\.0\.(to_q|to_k|to_v|to_out\.0)\.weight$")]

@@ -31,6 +31,14 @@ internal static class AutoencoderKlConfigInference
         if (blockChannels.Count == 0) Need("encoder.down_blocks.0.resnets.0.conv1.weight");
         int layers = 0;
         while (shapes.ContainsKey($"encoder.down_blocks.0.resnets.{layers}.conv1.weight")) layers++;
+        // The decoder's levels, deepest first in up_blocks; FLUX.2's small decoder is narrower than its encoder.
+        var decoderChannels = new int[blockChannels.Count];
+        for (int i = 0; i < decoderChannels.Length; i++)
+        {
+            string name = $"decoder.up_blocks.{i}.resnets.0.conv1.weight";
+            decoderChannels[decoderChannels.Length - 1 - i] = shapes.ContainsKey(name) ? Need(name)[0] : blockChannels[decoderChannels.Length - 1 - i];
+        }
+        bool batchNorm = shapes.ContainsKey(AutoencoderKlParameters.BatchNormMean) || shapes.ContainsKey(AutoencoderKlParameters.BatchNormVariance);
 
         return new AutoencoderKlConfig
         {
@@ -43,13 +51,18 @@ internal static class AutoencoderKlConfigInference
             UseQuantConv = shapes.ContainsKey("quant_conv.weight"),
             UsePostQuantConv = shapes.ContainsKey("post_quant_conv.weight"),
             MidBlockAddAttention = shapes.ContainsKey("encoder.mid_block.attentions.0.to_q.weight"),
+            DecoderBlockOutChannels = decoderChannels.SequenceEqual(blockChannels) ? null : decoderChannels,
+            LatentBatchNorm = batchNorm,
         };
     }
 
-    /// <summary>The family a structure belongs to: 16 latent channels without quant convs is FLUX.1, else SD
-    /// (SDXL's VAE has SD's exact structure; only <c>--family sdxl</c> or a config tells them apart).</summary>
+    /// <summary>The family a structure belongs to: a latent batch norm is FLUX.2, 16 latent channels without quant
+    /// convs is FLUX.1, else SD (SDXL's VAE has SD's exact structure; only <c>--family sdxl</c> or a config tells
+    /// them apart).</summary>
     public static ModelFamily Recognise(AutoencoderKlConfig config) =>
-        config.LatentChannels == FluxLatentChannels && !config.UseQuantConv ? ModelFamily.Flux : ModelFamily.Sd;
+        config.LatentBatchNorm ? ModelFamily.Flux2
+        : config.LatentChannels == FluxLatentChannels && !config.UseQuantConv ? ModelFamily.Flux
+        : ModelFamily.Sd;
 
     /// <summary>The config with the family's published sample size and scaling/shift factors.</summary>
     public static AutoencoderKlConfig WithFamilyFactors(AutoencoderKlConfig config, ModelFamily family)

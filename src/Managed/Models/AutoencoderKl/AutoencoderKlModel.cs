@@ -31,7 +31,12 @@ internal sealed class AutoencoderKlModel : IVaeModel
         var declared = AutoencoderKlParameters.Enumerate(config);
         ParameterCheck.Require(weights, declared);
         _encoderParameters = declared.Where(p => IsEncoderParameter(p.Name)).ToArray();
-        _decoderParameters = declared.Where(p => !IsEncoderParameter(p.Name)).ToArray();
+        _decoderParameters = declared.Where(p => !IsEncoderParameter(p.Name) && !AutoencoderKlParameters.IsBatchNormBuffer(p.Name)).ToArray();
+        if (config.LatentBatchNorm)
+        {
+            PipelineNormalization = LatentNormalization.FromBatchNorm(weights.ReadFloat32(AutoencoderKlParameters.BatchNormMean),
+                weights.ReadFloat32(AutoencoderKlParameters.BatchNormVariance), config.BatchNormEps, weights.Origin);
+        }
         _weights = weights;
         _weightsOwner = weightsOwner;
     }
@@ -54,6 +59,8 @@ internal sealed class AutoencoderKlModel : IVaeModel
     public bool EncodesMoments => true;
 
     public bool IsTiny => false;
+
+    public LatentNormalization? PipelineNormalization { get; }
 
     /// <summary>Bytes of device memory held by the parameters uploaded so far.</summary>
     public long ParameterBytes => (_encoder?.Parameters.TotalBytes ?? 0) + (_decoder?.Parameters.TotalBytes ?? 0);

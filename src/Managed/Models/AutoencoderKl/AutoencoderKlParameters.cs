@@ -8,6 +8,15 @@ internal static class AutoencoderKlParameters
 {
     private const int ConvKernel = 3;
 
+    /// <summary>AutoencoderKLFlux2's <c>bn</c> running statistics: buffers the pipeline reads, never a layer's input.</summary>
+    public const string BatchNormMean = "bn.running_mean";
+
+    /// <inheritdoc cref="BatchNormMean"/>
+    public const string BatchNormVariance = "bn.running_var";
+
+    /// <summary>True for the <c>bn</c> buffers (host statistics, not uploaded with either half).</summary>
+    public static bool IsBatchNormBuffer(string name) => name.StartsWith("bn.", StringComparison.Ordinal);
+
     public static List<(string Name, TensorShape Shape)> Enumerate(AutoencoderKlConfig config)
     {
         config.Validate();
@@ -31,7 +40,8 @@ internal static class AutoencoderKlParameters
         Norm(list, "encoder.conv_norm_out", ch[^1]);
         Conv(list, "encoder.conv_out", ch[^1], 2 * config.LatentChannels, ConvKernel);
 
-        // Decoder
+        // Decoder (FLUX.2's small decoder has its own levels)
+        ch = config.DecoderChannels;
         Conv(list, "decoder.conv_in", config.LatentChannels, ch[^1], ConvKernel);
         MidBlock(list, "decoder.mid_block", ch[^1], config.MidBlockAddAttention);
         previous = ch[^1];
@@ -50,6 +60,11 @@ internal static class AutoencoderKlParameters
 
         if (config.UseQuantConv) Conv(list, "quant_conv", 2 * config.LatentChannels, 2 * config.LatentChannels, 1);
         if (config.UsePostQuantConv) Conv(list, "post_quant_conv", config.LatentChannels, config.LatentChannels, 1);
+        if (config.LatentBatchNorm)
+        {
+            list.Add((BatchNormMean, new TensorShape(config.PatchedLatentChannels)));
+            list.Add((BatchNormVariance, new TensorShape(config.PatchedLatentChannels)));
+        }
         return list;
     }
 

@@ -15,7 +15,7 @@ internal sealed class Decoder
 
     public Decoder(DeviceParameters p, AutoencoderKlConfig config)
     {
-        var ch = config.BlockOutChannels;
+        var ch = config.DecoderChannels;
         int blocks = ch.Count;
         _convIn = new Conv2d(p, "decoder.conv_in", Conv2dSpec.Same);
         _midBlock = new UNetMidBlock2D(p, "decoder.mid_block", ch[^1], config);
