@@ -94,6 +94,8 @@ internal sealed class DryRunBackend : IBackend
     public Tensor ChannelAffine(Tensor input, Tensor scale, Tensor shift, bool fuseSilu) =>
         Output(OpShapes.ChannelAffine(input, scale, shift));
 
+    public Tensor RmsNorm(Tensor input, Tensor gamma, bool fuseSilu) => Output(OpShapes.RmsNorm(input, gamma));
+
     public Tensor Attention(Tensor q, Tensor k, Tensor v, float scale)
     {
         var shape = OpShapes.Attention(q, k, v);

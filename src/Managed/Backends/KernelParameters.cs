@@ -40,6 +40,16 @@ internal static class KernelParameters
         StatsAsMoments = moments ? 1 : 0,
     };
 
+    public static RmsNormParams RmsNorm(Tensor x, bool silu) => new()
+    {
+        Batch = x.Shape.N,
+        Channels = x.Shape.C,
+        Spatial = checked(x.Shape.H * x.Shape.W),
+        Scale = MathF.Sqrt(x.Shape.C),
+        Eps = IBackend.RmsNormEps,
+        FuseSilu = silu ? 1 : 0,
+    };
+
     public static AttentionParams Attention(Tensor q, float scale) => new()
     {
         Batch = q.Shape.N,

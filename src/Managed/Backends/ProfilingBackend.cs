@@ -106,6 +106,14 @@ internal sealed class ProfilingBackend(IBackend device) : IBackend
         return y;
     }
 
+    public Tensor RmsNorm(Tensor input, Tensor gamma, bool fuseSilu)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var y = device.RmsNorm(input, gamma, fuseSilu);
+        Record($"rms norm {input.Shape.C} @{input.Shape.H}x{input.Shape.W}", start, 0, input.ByteLength + y.ByteLength);
+        return y;
+    }
+
     public Tensor Attention(Tensor q, Tensor k, Tensor v, float scale)
     {
         long start = Stopwatch.GetTimestamp();

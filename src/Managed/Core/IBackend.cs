@@ -145,6 +145,17 @@ internal interface IBackend : IDisposable
     Tensor ChannelAffine(Tensor input, Tensor scale, Tensor shift, bool fuseSilu);
 
     /// <summary>
+    /// The Wan / Qwen-Image VAE's channel RMS norm over <c>[N, C, H, W]</c>: each pixel's channel vector divided by
+    /// its L2 norm (torch <c>F.normalize</c>, the norm floored at <see cref="RmsNormEps"/>), times <c>sqrt(C)</c> and
+    /// <paramref name="gamma"/> <c>[C]</c>, then SiLU when <paramref name="fuseSilu"/>. No mean, no groups, no
+    /// statistics across pixels: a tile needs nothing beyond itself.
+    /// </summary>
+    Tensor RmsNorm(Tensor input, Tensor gamma, bool fuseSilu);
+
+    /// <summary>torch <c>F.normalize</c>'s default floor on the norm.</summary>
+    const float RmsNormEps = 1e-12f;
+
+    /// <summary>
     /// Single-head attention <c>softmax(scale * Q^T K) V</c> over N tokens, with Q, K, V and the output laid out
     /// channel-major <c>[B, C, N]</c> (that is an <c>[B, C, H, W]</c> feature map with N = H*W), so that the
     /// q/k/v projections are 1x1 convolutions. Online softmax in fp32; the N x N matrix is never stored.

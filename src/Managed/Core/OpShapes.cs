@@ -88,6 +88,15 @@ internal static class OpShapes
         return input.Shape;
     }
 
+    /// <summary>Output shape of <see cref="IBackend.RmsNorm"/>: the input's; gamma is <c>[C]</c>.</summary>
+    public static TensorShape RmsNorm(Tensor input, Tensor gamma)
+    {
+        RequireRank4(input, "rms_norm input");
+        if (gamma.Shape != new TensorShape(input.Shape.C))
+            throw new ArgumentException($"rms_norm gamma {gamma.Shape} must be [{input.Shape.C}] for input {input.Shape}");
+        return input.Shape;
+    }
+
     /// <summary>Output shape of <see cref="IBackend.Attention"/>; throws on mismatched arguments.</summary>
     public static TensorShape Attention(Tensor q, Tensor k, Tensor v)
     {

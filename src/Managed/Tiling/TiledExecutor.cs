@@ -220,6 +220,23 @@ internal sealed class TiledExecutor : IBackend
         return moments;
     }
 
+    /// <summary>Per pixel across channels: each strip of all channels is normalised on its own, no statistics pass.</summary>
+    public Tensor RmsNorm(Tensor input, Tensor gamma, bool fuseSilu)
+    {
+        var x = Own(input, nameof(input));
+        var y = _space.New(OpShapes.RmsNorm(x, gamma));
+        for (int n = 0; n < x.Shape.N; n++)
+        {
+            foreach (var tile in TilePlanner.Strips(x.Shape.H, x.Shape.W, TileSize))
+            {
+                using var t = UploadRows(x, n, tile, PrimarySlot);
+                using var o = _device.RmsNorm(t, gamma, fuseSilu);
+                Scatter(o, y, n, tile);
+            }
+        }
+        return y;
+    }
+
     public Tensor Attention(Tensor q, Tensor k, Tensor v, float scale)
     {
         var shape = OpShapes.Attention(Own(q, nameof(q)), Own(k, nameof(k)), Own(v, nameof(v)));

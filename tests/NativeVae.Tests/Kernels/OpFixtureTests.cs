@@ -16,6 +16,7 @@ namespace NativeVae.Tests.Kernels;
 /// <item>group_norm: x, gamma, beta, y, mean [N, G], rstd [N, G]; groups, eps, silu ("0"/"1").</item>
 /// <item>attention: q, k, v [B, C, H, W], y [B, C, H, W]; scale.</item>
 /// <item>elementwise: x, optional b, y; op (silu|relu|tanh_clamp|add|scale_shift), scale, shift.</item>
+/// <item>rms_norm: x, gamma [C], y; silu ("0"/"1").</item>
 /// </list>
 /// </summary>
 public sealed class OpFixtureTests
@@ -23,7 +24,7 @@ public sealed class OpFixtureTests
     private const double AbsTolerance = 1e-4;
     private const double RelTolerance = 1e-5;
 
-    private static readonly string[] Ops = ["conv2d", "group_norm", "attention", "elementwise"];
+    private static readonly string[] Ops = ["conv2d", "group_norm", "attention", "elementwise", "rms_norm"];
 
     private static string OpFolder(string op) => Path.Combine(TestPaths.Fixtures, "ops", op);
 
@@ -40,8 +41,8 @@ public sealed class OpFixtureTests
                 yield return new TestCaseData(op, "", KernelBackends.IlgpuPlain).SetArgDisplayNames(op, "(none)");
                 continue;
             }
-            // Elementwise ops have one ILGPU kernel; the others have a plain and a tiled version.
-            var backends = op == "elementwise" ? KernelBackends.EveryBackend : KernelBackends.EveryVersion;
+            // Elementwise ops and the RMS norm have one ILGPU kernel; the others have a plain and a tiled version.
+            var backends = op is "elementwise" or "rms_norm" ? KernelBackends.EveryBackend : KernelBackends.EveryVersion;
             foreach (string file in files)
             foreach (string backend in backends)
                 yield return new TestCaseData(op, Path.GetFileName(file), backend)
@@ -62,6 +63,7 @@ public sealed class OpFixtureTests
             case "conv2d": CheckConv2d(backend, fixture, what); break;
             case "group_norm": CheckGroupNorm(backend, fixture, what); break;
             case "attention": CheckAttention(backend, fixture, what); break;
+            case "rms_norm": CheckRmsNorm(backend, fixture, what); break;
             default: CheckElementwise(backend, fixture, what); break;
         }
     }
@@ -105,6 +107,14 @@ public sealed class OpFixtureTests
         using var k = Upload(backend, f, "k");
         using var v = Upload(backend, f, "v");
         using var y = backend.Attention(q, k, v, MetaFloat(f, "scale"));
+        CheckOutput(backend, y, f, "y", what);
+    }
+
+    private static void CheckRmsNorm(IBackend backend, SafeTensorsFile f, string what)
+    {
+        using var x = Upload(backend, f, "x");
+        using var gamma = Upload(backend, f, "gamma");
+        using var y = backend.RmsNorm(x, gamma, MetaInt(f, "silu") != 0);
         CheckOutput(backend, y, f, "y", what);
     }
 

@@ -54,6 +54,7 @@ internal sealed class CountingBackend(IBackend device) : IBackend
     public Tensor ChannelAffine(Tensor input, Tensor scale, Tensor shift, bool fuseSilu) =>
         Count(nameof(ChannelAffine), device.ChannelAffine(input, scale, shift, fuseSilu));
 
+    public Tensor RmsNorm(Tensor input, Tensor gamma, bool fuseSilu) => Count(nameof(RmsNorm), device.RmsNorm(input, gamma, fuseSilu));
     public Tensor Attention(Tensor q, Tensor k, Tensor v, float scale) => Count(nameof(Attention), device.Attention(q, k, v, scale));
     public Tensor Unary(UnaryOp op, Tensor input) => Count(nameof(Unary), device.Unary(op, input));
     public Tensor Add(Tensor a, Tensor b) => Count(nameof(Add), device.Add(a, b));

@@ -109,6 +109,30 @@ internal static class Reference
         return y;
     }
 
+    /// <summary>The channel RMS norm: x / max(||x[n, :, p]||, 1e-12) * sqrt(C) * gamma[c] (+ SiLU), in double.</summary>
+    public static double[] RmsNorm(float[] x, int batch, int channels, int spatial, float[] gamma, bool silu)
+    {
+        var y = new double[x.Length];
+        for (int n = 0; n < batch; n++)
+        for (int p = 0; p < spatial; p++)
+        {
+            double sum = 0;
+            for (int c = 0; c < channels; c++)
+            {
+                double v = x[((long)n * channels + c) * spatial + p];
+                sum += v * v;
+            }
+            double factor = Math.Sqrt(channels) / Math.Max(Math.Sqrt(sum), 1e-12);
+            for (int c = 0; c < channels; c++)
+            {
+                long at = ((long)n * channels + c) * spatial + p;
+                double v = x[at] * factor * gamma[c];
+                y[at] = silu ? Silu(v) : v;
+            }
+        }
+        return y;
+    }
+
     /// <summary>Single-head attention over channel-major [B, C, N]: a full softmax row per query.</summary>
     public static double[] Attention(float[] q, float[] k, float[] v, int batch, int channels, int tokens, double scale)
     {

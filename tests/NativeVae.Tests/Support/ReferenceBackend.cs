@@ -58,6 +58,9 @@ internal sealed class ReferenceBackend : IBackend
     public Tensor ChannelAffine(Tensor input, Tensor scale, Tensor shift, bool fuseSilu) =>
         Result(input.Shape, Reference.ChannelAffine(D(input), input.Shape.H * input.Shape.W, D(scale), D(shift), fuseSilu));
 
+    public Tensor RmsNorm(Tensor input, Tensor gamma, bool fuseSilu) =>
+        Result(input.Shape, Reference.RmsNorm(D(input), input.Shape.N, input.Shape.C, input.Shape.H * input.Shape.W, D(gamma), fuseSilu));
+
     public Tensor Attention(Tensor q, Tensor k, Tensor v, float scale)
     {
         var s = q.Shape;

@@ -321,6 +321,16 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics, IHostTe
         return y;
     }
 
+    public Tensor RmsNorm(Tensor input, Tensor gamma, bool fuseSilu)
+    {
+        var x = Own(input, nameof(input));
+        var g = AsF32(gamma, nameof(gamma), out var gammaCopy);
+        using var gammaOwned = gammaCopy;
+        var y = AllocateOutput(OpShapes.RmsNorm(x, g));
+        RmsNormCpu.Run(_workers, Width, KernelParameters.RmsNorm(x, fuseSilu), x.Elements, g.F32, y.Elements);
+        return y;
+    }
+
     public long CountNonFinite(Tensor input)
     {
         var x = Own(input, nameof(input));

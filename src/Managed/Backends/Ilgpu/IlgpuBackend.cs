@@ -32,6 +32,7 @@ internal sealed partial class IlgpuBackend : IBackend, IBackendDiagnostics
     private readonly GroupNormLauncher _groupNorm;
     private readonly AttentionLauncher _attention;
     private readonly ElementwiseLauncher _elementwise;
+    private readonly RmsNormLauncher _rmsNorm;
 
     /// <param name="storage">How weights and activations are stored: fp32, or bf16/fp16 (fp32 arithmetic in every case).</param>
     public IlgpuBackend(DevicePreference preference = DevicePreference.Auto, IlgpuKernelChoice? kernels = null,
@@ -58,6 +59,7 @@ internal sealed partial class IlgpuBackend : IBackend, IBackendDiagnostics
         _groupNorm = new GroupNormLauncher(_accelerator);
         _attention = new AttentionLauncher(_accelerator);
         _elementwise = new ElementwiseLauncher(_accelerator);
+        _rmsNorm = new RmsNormLauncher(_accelerator);
     }
 
     public string Name { get; }
@@ -211,6 +213,17 @@ internal sealed partial class IlgpuBackend : IBackend, IBackendDiagnostics
             FuseSilu = fuseSilu ? 1 : 0,
         };
         _groupNorm.ChannelAffine(p, x.F32, sc.F32, sh.F32, y.F32);
+        return y;
+    }
+
+    public Tensor RmsNorm(Tensor input, Tensor gamma, bool fuseSilu)
+    {
+        var x = Own(input, nameof(input));
+        var g = Own(gamma, nameof(gamma));
+        var shape = OpShapes.RmsNorm(x, g);
+        if (x.IsHalf) return ViaSingle(x.DType, [x], t => RmsNorm(t[0], g, fuseSilu));
+        var y = (IlgpuTensor)Allocate(shape);
+        _rmsNorm.Run(KernelParameters.RmsNorm(x, fuseSilu), x.F32, g.F32, y.F32);
         return y;
     }
 
