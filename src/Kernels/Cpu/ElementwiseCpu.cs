@@ -45,6 +45,14 @@ internal readonly struct TanhClamp3Function : IUnaryFunction
     }
 }
 
+/// <summary><c>clamp(x, -1, 1)</c>.</summary>
+internal readonly struct ClampUnitFunction : IUnaryFunction
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public TVec Invoke<TVec, TOps>(TVec x) where TVec : unmanaged where TOps : IVectorOps<TVec> =>
+        TOps.Min(TOps.Max(x, TOps.Broadcast(-1f)), TOps.Broadcast(1f));
+}
+
 /// <summary><c>x * Scale + Shift</c>, optionally followed by SiLU (GroupNorm's normalisation step).</summary>
 internal readonly struct AffineFunction(float scale, float shift, bool silu) : IUnaryFunction
 {

@@ -21,6 +21,7 @@ internal static class DeviceMath
     {
         UnaryKind.Silu => Silu(x),
         UnaryKind.Relu => XMath.Max(x, 0f),
+        UnaryKind.ClampUnit => XMath.Clamp(x, -1f, 1f),
         _ => XMath.Tanh(x / TanhClampLimit) * TanhClampLimit,
     };
 

@@ -18,6 +18,9 @@ internal enum UnaryKind
 
     /// <summary>TAESD's soft clamp tanh(x / 3) * 3.</summary>
     TanhClamp3,
+
+    /// <summary>clamp(x, -1, 1).</summary>
+    ClampUnit,
 }
 
 internal static class ElementwiseGpu

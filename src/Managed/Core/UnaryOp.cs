@@ -11,4 +11,7 @@ internal enum UnaryOp
 
     /// <summary>TAESD's soft clamp <c>tanh(x / 3) * 3</c>.</summary>
     TanhClamp3,
+
+    /// <summary><c>clamp(x, -1, 1)</c>: the Wan / Qwen-Image decoder's last step.</summary>
+    ClampUnit,
 }

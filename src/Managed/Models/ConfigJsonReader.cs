@@ -81,6 +81,32 @@ internal sealed class ConfigJsonReader(JsonObject root, string origin)
         return list;
     }
 
+    /// <summary>A list of numbers (as fp32), or the fallback where the key is absent.</summary>
+    public IReadOnlyList<float> FloatList(string key, IReadOnlyList<float> fallback) =>
+        List(key, fallback, "a list of numbers", item => item.GetValueKind() == JsonValueKind.Number && item.AsValue().TryGetValue(out double d) && double.IsFinite(d)
+            ? (float)d : null);
+
+    /// <summary>A list of booleans, or the fallback where the key is absent.</summary>
+    public IReadOnlyList<bool> BoolList(string key, IReadOnlyList<bool> fallback) =>
+        List(key, fallback, "a list of true/false", item => item.GetValueKind() switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => (bool?)null,
+        });
+
+    private IReadOnlyList<T> List<T>(string key, IReadOnlyList<T> fallback, string expected, Func<JsonNode, T?> read) where T : struct
+    {
+        var v = Value(key);
+        if (v is null) return fallback;
+        if (v is not JsonArray array) throw Bad(key, expected);
+        if (array.Count > MaxListEntries) throw Bad(key, $"{expected} of at most {MaxListEntries} entries, not {array.Count}");
+        var list = new List<T>(array.Count);
+        foreach (var item in array)
+            list.Add((item is null ? null : read(item)) ?? throw Bad(key, expected));
+        return list;
+    }
+
     /// <summary>A list of integers, or null where the key is absent or null (diffusers' <c>None</c>).</summary>
     public IReadOnlyList<int>? NullableIntList(string key) => Value(key) is null ? null : IntList(key, []);
 

@@ -49,6 +49,12 @@ internal interface IVaeModel : IDisposable
     /// </summary>
     LatentNormalization? PipelineNormalization => null;
 
+    /// <summary>
+    /// True for a video VAE run on one frame (Qwen-Image): its latents carry a frame axis of 1 at the API,
+    /// <c>[N, C, 1, h, w]</c>, while the model runs on <c>[N, C, h, w]</c>.
+    /// </summary>
+    bool HasFrameAxis => false;
+
     Tensor Encode(IBackend ops, Tensor image, BlockObserver? observe = null);
 
     Tensor Decode(IBackend ops, Tensor latent, BlockObserver? observe = null);

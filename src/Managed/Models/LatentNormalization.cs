@@ -6,8 +6,11 @@ namespace NativeVae.Models;
 /// (<c>Std = sqrt(running_var + batch_norm_eps)</c>); Qwen-Image from its config's per-latent-channel
 /// <c>latents_mean</c> / <c>latents_std</c>, repeated over each channel's four patch positions.
 /// </summary>
-internal sealed record LatentNormalization(float[] Mean, float[] Std)
+/// <param name="HasPatchifiedForm">the pipeline also hands out the normalised patches as channels (FLUX.2), not only as tokens.</param>
+internal sealed record LatentNormalization(float[] Mean, float[] Std, bool HasPatchifiedForm)
 {
+    private const int PatchArea = 4;
+
     /// <summary>Patched channels (128 for FLUX.2).</summary>
     public int Channels => Mean.Length;
 
@@ -23,6 +26,19 @@ internal sealed record LatentNormalization(float[] Mean, float[] Std)
                 throw new InvalidDataException($"{origin}: bn channel {k} has mean {mean[k]} and variance {variance[k]}; the pipeline needs finite values and variance + eps > 0");
             std[k] = MathF.Sqrt(variance[k] + eps);
         }
-        return new LatentNormalization(mean, std);
+        return new LatentNormalization(mean, std, HasPatchifiedForm: true);
+    }
+
+    /// <summary>From per-latent-channel statistics, each repeated over its channel's four patch positions.</summary>
+    public static LatentNormalization PerLatentChannel(IReadOnlyList<float> mean, IReadOnlyList<float> std)
+    {
+        var patchedMean = new float[PatchArea * mean.Count];
+        var patchedStd = new float[PatchArea * std.Count];
+        for (int k = 0; k < patchedMean.Length; k++)
+        {
+            patchedMean[k] = mean[k / PatchArea];
+            patchedStd[k] = std[k / PatchArea];
+        }
+        return new LatentNormalization(patchedMean, patchedStd, HasPatchifiedForm: false);
     }
 }

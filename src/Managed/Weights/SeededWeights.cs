@@ -14,6 +14,7 @@ namespace NativeVae.Weights;
 /// <item>their biases (sibling <c>.weight</c> of rank &gt;= 2): the same bound;</item>
 /// <item>norm weights (rank-1 <c>.weight</c>): <c>1 + 0.25 r</c>; norm biases: <c>0.25 r</c> (perturbed away from
 ///   PyTorch's 1 and 0 so that parity tests see the affine);</item>
+/// <item>RMS norm gammas (<c>.gamma</c>, any rank): as norm weights;</item>
 /// <item>batch-norm running statistics: <c>.running_var</c> as a norm weight (<c>1 + 0.25 r</c>, positive),
 ///   <c>.running_mean</c> as a norm bias (<c>0.25 r</c>).</item>
 /// </list>
@@ -82,7 +83,7 @@ internal static class SeededWeights
     {
         const string WeightSuffix = ".weight";
         const string BiasSuffix = ".bias";
-        if (name.EndsWith(".running_var", StringComparison.Ordinal)) return (NormJitter, 1f);
+        if (name.EndsWith(".running_var", StringComparison.Ordinal) || name.EndsWith(".gamma", StringComparison.Ordinal)) return (NormJitter, 1f);
         if (name.EndsWith(".running_mean", StringComparison.Ordinal)) return (NormJitter, 0f);
         if (name.EndsWith(WeightSuffix, StringComparison.Ordinal))
             return shape.Rank >= 2 ? (FanInBound(shape), 0f) : (NormJitter, 1f);
@@ -93,7 +94,7 @@ internal static class SeededWeights
                 throw new ArgumentException($"seeded weights: bias '{name}' has no sibling '{weightName}'");
             return weightShape.Rank >= 2 ? (FanInBound(weightShape), 0f) : (NormJitter, 0f);
         }
-        throw new ArgumentException($"seeded weights: parameter '{name}' is neither a .weight nor a .bias");
+        throw new ArgumentException($"seeded weights: parameter '{name}' is neither a .weight, a .bias nor a norm's .gamma or running statistic");
     }
 
     private static float FanInBound(TensorShape weightShape)

@@ -173,6 +173,7 @@ internal static class Reference
         UnaryOp.Silu => Silu(x),
         UnaryOp.Relu => Relu(x),
         UnaryOp.TanhClamp3 => TanhClamp3(x),
+        UnaryOp.ClampUnit => Math.Clamp(x, -1, 1),
         _ => throw new ArgumentOutOfRangeException(nameof(op), op, "no reference for this activation"),
     };
 

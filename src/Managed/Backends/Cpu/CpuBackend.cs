@@ -381,6 +381,7 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics, IHostTe
             case UnaryOp.Silu: ElementwiseCpu.Map(_workers, Width, new SiluFunction(), x.Elements, y.Elements, x.ElementCount); break;
             case UnaryOp.Relu: ElementwiseCpu.Map(_workers, Width, new ReluFunction(), x.Elements, y.Elements, x.ElementCount); break;
             case UnaryOp.TanhClamp3: ElementwiseCpu.Map(_workers, Width, new TanhClamp3Function(), x.Elements, y.Elements, x.ElementCount); break;
+            case UnaryOp.ClampUnit: ElementwiseCpu.Map(_workers, Width, new ClampUnitFunction(), x.Elements, y.Elements, x.ElementCount); break;
             default:
                 y.Dispose();
                 throw new ArgumentOutOfRangeException(nameof(op), op, "unknown unary op");

@@ -249,6 +249,7 @@ internal sealed partial class IlgpuBackend : IBackend, IBackendDiagnostics
             UnaryOp.Silu => UnaryKind.Silu,
             UnaryOp.Relu => UnaryKind.Relu,
             UnaryOp.TanhClamp3 => UnaryKind.TanhClamp3,
+            UnaryOp.ClampUnit => UnaryKind.ClampUnit,
             _ => throw new ArgumentOutOfRangeException(nameof(op), op, "unknown unary op"),
         };
         if (x.IsHalf)
