@@ -155,10 +155,8 @@ internal static class ProtocolRequests
 
     private static void CheckLatentShape(TensorShape shape, Vae vae, int? height, int? width, VaeServerOptions limits)
     {
-        if (shape.Rank == VideoLatentRank)
-            throw ProtocolException.BadRequest($"`shape` {shape}: video latents [B, C, F, h, w] are for video VAEs, which NativeVae does not run");
-        if (shape.Rank is not (LatentRank or PackedLatentRank))
-            throw ProtocolException.BadRequest($"`shape` {shape}: latents are [B, C, h, w], or packed [B, seq, 4C] with `height` and `width`");
+        if (shape.Rank is not (LatentRank or PackedLatentRank or VideoLatentRank))
+            throw ProtocolException.BadRequest($"`shape` {shape}: latents are [B, C, h, w] ([B, C, 1, h, w] for Qwen-Image), or packed [B, seq, 4C] with `height` and `width`");
         CheckItems(shape, limits);
         int tokenPixels = PackedPatch * vae.DownsampleFactor;
         if (shape.Rank == PackedLatentRank && height is not null && width is not null

@@ -16,13 +16,17 @@ internal static class LatentForms
     private const int PatchArea = Patch * Patch;
     private const int PackedRank = 3;
     private const int ImageRank = 4;
+    private const int VideoRank = 5;
 
     /// <summary>The forms a model gives on encode and takes on decode.</summary>
-    public static IReadOnlyList<LatentForm> Supported(LatentNormalization? normalization) => Supported(normalization is not null);
+    public static IReadOnlyList<LatentForm> Supported(LatentNormalization? normalization) =>
+        Supported(normalization is not null, normalization?.HasPatchifiedForm ?? false);
 
     /// <inheritdoc cref="Supported(LatentNormalization?)"/>
-    public static IReadOnlyList<LatentForm> Supported(bool normalised) =>
-        normalised ? [LatentForm.Raw, LatentForm.Patchified, LatentForm.Packed] : [LatentForm.Raw];
+    public static IReadOnlyList<LatentForm> Supported(bool normalised, bool patchified) =>
+        !normalised ? [LatentForm.Raw]
+        : patchified ? [LatentForm.Raw, LatentForm.Patchified, LatentForm.Packed]
+        : [LatentForm.Raw, LatentForm.Packed];
 
     /// <summary>The form's name as the CLI, the server and <c>info</c> spell it: raw, patchified, packed.</summary>
     public static string Name(this LatentForm form) => form.ToString().ToLowerInvariant();
@@ -38,10 +42,11 @@ internal static class LatentForms
         RequireNoFactors(options.ScalingFactor, options.ShiftFactor, "EncodeOptions", options.Form);
     }
 
-    /// <summary>The encoder's raw latent <c>[N, C, h, w]</c> in the requested form.</summary>
-    public static HostTensor<float> FromRaw(HostTensor<float> raw, LatentForm form, LatentNormalization? normalization)
+    /// <summary>The encoder's raw latent <c>[N, C, h, w]</c> in the requested form (raw with a frame axis of 1 for a video VAE).</summary>
+    public static HostTensor<float> FromRaw(HostTensor<float> raw, LatentForm form, LatentNormalization? normalization, bool frameAxis)
     {
-        if (form == LatentForm.Raw) return raw;
+        if (form == LatentForm.Raw)
+            return frameAxis ? new HostTensor<float>(new TensorShape(raw.Shape.N, raw.Shape.C, 1, raw.Shape.H, raw.Shape.W), raw.Data) : raw;
         var n = normalization ?? throw new InvalidOperationException("a pipeline form without its normalisation");
         var s = raw.Shape;
         if (s.H % Patch != 0 || s.W % Patch != 0)
@@ -56,8 +61,17 @@ internal static class LatentForms
     /// the data, so a plan or a server can refuse what the call would.
     /// </summary>
     /// <exception cref="ArgumentException">packed latents without height and width, or a shape no form of this model has.</exception>
-    public static TensorShape RawShape(TensorShape given, DecodeOptions options, int latentChannels, int downsampleFactor, LatentNormalization? normalization, string family)
+    public static TensorShape RawShape(TensorShape given, DecodeOptions options, int latentChannels, int downsampleFactor,
+        LatentNormalization? normalization, string family, bool frameAxis)
     {
+        if (given.Rank == VideoRank)
+        {
+            if (!frameAxis)
+                throw new ArgumentException($"latents {given}: video latents [B, C, F, h, w] are for video VAEs; {family} takes [N, {latentChannels}, h, w]");
+            if (given[2] != 1)
+                throw new ArgumentException($"latents {given}: {given[2]} frames; {family} decodes images, one frame [N, {latentChannels}, 1, h, w] (video VAEs are not run yet)");
+            return TensorShape.Nchw(given[0], given[1], given[3], given[4]);
+        }
         var form = FormOf(given, latentChannels, normalization, family);
         if (form != LatentForm.Raw) RequireNoFactors(normalization is null ? null : options.ScalingFactor, normalization is null ? null : options.ShiftFactor, "DecodeOptions", form);
         return form switch
@@ -69,11 +83,13 @@ internal static class LatentForms
     }
 
     /// <summary>The raw latent <c>[N, C, h, w]</c> that <paramref name="latents"/> stand for (see <see cref="RawShape"/>).</summary>
-    public static HostTensor<float> ToRaw(HostTensor<float> latents, DecodeOptions options, int latentChannels, int downsampleFactor, LatentNormalization? normalization, string family)
+    public static HostTensor<float> ToRaw(HostTensor<float> latents, DecodeOptions options, int latentChannels, int downsampleFactor,
+        LatentNormalization? normalization, string family, bool frameAxis)
     {
         var given = latents.Shape;
-        var raw = RawShape(given, options, latentChannels, downsampleFactor, normalization, family);
+        var raw = RawShape(given, options, latentChannels, downsampleFactor, normalization, family, frameAxis);
         if (raw == given) return latents;
+        if (given.Rank == VideoRank) return new HostTensor<float>(raw, latents.Data);
         HostTensor<float> tokens;
         if (given.Rank == PackedRank)
         {
@@ -98,6 +114,10 @@ internal static class LatentForms
         }
         if (given.Rank == ImageRank && given.C != latentChannels && given.C == PatchArea * latentChannels)
         {
+            if (normalization is { HasPatchifiedForm: false })
+                throw new ArgumentException(
+                    $"latents {given}: {given.C} channels is 2x2-patchified {latentChannels}-channel latents, a form {family}'s pipeline has not; " +
+                    $"it decodes raw [N, {latentChannels}, 1, h, w] latents, or packed tokens [N, seq, {given.C}] with height and width");
             if (normalization is null)
                 throw new ArgumentException(
                     $"latents {given}: {given.C} channels is 2x2-patchified {latentChannels}-channel latents (FLUX.2's pipeline form), which need FLUX.2's batch-norm statistics; " +

@@ -3,6 +3,7 @@ using NativeVae.Backends;
 using NativeVae.Imaging;
 using NativeVae.Models;
 using NativeVae.Models.AutoencoderKl;
+using NativeVae.Models.QwenImage;
 using NativeVae.Models.Taesd;
 using NativeVae.Formats;
 using NativeVae.Loading;
@@ -60,7 +61,12 @@ public sealed class Vae : IVae
         {
             backend = BackendFactory.Create(options.Device, options.DType);
             IVaeModel model;
-            if (loaded.KlConfig is { } kl)
+            if (loaded.QwenConfig is { } qwen)
+            {
+                model = new QwenImageModel(backend, qwen, loaded.Weights);   // uploads everything: the file can close
+                loaded.Dispose();
+            }
+            else if (loaded.KlConfig is { } kl)
             {
                 // The model uploads each half on its first use and closes the file after the second.
                 model = new AutoencoderKlModel(backend, kl, loaded.Weights, weightsOwner: loaded);
@@ -222,7 +228,8 @@ public sealed class Vae : IVae
         return options;
     }
 
-    private HostTensor<float> InForm(HostTensor<float> raw, EncodeOptions options) => LatentForms.FromRaw(raw, options.Form, _normalization);
+    private HostTensor<float> InForm(HostTensor<float> raw, EncodeOptions options) =>
+        LatentForms.FromRaw(raw, options.Form, _normalization, _model.HasFrameAxis);
 
     /// <summary>
     /// The raw latent <c>[N, C, h, w]</c> that decode would make of latents of shape <paramref name="latents"/> in
@@ -233,7 +240,7 @@ public sealed class Vae : IVae
     public TensorShape RawLatentShape(TensorShape latents, DecodeOptions? options = null)
     {
         options ??= new();
-        var z = LatentForms.RawShape(latents, options, LatentChannels, DownsampleFactor, _normalization, Family.Name());
+        var z = LatentForms.RawShape(latents, options, LatentChannels, DownsampleFactor, _normalization, Family.Name(), _model.HasFrameAxis);
         InputChecks.RequireLatents(z, latents, LatentChannels);
         return z;
     }
@@ -264,7 +271,7 @@ public sealed class Vae : IVae
         options ??= new();
         DecodableShape(latents.Shape, options);
         InputChecks.RequireFinite(latents, "latents");
-        var z = LatentForms.ToRaw(latents, options, LatentChannels, DownsampleFactor, _normalization, Family.Name());
+        var z = LatentForms.ToRaw(latents, options, LatentChannels, DownsampleFactor, _normalization, Family.Name(), _model.HasFrameAxis);
         return Task.Run(() => Locked(() => _pipeline.Decode(z, options, _options.MemoryLimitBytes, cancellation)), cancellation);
     }
 

@@ -3,6 +3,7 @@ using NativeVae.Backends;
 using NativeVae.Backends.Cpu;
 using NativeVae.Models;
 using NativeVae.Models.AutoencoderKl;
+using NativeVae.Models.QwenImage;
 using NativeVae.Models.Taesd;
 using NativeVae.Core;
 using NativeVae.Weights;
@@ -33,7 +34,14 @@ public sealed class VaeBenchmark : IDisposable
         _backend = backend;
         IReadOnlyList<(string Name, TensorShape Shape)> declared;
         float? scaling = null, shift = null;
-        if (family.IsTiny())
+        if (family == ModelFamily.QwenImage)
+        {
+            var config = QwenImageConfig.QwenImage;
+            declared = QwenImageParameters.Enumerate(config);
+            _model = new QwenImageModel(backend, config, SeededWeights.Source(DefaultSeed, declared));
+            declared = new QwenImageImageMode(SeededWeights.Source(DefaultSeed, declared), declared).Declared; // what is uploaded
+        }
+        else if (family.IsTiny())
         {
             var config = TaesdConfig.For(family);
             declared = TaesdParameters.Enumerate(config);
@@ -53,8 +61,8 @@ public sealed class VaeBenchmark : IDisposable
     }
 
     /// <summary>Builds the seeded model of <paramref name="family"/> on the device <paramref name="device"/> picks.</summary>
-    /// <param name="family">Any family: an AutoencoderKL (sd, sdxl, flux, sd3, flux2) or a TAESD-family model (taesd,
-    /// taesdxl, taef1, taef2), with its published config.</param>
+    /// <param name="family">Any family: an AutoencoderKL (sd, sdxl, flux, sd3, flux2), Qwen-Image's VAE or a TAESD-family
+    /// model (taesd, taesdxl, taef1, taef2), with its published config.</param>
     /// <param name="device">Which device runs it, as <see cref="VaeOptions.Device"/>.</param>
     /// <param name="dtype">Storage of weights and activations, as <see cref="VaeOptions.DType"/>.</param>
     /// <param name="exactStore">Where exact tiling keeps its activations, as <see cref="VaeOptions.ExactStore"/>.</param>

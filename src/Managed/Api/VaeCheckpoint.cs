@@ -34,10 +34,12 @@ public sealed class VaeCheckpoint : IDisposable
     public ModelFamily Family => _loaded.Family;
 
     /// <summary>The latent forms a <see cref="Vae"/> of this checkpoint gives and takes (see <see cref="Vae.SupportedLatentForms"/>).</summary>
-    public IReadOnlyList<LatentForm> SupportedLatentForms => Api.LatentForms.Supported(_loaded.KlConfig is { LatentBatchNorm: true });
+    public IReadOnlyList<LatentForm> SupportedLatentForms =>
+        _loaded.QwenConfig is not null ? Api.LatentForms.Supported(normalised: true, patchified: false)
+        : Api.LatentForms.Supported(normalised: _loaded.KlConfig is { LatentBatchNorm: true }, patchified: true);
 
     /// <summary>Pixels per latent element along each axis (8 for every published VAE).</summary>
-    public int DownsampleFactor => _loaded.KlConfig?.DownsampleFactor ?? _loaded.TinyConfig!.DownsampleFactor;
+    public int DownsampleFactor => _loaded.KlConfig?.DownsampleFactor ?? _loaded.QwenConfig?.DownsampleFactor ?? _loaded.TinyConfig!.DownsampleFactor;
 
     /// <summary>Number of parameter tensors.</summary>
     public int TensorCount => _loaded.Parameters.Count;

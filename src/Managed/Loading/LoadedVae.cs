@@ -2,6 +2,7 @@ using NativeVae.Loading;
 using NativeVae.Formats;
 using System.Text.Json.Nodes;
 using NativeVae.Models.AutoencoderKl;
+using NativeVae.Models.QwenImage;
 using NativeVae.Models.Taesd;
 
 namespace NativeVae.Loading;
@@ -14,9 +15,11 @@ namespace NativeVae.Loading;
 internal sealed class LoadedVae : IDisposable
 {
     public LoadedVae(string origin, ModelFamily family, AutoencoderKlConfig? klConfig, TaesdConfig? tinyConfig,
-        IReadOnlyList<(string Name, TensorShape Shape)> parameters, MappedWeightSource weights)
+        IReadOnlyList<(string Name, TensorShape Shape)> parameters, MappedWeightSource weights, QwenImageConfig? qwenConfig = null)
     {
-        if ((klConfig is null) == (tinyConfig is null)) throw new ArgumentException("exactly one of the configs is given");
+        if ((klConfig is null ? 0 : 1) + (tinyConfig is null ? 0 : 1) + (qwenConfig is null ? 0 : 1) != 1)
+            throw new ArgumentException("exactly one of the configs is given");
+        QwenConfig = qwenConfig;
         Origin = origin;
         Family = family;
         KlConfig = klConfig;
@@ -33,17 +36,19 @@ internal sealed class LoadedVae : IDisposable
 
     public TaesdConfig? TinyConfig { get; }
 
+    public QwenImageConfig? QwenConfig { get; }
+
     /// <summary>
     /// The latent scaling factor for this checkpoint, for every family: the AutoencoderKL config's (the file's
     /// own, or the family's published one), or the tiny family's (1, as diffusers' AutoencoderTiny config says:
     /// TAESD latents are already in their big VAE's scaled space). Null for FLUX.2, whose config has none: its
     /// pipeline normalises patchified latents with the VAE's batch-norm statistics instead.
     /// </summary>
-    public float? ScalingFactor => KlConfig is { LatentBatchNorm: true } ? null : KlConfig?.ScalingFactor ?? TinyConfig!.ScalingFactor;
+    public float? ScalingFactor => QwenConfig is not null || KlConfig is { LatentBatchNorm: true } ? null : KlConfig?.ScalingFactor ?? TinyConfig!.ScalingFactor;
 
     /// <summary>The latent shift factor: the AutoencoderKL config's (null where the family has none, as SD and
     /// SDXL), or the tiny family's (0).</summary>
-    public float? ShiftFactor => KlConfig is not null ? KlConfig.ShiftFactor : TinyConfig!.ShiftFactor;
+    public float? ShiftFactor => QwenConfig is not null ? null : KlConfig is not null ? KlConfig.ShiftFactor : TinyConfig!.ShiftFactor;
 
     /// <summary>Canonical names and shapes, in the order diffusers registers them.</summary>
     public IReadOnlyList<(string Name, TensorShape Shape)> Parameters { get; }
@@ -63,9 +68,9 @@ internal sealed class LoadedVae : IDisposable
         }
     }
 
-    /// <summary>The config with diffusers' key names (AutoencoderKL or AutoencoderTiny).</summary>
-    public JsonObject ConfigJson() => KlConfig is not null
-        ? AutoencoderKlConfigJson.ToJsonObject(KlConfig)
+    /// <summary>The config with diffusers' key names (AutoencoderKL, AutoencoderKLFlux2, AutoencoderKLQwenImage or AutoencoderTiny).</summary>
+    public JsonObject ConfigJson() => KlConfig is not null ? AutoencoderKlConfigJson.ToJsonObject(KlConfig)
+        : QwenConfig is not null ? QwenImageConfigJson.ToJsonObject(QwenConfig)
         : TaesdConfigJson.ToJsonObject(TinyConfig!);
 
     public void Dispose() => Weights.Dispose();

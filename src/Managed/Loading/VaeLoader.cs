@@ -3,6 +3,7 @@ using NativeVae.Loading;
 using NativeVae.Formats;
 using NativeVae.Models;
 using NativeVae.Models.AutoencoderKl;
+using NativeVae.Models.QwenImage;
 using NativeVae.Models.Taesd;
 using NativeVae.Loading.Layouts;
 using NativeVae.Formats.Pickle;
@@ -149,6 +150,9 @@ internal static class VaeLoader
                 return encoder ? OpenTinyHalves(path, sibling, options) : OpenTinyHalves(sibling, path, options);
             }
             if (TaesdNaming.IsDiffusersTiny(names)) return TinyFromArchives(path, [archive], IdentityMap(archive), null, options);
+            string prefix = VaePrefix.Detect(names);
+            if (WanNaming.IsWanVae(names.Where(n => n.StartsWith(prefix, StringComparison.Ordinal)).Select(n => n[prefix.Length..])))
+                return QwenFromArchive(path, archive, null, options);
             return KlFromArchive(path, archive, null, options);
         }
         catch
@@ -176,8 +180,11 @@ internal static class VaeLoader
             string? className = new ConfigJsonReader(root, configOrigin).String(ClassNameKey);
             if (className == TaesdConfigJson.ClassName)
                 return TinyFromArchives(path, [archive], IdentityMap(archive), TaesdConfigJson.Parse(json, configOrigin), options);
+            if (className == QwenImageConfigJson.ClassName)
+                return QwenFromArchive(path, archive, QwenImageConfigJson.Parse(json, configOrigin), options);
             if (className is not null && !AutoencoderKlConfigJson.Reads(className))
-                throw new InvalidDataException($"{configOrigin}: model class '{className}' is not supported (AutoencoderKL, AutoencoderKLFlux2, AutoencoderTiny)");
+                throw new InvalidDataException(
+                    $"{configOrigin}: model class '{className}' is not supported (AutoencoderKL, AutoencoderKLFlux2, AutoencoderKLQwenImage, AutoencoderTiny)");
             var config = AutoencoderKlConfigJson.Parse(json, configOrigin);
             return KlFromArchive(path, archive, config, options, applyFamilyFactors);
         }
@@ -253,6 +260,51 @@ internal static class VaeLoader
     private static void RequireKl(string path, ModelFamily family)
     {
         if (family.IsTiny()) throw new InvalidDataException($"{path}: holds an AutoencoderKL, not a {family.Name()} tiny autoencoder");
+        if (family == ModelFamily.QwenImage) throw new InvalidDataException($"{path}: holds an AutoencoderKL, not a qwenimage (Wan 2.1) VAE");
+    }
+
+    /// <summary>
+    /// An AutoencoderKLQwenImage in diffusers' names or Wan's originals (<see cref="WanNaming"/>), with a prefix or
+    /// none; its config from config.json, else read off the tensors (<see cref="QwenImageConfigInference"/>).
+    /// </summary>
+    private static LoadedVae QwenFromArchive(string path, ITensorArchive archive, QwenImageConfig? config, VaeLoadOptions options)
+    {
+        if (options.Family is { } given && given != ModelFamily.QwenImage)
+            throw new InvalidDataException($"{path}: holds a Qwen-Image (Wan 2.1) VAE, not a {given.Name()} one");
+        string prefix = VaePrefix.Detect(archive.Entries.Keys);
+        var locals = archive.Entries.Keys.Where(n => n.StartsWith(prefix, StringComparison.Ordinal)).Select(n => n[prefix.Length..]).ToList();
+        bool original = WanNaming.IsOriginal(locals);
+        int resBlocks = original ? WanNaming.ResBlocks(locals) : 0;
+        var map = new Dictionary<string, (ITensorArchive, string, TensorShape)>(StringComparer.Ordinal);
+        foreach (string local in locals)
+        {
+            string stored = prefix + local;
+            bool part = local.StartsWith("encoder.", StringComparison.Ordinal) || local.StartsWith("decoder.", StringComparison.Ordinal);
+            string? canonical = original ? WanNaming.ToDiffusers(local, resBlocks)
+                : part || local.StartsWith("quant_conv.", StringComparison.Ordinal) || local.StartsWith("post_quant_conv.", StringComparison.Ordinal) ? local
+                : null;
+            if (canonical is null)
+            {
+                if (part) throw new InvalidDataException($"{path}: tensor '{stored}' is not a Qwen-Image (Wan 2.1) VAE parameter in any known layout");
+                continue; // the rest of a full checkpoint
+            }
+            if (map.ContainsKey(canonical))
+                throw new InvalidDataException($"{path}: tensors '{map[canonical].Item2}' and '{stored}' both map to '{canonical}'");
+            map[canonical] = (archive, stored, archive.Entries[stored].Shape);
+        }
+        config ??= QwenImageConfigInference.Infer(map.ToDictionary(kv => kv.Key, kv => kv.Value.Item3), path);
+        try
+        {
+            config.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"{path}: {e.Message}");
+        }
+        var declared = QwenImageParameters.Enumerate(config);
+        var source = new MappedWeightSource(path, [archive], map);
+        ParameterCheck.Require(source, declared, refuseUndeclared: true);
+        return new LoadedVae(path, ModelFamily.QwenImage, null, null, declared, source, config);
     }
 
     /// <summary>A TAESD encoder and/or decoder in taesd.py's bare Sequential names (at least one is given).</summary>

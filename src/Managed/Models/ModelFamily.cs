@@ -22,6 +22,12 @@ public enum ModelFamily
     /// </summary>
     Flux2,
 
+    /// <summary>
+    /// Qwen-Image's VAE (AutoencoderKLQwenImage, the Wan 2.1 video VAE) on one frame: 16 latent channels with a frame
+    /// axis, <c>[N, 16, 1, h, w]</c>, an RMS norm, and per-channel latents_mean/std for the pipeline's packed tokens.
+    /// </summary>
+    QwenImage,
+
     /// <summary>TAESD, the tiny autoencoder for the SD latent space.</summary>
     Taesd,
 
@@ -38,23 +44,34 @@ public enum ModelFamily
 /// <summary>Names and kinds of <see cref="ModelFamily"/> values.</summary>
 public static class ModelFamilies
 {
-    /// <summary>The family's command-line and metadata name: sd, sdxl, flux, sd3, flux2, taesd, taesdxl, taef1, taef2.</summary>
+    /// <summary>The family's command-line and metadata name: sd, sdxl, flux, sd3, flux2, qwenimage, taesd, taesdxl, taef1, taef2.</summary>
     public static string Name(this ModelFamily family) => family.ToString().ToLowerInvariant();
 
     /// <summary>True for the TAESD family (the tiny autoencoders), false for AutoencoderKL.</summary>
     public static bool IsTiny(this ModelFamily family) => family >= ModelFamily.Taesd;
 
-    /// <summary>Channels of the family's latent: 4 (SD, SDXL, TAESD, TAESDXL), 16 (FLUX.1, SD3, TAEF1), 32 (FLUX.2, TAEF2).</summary>
+    /// <summary>Channels of the family's latent: 4 (SD, SDXL, TAESD, TAESDXL), 16 (FLUX.1, SD3, Qwen-Image, TAEF1), 32 (FLUX.2, TAEF2).</summary>
     public static int LatentChannels(this ModelFamily family) =>
-        family.IsTiny() ? Models.Taesd.TaesdConfig.For(family).LatentChannels : Models.AutoencoderKl.AutoencoderKlConfig.For(family).LatentChannels;
+        family == ModelFamily.QwenImage ? Models.QwenImage.QwenImageConfig.QwenImage.ZDim
+        : family.IsTiny() ? Models.Taesd.TaesdConfig.For(family).LatentChannels
+        : Models.AutoencoderKl.AutoencoderKlConfig.For(family).LatentChannels;
 
-    /// <summary>The scaling factor the family publishes in its config (SD 0.18215, SDXL 0.13025, FLUX.1 0.3611, tiny 1).</summary>
-    public static float PublishedScalingFactor(this ModelFamily family) =>
-        family.IsTiny() ? Models.Taesd.TaesdConfig.For(family).ScalingFactor : Models.AutoencoderKl.AutoencoderKlConfig.For(family).ScalingFactor;
+    /// <summary>True for AutoencoderKL's families (sd, sdxl, flux, sd3, flux2): one model class, one loader path.</summary>
+    public static bool IsAutoencoderKl(this ModelFamily family) => family < ModelFamily.QwenImage;
+
+    /// <summary>
+    /// The scaling factor the family publishes in its config (SD 0.18215, SDXL 0.13025, FLUX.1 0.3611, tiny 1), or
+    /// null for FLUX.2 and Qwen-Image, whose pipelines normalise with statistics instead.
+    /// </summary>
+    public static float? PublishedScalingFactor(this ModelFamily family) =>
+        family is ModelFamily.Flux2 or ModelFamily.QwenImage ? null
+        : family.IsTiny() ? Models.Taesd.TaesdConfig.For(family).ScalingFactor
+        : Models.AutoencoderKl.AutoencoderKlConfig.For(family).ScalingFactor;
 
     /// <summary>The shift factor the family publishes (FLUX.1 0.1159, SD3 0.0609), or null where it has none.</summary>
     public static float? PublishedShiftFactor(this ModelFamily family)
     {
+        if (family == ModelFamily.QwenImage) return null;
         if (!family.IsTiny()) return Models.AutoencoderKl.AutoencoderKlConfig.For(family).ShiftFactor;
         float shift = Models.Taesd.TaesdConfig.For(family).ShiftFactor;
         return shift == 0 ? null : shift;

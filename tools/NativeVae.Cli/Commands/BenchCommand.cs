@@ -106,7 +106,7 @@ internal sealed class BenchCommand : ICommand
         string tilingName = tiling.ToString().ToLowerInvariant();
         if (!json)
         {
-            stdout.WriteLine($"nativevae bench: {familyName} {(bench.Family.IsTiny() ? "AutoencoderTiny" : "AutoencoderKL")}, seeded weights ({bench.WeightBytes / BytesPerMiB:F0} MiB {bench.DType.ShortName()}, each half uploaded on its first use), " +
+            stdout.WriteLine($"nativevae bench: {familyName} {(bench.Family.IsTiny() ? "AutoencoderTiny" : bench.Family == ModelFamily.QwenImage ? "AutoencoderKLQwenImage (one frame)" : "AutoencoderKL")}, seeded weights ({bench.WeightBytes / BytesPerMiB:F0} MiB {bench.DType.ShortName()}, each half uploaded on its first use), " +
                 $"{bench.DeviceName}; median of {runs} run(s) after {WarmupRuns} warm-up");
             stdout.WriteLine($"peak: {machine.PeakNote}");
             if (machine.PeakGflops is not null)
