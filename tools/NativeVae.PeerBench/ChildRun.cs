@@ -3,6 +3,7 @@ using System.Text.Json;
 using NativeVae.Backends.Cpu;
 using NativeVae.Cli.Bench;
 using NativeVae.Models.AutoencoderKl;
+using NativeVae.Models.QwenImage;
 using NativeVae.Oracle;
 using NativeVae.Oracle.AutoencoderKl;
 using NativeVae.Core;
@@ -29,18 +30,21 @@ internal static class ChildRun
 
     public static int Run(string side, PeerOptions options)
     {
-        var config = options.Config;
         bool encode = options.Ops.Single() == "encode";
-        int size = options.Sizes.Single();
+        int size = options.Sizes.Single(), f = options.DownsampleFactor;
         var shape = encode
-            ? TensorShape.Nchw(1, config.InChannels, size, size)
-            : TensorShape.Nchw(1, config.LatentChannels, size / config.DownsampleFactor, size / config.DownsampleFactor);
+            ? TensorShape.Nchw(1, options.InChannels, size, size)
+            : TensorShape.Nchw(1, options.LatentChannels, size / f, size / f);
         float[] input = SeededWeights.Uniform(SeededWeights.DefaultSeed, encode ? ImageStream : LatentStream, shape.ElementCount);
 
-        Func<float[]> step = side switch
+        Func<float[]> step = (side, options.Config) switch
         {
-            "nativevae" => NativeVaeStep(config, encode, new HostTensor<float>(shape, input)),
-            "libtorch" => LibtorchStep(config, encode, input, shape),
+            ("nativevae", { } config) => NativeVaeStep(new AutoencoderKlModel(new CpuBackend(threads: PeerOptions.Threads), config,
+                SeededWeights.Source(SeededWeights.DefaultSeed, AutoencoderKlParameters.Enumerate(config))), encode, new HostTensor<float>(shape, input)),
+            ("nativevae", null) => NativeVaeStep(new QwenImageModel(new CpuBackend(threads: PeerOptions.Threads), options.QwenConfig!,
+                SeededWeights.Source(SeededWeights.DefaultSeed, QwenImageParameters.Enumerate(options.QwenConfig!))), encode, new HostTensor<float>(shape, input)),
+            ("libtorch", { } config) => LibtorchStep(config, encode, input, shape),
+            ("libtorch", null) => LibtorchQwenStep(options.QwenConfig!, encode, input, shape),
             _ => throw new ArgumentException($"--child '{side}' must be nativevae or libtorch"),
         };
 
@@ -65,11 +69,8 @@ internal static class ChildRun
     }
 
     /// <summary>NativeVae's public API on the SIMD CPU backend, untiled; encode returns the raw moments like the oracle.</summary>
-    private static Func<float[]> NativeVaeStep(AutoencoderKlConfig config, bool encode, HostTensor<float> input)
+    private static Func<float[]> NativeVaeStep(NativeVae.Models.IVaeModel model, bool encode, HostTensor<float> input)
     {
-        var backend = new CpuBackend(threads: PeerOptions.Threads);
-        var model = new AutoencoderKlModel(backend, config,
-            SeededWeights.Source(SeededWeights.DefaultSeed, AutoencoderKlParameters.Enumerate(config)));
         var vae = new Vae(model, new VaeOptions(), scalingFactor: null, shiftFactor: null);
         return encode
             ? () => vae.EncodeMoments(input, new EncodeOptions { Tiling = TilingMode.None }).Data
@@ -102,6 +103,33 @@ internal static class ChildRun
             using var scope = NewDisposeScope();
             var y = encode ? oracle.EncodeMoments(x) : oracle.Decode(x);
             return Torch.ToArray(y);
+        };
+    }
+
+    /// <summary>
+    /// The oracle's libtorch port of diffusers' AutoencoderKLQwenImage on one frame (5-D tensors, conv3d with causal
+    /// padding: what diffusers runs), the half that runs loaded first as above.
+    /// </summary>
+    private static Func<float[]> LibtorchQwenStep(QwenImageConfig config, bool encode, float[] input, TensorShape shape)
+    {
+        torch.set_num_threads(PeerOptions.Threads);
+        torch.set_grad_enabled(false);
+        var weights = new CheckedWeights(SeededWeights.Source(SeededWeights.DefaultSeed, QwenImageParameters.Enumerate(config)));
+        var oracle = new NativeVae.Oracle.QwenImage.QwenImageOracle(config, weights, (_, _) => { });
+        using (NewDisposeScope())
+        {
+            int f = config.DownsampleFactor;
+            if (encode) oracle.EncodeMoments(torch.zeros(1, config.InputChannels, 1, f, f));
+            else oracle.Decode(torch.zeros(1, config.ZDim, 1, 1, 1));
+        }
+        bool IsEncoder(string name) => name.StartsWith("encoder.", StringComparison.Ordinal) || name.StartsWith("quant_conv.", StringComparison.Ordinal);
+        weights.AssertAllUsed(name => IsEncoder(name) == encode && !name.Contains(".time_conv.", StringComparison.Ordinal));
+        var x = Torch.FromArray(input, shape.N, shape.C, shape.H, shape.W).unsqueeze(2);
+        return () =>
+        {
+            using var scope = NewDisposeScope();
+            var y = encode ? oracle.EncodeMoments(x) : oracle.Decode(x);
+            return Torch.ToArray(y.squeeze(2).contiguous());
         };
     }
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using NativeVae.Models.AutoencoderKl;
+using NativeVae.Models.QwenImage;
 
 namespace NativeVae.PeerBench;
 
@@ -17,12 +18,24 @@ internal sealed record PeerOptions
     public string? Child { get; init; }
     public string? Output { get; init; }
 
-    public AutoencoderKlConfig Config => Family switch
+    /// <summary>The AutoencoderKL config of sd, sdxl and flux2; null for qwenimage (<see cref="QwenConfig"/>).</summary>
+    public AutoencoderKlConfig? Config => Family switch
     {
         "sd" => AutoencoderKlConfig.Sd,
         "sdxl" => AutoencoderKlConfig.Sdxl,
-        _ => throw new ArgumentException($"--family '{Family}' must be sd or sdxl"),
+        "flux2" => AutoencoderKlConfig.Flux2,
+        "qwenimage" => null,
+        _ => throw new ArgumentException($"--family '{Family}' must be sd, sdxl, flux2 or qwenimage"),
     };
+
+    /// <summary>Qwen-Image's published VAE config when the family is qwenimage, else null.</summary>
+    public QwenImageConfig? QwenConfig => Family == "qwenimage" ? QwenImageConfig.QwenImage : null;
+
+    public int InChannels => Config?.InChannels ?? QwenConfig!.InputChannels;
+
+    public int LatentChannels => Config?.LatentChannels ?? QwenConfig!.ZDim;
+
+    public int DownsampleFactor => Config?.DownsampleFactor ?? QwenConfig!.DownsampleFactor;
 
     public static PeerOptions Parse(string[] args)
     {
@@ -48,8 +61,8 @@ internal sealed record PeerOptions
         foreach (string op in o.Ops)
             if (op is not ("encode" or "decode")) throw new ArgumentException($"--ops: '{op}' must be encode or decode");
         foreach (int size in o.Sizes)
-            if (size <= 0 || size % o.Config.DownsampleFactor != 0)
-                throw new ArgumentException($"--sizes: {size} is not a positive multiple of {o.Config.DownsampleFactor}");
+            if (size <= 0 || size % o.DownsampleFactor != 0)
+                throw new ArgumentException($"--sizes: {size} is not a positive multiple of {o.DownsampleFactor}");
         if (o.Runs <= 0 || o.Rounds <= 0) throw new ArgumentException("--runs and --rounds must be positive");
         return o;
     }

@@ -41,7 +41,7 @@ internal sealed class SixteenBitStorageTests
 
     // sdxl is sd's architecture (only its scaling factor differs): the same numbers.
     public static readonly ModelFamily[] Families =
-        [ModelFamily.Sd, ModelFamily.Flux, ModelFamily.Taesd, ModelFamily.Taef1, ModelFamily.Taef2];
+        [ModelFamily.Sd, ModelFamily.Flux, ModelFamily.Flux2, ModelFamily.QwenImage, ModelFamily.Taesd, ModelFamily.Taef1, ModelFamily.Taef2];
 
     private static IEnumerable<TestCaseData> Cases() =>
         from family in Families
@@ -52,7 +52,13 @@ internal sealed class SixteenBitStorageTests
     {
         var backend = new CpuBackend(threads: Threads, storage: dtype);
         IVaeModel model;
-        if (family.IsTiny())
+        if (family == ModelFamily.QwenImage)
+        {
+            var config = NativeVae.Models.QwenImage.QwenImageConfig.QwenImage;
+            model = new NativeVae.Models.QwenImage.QwenImageModel(backend, config,
+                SeededWeights.Source(SeededWeights.DefaultSeed, NativeVae.Models.QwenImage.QwenImageParameters.Enumerate(config)));
+        }
+        else if (family.IsTiny())
         {
             var config = TaesdConfig.For(family);
             model = new TaesdModel(backend, config, SeededWeights.Source(SeededWeights.DefaultSeed, TaesdParameters.Enumerate(config)));
@@ -62,7 +68,7 @@ internal sealed class SixteenBitStorageTests
             var config = AutoencoderKlConfig.For(family);
             model = new AutoencoderKlModel(backend, config, SeededWeights.Source(SeededWeights.DefaultSeed, AutoencoderKlParameters.Enumerate(config)));
         }
-        return new Vae(model, new VaeOptions { Device = DevicePreference.Cpu, DType = dtype }, null, null);
+        return new Vae(model, new VaeOptions { Device = DevicePreference.Cpu, DType = dtype }, null, null) { Family = family };
     }
 
     private static (double Abs, double Scale) Compare(float[] expected, float[] actual)

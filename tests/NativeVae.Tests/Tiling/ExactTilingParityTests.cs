@@ -8,7 +8,8 @@ namespace NativeVae.Tests.Tiling;
 
 /// <summary>
 /// Exact tiling equals the untiled run (max abs 1e-4) for the real SD config (seeded weights) and TAEF2 (real
-/// weights), on sizes that are not multiples of the tile, on the fast backends.
+/// weights), on sizes that are not multiples of the tile, on the fast backends; and for FLUX.2 and Qwen-Image (real
+/// configs, seeded weights), where auto tiling under a forced budget must choose exact tiles.
 /// </summary>
 public class ExactTilingParityTests
 {
@@ -41,6 +42,55 @@ public class ExactTilingParityTests
         var images = new HostTensor<float>(TensorShape.Nchw(1, 3, 72, 56), SeededWeights.Uniform(2, "exact.taef2.image", 3 * 72 * 56));
         var latent = CompareEncode(vae, images);
         CompareDecode(vae, latent);
+    }
+
+    /// <summary>A budget far below what the untiled calls below need (tens of MiB): auto tiling must spill to exact tiles.</summary>
+    private const long ForcedBudgetBytes = 6 << 20;
+
+    [TestCaseSource(nameof(Backends))]
+    public void Flux2UnderAForcedBudgetEqualsUntiled(string backend)
+    {
+        var config = AutoencoderKlConfig.Flux2;
+        CompareUnderBudget(options => new Vae(new AutoencoderKlModel(TestBackends.Get(backend), config,
+                SeededWeights.Source(SeededWeights.DefaultSeed, AutoencoderKlParameters.Enumerate(config))), options, null, null, ownsBackend: false)
+            { SmallestExactTile = Tile, Family = ModelFamily.Flux2 },
+            TensorShape.Nchw(1, 3, 128, 96), TensorShape.Nchw(1, 32, 16, 12), "flux2");
+    }
+
+    [TestCaseSource(nameof(Backends))]
+    public void QwenImageUnderAForcedBudgetEqualsUntiled(string backend)
+    {
+        var config = NativeVae.Models.QwenImage.QwenImageConfig.QwenImage;
+        CompareUnderBudget(options => new Vae(new NativeVae.Models.QwenImage.QwenImageModel(TestBackends.Get(backend), config,
+                SeededWeights.Source(SeededWeights.DefaultSeed, NativeVae.Models.QwenImage.QwenImageParameters.Enumerate(config))), options, null, null, ownsBackend: false)
+            { SmallestExactTile = Tile, Family = ModelFamily.QwenImage },
+            TensorShape.Nchw(1, 3, 128, 96), TensorShape.Nchw(1, 16, 16, 12), "qwenimage");
+    }
+
+    /// <summary>
+    /// Under the forced budget the untiled call is refused and auto tiling picks exact tiles; their result equals the
+    /// untiled one of the same model without a budget.
+    /// </summary>
+    private static void CompareUnderBudget(Func<VaeOptions, Vae> create, TensorShape imageShape, TensorShape latentShape, string family)
+    {
+        var images = new HostTensor<float>(imageShape, SeededWeights.Uniform(3, $"exact.{family}.image", imageShape.ElementCount));
+        var latents = new HostTensor<float>(latentShape, SeededWeights.Uniform(3, $"exact.{family}.latent", latentShape.ElementCount));
+        HostTensor<float> wholeMoments, wholeImage;
+        using (var unbounded = create(new VaeOptions()))
+        {
+            wholeMoments = unbounded.EncodeMoments(images, new EncodeOptions { Tiling = TilingMode.None });
+            using var decoded = unbounded.Decode(latents, new DecodeOptions { Output = DecodeOutput.FloatTensor, Tiling = TilingMode.None });
+            wholeImage = decoded.FloatTensor!;
+        }
+        using var vae = create(new VaeOptions { MemoryLimitBytes = ForcedBudgetBytes });
+        Assert.That(() => vae.EncodeMoments(images, new EncodeOptions { Tiling = TilingMode.None }), Throws.InstanceOf<InsufficientMemoryException>(),
+            $"{family}: untiled does not fit the budget");
+        Assert.That(vae.PlanAuto(images, encode: true).Mode, Is.EqualTo(TilingMode.Exact), $"{family}: the encode spills under the budget");
+        Assert.That(vae.PlanAuto(latents, encode: false).Mode, Is.EqualTo(TilingMode.Exact), $"{family}: the decode spills under the budget");
+        var auto = vae.EncodeMoments(images, new EncodeOptions());
+        NumericAssert.Close(auto.Data, wholeMoments.Data, wholeMoments.Shape, MaxAbsError, 0, $"{family} encode under the budget");
+        using var autoImage = vae.Decode(latents, new DecodeOptions { Output = DecodeOutput.FloatTensor });
+        NumericAssert.Close(autoImage.FloatTensor!.Data, wholeImage.Data, wholeImage.Shape, MaxAbsError, 0, $"{family} decode under the budget");
     }
 
     private static HostTensor<float> CompareEncode(Vae vae, HostTensor<float> images)

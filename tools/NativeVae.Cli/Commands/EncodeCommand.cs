@@ -22,8 +22,9 @@ internal sealed class EncodeCommand : ICommand
         var seed = OptionParsers.UnsignedLong("--sample-seed", "S",
             "draw a sample of the latent distribution with this seed [default: its mode (mean), as diffusers' endpoints]");
         var form = OptionParsers.Choice("--latent-form",
-            "the latent's form: raw [N, C, H/8, W/8], or FLUX.2's pipeline forms, normalised with its batch-norm statistics: " +
-            "patchified [N, 128, H/16, W/16] or packed tokens [N, (H/16)(W/16), 128] [default: raw]", OptionParsers.LatentForms());
+            "the latent's form: raw [N, C, H/8, W/8] ([N, 16, 1, H/8, W/8] for qwenimage), or a pipeline's, normalised with " +
+            "the model's statistics: FLUX.2's patchified [N, 128, H/16, W/16], packed tokens [N, (H/16)(W/16), 4C] (FLUX.2, " +
+            "Qwen-Image) [default: raw]", OptionParsers.LatentForms());
         var command = new Command("encode",
             "encode an image (PNG, JPEG, WebP, BMP) to a latent safetensors file, with a local --model or on an --endpoint") { image, output, seed, form };
         model.AddTo(command);
