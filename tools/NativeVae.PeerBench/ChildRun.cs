@@ -96,7 +96,8 @@ internal static class ChildRun
             else oracle.Decode(torch.zeros(1, config.LatentChannels, 1, 1));
         }
         bool IsEncoder(string name) => name.StartsWith("encoder.", StringComparison.Ordinal) || name.StartsWith("quant_conv.", StringComparison.Ordinal);
-        weights.AssertAllUsed(name => IsEncoder(name) == encode);
+        // FLUX.2's bn buffers are the pipeline's, read by neither half.
+        weights.AssertAllUsed(name => IsEncoder(name) == encode && !AutoencoderKlParameters.IsBatchNormBuffer(name));
         var x = Torch.FromArray(input, shape.N, shape.C, shape.H, shape.W);
         return () =>
         {
@@ -119,8 +120,8 @@ internal static class ChildRun
         using (NewDisposeScope())
         {
             int f = config.DownsampleFactor;
-            if (encode) oracle.EncodeMoments(torch.zeros(1, config.InputChannels, 1, f, f));
-            else oracle.Decode(torch.zeros(1, config.ZDim, 1, 1, 1));
+            if (encode) oracle.EncodeMoments(torch.zeros(new long[] { 1, config.InputChannels, 1, f, f }));
+            else oracle.Decode(torch.zeros(new long[] { 1, config.ZDim, 1, 1, 1 }));
         }
         bool IsEncoder(string name) => name.StartsWith("encoder.", StringComparison.Ordinal) || name.StartsWith("quant_conv.", StringComparison.Ordinal);
         weights.AssertAllUsed(name => IsEncoder(name) == encode && !name.Contains(".time_conv.", StringComparison.Ordinal));

@@ -63,8 +63,8 @@ public sealed class Vae : IVae
             IVaeModel model;
             if (loaded.QwenConfig is { } qwen)
             {
-                model = new QwenImageModel(backend, qwen, loaded.Weights);   // uploads everything: the file can close
-                loaded.Dispose();
+                // Each half uploads on its first use; the file closes after the second.
+                model = new QwenImageModel(backend, qwen, loaded.Weights, weightsOwner: loaded);
             }
             else if (loaded.KlConfig is { } kl)
             {

@@ -51,6 +51,31 @@ public class ServerLatentFormTests
     }
 
     [Test]
+    public async Task QwenImageTakesFiveDimensionalLatentsAndRefusesFrames()
+    {
+        var config = NativeVae.Models.QwenImage.QwenImageConfig.Small;
+        Vae Create() => new(new NativeVae.Models.QwenImage.QwenImageModel(new CpuBackend(), config,
+            InMemoryWeights.Seeded(SeededWeights.DefaultSeed, NativeVae.Models.QwenImage.QwenImageParameters.Enumerate(config))),
+            new VaeOptions(), null, null) { Family = ModelFamily.QwenImage };
+        await using var server = VaeServer.Create([new ServedModel("qwen", Create())], new VaeServerOptions { Port = 0 });
+        await server.StartAsync();
+        using var http = new HttpClient { BaseAddress = server.BaseAddress };
+        using var local = Create();
+        var latents = RandomLatents(new TensorShape(1, 4, 1, 4, 6), "server.qwen");
+        using var decoded = await http.PostAsync($"/qwen/decode?output_type=pt&{ShapeQuery(latents.Shape)}&dtype=float32",
+            new ByteArrayContent(WireTensor.FromFloat(latents, WireDType.Float32)));
+        var (shape, _, body) = await ReadTensorAsync(decoded);
+        using var expected = local.Decode(latents, new DecodeOptions { Output = DecodeOutput.FloatTensor });
+        Assert.That(shape, Is.EqualTo(TensorShape.Nchw(1, 3, 8, 12)));
+        Assert.That(body, Is.EqualTo(WireTensor.FromFloat(expected.FloatTensor, WireDType.Float32)));
+
+        var video = RandomLatents(new TensorShape(1, 4, 3, 4, 6), "server.qwen.video");
+        using var refused = await http.PostAsync($"/qwen/decode?output_type=pt&{ShapeQuery(video.Shape)}&dtype=float32",
+            new ByteArrayContent(WireTensor.FromFloat(video, WireDType.Float32)));
+        Assert.That(await ErrorOf(refused, 400), Does.Contain("3 frames"));
+    }
+
+    [Test]
     public async Task FormsAModelHasNotAndHalfGivenSizesAre400s()
     {
         await using var harness = await StartAsync();

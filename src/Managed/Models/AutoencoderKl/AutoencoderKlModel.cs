@@ -15,13 +15,7 @@ namespace NativeVae.Models.AutoencoderKl;
 /// </summary>
 internal sealed class AutoencoderKlModel : IVaeModel
 {
-    private readonly object _loadGate = new();
-    private readonly IReadOnlyList<(string Name, TensorShape Shape)> _encoderParameters;
-    private readonly IReadOnlyList<(string Name, TensorShape Shape)> _decoderParameters;
-    private IWeightSource? _weights;
-    private IDisposable? _weightsOwner;
-    private EncoderHalf? _encoder;
-    private DecoderHalf? _decoder;
+    private readonly LazyHalves<EncoderHalf, DecoderHalf> _halves;
 
     /// <param name="weightsOwner">Disposed once both halves are uploaded: what keeps <paramref name="weights"/> readable (a mapped file).</param>
     public AutoencoderKlModel(IBackend backend, AutoencoderKlConfig config, IWeightSource weights, IDisposable? weightsOwner = null)
@@ -30,15 +24,15 @@ internal sealed class AutoencoderKlModel : IVaeModel
         Config = config;
         var declared = AutoencoderKlParameters.Enumerate(config);
         ParameterCheck.Require(weights, declared);
-        _encoderParameters = declared.Where(p => IsEncoderParameter(p.Name)).ToArray();
-        _decoderParameters = declared.Where(p => !IsEncoderParameter(p.Name) && !AutoencoderKlParameters.IsBatchNormBuffer(p.Name)).ToArray();
         if (config.LatentBatchNorm)
         {
             PipelineNormalization = LatentNormalization.FromBatchNorm(weights.ReadFloat32(AutoencoderKlParameters.BatchNormMean),
                 weights.ReadFloat32(AutoencoderKlParameters.BatchNormVariance), config.BatchNormEps, weights.Origin);
         }
-        _weights = weights;
-        _weightsOwner = weightsOwner;
+        _halves = new LazyHalves<EncoderHalf, DecoderHalf>(backend, weights, weightsOwner,
+            declared.Where(p => !AutoencoderKlParameters.IsBatchNormBuffer(p.Name)), IsEncoderParameter,
+            p => new EncoderHalf(new Encoder(p, Config), Config.UseQuantConv ? new Conv2d(p, "quant_conv", Conv2dSpec.Pointwise) : null),
+            p => new DecoderHalf(new Decoder(p, Config), Config.UsePostQuantConv ? new Conv2d(p, "post_quant_conv", Conv2dSpec.Pointwise) : null));
     }
 
     private static bool IsEncoderParameter(string name) =>
@@ -63,7 +57,7 @@ internal sealed class AutoencoderKlModel : IVaeModel
     public LatentNormalization? PipelineNormalization { get; }
 
     /// <summary>Bytes of device memory held by the parameters uploaded so far.</summary>
-    public long ParameterBytes => (_encoder?.Parameters.TotalBytes ?? 0) + (_decoder?.Parameters.TotalBytes ?? 0);
+    public long ParameterBytes => _halves.ParameterBytes;
 
     /// <summary>Image [N, 3, H, W] in [-1, 1] to moments [N, 2*latent, h, w] = (mean, logvar) along channels.</summary>
     public Tensor Encode(Tensor image, BlockObserver? observe = null) => Encode(Backend, image, observe);
@@ -71,7 +65,7 @@ internal sealed class AutoencoderKlModel : IVaeModel
     /// <inheritdoc cref="Encode(Tensor, BlockObserver?)"/>
     public Tensor Encode(IBackend ops, Tensor image, BlockObserver? observe = null)
     {
-        var half = EncoderPart();
+        var half = _halves.Encoder;
         var h = half.Encoder.Forward(ops, image, observe);
         if (half.QuantConv is not null) h = Encoder.Step(h, half.QuantConv.Forward(ops, h));
         observe?.Invoke("moments", h);
@@ -84,65 +78,16 @@ internal sealed class AutoencoderKlModel : IVaeModel
     /// <inheritdoc cref="Decode(Tensor, BlockObserver?)"/>
     public Tensor Decode(IBackend ops, Tensor latent, BlockObserver? observe = null)
     {
-        var half = DecoderPart();
+        var half = _halves.Decoder;
         if (half.PostQuantConv is null) return half.Decoder.Forward(ops, latent, observe);
         using var z = half.PostQuantConv.Forward(ops, latent);
         observe?.Invoke("post_quant_conv", z);
         return half.Decoder.Forward(ops, z, observe);
     }
 
-    private EncoderHalf EncoderPart()
-    {
-        lock (_loadGate)
-            return _encoder ??= Load(_encoderParameters, p => new EncoderHalf(p, new Encoder(p, Config),
-                Config.UseQuantConv ? new Conv2d(p, "quant_conv", Conv2dSpec.Pointwise) : null));
-    }
+    public void Dispose() => _halves.Dispose();
 
-    private DecoderHalf DecoderPart()
-    {
-        lock (_loadGate)
-            return _decoder ??= Load(_decoderParameters, p => new DecoderHalf(p, new Decoder(p, Config),
-                Config.UsePostQuantConv ? new Conv2d(p, "post_quant_conv", Conv2dSpec.Pointwise) : null));
-    }
+    private sealed record EncoderHalf(Encoder Encoder, Conv2d? QuantConv);
 
-    private T Load<T>(IReadOnlyList<(string Name, TensorShape Shape)> declared, Func<DeviceParameters, T> build)
-    {
-        var source = _weights ?? throw new ObjectDisposedException(nameof(AutoencoderKlModel));
-        var parameters = new DeviceParameters(Backend, source, declared);
-        T half;
-        try
-        {
-            half = build(parameters);
-        }
-        catch
-        {
-            parameters.Dispose();
-            throw;
-        }
-        if (_encoder is not null || _decoder is not null) ReleaseWeights(); // this was the second half
-        return half;
-    }
-
-    private void ReleaseWeights()
-    {
-        _weightsOwner?.Dispose();
-        _weightsOwner = null;
-        _weights = null;
-    }
-
-    public void Dispose()
-    {
-        lock (_loadGate)
-        {
-            _encoder?.Parameters.Dispose();
-            _decoder?.Parameters.Dispose();
-            _encoder = null;
-            _decoder = null;
-            ReleaseWeights();
-        }
-    }
-
-    private sealed record EncoderHalf(DeviceParameters Parameters, Encoder Encoder, Conv2d? QuantConv);
-
-    private sealed record DecoderHalf(DeviceParameters Parameters, Decoder Decoder, Conv2d? PostQuantConv);
+    private sealed record DecoderHalf(Decoder Decoder, Conv2d? PostQuantConv);
 }

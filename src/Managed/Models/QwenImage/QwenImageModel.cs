@@ -7,37 +7,25 @@ namespace NativeVae.Models.QwenImage;
 /// diffusers: <c>AutoencoderKLQwenImage</c> on one frame (Qwen-Image, Qwen-Image-Edit), as the 2D network of
 /// <see cref="QwenImageImageMode"/>: encoder then quant_conv to moments <c>[N, 2z, h, w]</c>, post_quant_conv then
 /// decoder to an image clamped to [-1, 1]. The frame axis of its 5-D latents belongs to the API. Every parameter is
-/// checked against diffusers' 3D list when the model is built, and the image network's weights (a third of the 3x3x3
-/// convs' bytes) are uploaded then.
+/// checked against diffusers' 3D list when the model is built; each half's image-mode weights (a third of the 3x3x3
+/// convs' bytes) are uploaded on its first use (<see cref="LazyHalves{TEncoder, TDecoder}"/>).
 /// </summary>
 internal sealed class QwenImageModel : IVaeModel
 {
-    private readonly DeviceParameters _parameters;
-    private readonly QwenImageEncoder _encoder;
-    private readonly Conv2d _quantConv;
-    private readonly Conv2d _postQuantConv;
-    private readonly QwenImageDecoder _decoder;
+    private readonly LazyHalves<EncoderHalf, DecoderHalf> _halves;
 
-    public QwenImageModel(IBackend backend, QwenImageConfig config, IWeightSource weights)
+    /// <param name="weightsOwner">Disposed once both halves are uploaded: what keeps <paramref name="weights"/> readable.</param>
+    public QwenImageModel(IBackend backend, QwenImageConfig config, IWeightSource weights, IDisposable? weightsOwner = null)
     {
         Backend = backend;
         Config = config;
         var declared = QwenImageParameters.Enumerate(config);
         ParameterCheck.Require(weights, declared);
         var image = new QwenImageImageMode(weights, declared);
-        _parameters = new DeviceParameters(backend, image, image.Declared);
-        try
-        {
-            _encoder = new QwenImageEncoder(_parameters, config);
-            _quantConv = new Conv2d(_parameters, "quant_conv", Conv2dSpec.Pointwise);
-            _postQuantConv = new Conv2d(_parameters, "post_quant_conv", Conv2dSpec.Pointwise);
-            _decoder = new QwenImageDecoder(_parameters, config);
-        }
-        catch
-        {
-            _parameters.Dispose();
-            throw;
-        }
+        _halves = new LazyHalves<EncoderHalf, DecoderHalf>(backend, image, weightsOwner, image.Declared,
+            name => name.StartsWith("encoder.", StringComparison.Ordinal) || name.StartsWith("quant_conv.", StringComparison.Ordinal),
+            p => new EncoderHalf(new QwenImageEncoder(p, config), new Conv2d(p, "quant_conv", Conv2dSpec.Pointwise)),
+            p => new DecoderHalf(new Conv2d(p, "post_quant_conv", Conv2dSpec.Pointwise), new QwenImageDecoder(p, config)));
         PipelineNormalization = LatentNormalization.PerLatentChannel(config.LatentsMean, config.LatentsStd);
     }
 
@@ -65,22 +53,28 @@ internal sealed class QwenImageModel : IVaeModel
 
     public LatentNormalization? PipelineNormalization { get; }
 
-    public long ParameterBytes => _parameters.TotalBytes;
+    public long ParameterBytes => _halves.ParameterBytes;
 
     public Tensor Encode(IBackend ops, Tensor image, BlockObserver? observe = null)
     {
-        var h = _encoder.Forward(ops, image, observe);
-        h = QwenImageEncoder.Step(h, _quantConv.Forward(ops, h));
+        var half = _halves.Encoder;
+        var h = half.Encoder.Forward(ops, image, observe);
+        h = QwenImageEncoder.Step(h, half.QuantConv.Forward(ops, h));
         observe?.Invoke("moments", h);
         return h;
     }
 
     public Tensor Decode(IBackend ops, Tensor latent, BlockObserver? observe = null)
     {
-        using var z = _postQuantConv.Forward(ops, latent);
+        var half = _halves.Decoder;
+        using var z = half.PostQuantConv.Forward(ops, latent);
         observe?.Invoke("post_quant_conv", z);
-        return _decoder.Forward(ops, z, observe);
+        return half.Decoder.Forward(ops, z, observe);
     }
 
-    public void Dispose() => _parameters.Dispose();
+    public void Dispose() => _halves.Dispose();
+
+    private sealed record EncoderHalf(QwenImageEncoder Encoder, Conv2d QuantConv);
+
+    private sealed record DecoderHalf(Conv2d PostQuantConv, QwenImageDecoder Decoder);
 }
