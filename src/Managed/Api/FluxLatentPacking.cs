@@ -61,7 +61,7 @@ internal static class FluxLatentPacking
         return TensorShape.Nchw(batch, packedChannels / (Patch * Patch), h, w);
     }
 
-    /// <summary>The inverse of <see cref="Unpack"/>: [B, C, h, w] (h, w even) to [B, (h/2)*(w/2), C*4].</summary>
+    /// <summary>The inverse of <see cref="Unpack(HostTensor{float}, TensorShape)"/>: [B, C, h, w] (h, w even) to [B, (h/2)*(w/2), C*4].</summary>
     public static HostTensor<float> Pack(HostTensor<float> latents)
     {
         var s = latents.Shape;

@@ -28,6 +28,22 @@ internal static class LatentForms
         : patchified ? [LatentForm.Raw, LatentForm.Patchified, LatentForm.Packed]
         : [LatentForm.Raw, LatentForm.Packed];
 
+    /// <summary>
+    /// A published family's latent forms for a client that holds no model (<see cref="RemoteVae"/>): which
+    /// forms decode recognises, and the frame axis. The statistics are placeholders: only the shapes are checked
+    /// with them (the server normalises with the model's own).
+    /// </summary>
+    public static (LatentNormalization? Forms, bool FrameAxis) ShapesOf(ModelFamily family)
+    {
+        int patched = PatchArea * family.LatentChannels();
+        return family switch
+        {
+            ModelFamily.Flux2 => (new LatentNormalization(new float[patched], new float[patched], HasPatchifiedForm: true), false),
+            ModelFamily.QwenImage => (new LatentNormalization(new float[patched], new float[patched], HasPatchifiedForm: false), true),
+            _ => (null, false),
+        };
+    }
+
     /// <summary>The form's name as the CLI, the server and <c>info</c> spell it: raw, patchified, packed.</summary>
     public static string Name(this LatentForm form) => form.ToString().ToLowerInvariant();
 

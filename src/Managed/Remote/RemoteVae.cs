@@ -25,7 +25,6 @@ public sealed class RemoteVae : IVae
     /// <summary>Every published VAE family downsamples 8x.</summary>
     private const int Downsample = 8;
 
-    private const int PackedLatentRank = 3;
     private const int MinJpegQuality = 1;
     private const int MaxJpegQuality = 100;
 
@@ -253,8 +252,10 @@ public sealed class RemoteVae : IVae
             throw new ArgumentException($"DecodeOptions.Height {options.Height} and Width {options.Width} must be positive");
         CheckTiling(options.Tiling, options.TileSize, nameof(DecodeOptions));
         LatentScaling.DecodeAffine(options.ScalingFactor, options.ShiftFactor);
-        // diffusers refuses packed latents without height and width before sending; so does this client.
-        var z = latents.Shape.Rank == PackedLatentRank ? FluxLatentPacking.UnpackedShape(latents.Shape, options.Height, options.Width) : latents.Shape;
+        // diffusers refuses packed latents without height and width before sending; so does this client. Every form the
+        // family has (FLUX.2's, Qwen-Image's frame axis) is sent as it is: the server knows its statistics.
+        var (forms, frameAxis) = LatentForms.ShapesOf(Family);
+        var z = LatentForms.RawShape(latents.Shape, options, LatentChannels, Downsample, forms, Family.Name(), frameAxis);
         InputChecks.RequireLatents(z, latents.Shape, LatentChannels);
         InputChecks.RequireDecodedSize(z, Downsample, _options.MaxImagePixels);
         InputChecks.RequireFinite(latents, "latents");

@@ -76,6 +76,34 @@ public class ServerLatentFormTests
     }
 
     [Test]
+    public async Task RemoteVaeDecodesQwenImageLatentsInEveryFormThroughTheServer()
+    {
+        // 8x like every published VAE (what RemoteVae expects), 16 latent channels like Qwen-Image, narrow so fast.
+        var config = NativeVae.Models.QwenImage.QwenImageConfig.QwenImage with { BaseDim = 4, DimMult = [1, 1, 1, 1], NumResBlocks = 1 };
+        Vae Create() => new(new NativeVae.Models.QwenImage.QwenImageModel(new CpuBackend(), config,
+            InMemoryWeights.Seeded(SeededWeights.DefaultSeed, NativeVae.Models.QwenImage.QwenImageParameters.Enumerate(config))),
+            new VaeOptions(), null, null) { Family = ModelFamily.QwenImage };
+        await using var server = VaeServer.Create([new ServedModel("qwen", Create())], new VaeServerOptions { Port = 0 });
+        await server.StartAsync();
+        using var local = Create();
+        using var remote = new RemoteVae(new RemoteVaeOptions { Endpoint = new Uri(server.BaseAddress, "qwen/"), Family = ModelFamily.QwenImage });
+        var asTensor = new DecodeOptions { Output = DecodeOutput.FloatTensor };
+
+        var raw = RandomLatents(new TensorShape(1, 16, 1, 2, 4), "remote.qwen");
+        using (var fromRemote = await remote.DecodeAsync(raw, asTensor))
+        using (var fromLocal = local.Decode(raw, asTensor))
+            Assert.That(fromRemote.FloatTensor.Data, Is.EqualTo(fromLocal.FloatTensor.Data), "[N, 16, 1, h, w]");
+
+        var packed = RandomLatents(new TensorShape(1, 2, 64), "remote.qwen.packed");
+        var sized = asTensor with { Height = 16, Width = 32 };
+        using (var fromRemote = await remote.DecodeAsync(packed, sized))
+        using (var fromLocal = local.Decode(packed, sized))
+            Assert.That(fromRemote.FloatTensor.Data, Is.EqualTo(fromLocal.FloatTensor.Data), "packed tokens");
+        Assert.That(() => remote.DecodeAsync(new HostTensor<float>(new TensorShape(1, 16, 2, 2, 4))),
+            Throws.ArgumentException.With.Message.Contains("2 frames"), "refused before sending");
+    }
+
+    [Test]
     public async Task FormsAModelHasNotAndHalfGivenSizesAre400s()
     {
         await using var harness = await StartAsync();
