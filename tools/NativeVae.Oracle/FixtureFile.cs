@@ -17,6 +17,17 @@ internal sealed class FixtureFile
 
     public FixtureFile(string relativePath) => RelativePath = relativePath;
 
+    /// <summary>
+    /// A whole-model fixture <c>models/{name}.safetensors</c> with the metadata every one carries: config_name, seed,
+    /// config (diffusers' config.json) and the parameter count (the weights are regenerated from the seed).
+    /// </summary>
+    public static FixtureFile Model(string name, ulong seed, string configJson, IEnumerable<(string Name, TensorShape Shape)> parameters) =>
+        new FixtureFile($"models/{name}.safetensors")
+            .Meta("config_name", name)
+            .Meta("seed", seed.ToString(CultureInfo.InvariantCulture))
+            .Meta("config", configJson)
+            .Meta("parameters", parameters.Sum(p => p.Shape.ElementCount).ToString(CultureInfo.InvariantCulture));
+
     /// <summary>Path under the fixtures folder, e.g. <c>ops/conv2d/3x3_s1_p1_bias.safetensors</c>.</summary>
     public string RelativePath { get; }
 

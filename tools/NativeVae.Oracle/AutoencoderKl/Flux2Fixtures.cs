@@ -48,11 +48,7 @@ internal static class Flux2Fixtures
     {
         var config = c.Config;
         var parameters = AutoencoderKlParameters.Enumerate(config);
-        var file = new FixtureFile($"models/{c.Name}.safetensors")
-            .Meta("config_name", c.Name)
-            .Meta("seed", seed.ToString(CultureInfo.InvariantCulture))
-            .Meta("config", DiffusersConfigJson(config))
-            .Meta("parameters", parameters.Sum(p => p.Shape.ElementCount).ToString(CultureInfo.InvariantCulture));
+        var file = FixtureFile.Model(c.Name, seed, DiffusersConfigJson(config), parameters);
 
         using var weights = new CheckedWeights(InMemoryWeights.Seeded(seed, parameters));
         using (var scope = NewDisposeScope())
