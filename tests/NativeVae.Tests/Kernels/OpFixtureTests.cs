@@ -17,6 +17,8 @@ namespace NativeVae.Tests.Kernels;
 /// <item>attention: q, k, v [B, C, H, W], y [B, C, H, W]; scale.</item>
 /// <item>elementwise: x, optional b, y; op (silu|relu|tanh_clamp|add|scale_shift), scale, shift.</item>
 /// <item>rms_norm: x, gamma [C], y; silu ("0"/"1").</item>
+/// <item>qwen_attention: x, gamma [C], to_qkv.weight [3C, C, 1, 1], to_qkv.bias, proj.weight [C, C, 1, 1], proj.bias, y:
+///   Qwen-Image's attention block (RMS norm, fused qkv, one head, proj, residual) as the model builds it.</item>
 /// </list>
 /// </summary>
 public sealed class OpFixtureTests
@@ -24,7 +26,7 @@ public sealed class OpFixtureTests
     private const double AbsTolerance = 1e-4;
     private const double RelTolerance = 1e-5;
 
-    private static readonly string[] Ops = ["conv2d", "group_norm", "attention", "elementwise", "rms_norm"];
+    private static readonly string[] Ops = ["conv2d", "group_norm", "attention", "elementwise", "rms_norm", "qwen_attention"];
 
     private static string OpFolder(string op) => Path.Combine(TestPaths.Fixtures, "ops", op);
 
@@ -42,7 +44,7 @@ public sealed class OpFixtureTests
                 continue;
             }
             // Elementwise ops and the RMS norm have one ILGPU kernel; the others have a plain and a tiled version.
-            var backends = op is "elementwise" or "rms_norm" ? KernelBackends.EveryBackend : KernelBackends.EveryVersion;
+            var backends = op is "elementwise" or "rms_norm" or "qwen_attention" ? KernelBackends.EveryBackend : KernelBackends.EveryVersion;
             foreach (string file in files)
             foreach (string backend in backends)
                 yield return new TestCaseData(op, Path.GetFileName(file), backend)
@@ -64,6 +66,7 @@ public sealed class OpFixtureTests
             case "group_norm": CheckGroupNorm(backend, fixture, what); break;
             case "attention": CheckAttention(backend, fixture, what); break;
             case "rms_norm": CheckRmsNorm(backend, fixture, what); break;
+            case "qwen_attention": CheckQwenAttention(backend, fixture, what); break;
             default: CheckElementwise(backend, fixture, what); break;
         }
     }
@@ -115,6 +118,25 @@ public sealed class OpFixtureTests
         using var x = Upload(backend, f, "x");
         using var gamma = Upload(backend, f, "gamma");
         using var y = backend.RmsNorm(x, gamma, MetaInt(f, "silu") != 0);
+        CheckOutput(backend, y, f, "y", what);
+    }
+
+    /// <summary>The model's own block (<see cref="NativeVae.Models.QwenImage.QwenImageAttentionBlock"/>) over the fixture's weights.</summary>
+    private static void CheckQwenAttention(IBackend backend, SafeTensorsFile f, string what)
+    {
+        const string Prefix = "attention";
+        var weights = new NativeVae.Weights.InMemoryWeights("fixture");
+        var declared = new List<(string, TensorShape)>();
+        foreach (string name in new[] { "gamma", "to_qkv.weight", "to_qkv.bias", "proj.weight", "proj.bias" })
+        {
+            string canonical = name == "gamma" ? $"{Prefix}.norm.gamma" : $"{Prefix}.{name}";
+            weights.Add(canonical, f.Get(name).Shape, f.ReadFloat32(name));
+            declared.Add((canonical, f.Get(name).Shape));
+        }
+        using var parameters = new NativeVae.Models.Layers.DeviceParameters(backend, weights, declared);
+        var block = new NativeVae.Models.QwenImage.QwenImageAttentionBlock(parameters, Prefix, f.Get("x").Shape[1]);
+        using var x = Upload(backend, f, "x");
+        using var y = block.Forward(backend, x);
         CheckOutput(backend, y, f, "y", what);
     }
 
