@@ -4,9 +4,11 @@ using ILGPU.Runtime;
 
 namespace NativeVae.Kernels.Gpu;
 
-// The channel RMS norm (+ SiLU) on NCHW: one thread per (image, pixel) walks the channels twice, once summing
-// squares and once writing x * factor * gamma[c]. Neighbouring threads read neighbouring pixels of one plane, so
-// every load and store of a warp is coalesced; no shared memory, no barrier.
+// The channel RMS norm (+ SiLU): one thread per (image, pixel) walks the channels twice, once summing squares and
+// once writing x * factor * gamma[c]. On fp32 NCHW neighbouring threads read neighbouring pixels of one plane, so
+// every load and store of a warp is coalesced. On the tensor-core path's 16-bit NHWC a pixel's channels are one
+// contiguous run of words (two channels each), read twice by its thread; padding channels stay zero. No shared
+// memory, no barrier.
 
 internal static class RmsNormGpu
 {
@@ -32,6 +34,41 @@ internal static class RmsNormGpu
             output[at] = p.FuseSilu != 0 ? DeviceMath.Silu(y) : y;
         }
     }
+
+    [GpuKernel]
+    internal static void NormalizeBf16(Index1D index, RmsNormParams p, HalfLayout layout, ArrayView<uint> input, ArrayView<float> gamma,
+        ArrayView<uint> output) => NormalizeHalf(default(Bf16Format), index, p, layout, input, gamma, output);
+
+    [GpuKernel]
+    internal static void NormalizeF16(Index1D index, RmsNormParams p, HalfLayout layout, ArrayView<uint> input, ArrayView<float> gamma,
+        ArrayView<uint> output) => NormalizeHalf(default(F16Format), index, p, layout, input, gamma, output);
+
+    private static void NormalizeHalf<TFormat>(TFormat format, Index1D index, RmsNormParams p, HalfLayout layout, ArrayView<uint> input,
+        ArrayView<float> gamma, ArrayView<uint> output) where TFormat : struct, IHalfFormat
+    {
+        int pixel = index;
+        if (pixel >= layout.Batch * layout.Pixels) return;
+        int words = layout.ChannelStride / 2;
+        int first = pixel * words;
+        float sum = 0f;
+        for (int w = 0; w < words; w++)
+        {
+            uint x = input[first + w];
+            float low = format.Widen(HalfWords.Low(x)), high = format.Widen(HalfWords.High(x));
+            sum += low * low + high * high;   // padding is zero
+        }
+        float factor = p.Scale / XMath.Max(XMath.Sqrt(sum), p.Eps);
+        for (int w = 0; w < words; w++)
+        {
+            uint x = input[first + w];
+            int channel = 2 * w;
+            uint low = channel < layout.Channels ? format.Narrow(Activate(p, format.Widen(HalfWords.Low(x)) * factor * gamma[channel])) : 0;
+            uint high = channel + 1 < layout.Channels ? format.Narrow(Activate(p, format.Widen(HalfWords.High(x)) * factor * gamma[channel + 1])) : 0;
+            output[first + w] = HalfWords.Pack(low, high);
+        }
+    }
+
+    private static float Activate(RmsNormParams p, float y) => p.FuseSilu != 0 ? DeviceMath.Silu(y) : y;
 }
 
 /// <summary>Loads the RMS norm kernel once for one accelerator.</summary>
@@ -44,5 +81,20 @@ internal sealed class RmsNormLauncher(Accelerator accelerator)
     {
         int pixels = p.Batch * p.Spatial;
         if (pixels > 0) _normalize(pixels, p, input, gamma, output);
+    }
+}
+
+/// <summary>Loads the 16-bit NHWC RMS norm kernels once for one accelerator; each call picks bf16 or fp16.</summary>
+internal sealed class RmsNormHalfLauncher(Accelerator accelerator)
+{
+    private readonly Action<Index1D, RmsNormParams, HalfLayout, ArrayView<uint>, ArrayView<float>, ArrayView<uint>> _bf16 =
+        accelerator.LoadAutoGroupedStreamKernel<Index1D, RmsNormParams, HalfLayout, ArrayView<uint>, ArrayView<float>, ArrayView<uint>>(RmsNormGpu.NormalizeBf16);
+    private readonly Action<Index1D, RmsNormParams, HalfLayout, ArrayView<uint>, ArrayView<float>, ArrayView<uint>> _f16 =
+        accelerator.LoadAutoGroupedStreamKernel<Index1D, RmsNormParams, HalfLayout, ArrayView<uint>, ArrayView<float>, ArrayView<uint>>(RmsNormGpu.NormalizeF16);
+
+    public void Run(bool bf16, in RmsNormParams p, in HalfLayout layout, ArrayView<uint> input, ArrayView<float> gamma, ArrayView<uint> output)
+    {
+        int pixels = layout.Batch * layout.Pixels;
+        if (pixels > 0) (bf16 ? _bf16 : _f16)(pixels, p, layout, input, gamma, output);
     }
 }

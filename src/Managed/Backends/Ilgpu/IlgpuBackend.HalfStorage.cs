@@ -7,7 +7,7 @@ using NativeVae.Kernels.Gpu;
 namespace NativeVae.Backends.Ilgpu;
 
 // The backend's 16-bit storage (bf16 or fp16): tensors NHWC with padded channels (IlgpuTensor), convolutions on
-// tensor cores (Conv2dTensorCoreGpu), GroupNorm and elementwise ops in 16-bit NHWC kernels, arithmetic and
+// tensor cores (Conv2dTensorCoreGpu), GroupNorm, the RMS norm and elementwise ops in 16-bit NHWC kernels, arithmetic and
 // statistics in fp32. An op with any 16-bit operand runs here; its F32 operands (an image, or a tile the tiled
 // executor uploaded) are converted first. Attention, channel slices, the folded ChannelAffine and the exact-tiling
 // statistics have no 16-bit kernel yet: they run the fp32 kernel between layout conversions.
@@ -23,6 +23,7 @@ internal sealed partial class IlgpuBackend
         public readonly Conv2dTensorCoreLauncher Conv = new(accelerator);
         public readonly GroupNormNhwcLauncher Norm = new(accelerator, merge);
         public readonly ElementwiseHalfLauncher Elementwise = new(accelerator);
+        public readonly RmsNormHalfLauncher RmsNorm = new(accelerator);
     }
 
     /// <summary>
@@ -163,6 +164,14 @@ internal sealed partial class IlgpuBackend
         var y = (IlgpuTensor)Allocate(x.Shape, half);
         Half.Norm.Statistics(IsBf16(half), p, xh.Halves, moments.F32, stats.F32);
         Half.Norm.Normalize(IsBf16(half), p, xh.Words, gamma.F32, beta.F32, stats.F32, y.Words);
+        return AsStored(y, half);
+    }
+
+    /// <summary>The channel RMS norm over 16-bit NHWC: one pass per pixel over its contiguous channels.</summary>
+    private IlgpuTensor RmsNormHalf(DType half, IlgpuTensor x, IlgpuTensor gamma, bool fuseSilu)
+    {
+        var y = (IlgpuTensor)Allocate(x.Shape, half);
+        Half.RmsNorm.Run(IsBf16(half), KernelParameters.RmsNorm(x, fuseSilu), x.Layout, x.Words, gamma.F32, y.Words);
         return AsStored(y, half);
     }
 

@@ -221,7 +221,7 @@ internal sealed partial class IlgpuBackend : IBackend, IBackendDiagnostics
         var x = Own(input, nameof(input));
         var g = Own(gamma, nameof(gamma));
         var shape = OpShapes.RmsNorm(x, g);
-        if (x.IsHalf) return ViaSingle(x.DType, [x], t => RmsNorm(t[0], g, fuseSilu));
+        if (x.IsHalf) return RmsNormHalf(x.DType, x, g, fuseSilu);
         var y = (IlgpuTensor)Allocate(shape);
         _rmsNorm.Run(KernelParameters.RmsNorm(x, fuseSilu), x.F32, g.F32, y.F32);
         return y;
