@@ -129,13 +129,16 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile, bool Acti
     private static TilingPlan Auto(IVaeModel model, AutoTilingFigures figures, long budget, int smallestTile)
     {
         if (figures.UntiledBytes <= budget) return new TilingPlan(TilingMode.None, null);
+        int smallestTried = DefaultExactTile;
         for (int tile = DefaultExactTile; tile >= smallestTile; tile /= 2)
         {
             long tileBytes = ExactBytes(model, figures, tile);
             if (tileBytes <= budget) return new TilingPlan(TilingMode.Exact, tile, SpillsToFile(model, figures, tileBytes, budget));
+            smallestTried = tile;
         }
+        // The message names the smallest tile tried (a power of two), not the floor it halved down to.
         throw new InsufficientMemoryException(
-            $"{figures.Input}: even {smallestTile}-element exact tiles need {ExactBytes(model, figures, smallestTile)} bytes of activations, " +
+            $"{figures.Input}: even {smallestTried}-element exact tiles need {ExactBytes(model, figures, smallestTried)} bytes of activations, " +
             $"more than the {budget} bytes available; raise MemoryLimitBytes");
     }
 

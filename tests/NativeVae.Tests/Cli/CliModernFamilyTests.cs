@@ -52,6 +52,7 @@ public class CliModernFamilyTests
         Assert.That((string)json["family"]!, Is.EqualTo("flux2"));
         Assert.That(json["latent_forms"]!.AsArray().Select(n => (string)n!), Is.EqualTo(new[] { "raw", "patchified", "packed" }));
         Assert.That((double)json["batch_norm_eps"]!, Is.EqualTo(1e-4).Within(1e-12));
+        Assert.That(json.ContainsKey("scaling_factor"), Is.False, "AutoencoderKLFlux2's config has no scaling factor");
     }
 
     [Test]

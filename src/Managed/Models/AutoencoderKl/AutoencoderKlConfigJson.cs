@@ -90,6 +90,9 @@ internal static class AutoencoderKlConfigJson
         };
         if (config.LatentBatchNorm)
         {
+            // AutoencoderKLFlux2's config has no factors: its pipeline normalises with the bn statistics.
+            json.Remove("scaling_factor");
+            json.Remove("shift_factor");
             if (config.DecoderBlockOutChannels is { } decoder)
                 json["decoder_block_out_channels"] = new JsonArray(decoder.Select(c => (JsonNode?)c).ToArray());
             json["batch_norm_eps"] = ConfigJsonReader.Exact(config.BatchNormEps);
