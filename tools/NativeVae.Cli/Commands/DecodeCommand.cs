@@ -4,12 +4,13 @@ namespace NativeVae.Cli.Commands;
 
 /// <summary>
 /// <c>nativevae decode &lt;latent.safetensors&gt; --model M | --endpoint URL [-o out.png] ...</c>: decodes the file's
-/// <c>latent</c> tensor ([1, C, h, w], or packed FLUX latents [1, seq, 64] with --height and --width) to a PNG or JPEG,
+/// <c>latent</c> tensor ([1, C, h, w]; [1, 16, 1, h, w] for qwenimage; FLUX.2's patchified [1, 128, h/2, w/2]; or packed
+/// latents [1, seq, 4C] with --height and --width) to a PNG or JPEG,
 /// with a local model or on a remote endpoint through the one <see cref="IVae"/> contract.
 /// </summary>
 internal sealed class DecodeCommand : ICommand
 {
-    /// <summary>Rank of packed FLUX latents [N, seq, 64], the only ones whose image size must be given.</summary>
+    /// <summary>Rank of packed latents [N, seq, 4C] (FLUX.1, FLUX.2, Qwen-Image), the only ones whose image size must be given.</summary>
     private const int PackedLatentRank = 3;
 
     public Command Build(TextWriter stdout, TextWriter stderr)
@@ -22,8 +23,8 @@ internal sealed class DecodeCommand : ICommand
             Description = "the image to write, .png or .jpg; a batch of N writes out-0.png, ..., out-<N-1>.png instead " +
                 "[default: the latent's name with .png]",
         };
-        var height = OptionParsers.PositiveInt("--height", "H", "image height in pixels, for packed FLUX latents [1, seq, 64] only");
-        var width = OptionParsers.PositiveInt("--width", "W", "image width in pixels, for packed FLUX latents [1, seq, 64] only");
+        var height = OptionParsers.PositiveInt("--height", "H", "image height in pixels, for packed latents [1, seq, 4C] only (FLUX.1, FLUX.2, Qwen-Image)");
+        var width = OptionParsers.PositiveInt("--width", "W", "image width in pixels, for packed latents [1, seq, 4C] only (FLUX.1, FLUX.2, Qwen-Image)");
         var command = new Command("decode", "decode a latent safetensors file to an image, with a local --model or on an --endpoint")
         {
             latentPath, output, height, width,
@@ -40,7 +41,7 @@ internal sealed class DecodeCommand : ICommand
             var latent = LatentFile.Read(input, LatentFile.MaxElementsFor(parse.GetValue(model.MaxPixels) ?? ImageFiles.DefaultMaxPixels));
             int? h = parse.GetValue(height), w = parse.GetValue(width);
             if (latent.Shape.Rank != PackedLatentRank && (h is not null || w is not null))
-                throw new UsageException($"--height/--width apply to packed FLUX latents [N, seq, 64] only; {input} holds a " +
+                throw new UsageException($"--height/--width apply to packed latents [N, seq, 4C] only; {input} holds a " +
                     $"{latent.Shape.Rank}-D latent {latent.Shape}, whose image size follows from it");
             var options = new DecodeOptions
             {
