@@ -136,8 +136,8 @@ internal static class ProtocolRequests
     /// <summary>NativeVae's <c>latent_form</c>: raw (the protocol's reply), or a pipeline form the model has.</summary>
     private static LatentForm LatentFormOf(ProtocolQuery query, Vae vae)
     {
-        var forms = vae.SupportedLatentForms.ToDictionary(f => f.ToString().ToLowerInvariant());
-        string name = query.Choice("latent_form", "raw", Enum.GetNames<LatentForm>().Select(n => n.ToLowerInvariant()).ToArray());
+        var forms = vae.SupportedLatentForms.ToDictionary(f => f.Name());
+        string name = query.Choice("latent_form", LatentForm.Raw.Name(), Enum.GetValues<LatentForm>().Select(f => f.Name()).ToArray());
         return forms.TryGetValue(name, out var form)
             ? form
             : throw ProtocolException.BadRequest($"`latent_form` '{name}': this model's latents come as {string.Join(", ", forms.Keys)}");

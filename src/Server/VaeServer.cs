@@ -227,7 +227,7 @@ public sealed partial class VaeServer : IAsyncDisposable
         WriteNullable(json, "scaling_factor", vae.ScalingFactor);
         WriteNullable(json, "shift_factor", vae.ShiftFactor);
         json.WriteStartArray("latent_forms");
-        foreach (var form in vae.SupportedLatentForms) json.WriteStringValue(form.ToString().ToLowerInvariant());
+        foreach (var form in vae.SupportedLatentForms) json.WriteStringValue(form.Name());
         json.WriteEndArray();
         json.WriteString("device", vae.DeviceName);
         json.WriteNumber("max_image_pixels", vae.MaxImagePixels);

@@ -21,3 +21,10 @@ public enum LatentForm
     /// </summary>
     Packed,
 }
+
+/// <summary>Names of <see cref="LatentForm"/> values.</summary>
+public static class LatentFormNames
+{
+    /// <summary>The form's name as the CLI, the server and <c>info</c> spell it: raw, patchified, packed.</summary>
+    public static string Name(this LatentForm form) => form.ToString().ToLowerInvariant();
+}

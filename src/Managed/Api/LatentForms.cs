@@ -29,23 +29,15 @@ internal static class LatentForms
         : [LatentForm.Raw, LatentForm.Packed];
 
     /// <summary>
-    /// A published family's latent forms for a client that holds no model (<see cref="RemoteVae"/>): which
-    /// forms decode recognises, and the frame axis. The statistics are placeholders: only the shapes are checked
-    /// with them (the server normalises with the model's own).
+    /// A published family's latent forms and frame axis, for a client that holds no model (<see cref="RemoteVae"/>):
+    /// it checks the shapes; the server normalises with the model's own statistics.
     /// </summary>
-    public static (LatentNormalization? Forms, bool FrameAxis) ShapesOf(ModelFamily family)
+    public static (IReadOnlyList<LatentForm> Forms, bool FrameAxis) ShapesOf(ModelFamily family) => family switch
     {
-        int patched = PatchArea * family.LatentChannels();
-        return family switch
-        {
-            ModelFamily.Flux2 => (new LatentNormalization(new float[patched], new float[patched], HasPatchifiedForm: true), false),
-            ModelFamily.QwenImage => (new LatentNormalization(new float[patched], new float[patched], HasPatchifiedForm: false), true),
-            _ => (null, false),
-        };
-    }
-
-    /// <summary>The form's name as the CLI, the server and <c>info</c> spell it: raw, patchified, packed.</summary>
-    public static string Name(this LatentForm form) => form.ToString().ToLowerInvariant();
+        ModelFamily.Flux2 => (Supported(normalised: true, patchified: true), false),
+        ModelFamily.QwenImage => (Supported(normalised: true, patchified: false), true),
+        _ => (Supported(normalised: false, patchified: false), false),
+    };
 
     /// <summary>Checks an encode's form and factors before any work.</summary>
     /// <exception cref="ArgumentException">a form the model has not, or factors beside a normalised form.</exception>
@@ -76,9 +68,11 @@ internal static class LatentForms
     /// The raw shape a decode's latents stand for, recognising the form from the shape; checked without touching
     /// the data, so a plan or a server can refuse what the call would.
     /// </summary>
+    /// <param name="forms">the model's (<see cref="Supported(LatentNormalization?)"/>): packed among them means normalised tokens
+    /// of 4 x <paramref name="latentChannels"/> features; without it, packed latents are FLUX.1's raw ones.</param>
     /// <exception cref="ArgumentException">packed latents without height and width, or a shape no form of this model has.</exception>
     public static TensorShape RawShape(TensorShape given, DecodeOptions options, int latentChannels, int downsampleFactor,
-        LatentNormalization? normalization, string family, bool frameAxis)
+        IReadOnlyList<LatentForm> forms, string family, bool frameAxis)
     {
         if (given.Rank == VideoRank)
         {
@@ -88,8 +82,9 @@ internal static class LatentForms
                 throw new ArgumentException($"latents {given}: {given[2]} frames; {family} decodes images, one frame [N, {latentChannels}, 1, h, w] (video VAEs are not run yet)");
             return TensorShape.Nchw(given[0], given[1], given[3], given[4]);
         }
-        var form = FormOf(given, latentChannels, normalization, family);
-        if (form != LatentForm.Raw) RequireNoFactors(normalization is null ? null : options.ScalingFactor, normalization is null ? null : options.ShiftFactor, "DecodeOptions", form);
+        bool normalised = forms.Contains(LatentForm.Packed);
+        var form = FormOf(given, latentChannels, forms, family);
+        if (form != LatentForm.Raw && normalised) RequireNoFactors(options.ScalingFactor, options.ShiftFactor, "DecodeOptions", form);
         return form switch
         {
             LatentForm.Packed => FluxLatentPacking.UnpackedShape(given, options.Height, options.Width, downsampleFactor),
@@ -103,7 +98,7 @@ internal static class LatentForms
         LatentNormalization? normalization, string family, bool frameAxis)
     {
         var given = latents.Shape;
-        var raw = RawShape(given, options, latentChannels, downsampleFactor, normalization, family, frameAxis);
+        var raw = RawShape(given, options, latentChannels, downsampleFactor, Supported(normalization), family, frameAxis);
         if (raw == given) return latents;
         if (given.Rank == VideoRank) return new HostTensor<float>(raw, latents.Data);
         HostTensor<float> tokens;
@@ -120,21 +115,23 @@ internal static class LatentForms
         return FluxLatentPacking.Unpack(tokens, raw);
     }
 
-    private static LatentForm FormOf(TensorShape given, int latentChannels, LatentNormalization? normalization, string family)
+    private static LatentForm FormOf(TensorShape given, int latentChannels, IReadOnlyList<LatentForm> forms, string family)
     {
+        bool normalised = forms.Contains(LatentForm.Packed);
+        int features = PatchArea * latentChannels;
         if (given.Rank == PackedRank)
         {
-            if (normalization is not null && given[2] != normalization.Channels)
-                throw new ArgumentException($"packed latents {given}: {family}'s tokens have {normalization.Channels} features, [N, seq, {normalization.Channels}]");
+            if (normalised && given[2] != features)
+                throw new ArgumentException($"packed latents {given}: {family}'s tokens have {features} features, [N, seq, {features}]");
             return LatentForm.Packed;
         }
-        if (given.Rank == ImageRank && given.C != latentChannels && given.C == PatchArea * latentChannels)
+        if (given.Rank == ImageRank && given.C != latentChannels && given.C == features)
         {
-            if (normalization is { HasPatchifiedForm: false })
+            if (normalised && !forms.Contains(LatentForm.Patchified))
                 throw new ArgumentException(
                     $"latents {given}: {given.C} channels is 2x2-patchified {latentChannels}-channel latents, a form {family}'s pipeline has not; " +
                     $"it decodes raw [N, {latentChannels}, 1, h, w] latents, or packed tokens [N, seq, {given.C}] with height and width");
-            if (normalization is null)
+            if (!normalised)
                 throw new ArgumentException(
                     $"latents {given}: {given.C} channels is 2x2-patchified {latentChannels}-channel latents (FLUX.2's pipeline form), which need FLUX.2's batch-norm statistics; " +
                     $"{family} decodes raw [N, {latentChannels}, h, w] latents (unpatchify and denormalise them first, or load the FLUX.2 VAE)");

@@ -240,7 +240,7 @@ public sealed class Vae : IVae
     public TensorShape RawLatentShape(TensorShape latents, DecodeOptions? options = null)
     {
         options ??= new();
-        var z = LatentForms.RawShape(latents, options, LatentChannels, DownsampleFactor, _normalization, Family.Name(), _model.HasFrameAxis);
+        var z = LatentForms.RawShape(latents, options, LatentChannels, DownsampleFactor, SupportedLatentForms, Family.Name(), _model.HasFrameAxis);
         InputChecks.RequireLatents(z, latents, LatentChannels);
         return z;
     }

@@ -11,9 +11,6 @@ internal sealed record LatentNormalization(float[] Mean, float[] Std, bool HasPa
 {
     private const int PatchArea = 4;
 
-    /// <summary>Patched channels (128 for FLUX.2).</summary>
-    public int Channels => Mean.Length;
-
     /// <summary>From running statistics: <c>Std = sqrt(variance + eps)</c>, in double as torch rounds it once.</summary>
     public static LatentNormalization FromBatchNorm(float[] mean, float[] variance, float eps, string origin)
     {

@@ -56,9 +56,6 @@ public static class ModelFamilies
         : family.IsTiny() ? Models.Taesd.TaesdConfig.For(family).LatentChannels
         : Models.AutoencoderKl.AutoencoderKlConfig.For(family).LatentChannels;
 
-    /// <summary>True for AutoencoderKL's families (sd, sdxl, flux, sd3, flux2): one model class, one loader path.</summary>
-    public static bool IsAutoencoderKl(this ModelFamily family) => family < ModelFamily.QwenImage;
-
     /// <summary>
     /// The scaling factor the family publishes in its config (SD 0.18215, SDXL 0.13025, FLUX.1 0.3611, tiny 1), or
     /// null for FLUX.2 and Qwen-Image, whose pipelines normalise with statistics instead.

@@ -23,7 +23,7 @@ internal sealed class InfoCommand : ICommand
             json["dtype"] = checkpoint.StorageDTypeName;
             json["parameters"] = checkpoint.ParameterCount;
             json["downsample_factor"] = checkpoint.DownsampleFactor;
-            json["latent_forms"] = new JsonArray(checkpoint.SupportedLatentForms.Select(f => (JsonNode?)OptionParsers.LatentFormName(f)).ToArray());
+            json["latent_forms"] = new JsonArray(checkpoint.SupportedLatentForms.Select(f => (JsonNode?)f.Name()).ToArray());
             stdout.WriteLine(json.ToJsonString());
             return ExitCodes.Success;
         });

@@ -85,12 +85,9 @@ internal static class OptionParsers
     public static (string Name, ModelFamily Value)[] Families(params ModelFamily[] only) =>
         (only.Length > 0 ? only : Enum.GetValues<ModelFamily>()).Select(f => (FamilyName(f), f)).ToArray();
 
-    /// <summary>A latent form's name as the CLI, the server and <c>info</c> write it: raw, patchified, packed.</summary>
-    public static string LatentFormName(LatentForm form) => form.ToString().ToLowerInvariant();
-
     /// <summary>Every latent form, by its lower-case name.</summary>
     public static (string Name, LatentForm Value)[] LatentForms() =>
-        Enum.GetValues<LatentForm>().Select(f => (LatentFormName(f), f)).ToArray();
+        Enum.GetValues<LatentForm>().Select(f => (f.Name(), f)).ToArray();
 
     /// <summary>A family's name as the CLI and the converted format write it.</summary>
     public static string FamilyName(ModelFamily family) => family.ToString().ToLowerInvariant();
