@@ -29,7 +29,7 @@ internal static class GpuKernelCatalog
 {
     /// <summary>The static classes holding kernels, one per op family.</summary>
     public static IReadOnlyList<Type> KernelClasses { get; } =
-        [typeof(Conv2dGpu), typeof(Conv2dTensorCoreGpu), typeof(GroupNormGpu), typeof(GroupNormNhwcGpu), typeof(AttentionGpu), typeof(ElementwiseGpu),
+        [typeof(Conv2dGpu), typeof(Conv2dTensorCoreGpu), typeof(GroupNormGpu), typeof(GroupNormNhwcGpu), typeof(AttentionGpu), typeof(AttentionTensorCoreGpu), typeof(ElementwiseGpu),
          typeof(ElementwiseHalfGpu), typeof(RmsNormGpu)];
 
     public static IReadOnlyList<GpuKernel> All { get; } = KernelClasses

@@ -9,8 +9,9 @@ namespace NativeVae.Backends.Ilgpu;
 // The backend's 16-bit storage (bf16 or fp16): tensors NHWC with padded channels (IlgpuTensor), convolutions on
 // tensor cores (Conv2dTensorCoreGpu), GroupNorm, the RMS norm and elementwise ops in 16-bit NHWC kernels, arithmetic and
 // statistics in fp32. An op with any 16-bit operand runs here; its F32 operands (an image, or a tile the tiled
-// executor uploaded) are converted first. Attention, channel slices, the folded ChannelAffine and the exact-tiling
-// statistics have no 16-bit kernel yet: they run the fp32 kernel between layout conversions.
+// executor uploaded) are converted first. Attention runs on tensor cores too (AttentionTensorCoreGpu) up to 512 stored
+// channels. Wider attention, channel slices, the folded ChannelAffine and the exact-tiling statistics have no 16-bit
+// kernel yet: they run the fp32 kernel between layout conversions.
 internal sealed partial class IlgpuBackend
 {
     private HalfKernels? _half;
@@ -24,6 +25,7 @@ internal sealed partial class IlgpuBackend
         public readonly GroupNormNhwcLauncher Norm = new(accelerator, merge);
         public readonly ElementwiseHalfLauncher Elementwise = new(accelerator);
         public readonly RmsNormHalfLauncher RmsNorm = new(accelerator);
+        public readonly AttentionTensorCoreLauncher Attention = new(accelerator);
     }
 
     /// <summary>
@@ -172,6 +174,20 @@ internal sealed partial class IlgpuBackend
     {
         var y = (IlgpuTensor)Allocate(x.Shape, half);
         Half.RmsNorm.Run(IsBf16(half), KernelParameters.RmsNorm(x, fuseSilu), x.Layout, x.Words, gamma.F32, y.Words);
+        return AsStored(y, half);
+    }
+
+    /// <summary>Attention over 16-bit NHWC on tensor cores; wider than the kernel holds, the fp32 kernel between conversions.</summary>
+    private IlgpuTensor AttentionHalf(DType half, IlgpuTensor q, IlgpuTensor k, IlgpuTensor v, float scale)
+    {
+        if (!AttentionTensorCoreLauncher.Fits(q.Layout))
+            return ViaSingle(half, [q, k, v], t => Attention(t[0], t[1], t[2], scale));
+        using var temps = new TempTensors();
+        var qh = AsHalf(q, half, temps);
+        var kh = AsHalf(k, half, temps);
+        var vh = AsHalf(v, half, temps);
+        var y = (IlgpuTensor)Allocate(q.Shape, half);
+        Half.Attention.Run(IsBf16(half), qh.Layout, scale, qh.Words, kh.Words, vh.Words, y.Words);
         return AsStored(y, half);
     }
 

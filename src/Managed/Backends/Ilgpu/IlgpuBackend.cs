@@ -234,7 +234,7 @@ internal sealed partial class IlgpuBackend : IBackend, IBackendDiagnostics
         var tv = Own(v, nameof(v));
         var shape = OpShapes.Attention(tq, tk, tv);
         var half = HalfOf("attention", tq, tk, tv);
-        if (half != DType.F32) return ViaSingle(half, [tq, tk, tv], t => Attention(t[0], t[1], t[2], scale));
+        if (half != DType.F32) return AttentionHalf(half, tq, tk, tv, scale);
         var y = (IlgpuTensor)Allocate(shape);
         var p = KernelParameters.Attention(tq, scale);
         _attention.Run(Kernels.Attention, p, tq.F32, tk.F32, tv.F32, y.F32);
