@@ -21,6 +21,7 @@ double? scale = null;
 double? channelScale = null;
 int? runs = null;
 bool tensorCoresOnly = false;
+bool attentionOnly = false;
 for (int i = 0; i < args.Length; i++)
 {
     string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -53,9 +54,13 @@ for (int i = 0; i < args.Length; i++)
         case "--tensor-cores":
             tensorCoresOnly = true;
             break;
+        case "--attention":
+            attentionOnly = true;
+            break;
         case "--help" or "-h":
-            Console.WriteLine("NativeVae.KernelBench [--device cpu|cuda|auto] [--scale S (spatial, e.g. 1/32)] [--channel-scale S] [--runs N] [--quick] [--tensor-cores]");
+            Console.WriteLine("NativeVae.KernelBench [--device cpu|cuda|auto] [--scale S (spatial, e.g. 1/32)] [--channel-scale S] [--runs N] [--quick] [--tensor-cores] [--attention]");
             Console.WriteLine("  --tensor-cores: only the tensor-core conv (bf16, fp16), which otherwise follows the other kernels on CUDA");
+            Console.WriteLine("  --attention: only the tensor-core attention at 4k, 16k and 64k tokens, C = 512 (scaled like the shapes)");
             Console.WriteLine("  defaults: CUDA full SD shapes, 10 runs; CPU accelerator --quick = spatial 1/32, channels 1/4, 1 run");
             return 0;
         default:
@@ -80,6 +85,11 @@ Console.WriteLine($"SD 512x512 layer shapes at spatial scale {spatialScale:G4}, 
 if (onCpu)
     Console.WriteLine("NOTE: ILGPU's CPU accelerator is an emulator: tiny sizes, and the numbers compare versions on it, not GPU speed.");
 Console.WriteLine();
+if (attentionOnly)
+{
+    TensorCoreAttentionBench.Run(plain.Accelerator, spatialScale, channelsScale, timedRuns);
+    return 0;
+}
 if (!tensorCoresOnly)
     Console.WriteLine($"{"case",-58} {"version",-12} {"median ms",10} {"rate",14}");
 
@@ -102,7 +112,10 @@ foreach (var benchCase in tensorCoresOnly ? [] : SdShapes.All(spatialScale, chan
 }
 // On the CPU accelerator the MMA is emulated with a warp barrier per shuffle: seconds per tiny conv, so only on request.
 if (tensorCoresOnly || !onCpu)
+{
     TensorCoreConvBench.Run(plain.Accelerator, spatialScale, channelsScale, timedRuns);
+    TensorCoreAttentionBench.Run(plain.Accelerator, spatialScale, channelsScale, timedRuns);
+}
 return 0;
 
 static double MedianMilliseconds(IlgpuBackend backend, PreparedOp op, int runs)

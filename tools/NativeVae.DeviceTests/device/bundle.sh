@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds a self-contained bundle for a GPU machine without the .NET SDK: the device-test runner, the CLI and
 # KernelBench (framework-dependent), one copy of the .NET and ASP.NET Core runtimes, the fixtures and a NativeVae.sln marker (the
-# tests find their fixtures beside it), as DEST/bundle.tar.xz, plus run.sh, torchref.py, torch_vae.py and summary.py beside it.
+# tests find their fixtures beside it), as DEST/bundle.tar.xz, plus run.sh, torchref.py, torch_vae.py, torch_attention.py and summary.py beside it.
 # Usage: tools/NativeVae.DeviceTests/device/bundle.sh DEST     (then on the device: bash DEST/run.sh)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -26,5 +26,6 @@ for framework in Microsoft.NETCore.App Microsoft.AspNetCore.App; do
 done
 tar -C "$stage" -cf - dotnet app cli kb tests NativeVae.sln | xz -9 -T2 > "$dest/bundle.tar.xz"
 cp tools/NativeVae.DeviceTests/device/run.sh tools/NativeVae.DeviceTests/device/torchref.py \
-  tools/NativeVae.DeviceTests/device/torch_vae.py tools/NativeVae.DeviceTests/device/summary.py "$dest/"
+  tools/NativeVae.DeviceTests/device/torch_vae.py tools/NativeVae.DeviceTests/device/torch_attention.py \
+  tools/NativeVae.DeviceTests/device/summary.py "$dest/"
 ls -la "$dest"

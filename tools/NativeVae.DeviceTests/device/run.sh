@@ -3,7 +3,7 @@
 # Usage on the device machine: bash DEST/run.sh (DEST as made by bundle.sh beside it); logs go to $OUT (or /tmp/out).
 # TESTS_ONLY=1 stops after the tests; SKIP_KB=1 / SKIP_TORCH=1 leave out the kernel bench (with the tensor-core
 # convs) / the PyTorch references (cuDNN convs in fp32, TF32 and bf16 channels-last; the SD AutoencoderKL in fp32 and
-# bf16 channels-last). Every step has its own timeout (about 8.5 minutes in all at worst), so one hang costs its step only;
+# bf16 channels-last; scaled_dot_product_attention at 4k/16k/64k tokens beside the tensor-core attention). Every step has its own timeout (about 8.5 minutes in all at worst), so one hang costs its step only;
 # summary.jsonl joins the bench with PyTorch per (op, size): both times and their ratio.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -70,8 +70,12 @@ stamp torch-vae
 [ -n "${SKIP_TORCH:-}" ] || PYTHONUNBUFFERED=1 timeout 60 python3 "$here/torch_vae.py" 512 1024 > "$OUT/torch_vae.log" 2>&1; echo "torch_vae rc=$?" >> "$OUT/torch_vae.log"
 [ -f "$OUT/torch_vae.log" ] && cat "$OUT/torch_vae.log"
 
+stamp torch-attention
+[ -n "${SKIP_TORCH:-}" ] || PYTHONUNBUFFERED=1 timeout 60 python3 "$here/torch_attention.py" > "$OUT/torch_attention.log" 2>&1; echo "torch_attention rc=$?" >> "$OUT/torch_attention.log"
+[ -f "$OUT/torch_attention.log" ] && cat "$OUT/torch_attention.log"
+
 stamp summary
-python3 "$here/summary.py" "$OUT/bench.log" "$OUT/torch_vae.log" > "$OUT/summary.jsonl" 2>&1; cat "$OUT/summary.jsonl"
+python3 "$here/summary.py" "$OUT/bench.log" "$OUT/torch_vae.log" "$OUT/kernelbench.log" "$OUT/torch_attention.log" > "$OUT/summary.jsonl" 2>&1; cat "$OUT/summary.jsonl"
 
 nvidia-smi --query-gpu=memory.used,temperature.gpu,clocks.sm --format=csv >> "$OUT/env.log" 2>&1
 stamp done
