@@ -25,6 +25,7 @@ public sealed class TestBackends
     private static readonly Dictionary<IlgpuKernelChoice, IlgpuBackend> Emulated = [];
     private static readonly Dictionary<SimdWidth, CpuBackend> Cpus = [];
     private static readonly Dictionary<IlgpuKernelChoice, IlgpuBackend> Cudas = [];
+    private static readonly Dictionary<(DevicePreference, DType), IlgpuBackend> SixteenBit = [];
 
     /// <summary>The backends every model parity test runs on, as a user names them (<c>--device</c>); "cuda" only with a GPU.</summary>
     public static IEnumerable<string> Names => HasCuda ? [IlgpuCpuName, CpuName, CudaName] : [IlgpuCpuName, CpuName];
@@ -47,6 +48,17 @@ public sealed class TestBackends
     {
         if (!Emulated.TryGetValue(kernels, out var backend))
             Emulated[kernels] = backend = new IlgpuBackend(DevicePreference.IlgpuCpu, kernels);
+        return backend;
+    }
+
+    /// <summary>
+    /// ILGPU storing bf16 or fp16 on the emulator (<see cref="DevicePreference.IlgpuCpu"/>) or CUDA, one backend per
+    /// pair: its 16-bit kernels compile once per run (about 20 s on the emulator).
+    /// </summary>
+    internal static IlgpuBackend Ilgpu(DevicePreference device, DType storage)
+    {
+        if (!SixteenBit.TryGetValue((device, storage), out var backend))
+            SixteenBit[(device, storage)] = backend = new IlgpuBackend(device, storage: storage);
         return backend;
     }
 
@@ -95,8 +107,10 @@ public sealed class TestBackends
         foreach (var backend in Emulated.Values) backend.Dispose();
         foreach (var backend in Cpus.Values) backend.Dispose();
         foreach (var backend in Cudas.Values) backend.Dispose();
+        foreach (var backend in SixteenBit.Values) backend.Dispose();
         Emulated.Clear();
         Cpus.Clear();
         Cudas.Clear();
+        SixteenBit.Clear();
     }
 }

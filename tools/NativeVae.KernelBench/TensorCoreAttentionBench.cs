@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Globalization;
 using ILGPU;
 using ILGPU.Runtime;
 using NativeVae.Kernels.Gpu;
@@ -21,7 +19,7 @@ internal static class TensorCoreAttentionBench
 
     public static void Run(Accelerator accelerator, double spatialScale, double channelScale, int runs)
     {
-        var launcher = new AttentionTensorCoreLauncher(accelerator);
+        var launcher = new AttentionTensorCoreLauncher(accelerator, accelerator.DefaultStream);
         Console.WriteLine();
         Console.WriteLine($"{"tensor-core attention",-58} {"format",-6} {"median ms",10} {"rate",16}");
         int channels = Math.Max(Conv2dTensorCoreGpu.ChannelAlignment,
@@ -43,24 +41,8 @@ internal static class TensorCoreAttentionBench
         float scale = 1 / MathF.Sqrt(channels);
 
         void Launch() => launcher.Run(bf16, layout, scale, q.View, k.View, v.View, output.View);
-        Launch();
-        accelerator.Synchronize();
-        var times = new double[runs];
-        for (int r = 0; r < runs; r++)
-        {
-            var clock = Stopwatch.StartNew();
-            Launch();
-            accelerator.Synchronize();
-            times[r] = clock.Elapsed.TotalMilliseconds;
-        }
-        Array.Sort(times);
-        double ms = times[runs / 2];
+        double ms = KernelTiming.MedianMilliseconds(accelerator, Launch, runs);
         double flops = 4.0 * tokens * (double)tokens * channels;
-        double tflops = flops / (ms / 1000) / 1e12;
-        string label = $"attention N={tokens} C={channels}";
-        string format = bf16 ? "bf16" : "fp16";
-        Console.WriteLine($"{label,-58} {format,-6} {ms,10:F3} {tflops,10:F1} TFLOP/s");
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"json {{\"case\":\"{label}\",\"format\":\"{format}\",\"ms\":{ms:F4},\"tflops\":{tflops:F2},\"gflop\":{flops / 1e9:F2}}}"));
+        KernelTiming.Report($"attention N={tokens} C={channels}", bf16 ? "bf16" : "fp16", ms, flops);
     }
 }

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Globalization;
 using ILGPU;
 using ILGPU.Runtime;
 using NativeVae.Core;
@@ -44,7 +42,7 @@ internal static class TensorCoreConvBench
 
     public static void Run(Accelerator accelerator, double spatialScale, double channelScale, int runs)
     {
-        var launcher = new Conv2dTensorCoreLauncher(accelerator);
+        var launcher = new Conv2dTensorCoreLauncher(accelerator, accelerator.DefaultStream);
         Console.WriteLine();
         Console.WriteLine($"{"tensor-core conv",-58} {"format",-6} {"median ms",10} {"rate",16}");
         foreach (var shape in Shapes(spatialScale, channelScale))
@@ -88,24 +86,8 @@ internal static class TensorCoreConvBench
         bias.View.MemSetToZero();
 
         void Launch() => launcher.Run(bf16, p, input.View, weight.View, bias.View, output.View, output.View, moments.View);
-        Launch();
-        accelerator.Synchronize();
-        var times = new double[runs];
-        for (int r = 0; r < runs; r++)
-        {
-            var clock = Stopwatch.StartNew();
-            Launch();
-            accelerator.Synchronize();
-            times[r] = clock.Elapsed.TotalMilliseconds;
-        }
-        Array.Sort(times);
-        double ms = times[runs / 2];
+        double ms = KernelTiming.MedianMilliseconds(accelerator, Launch, runs);
         double flops = 2.0 * s.OutChannels * outSize * outSize * s.InChannels * s.Kernel * s.Kernel;
-        double tflops = flops / (ms / 1000) / 1e12;
-        string label = $"{s.Name} {s.InChannels}->{s.OutChannels} {s.Size}x{s.Size}->{outSize}x{outSize}";
-        string format = bf16 ? "bf16" : "fp16";
-        Console.WriteLine($"{label,-58} {format,-6} {ms,10:F3} {tflops,10:F1} TFLOP/s");
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"json {{\"case\":\"{label}\",\"format\":\"{format}\",\"ms\":{ms:F4},\"tflops\":{tflops:F2},\"gflop\":{flops / 1e9:F2}}}"));
+        KernelTiming.Report($"{s.Name} {s.InChannels}->{s.OutChannels} {s.Size}x{s.Size}->{outSize}x{outSize}", bf16 ? "bf16" : "fp16", ms, flops);
     }
 }

@@ -221,16 +221,19 @@ internal static class AttentionGpu
 /// <summary>Loads the attention kernels once for one accelerator and launches the requested version.</summary>
 internal sealed class AttentionLauncher
 {
-    private readonly Action<Index1D, AttentionParams, ArrayView<float>, ArrayView<float>,
+    private readonly Action<AcceleratorStream, Index1D, AttentionParams, ArrayView<float>, ArrayView<float>,
         ArrayView<float>, ArrayView<float>> _rowPerThread;
-    private readonly Action<KernelConfig, AttentionParams, ArrayView<float>, ArrayView<float>,
+    private readonly Action<AcceleratorStream, KernelConfig, AttentionParams, ArrayView<float>, ArrayView<float>,
         ArrayView<float>, ArrayView<float>> _sharedTile;
 
-    public AttentionLauncher(Accelerator accelerator)
+    private readonly AcceleratorStream _stream;
+
+    public AttentionLauncher(Accelerator accelerator, AcceleratorStream stream)
     {
-        _rowPerThread = accelerator.LoadAutoGroupedStreamKernel<Index1D, AttentionParams, ArrayView<float>,
+        _stream = stream;
+        _rowPerThread = accelerator.LoadAutoGroupedKernel<Index1D, AttentionParams, ArrayView<float>,
             ArrayView<float>, ArrayView<float>, ArrayView<float>>(AttentionGpu.RowPerThread);
-        _sharedTile = accelerator.LoadStreamKernel<AttentionParams, ArrayView<float>, ArrayView<float>,
+        _sharedTile = accelerator.LoadKernel<AttentionParams, ArrayView<float>, ArrayView<float>,
             ArrayView<float>, ArrayView<float>>(AttentionGpu.SharedTile);
     }
 
@@ -241,11 +244,11 @@ internal sealed class AttentionLauncher
         switch (version)
         {
             case AttentionVersion.RowPerThread:
-                _rowPerThread(p.Batch * p.Tokens, p, q, k, v, output);
+                _rowPerThread(_stream, p.Batch * p.Tokens, p, q, k, v, output);
                 break;
             case AttentionVersion.SharedTile:
                 var grid = new Index2D(DeviceMath.CeilDiv(p.Tokens, AttentionGpu.QueryTile), p.Batch);
-                _sharedTile(new KernelConfig(grid, new Index2D(AttentionGpu.GroupSize, 1)), p, q, k, v, output);
+                _sharedTile(_stream, new KernelConfig(grid, new Index2D(AttentionGpu.GroupSize, 1)), p, q, k, v, output);
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(version), version, "unknown attention kernel version");

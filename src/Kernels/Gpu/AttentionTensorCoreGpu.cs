@@ -430,13 +430,12 @@ internal static class AttentionTensorCoreGpu
     }
 }
 
-/// <summary>Loads the tensor-core attention kernels once for one accelerator and launches them.</summary>
-internal sealed class AttentionTensorCoreLauncher(Accelerator accelerator)
+/// <summary>Loads each tensor-core attention kernel once for one accelerator, on its first use, and launches it.</summary>
+internal sealed class AttentionTensorCoreLauncher(Accelerator accelerator, AcceleratorStream stream)
 {
-    private readonly Action<KernelConfig, HalfLayout, float, ArrayView<uint>, ArrayView<uint>, ArrayView<uint>, ArrayView<uint>> _bf16 =
-        accelerator.LoadStreamKernel<HalfLayout, float, ArrayView<uint>, ArrayView<uint>, ArrayView<uint>, ArrayView<uint>>(AttentionTensorCoreGpu.Bf16);
-    private readonly Action<KernelConfig, HalfLayout, float, ArrayView<uint>, ArrayView<uint>, ArrayView<uint>, ArrayView<uint>> _f16 =
-        accelerator.LoadStreamKernel<HalfLayout, float, ArrayView<uint>, ArrayView<uint>, ArrayView<uint>, ArrayView<uint>>(AttentionTensorCoreGpu.F16);
+    private readonly FormatKernels<Action<AcceleratorStream, KernelConfig, HalfLayout, float, ArrayView<uint>, ArrayView<uint>, ArrayView<uint>, ArrayView<uint>>> _kernels = new(
+        () => accelerator.LoadKernel<HalfLayout, float, ArrayView<uint>, ArrayView<uint>, ArrayView<uint>, ArrayView<uint>>(AttentionTensorCoreGpu.Bf16),
+        () => accelerator.LoadKernel<HalfLayout, float, ArrayView<uint>, ArrayView<uint>, ArrayView<uint>, ArrayView<uint>>(AttentionTensorCoreGpu.F16));
 
     /// <summary>Whether the kernel holds a token's stored channels: its warps own 512 output columns.</summary>
     public static bool Fits(in HalfLayout layout) => layout.ChannelStride <= AttentionTensorCoreGpu.MaxChannels;
@@ -450,6 +449,6 @@ internal sealed class AttentionTensorCoreLauncher(Accelerator accelerator)
                 $"tensor-core attention holds at most {AttentionTensorCoreGpu.MaxChannels} stored channels");
         if (layout.Batch == 0 || layout.Pixels == 0) return;
         var grid = new Index2D(DeviceMath.CeilDiv(layout.Pixels, AttentionTensorCoreGpu.QueryTile), layout.Batch);
-        (bf16 ? _bf16 : _f16)(new KernelConfig(grid, new Index2D(AttentionTensorCoreGpu.GroupSize, 1)), layout, scale, q, k, v, output);
+        _kernels.Get(bf16)(stream, new KernelConfig(grid, new Index2D(AttentionTensorCoreGpu.GroupSize, 1)), layout, scale, q, k, v, output);
     }
 }

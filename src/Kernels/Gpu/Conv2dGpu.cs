@@ -233,16 +233,19 @@ internal static class Conv2dGpu
 /// <summary>Loads the conv2d kernels once for one accelerator and launches the requested version.</summary>
 internal sealed class Conv2dLauncher
 {
-    private readonly Action<Index1D, Conv2dParams, ArrayView<float>, ArrayView<float>,
+    private readonly Action<AcceleratorStream, Index1D, Conv2dParams, ArrayView<float>, ArrayView<float>,
         ArrayView<float>, ArrayView<float>, ArrayView<float>> _direct;
-    private readonly Action<KernelConfig, Conv2dParams, ArrayView<float>, ArrayView<float>,
+    private readonly Action<AcceleratorStream, KernelConfig, Conv2dParams, ArrayView<float>, ArrayView<float>,
         ArrayView<float>, ArrayView<float>, ArrayView<float>> _sharedTile;
 
-    public Conv2dLauncher(Accelerator accelerator)
+    private readonly AcceleratorStream _stream;
+
+    public Conv2dLauncher(Accelerator accelerator, AcceleratorStream stream)
     {
-        _direct = accelerator.LoadAutoGroupedStreamKernel<Index1D, Conv2dParams, ArrayView<float>, ArrayView<float>,
+        _stream = stream;
+        _direct = accelerator.LoadAutoGroupedKernel<Index1D, Conv2dParams, ArrayView<float>, ArrayView<float>,
             ArrayView<float>, ArrayView<float>, ArrayView<float>>(Conv2dGpu.Direct);
-        _sharedTile = accelerator.LoadStreamKernel<Conv2dParams, ArrayView<float>, ArrayView<float>,
+        _sharedTile = accelerator.LoadKernel<Conv2dParams, ArrayView<float>, ArrayView<float>,
             ArrayView<float>, ArrayView<float>, ArrayView<float>>(Conv2dGpu.SharedTile);
     }
 
@@ -260,12 +263,12 @@ internal sealed class Conv2dLauncher
             case Conv2dVersion.Direct:
                 int threads = p.Batch * DeviceMath.CeilDiv(p.OutChannels, Conv2dGpu.DirectChannelBlock)
                     * p.OutHeight * p.OutWidth;
-                _direct(threads, p, input, weight, bias, residual, output);
+                _direct(_stream, threads, p, input, weight, bias, residual, output);
                 break;
             case Conv2dVersion.SharedTile:
                 var grid = new Index2D(DeviceMath.CeilDiv(columns, Conv2dGpu.TileN),
                     DeviceMath.CeilDiv(p.OutChannels, Conv2dGpu.TileM));
-                _sharedTile(new KernelConfig(grid, new Index2D(Conv2dGpu.GroupSize, 1)),
+                _sharedTile(_stream, new KernelConfig(grid, new Index2D(Conv2dGpu.GroupSize, 1)),
                     p, input, weight, bias, residual, output);
                 break;
             default:

@@ -598,20 +598,14 @@ internal static class Conv2dTensorCoreGeometry
 /// Loads each tensor-core conv kernel once for one accelerator, on its first use (a backend storing bf16 never
 /// compiles the fp16 one), and launches the one for a storage format.
 /// </summary>
-internal sealed class Conv2dTensorCoreLauncher(Accelerator accelerator)
+internal sealed class Conv2dTensorCoreLauncher(Accelerator accelerator, AcceleratorStream stream)
 {
-    private Action<KernelConfig, Conv2dParams, ArrayView<uint>, ArrayView<uint>, ArrayView<float>,
-        ArrayView<uint>, ArrayView<uint>, ArrayView<float>>? _bf16, _f16;
-
-    private Action<KernelConfig, Conv2dParams, ArrayView<uint>, ArrayView<uint>, ArrayView<float>, ArrayView<uint>,
-        ArrayView<uint>, ArrayView<float>> Kernel(bool bf16) => bf16
-        ? _bf16 ??= Load(Conv2dTensorCoreGpu.Bf16)
-        : _f16 ??= Load(Conv2dTensorCoreGpu.F16);
-
-    private Action<KernelConfig, Conv2dParams, ArrayView<uint>, ArrayView<uint>, ArrayView<float>, ArrayView<uint>,
-        ArrayView<uint>, ArrayView<float>> Load(Action<Conv2dParams, ArrayView<uint>, ArrayView<uint>, ArrayView<float>,
-        ArrayView<uint>, ArrayView<uint>, ArrayView<float>> kernel) =>
-        accelerator.LoadStreamKernel(kernel);
+    private readonly FormatKernels<Action<AcceleratorStream, KernelConfig, Conv2dParams, ArrayView<uint>, ArrayView<uint>,
+        ArrayView<float>, ArrayView<uint>, ArrayView<uint>, ArrayView<float>>> _kernels = new(
+        () => accelerator.LoadKernel<Conv2dParams, ArrayView<uint>, ArrayView<uint>, ArrayView<float>, ArrayView<uint>, ArrayView<uint>,
+            ArrayView<float>>(Conv2dTensorCoreGpu.Bf16),
+        () => accelerator.LoadKernel<Conv2dParams, ArrayView<uint>, ArrayView<uint>, ArrayView<float>, ArrayView<uint>, ArrayView<uint>,
+            ArrayView<float>>(Conv2dTensorCoreGpu.F16));
 
     /// <summary>
     /// Runs the conv in bf16 (<paramref name="bf16"/>) or fp16 storage. Channel counts in <paramref name="p"/> are
@@ -638,6 +632,6 @@ internal sealed class Conv2dTensorCoreLauncher(Accelerator accelerator)
         var grid = new Index3D(p.Batch * Conv2dTensorCoreGeometry.TilesPerImage(p) / phases,
             DeviceMath.CeilDiv(p.OutChannels, Conv2dTensorCoreGpu.BlockN), phases);
         var config = new KernelConfig(grid, new Index3D(Conv2dTensorCoreGpu.GroupSize, 1, 1));
-        Kernel(bf16)(config, p, input, weight, bias, residual, output, moments);
+        _kernels.Get(bf16)(stream, config, p, input, weight, bias, residual, output, moments);
     }
 }

@@ -75,11 +75,13 @@ internal static class ElementwiseGpu
 
     /// <summary>
     /// One thread per output byte: round(clamp(x * scale + shift, 0, 1) * 255), rounding half to even like
-    /// diffusers' torch .round() (ties only happen for values that are exact multiples of 0.5 / 255).
+    /// diffusers' torch .round() (ties only happen for values that are exact multiples of 0.5 / 255). Each NaN or
+    /// infinite input adds one to <paramref name="nonFinite"/>[0], so the caller learns of a bad image in the same
+    /// download.
     /// </summary>
     [GpuKernel]
     internal static void TensorToImage(Index1D index, ArrayView<float> input, ArrayView<byte> rgb, int pixelsPerImage,
-        float scale, float shift)
+        float scale, float shift, ArrayView<int> nonFinite)
     {
         int i = index;
         if (i >= rgb.IntLength) return;
@@ -87,7 +89,9 @@ internal static class ElementwiseGpu
         int channel = i - pixelIndex * RgbChannels;
         int batch = pixelIndex / pixelsPerImage;
         int pixel = pixelIndex - batch * pixelsPerImage;
-        float value = input[(batch * RgbChannels + channel) * pixelsPerImage + pixel] * scale + shift;
+        float x = input[(batch * RgbChannels + channel) * pixelsPerImage + pixel];
+        if (XMath.IsNaN(x) || XMath.IsInfinity(x)) Atomic.Add(ref nonFinite[0], 1);
+        float value = x * scale + shift;
         // Clamp before scaling; NaN fails both tests below and ends as 0.
         float unit = value > 1f ? 1f : value > 0f ? value : 0f;
         rgb[i] = (byte)DeviceMath.RoundHalfToEven(unit * MaxByte);
@@ -97,58 +101,56 @@ internal static class ElementwiseGpu
 /// <summary>Loads the elementwise kernels once for one accelerator and launches them.</summary>
 internal sealed class ElementwiseLauncher
 {
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, UnaryKind> _unary;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> _add;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, float, float> _scaleShift;
-    private readonly Action<Index1D, ArrayView<byte>, ArrayView<float>, int, float, float> _imageToTensor;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<byte>, int, float, float> _tensorToImage;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<int>> _countNonFinite;
-    private readonly Accelerator _accelerator;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, UnaryKind> _unary;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> _add;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<float>, float, float> _scaleShift;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<byte>, ArrayView<float>, int, float, float> _imageToTensor;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<byte>, int, float, float, ArrayView<int>> _tensorToImage;
+    private readonly Action<AcceleratorStream, Index1D, ArrayView<float>, ArrayView<int>> _countNonFinite;
+    private readonly AcceleratorStream _stream;
 
-    public ElementwiseLauncher(Accelerator accelerator)
+    public ElementwiseLauncher(Accelerator accelerator, AcceleratorStream stream)
     {
-        _unary = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, UnaryKind>(
+        _stream = stream;
+        _unary = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, UnaryKind>(
             ElementwiseGpu.Unary);
-        _add = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
+        _add = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
             ElementwiseGpu.Add);
-        _scaleShift = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, float, float>(
+        _scaleShift = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<float>, float, float>(
             ElementwiseGpu.ScaleShift);
-        _imageToTensor = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<byte>, ArrayView<float>, int, float, float>(
+        _imageToTensor = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<byte>, ArrayView<float>, int, float, float>(
             ElementwiseGpu.ImageToTensor);
-        _tensorToImage = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<byte>, int, float, float>(
+        _tensorToImage = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<byte>, int, float, float, ArrayView<int>>(
             ElementwiseGpu.TensorToImage);
-        _countNonFinite = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>>(ElementwiseGpu.CountNonFinite);
-        _accelerator = accelerator;
+        _countNonFinite = accelerator.LoadAutoGroupedKernel<Index1D, ArrayView<float>, ArrayView<int>>(ElementwiseGpu.CountNonFinite);
     }
 
-    /// <summary>How many elements of <paramref name="input"/> are NaN or infinite (waits for the count).</summary>
-    public int CountNonFinite(ArrayView<float> input)
+    /// <summary>
+    /// Adds the number of NaN or infinite elements of <paramref name="input"/> to <paramref name="count"/>[0] (enqueued;
+    /// the caller zeroes the count first and downloads it).
+    /// </summary>
+    public void CountNonFinite(ArrayView<float> input, ArrayView<int> count)
     {
-        if (input.IntLength == 0) return 0;
-        using var count = _accelerator.Allocate1D<int>(1);
-        count.MemSetToZero();
-        _countNonFinite(input.IntLength, input, count.View);
-        _accelerator.Synchronize();
-        return count.GetAsArray1D()[0];
+        if (input.IntLength > 0) _countNonFinite(_stream, input.IntLength, input, count);
     }
 
     public void Unary(UnaryKind op, ArrayView<float> input, ArrayView<float> output)
     {
         RequireSameLength(input.IntLength, output.IntLength, "unary input");
-        if (output.IntLength > 0) _unary(output.IntLength, input, output, op);
+        if (output.IntLength > 0) _unary(_stream, output.IntLength, input, output, op);
     }
 
     public void Add(ArrayView<float> a, ArrayView<float> b, ArrayView<float> output)
     {
         RequireSameLength(a.IntLength, output.IntLength, "add input a");
         RequireSameLength(b.IntLength, output.IntLength, "add input b");
-        if (output.IntLength > 0) _add(output.IntLength, a, b, output);
+        if (output.IntLength > 0) _add(_stream, output.IntLength, a, b, output);
     }
 
     public void ScaleShift(ArrayView<float> input, ArrayView<float> output, float scale, float shift)
     {
         RequireSameLength(input.IntLength, output.IntLength, "scale_shift input");
-        if (output.IntLength > 0) _scaleShift(output.IntLength, input, output, scale, shift);
+        if (output.IntLength > 0) _scaleShift(_stream, output.IntLength, input, output, scale, shift);
     }
 
     /// <summary>[N, H, W, 3] bytes to [N, 3, H, W] floats: pixel / 255 * scale + shift.</summary>
@@ -157,19 +159,20 @@ internal sealed class ElementwiseLauncher
         int elements = checked(batch * height * width * 3);
         RequireSameLength(rgb.IntLength, elements, "image bytes");
         RequireSameLength(output.IntLength, elements, "image tensor");
-        if (elements > 0) _imageToTensor(elements, rgb, output, height * width, scale, shift);
+        if (elements > 0) _imageToTensor(_stream, elements, rgb, output, height * width, scale, shift);
     }
 
     /// <summary>
     /// [N, 3, H, W] floats to [N, H, W, 3] bytes: round(clamp(x * scale + shift, 0, 1) * 255), ties to even
-    /// (torch.round, as diffusers' postprocessing).
+    /// (torch.round, as diffusers' postprocessing); the NaN and infinite inputs are added to <paramref name="nonFinite"/>[0].
     /// </summary>
-    public void TensorToImage(ArrayView<float> input, ArrayView<byte> rgb, int batch, int height, int width, float scale, float shift)
+    public void TensorToImage(ArrayView<float> input, ArrayView<byte> rgb, ArrayView<int> nonFinite, int batch, int height,
+        int width, float scale, float shift)
     {
         int elements = checked(batch * height * width * 3);
         RequireSameLength(input.IntLength, elements, "image tensor");
         RequireSameLength(rgb.IntLength, elements, "image bytes");
-        if (elements > 0) _tensorToImage(elements, input, rgb, height * width, scale, shift);
+        if (elements > 0) _tensorToImage(_stream, elements, input, rgb, height * width, scale, shift, nonFinite);
     }
 
     private static void RequireSameLength(int actual, int expected, string what)

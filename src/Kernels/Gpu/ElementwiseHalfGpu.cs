@@ -124,49 +124,52 @@ internal static class ElementwiseHalfGpu
 /// <summary>Loads the 16-bit NHWC elementwise kernels once for one accelerator; each method picks bf16 or fp16.</summary>
 internal sealed class ElementwiseHalfLauncher
 {
-    private readonly Action<Index1D, HalfLayout, ArrayView<uint>, ArrayView<uint>, UnaryKind> _unaryBf16, _unaryF16;
-    private readonly Action<Index1D, HalfLayout, ArrayView<uint>, ArrayView<uint>, ArrayView<uint>> _addBf16, _addF16;
-    private readonly Action<Index1D, HalfLayout, ArrayView<uint>, ArrayView<uint>, float, float> _scaleShiftBf16, _scaleShiftF16;
-    private readonly Action<Index1D, HalfLayout, ArrayView<float>, ArrayView<uint>> _fromNchwBf16, _fromNchwF16;
-    private readonly Action<Index1D, HalfLayout, ArrayView<ushort>, ArrayView<float>> _toNchwBf16, _toNchwF16;
+    private readonly FormatKernels<Action<AcceleratorStream, Index1D, HalfLayout, ArrayView<uint>, ArrayView<uint>, UnaryKind>> _unary;
+    private readonly FormatKernels<Action<AcceleratorStream, Index1D, HalfLayout, ArrayView<uint>, ArrayView<uint>, ArrayView<uint>>> _add;
+    private readonly FormatKernels<Action<AcceleratorStream, Index1D, HalfLayout, ArrayView<uint>, ArrayView<uint>, float, float>> _scaleShift;
+    private readonly FormatKernels<Action<AcceleratorStream, Index1D, HalfLayout, ArrayView<float>, ArrayView<uint>>> _fromNchw;
+    private readonly FormatKernels<Action<AcceleratorStream, Index1D, HalfLayout, ArrayView<ushort>, ArrayView<float>>> _toNchw;
 
-    public ElementwiseHalfLauncher(Accelerator accelerator)
+    private readonly AcceleratorStream _stream;
+
+    public ElementwiseHalfLauncher(Accelerator accelerator, AcceleratorStream stream)
     {
-        _unaryBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, HalfLayout, ArrayView<uint>, ArrayView<uint>, UnaryKind>(ElementwiseHalfGpu.UnaryBf16);
-        _unaryF16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, HalfLayout, ArrayView<uint>, ArrayView<uint>, UnaryKind>(ElementwiseHalfGpu.UnaryF16);
-        _addBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, HalfLayout, ArrayView<uint>, ArrayView<uint>, ArrayView<uint>>(ElementwiseHalfGpu.AddBf16);
-        _addF16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, HalfLayout, ArrayView<uint>, ArrayView<uint>, ArrayView<uint>>(ElementwiseHalfGpu.AddF16);
-        _scaleShiftBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, HalfLayout, ArrayView<uint>, ArrayView<uint>, float, float>(ElementwiseHalfGpu.ScaleShiftBf16);
-        _scaleShiftF16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, HalfLayout, ArrayView<uint>, ArrayView<uint>, float, float>(ElementwiseHalfGpu.ScaleShiftF16);
-        _fromNchwBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, HalfLayout, ArrayView<float>, ArrayView<uint>>(ElementwiseHalfGpu.FromNchwBf16);
-        _fromNchwF16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, HalfLayout, ArrayView<float>, ArrayView<uint>>(ElementwiseHalfGpu.FromNchwF16);
-        _toNchwBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, HalfLayout, ArrayView<ushort>, ArrayView<float>>(ElementwiseHalfGpu.ToNchwBf16);
-        _toNchwF16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, HalfLayout, ArrayView<ushort>, ArrayView<float>>(ElementwiseHalfGpu.ToNchwF16);
+        _stream = stream;
+        _unary = new(() => accelerator.LoadAutoGroupedKernel<Index1D, HalfLayout, ArrayView<uint>, ArrayView<uint>, UnaryKind>(ElementwiseHalfGpu.UnaryBf16),
+            () => accelerator.LoadAutoGroupedKernel<Index1D, HalfLayout, ArrayView<uint>, ArrayView<uint>, UnaryKind>(ElementwiseHalfGpu.UnaryF16));
+        _add = new(() => accelerator.LoadAutoGroupedKernel<Index1D, HalfLayout, ArrayView<uint>, ArrayView<uint>, ArrayView<uint>>(ElementwiseHalfGpu.AddBf16),
+            () => accelerator.LoadAutoGroupedKernel<Index1D, HalfLayout, ArrayView<uint>, ArrayView<uint>, ArrayView<uint>>(ElementwiseHalfGpu.AddF16));
+        _scaleShift = new(() => accelerator.LoadAutoGroupedKernel<Index1D, HalfLayout, ArrayView<uint>, ArrayView<uint>, float, float>(ElementwiseHalfGpu.ScaleShiftBf16),
+            () => accelerator.LoadAutoGroupedKernel<Index1D, HalfLayout, ArrayView<uint>, ArrayView<uint>, float, float>(ElementwiseHalfGpu.ScaleShiftF16));
+        _fromNchw = new(() => accelerator.LoadAutoGroupedKernel<Index1D, HalfLayout, ArrayView<float>, ArrayView<uint>>(ElementwiseHalfGpu.FromNchwBf16),
+            () => accelerator.LoadAutoGroupedKernel<Index1D, HalfLayout, ArrayView<float>, ArrayView<uint>>(ElementwiseHalfGpu.FromNchwF16));
+        _toNchw = new(() => accelerator.LoadAutoGroupedKernel<Index1D, HalfLayout, ArrayView<ushort>, ArrayView<float>>(ElementwiseHalfGpu.ToNchwBf16),
+            () => accelerator.LoadAutoGroupedKernel<Index1D, HalfLayout, ArrayView<ushort>, ArrayView<float>>(ElementwiseHalfGpu.ToNchwF16));
     }
 
     public void Unary(bool bf16, in HalfLayout layout, UnaryKind op, ArrayView<uint> input, ArrayView<uint> output)
     {
-        if (layout.Words > 0) (bf16 ? _unaryBf16 : _unaryF16)(layout.Words, layout, input, output, op);
+        if (layout.Words > 0) _unary.Get(bf16)(_stream, layout.Words, layout, input, output, op);
     }
 
     public void Add(bool bf16, in HalfLayout layout, ArrayView<uint> a, ArrayView<uint> b, ArrayView<uint> output)
     {
-        if (layout.Words > 0) (bf16 ? _addBf16 : _addF16)(layout.Words, layout, a, b, output);
+        if (layout.Words > 0) _add.Get(bf16)(_stream, layout.Words, layout, a, b, output);
     }
 
     public void ScaleShift(bool bf16, in HalfLayout layout, ArrayView<uint> input, ArrayView<uint> output, float scale, float shift)
     {
-        if (layout.Words > 0) (bf16 ? _scaleShiftBf16 : _scaleShiftF16)(layout.Words, layout, input, output, scale, shift);
+        if (layout.Words > 0) _scaleShift.Get(bf16)(_stream, layout.Words, layout, input, output, scale, shift);
     }
 
     public void FromNchw(bool bf16, in HalfLayout layout, ArrayView<float> input, ArrayView<uint> output)
     {
-        if (layout.Words > 0) (bf16 ? _fromNchwBf16 : _fromNchwF16)(layout.Words, layout, input, output);
+        if (layout.Words > 0) _fromNchw.Get(bf16)(_stream, layout.Words, layout, input, output);
     }
 
     public void ToNchw(bool bf16, in HalfLayout layout, ArrayView<ushort> input, ArrayView<float> output)
     {
         int elements = layout.Batch * layout.Channels * layout.Pixels;
-        if (elements > 0) (bf16 ? _toNchwBf16 : _toNchwF16)(elements, layout, input, output);
+        if (elements > 0) _toNchw.Get(bf16)(_stream, elements, layout, input, output);
     }
 }

@@ -180,25 +180,28 @@ internal static class GroupNormGpu
 /// <summary>Loads the GroupNorm kernels once for one accelerator and launches the requested version.</summary>
 internal sealed class GroupNormLauncher
 {
-    private readonly Action<Index1D, GroupNormParams, ArrayView<float>, ArrayView<float>> _statsSimple;
-    private readonly Action<KernelConfig, GroupNormParams, ArrayView<float>, ArrayView<float>> _statsGroupReduce;
-    private readonly Action<Index1D, GroupNormParams, ArrayView<float>, ArrayView<float>,
+    private readonly Action<AcceleratorStream, Index1D, GroupNormParams, ArrayView<float>, ArrayView<float>> _statsSimple;
+    private readonly Action<AcceleratorStream, KernelConfig, GroupNormParams, ArrayView<float>, ArrayView<float>> _statsGroupReduce;
+    private readonly Action<AcceleratorStream, Index1D, GroupNormParams, ArrayView<float>, ArrayView<float>,
         ArrayView<float>, ArrayView<float>, ArrayView<float>> _normalize;
-    private readonly Action<Index1D, ChannelAffineParams, ArrayView<float>, ArrayView<float>,
+    private readonly Action<AcceleratorStream, Index1D, ChannelAffineParams, ArrayView<float>, ArrayView<float>,
         ArrayView<float>, ArrayView<float>> _channelAffine;
-    private readonly Action<KernelConfig, TileMomentsParams, ArrayView<float>, ArrayView<float>> _mergeTileMoments;
+    private readonly Action<AcceleratorStream, KernelConfig, TileMomentsParams, ArrayView<float>, ArrayView<float>> _mergeTileMoments;
 
-    public GroupNormLauncher(Accelerator accelerator)
+    private readonly AcceleratorStream _stream;
+
+    public GroupNormLauncher(Accelerator accelerator, AcceleratorStream stream)
     {
-        _statsSimple = accelerator.LoadAutoGroupedStreamKernel<Index1D, GroupNormParams, ArrayView<float>,
+        _stream = stream;
+        _statsSimple = accelerator.LoadAutoGroupedKernel<Index1D, GroupNormParams, ArrayView<float>,
             ArrayView<float>>(GroupNormGpu.StatsSimple);
-        _statsGroupReduce = accelerator.LoadStreamKernel<GroupNormParams, ArrayView<float>, ArrayView<float>>(
+        _statsGroupReduce = accelerator.LoadKernel<GroupNormParams, ArrayView<float>, ArrayView<float>>(
             GroupNormGpu.StatsGroupReduce);
-        _normalize = accelerator.LoadAutoGroupedStreamKernel<Index1D, GroupNormParams, ArrayView<float>,
+        _normalize = accelerator.LoadAutoGroupedKernel<Index1D, GroupNormParams, ArrayView<float>,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(GroupNormGpu.Normalize);
-        _channelAffine = accelerator.LoadAutoGroupedStreamKernel<Index1D, ChannelAffineParams, ArrayView<float>,
+        _channelAffine = accelerator.LoadAutoGroupedKernel<Index1D, ChannelAffineParams, ArrayView<float>,
             ArrayView<float>, ArrayView<float>, ArrayView<float>>(GroupNormGpu.ChannelAffine);
-        _mergeTileMoments = accelerator.LoadStreamKernel<TileMomentsParams, ArrayView<float>, ArrayView<float>>(
+        _mergeTileMoments = accelerator.LoadKernel<TileMomentsParams, ArrayView<float>, ArrayView<float>>(
             GroupNormGpu.MergeTileMoments);
     }
 
@@ -206,7 +209,7 @@ internal sealed class GroupNormLauncher
     public void MergeTileMoments(in TileMomentsParams p, ArrayView<float> moments, ArrayView<float> stats)
     {
         int groups = p.Batch * p.Groups;
-        if (groups > 0) _mergeTileMoments(new KernelConfig(groups, GroupNormGpu.ReduceGroupSize), p, moments, stats);
+        if (groups > 0) _mergeTileMoments(_stream, new KernelConfig(groups, GroupNormGpu.ReduceGroupSize), p, moments, stats);
     }
 
     /// <summary><paramref name="stats"/>: [Batch * Groups * 2] = (mean, rstd) per group, a side output.</summary>
@@ -215,7 +218,7 @@ internal sealed class GroupNormLauncher
     {
         Statistics(version, p, input, stats);
         int elements = p.Batch * p.Channels * p.Spatial;
-        if (elements > 0) _normalize(elements, p, input, gamma, beta, stats, output);
+        if (elements > 0) _normalize(_stream, elements, p, input, gamma, beta, stats, output);
     }
 
     /// <summary>
@@ -228,10 +231,10 @@ internal sealed class GroupNormLauncher
         switch (version)
         {
             case GroupNormVersion.Simple:
-                _statsSimple(groups, p, input, stats);
+                _statsSimple(_stream, groups, p, input, stats);
                 break;
             case GroupNormVersion.GroupReduce:
-                _statsGroupReduce(new KernelConfig(groups, GroupNormGpu.ReduceGroupSize), p, input, stats);
+                _statsGroupReduce(_stream, new KernelConfig(groups, GroupNormGpu.ReduceGroupSize), p, input, stats);
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(version), version, "unknown group_norm kernel version");
@@ -243,6 +246,6 @@ internal sealed class GroupNormLauncher
         ArrayView<float> output)
     {
         int elements = p.Rows * p.Spatial;
-        if (elements > 0) _channelAffine(elements, p, input, scale, shift, output);
+        if (elements > 0) _channelAffine(_stream, elements, p, input, scale, shift, output);
     }
 }

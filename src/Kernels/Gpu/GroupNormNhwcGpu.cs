@@ -90,24 +90,24 @@ internal static class GroupNormNhwcGpu
 /// <summary>Loads the NHWC GroupNorm kernels once for one accelerator and runs statistics, merge and normalisation.</summary>
 internal sealed class GroupNormNhwcLauncher
 {
-    private readonly Action<Index1D, GroupNormNhwcParams, ArrayView<ushort>, ArrayView<float>> _momentsBf16;
-    private readonly Action<Index1D, GroupNormNhwcParams, ArrayView<ushort>, ArrayView<float>> _momentsF16;
-    private readonly Action<Index1D, GroupNormNhwcParams, ArrayView<uint>, ArrayView<float>, ArrayView<float>,
-        ArrayView<float>, ArrayView<uint>> _normalizeBf16;
-    private readonly Action<Index1D, GroupNormNhwcParams, ArrayView<uint>, ArrayView<float>, ArrayView<float>,
-        ArrayView<float>, ArrayView<uint>> _normalizeF16;
+    private readonly FormatKernels<Action<AcceleratorStream, Index1D, GroupNormNhwcParams, ArrayView<ushort>, ArrayView<float>>> _moments;
+    private readonly FormatKernels<Action<AcceleratorStream, Index1D, GroupNormNhwcParams, ArrayView<uint>, ArrayView<float>,
+        ArrayView<float>, ArrayView<float>, ArrayView<uint>>> _normalize;
     private readonly GroupNormLauncher _merge;
 
-    public GroupNormNhwcLauncher(Accelerator accelerator, GroupNormLauncher merge)
+    private readonly AcceleratorStream _stream;
+
+    public GroupNormNhwcLauncher(Accelerator accelerator, AcceleratorStream stream, GroupNormLauncher merge)
     {
-        _momentsBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, GroupNormNhwcParams, ArrayView<ushort>,
-            ArrayView<float>>(GroupNormNhwcGpu.TileMomentsBf16);
-        _momentsF16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, GroupNormNhwcParams, ArrayView<ushort>,
-            ArrayView<float>>(GroupNormNhwcGpu.TileMomentsF16);
-        _normalizeBf16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, GroupNormNhwcParams, ArrayView<uint>,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<uint>>(GroupNormNhwcGpu.NormalizeBf16);
-        _normalizeF16 = accelerator.LoadAutoGroupedStreamKernel<Index1D, GroupNormNhwcParams, ArrayView<uint>,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<uint>>(GroupNormNhwcGpu.NormalizeF16);
+        _stream = stream;
+        _moments = new(
+            () => accelerator.LoadAutoGroupedKernel<Index1D, GroupNormNhwcParams, ArrayView<ushort>, ArrayView<float>>(GroupNormNhwcGpu.TileMomentsBf16),
+            () => accelerator.LoadAutoGroupedKernel<Index1D, GroupNormNhwcParams, ArrayView<ushort>, ArrayView<float>>(GroupNormNhwcGpu.TileMomentsF16));
+        _normalize = new(
+            () => accelerator.LoadAutoGroupedKernel<Index1D, GroupNormNhwcParams, ArrayView<uint>, ArrayView<float>, ArrayView<float>,
+                ArrayView<float>, ArrayView<uint>>(GroupNormNhwcGpu.NormalizeBf16),
+            () => accelerator.LoadAutoGroupedKernel<Index1D, GroupNormNhwcParams, ArrayView<uint>, ArrayView<float>, ArrayView<float>,
+                ArrayView<float>, ArrayView<uint>>(GroupNormNhwcGpu.NormalizeF16));
         _merge = merge;
     }
 
@@ -123,7 +123,7 @@ internal sealed class GroupNormNhwcLauncher
         int tiles = DeviceMath.CeilDiv(p.Pixels, p.PixelsPerTile);
         int threads = p.Batch * tiles * p.Channels;
         if (threads == 0) return;
-        (bf16 ? _momentsBf16 : _momentsF16)(threads, p, input, moments);
+        _moments.Get(bf16)(_stream, threads, p, input, moments);
         _merge.MergeTileMoments(new TileMomentsParams
         {
             Batch = p.Batch,
@@ -140,6 +140,6 @@ internal sealed class GroupNormNhwcLauncher
         ArrayView<float> beta, ArrayView<float> stats, ArrayView<uint> output)
     {
         int words = p.Batch * p.Pixels * p.ChannelStride / 2;
-        if (words > 0) (bf16 ? _normalizeBf16 : _normalizeF16)(words, p, input, gamma, beta, stats, output);
+        if (words > 0) _normalize.Get(bf16)(_stream, words, p, input, gamma, beta, stats, output);
     }
 }

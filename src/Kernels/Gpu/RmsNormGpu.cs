@@ -72,29 +72,28 @@ internal static class RmsNormGpu
 }
 
 /// <summary>Loads the RMS norm kernel once for one accelerator.</summary>
-internal sealed class RmsNormLauncher(Accelerator accelerator)
+internal sealed class RmsNormLauncher(Accelerator accelerator, AcceleratorStream stream)
 {
-    private readonly Action<Index1D, RmsNormParams, ArrayView<float>, ArrayView<float>, ArrayView<float>> _normalize =
-        accelerator.LoadAutoGroupedStreamKernel<Index1D, RmsNormParams, ArrayView<float>, ArrayView<float>, ArrayView<float>>(RmsNormGpu.Normalize);
+    private readonly Action<AcceleratorStream, Index1D, RmsNormParams, ArrayView<float>, ArrayView<float>, ArrayView<float>> _normalize =
+        accelerator.LoadAutoGroupedKernel<Index1D, RmsNormParams, ArrayView<float>, ArrayView<float>, ArrayView<float>>(RmsNormGpu.Normalize);
 
     public void Run(in RmsNormParams p, ArrayView<float> input, ArrayView<float> gamma, ArrayView<float> output)
     {
         int pixels = p.Batch * p.Spatial;
-        if (pixels > 0) _normalize(pixels, p, input, gamma, output);
+        if (pixels > 0) _normalize(stream, pixels, p, input, gamma, output);
     }
 }
 
 /// <summary>Loads the 16-bit NHWC RMS norm kernels once for one accelerator; each call picks bf16 or fp16.</summary>
-internal sealed class RmsNormHalfLauncher(Accelerator accelerator)
+internal sealed class RmsNormHalfLauncher(Accelerator accelerator, AcceleratorStream stream)
 {
-    private readonly Action<Index1D, RmsNormParams, HalfLayout, ArrayView<uint>, ArrayView<float>, ArrayView<uint>> _bf16 =
-        accelerator.LoadAutoGroupedStreamKernel<Index1D, RmsNormParams, HalfLayout, ArrayView<uint>, ArrayView<float>, ArrayView<uint>>(RmsNormGpu.NormalizeBf16);
-    private readonly Action<Index1D, RmsNormParams, HalfLayout, ArrayView<uint>, ArrayView<float>, ArrayView<uint>> _f16 =
-        accelerator.LoadAutoGroupedStreamKernel<Index1D, RmsNormParams, HalfLayout, ArrayView<uint>, ArrayView<float>, ArrayView<uint>>(RmsNormGpu.NormalizeF16);
+    private readonly FormatKernels<Action<AcceleratorStream, Index1D, RmsNormParams, HalfLayout, ArrayView<uint>, ArrayView<float>, ArrayView<uint>>> _kernels = new(
+        () => accelerator.LoadAutoGroupedKernel<Index1D, RmsNormParams, HalfLayout, ArrayView<uint>, ArrayView<float>, ArrayView<uint>>(RmsNormGpu.NormalizeBf16),
+        () => accelerator.LoadAutoGroupedKernel<Index1D, RmsNormParams, HalfLayout, ArrayView<uint>, ArrayView<float>, ArrayView<uint>>(RmsNormGpu.NormalizeF16));
 
     public void Run(bool bf16, in RmsNormParams p, in HalfLayout layout, ArrayView<uint> input, ArrayView<float> gamma, ArrayView<uint> output)
     {
         int pixels = layout.Batch * layout.Pixels;
-        if (pixels > 0) (bf16 ? _bf16 : _f16)(pixels, p, layout, input, gamma, output);
+        if (pixels > 0) _kernels.Get(bf16)(stream, pixels, p, layout, input, gamma, output);
     }
 }

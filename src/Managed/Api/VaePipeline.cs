@@ -106,11 +106,12 @@ internal sealed class VaePipeline(IVaeModel model)
             {
                 t = Then(t, x => Affine(ops, x, scaling));
                 t = Then(t, x => RunModel(ops, plan, x, encode: false, options.Progress, cancellation));
-                RequireFinite(ops, t);
                 if (options.Output == DecodeOutput.FloatTensor)
                 {
                     t = Then(t, x => Affine(ops, x, _range.ToApi));
-                    return DecodeResult.OfFloatTensor(Download(ops, t));
+                    var floats = Download(ops, t);
+                    RequireFinite(floats.Data.LongCount(v => !float.IsFinite(v)), floats.Shape);
+                    return DecodeResult.OfFloatTensor(floats);
                 }
                 return ToPixels(ops, t, options);
             }
@@ -131,7 +132,7 @@ internal sealed class VaePipeline(IVaeModel model)
         var s = image.Shape;
         var rgb = new byte[s.ElementCount];
         var (scale, shift) = _range.ToPixels;
-        ops.TensorToImage(image, rgb, scale, shift);
+        RequireFinite(ops.TensorToImage(image, rgb, scale, shift), s);
         if (options.Output == DecodeOutput.UInt8Tensor)
             return DecodeResult.OfUInt8Tensor(new HostTensor<byte>(new TensorShape(s.N, s.H, s.W, OpShapes.RgbChannels), rgb));
 
@@ -317,15 +318,14 @@ internal sealed class VaePipeline(IVaeModel model)
 
     /// <summary>
     /// A decoded image with NaN or infinity is an error, not black pixels: inputs are checked finite, so the model made
-    /// them (an fp16 overflow, or weights holding NaN).
+    /// them (an fp16 overflow, or weights holding NaN). The count comes with the image's download (no pass of its own).
     /// </summary>
     /// <exception cref="InvalidDataException">the image holds non-finite values.</exception>
-    private void RequireFinite(IBackend ops, Tensor image)
+    private void RequireFinite(long nonFinite, TensorShape image)
     {
-        long bad = ops.CountNonFinite(image);
-        if (bad > 0)
+        if (nonFinite > 0)
             throw new InvalidDataException(
-                $"the decoded image {image.Shape} holds {bad} NaN or infinite value(s): the model overflowed or its weights hold NaN ({model.Backend.Name}); nothing was returned");
+                $"the decoded image {image} holds {nonFinite} NaN or infinite value(s): the model overflowed or its weights hold NaN ({model.Backend.Name}); nothing was returned");
     }
 
     /// <summary><c>x * scale + shift</c> on the backend, or <paramref name="x"/> itself for no affine.</summary>

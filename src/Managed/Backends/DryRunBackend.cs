@@ -119,7 +119,11 @@ internal sealed class DryRunBackend : IBackend
     public Tensor ImageToTensor(ReadOnlySpan<byte> rgb, int batch, int height, int width, float scale, float shift) =>
         Output(OpShapes.ImageToTensor(rgb.Length, batch, height, width));
 
-    public void TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift) => OpShapes.TensorToImage(input, rgb.Length);
+    public long TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift)
+    {
+        OpShapes.TensorToImage(input, rgb.Length);
+        return 0;
+    }
 
     public void Dispose() { }
 

@@ -150,11 +150,12 @@ internal sealed class ProfilingBackend(IBackend device) : IBackend
     }
 
     /// <summary>Recorded as a download: the pixels cross back to the host here.</summary>
-    public void TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift)
+    public long TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift)
     {
         long start = Stopwatch.GetTimestamp();
-        device.TensorToImage(input, rgb, scale, shift);
+        long nonFinite = device.TensorToImage(input, rgb, scale, shift);
         Record(DownloadKey, start, 0, rgb.Length);
+        return nonFinite;
     }
 
     /// <summary>The wrapped backend is the caller's; nothing to free here.</summary>

@@ -189,8 +189,10 @@ internal interface IBackend : IDisposable
     /// <summary>
     /// An fp32 tensor <c>[N, 3, H, W]</c> to interleaved 8-bit RGB <c>[N, H, W, 3]</c> with
     /// <c>pixel = round(clamp(value * scale + shift, 0, 1) * 255)</c> (scale 0.5, shift 0.5 for [-1, 1] images).
+    /// Returns how many values were NaN or infinite (their pixels are unspecified): a device learns it in the same
+    /// download as the pixels, with no pass or wait of its own.
     /// </summary>
-    void TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift);
+    long TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift);
 }
 
 /// <summary>Device family behind a backend.</summary>

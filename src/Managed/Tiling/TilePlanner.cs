@@ -19,6 +19,22 @@ internal static class TilePlanner
         return strips;
     }
 
+    /// <summary>
+    /// Strips as <see cref="Strips"/>, but every boundary between two strips has the parity <paramref name="parity"/>
+    /// (0 or 1): an even number of rows per strip, the first one more when the parity is odd. A convolution of a 2x
+    /// upsampled input with odd kernel and top padding p cut at boundaries of parity p reads whole input rows in every
+    /// strip (its window starts and ends on even upsampled rows), so the device upsamples the original rows itself.
+    /// </summary>
+    public static List<TileRect> ParityStrips(int height, int width, int tile, int parity)
+    {
+        if (parity is not (0 or 1)) throw new ArgumentOutOfRangeException(nameof(parity), parity, "a parity is 0 or 1");
+        int rows = Math.Max(2, StripRows(height, width, tile) / 2 * 2);
+        var strips = new List<TileRect>();
+        for (int top = 0, end = rows + parity; top < height; top = end, end += rows)
+            strips.Add(new TileRect(top, 0, Math.Min(end, height) - top, width));
+        return strips;
+    }
+
     /// <summary>Rows of each strip of a <paramref name="height"/> x <paramref name="width"/> plane: tile^2 elements' worth.</summary>
     public static int StripRows(int height, int width, int tile) =>
         (int)Math.Clamp((long)tile * tile / Math.Max(width, 1), 1, Math.Max(height, 1));

@@ -118,17 +118,27 @@ internal sealed class TiledExecutor : IBackend
             int upsample = spec.Upsample2x ? 2 : 1;
             // Null once a tile comes without them: a GroupNorm of the output then measures them itself.
             ChannelMoments? moments = new ChannelMoments(outShape.N, outShape.C);
+            // On a device with memory of its own, an upsampling conv is cut where its windows start and end on whole
+            // input rows: the device upsamples them itself, and a quarter of the bytes cross to it. The CPU upsamples
+            // on the host, where it costs a copy, and keeps its Winograd path and the moments it returns.
+            bool deviceUpsample = upsample == 2 && spec.Stride == 1 && kernel % 2 == 1 && _device.Kind != BackendKind.Cpu;
+            var strips = deviceUpsample
+                ? TilePlanner.ParityStrips(outShape.H, outShape.W, TileSize, spec.PadTop % 2)
+                : TilePlanner.Strips(outShape.H, outShape.W, TileSize);
             for (int n = 0; n < outShape.N; n++)
             {
                 using var folded = norm?.Upload(_device, n, x.Shape.C);
-                foreach (var tile in TilePlanner.Strips(outShape.H, outShape.W, TileSize))
+                foreach (var tile in strips)
                 {
                     var rows = TilePlanner.Clip(TilePlanner.InputWindow(tile.Top, tile.Height, spec.Stride, spec.PadTop, kernel), x.Shape.H * upsample);
                     var cols = TilePlanner.Clip(TilePlanner.InputWindow(tile.Left, tile.Width, spec.Stride, spec.PadLeft, kernel), x.Shape.W * upsample);
-                    var tileSpec = new Conv2dSpec(spec.Stride, rows.PadBefore, rows.PadAfter, cols.PadBefore, cols.PadAfter);
-                    // Without upsampling a strip's window is whole rows of the input.
-                    using var window = upsample == 1 && cols.Start == 0 && cols.Length == x.Shape.W
-                        ? UploadRows(x, n, new TileRect(rows.Start, 0, rows.Length, x.Shape.W), PrimarySlot)
+                    bool wholeRows = cols.Start == 0 && cols.Length == x.Shape.W * upsample
+                                     && (upsample == 1 || (deviceUpsample && rows.Start % 2 == 0 && rows.Length % 2 == 0));
+                    var tileSpec = new Conv2dSpec(spec.Stride, rows.PadBefore, rows.PadAfter, cols.PadBefore, cols.PadAfter,
+                        Upsample2x: wholeRows && upsample == 2);
+                    // A window of whole input rows is uploaded as it is stored; any other is gathered (and upsampled) on the host.
+                    using var window = wholeRows
+                        ? UploadRows(x, n, new TileRect(rows.Start / upsample, 0, rows.Length / upsample, x.Shape.W), PrimarySlot)
                         : _device.Upload(_windows.Window(x, n, rows, cols, upsample), TensorShape.Nchw(1, x.Shape.C, rows.Length, cols.Length));
                     using var residualTile = r is null ? null : UploadRows(r, n, tile, SecondarySlot);
                     var result = _device.Conv2dRegion(window, folded?.Spec, weight, bias, tileSpec, residualTile, moments: true);
@@ -319,20 +329,22 @@ internal sealed class TiledExecutor : IBackend
         return y;
     }
 
-    public void TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift)
+    public long TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift)
     {
         var x = Own(input, nameof(input));
         OpShapes.TensorToImage(x, rgb.Length);
         var s = x.Shape;
         int rowBytes = s.W * OpShapes.RgbChannels;
+        long nonFinite = 0;
         for (int n = 0; n < s.N; n++)
         {
             foreach (var band in TilePlanner.Strips(s.H, s.W, TileSize))
             {
                 using var t = UploadRows(x, n, band, PrimarySlot);
-                _device.TensorToImage(t, rgb.Slice(checked(((n * s.H) + band.Top) * rowBytes), band.Height * rowBytes), scale, shift);
+                nonFinite += _device.TensorToImage(t, rgb.Slice(checked(((n * s.H) + band.Top) * rowBytes), band.Height * rowBytes), scale, shift);
             }
         }
+        return nonFinite;
     }
 
     public void Dispose()

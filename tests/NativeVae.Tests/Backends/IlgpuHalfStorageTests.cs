@@ -44,7 +44,7 @@ internal sealed class IlgpuHalfStorageTests
     public void GroupStatisticsOfASixteenBitTensorAreFp32()
     {
         // A backend that stores bf16, as exact tiling with --dtype bf16 runs on.
-        using var backend = new IlgpuBackend(DevicePreference.IlgpuCpu, storage: DType.BF16);
+        var backend = TestBackends.Ilgpu(DevicePreference.IlgpuCpu, DType.BF16);
         var shape = new TensorShape(1, 32, 3, 5);
         var random = new Random(11);
         var data = Enumerable.Range(0, (int)shape.ElementCount).Select(_ => Bf16((float)(random.NextDouble() * 2 - 1))).ToArray();

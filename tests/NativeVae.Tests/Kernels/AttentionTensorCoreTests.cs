@@ -41,23 +41,8 @@ public sealed class AttentionTensorCoreTests
         new("3x3, C=600 (wider than the kernel: the fp32 fallback)", 1, 600, 3, 3, 1 / MathF.Sqrt(600)),
     ];
 
-    private readonly Dictionary<(string Device, DType DType), IlgpuBackend> _backends = new();
-
-    [OneTimeTearDown]
-    public void DisposeBackends()
-    {
-        foreach (var backend in _backends.Values) backend.Dispose();
-    }
-
-    private IlgpuBackend Backend(string device, DType dtype)
-    {
-        if (!_backends.TryGetValue((device, dtype), out var backend))
-        {
-            var preference = device == "cuda" ? DevicePreference.Cuda : DevicePreference.IlgpuCpu;
-            _backends[(device, dtype)] = backend = new IlgpuBackend(preference, storage: dtype);
-        }
-        return backend;
-    }
+    private static IlgpuBackend Backend(string device, DType dtype) =>
+        TestBackends.Ilgpu(device == "cuda" ? DevicePreference.Cuda : DevicePreference.IlgpuCpu, dtype);
 
     private static IEnumerable<string> Devices => TestBackends.HasCuda ? ["ilgpu-cpu", "cuda"] : ["ilgpu-cpu"];
 

@@ -141,7 +141,7 @@ public sealed class Conv2dTensorCoreTests
         int tiles = Conv2dTensorCoreGeometry.TilesPerImage(p);
         using var moments = accelerator.Allocate1D<float>(c.Batch * tiles * outPadded * Conv2dTensorCoreGpu.MomentsPerChannel);
         using var stats = accelerator.Allocate1D<float>(c.Batch * c.Groups * 2);
-        new Conv2dTensorCoreLauncher(accelerator).Run(bf16, p, input.View, weight.View, biasBuffer.View,
+        new Conv2dTensorCoreLauncher(accelerator, accelerator.DefaultStream).Run(bf16, p, input.View, weight.View, biasBuffer.View,
             residualBuffer.View, output.View, moments.View);
         var merge = new TileMomentsParams
         {
@@ -152,7 +152,7 @@ public sealed class Conv2dTensorCoreTests
             ChannelsPerGroup = c.OutChannels / c.Groups,
             Eps = GroupNormEps,
         };
-        new GroupNormLauncher(accelerator).MergeTileMoments(merge, moments.View, stats.View);
+        new GroupNormLauncher(accelerator, accelerator.DefaultStream).MergeTileMoments(merge, moments.View, stats.View);
         accelerator.Synchronize();
 
         var words = output.GetAsArray1D();

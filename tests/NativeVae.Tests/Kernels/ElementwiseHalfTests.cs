@@ -44,7 +44,7 @@ public sealed class ElementwiseHalfTests
         float[] Rounded(float[] v) => v.Select(x => format.Widen(format.Narrow(x))).ToArray();
         var a = Draw();
         var b = Draw();
-        var launcher = new ElementwiseHalfLauncher(accelerator);
+        var launcher = new ElementwiseHalfLauncher(accelerator, accelerator.DefaultStream);
         using var aNchw = accelerator.Allocate1D(a);
         using var bNchw = accelerator.Allocate1D(b);
         using var aHalf = accelerator.Allocate1D<uint>(Layout.Words);

@@ -82,7 +82,7 @@ public sealed class GroupNormNhwcTests
         using var stats = accelerator.Allocate1D<float>(c.Batch * c.Groups * 2);
         // Garbage in the output, so that a value the kernel fails to write shows.
         using var output = accelerator.Allocate1D(Enumerable.Repeat(0x7E00_7E00u, nhwc.Length / 2).ToArray());
-        var launcher = new GroupNormNhwcLauncher(accelerator, new GroupNormLauncher(accelerator));
+        var launcher = new GroupNormNhwcLauncher(accelerator, accelerator.DefaultStream, new GroupNormLauncher(accelerator, accelerator.DefaultStream));
         launcher.Statistics(bf16, p, input.View, moments.View, stats.View);
         launcher.Normalize(bf16, p, input.View.AsContiguous().Cast<uint>(), gammaBuffer.View, betaBuffer.View, stats.View, output.View);
         accelerator.Synchronize();

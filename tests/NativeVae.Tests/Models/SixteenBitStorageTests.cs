@@ -195,9 +195,9 @@ internal sealed class SixteenBitStorageTests
     private static Vae SmallOnIlgpu(string device, DType dtype)
     {
         var preference = device == "cuda" ? DevicePreference.Cuda : DevicePreference.IlgpuCpu;
-        var backend = new IlgpuBackend(preference, storage: dtype);
+        var backend = TestBackends.Ilgpu(preference, dtype);
         var config = AutoencoderKlConfig.Small;
         var model = new AutoencoderKlModel(backend, config, SeededWeights.Source(SeededWeights.DefaultSeed, AutoencoderKlParameters.Enumerate(config)));
-        return new Vae(model, new VaeOptions { Device = preference, DType = dtype }, null, null);
+        return new Vae(model, new VaeOptions { Device = preference, DType = dtype }, null, null, ownsBackend: false);
     }
 }

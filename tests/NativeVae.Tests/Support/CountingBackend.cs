@@ -12,6 +12,11 @@ internal sealed class CountingBackend(IBackend device) : IBackend
 
     public int this[string op] => Calls.GetValueOrDefault(op);
 
+    /// <summary>Values uploaded and downloaded so far: what crossed to and from the device.</summary>
+    public long UploadedValues { get; private set; }
+
+    public long DownloadedValues { get; private set; }
+
     private T Count<T>(string op, T result)
     {
         Calls[op] = Calls.GetValueOrDefault(op) + 1;
@@ -27,10 +32,15 @@ internal sealed class CountingBackend(IBackend device) : IBackend
     public void ResetPeakMemory() => device.ResetPeakMemory();
     public IDisposable BeginCall(string key) => device.BeginCall(key);
     public Tensor Allocate(TensorShape shape, DType dtype = DType.F32) => device.Allocate(shape, dtype);
-    public Tensor Upload(ReadOnlySpan<float> data, TensorShape shape, DType dtype = DType.F32) => Count(nameof(Upload), device.Upload(data, shape, dtype));
+    public Tensor Upload(ReadOnlySpan<float> data, TensorShape shape, DType dtype = DType.F32)
+    {
+        UploadedValues += data.Length;
+        return Count(nameof(Upload), device.Upload(data, shape, dtype));
+    }
 
     public void Download(Tensor tensor, Span<float> destination)
     {
+        DownloadedValues += destination.Length;
         Count(nameof(Download), 0);
         device.Download(tensor, destination);
     }
@@ -65,11 +75,8 @@ internal sealed class CountingBackend(IBackend device) : IBackend
     public Tensor ImageToTensor(ReadOnlySpan<byte> rgb, int batch, int height, int width, float scale, float shift) =>
         Count(nameof(ImageToTensor), device.ImageToTensor(rgb, batch, height, width, scale, shift));
 
-    public void TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift)
-    {
-        Count(nameof(TensorToImage), 0);
-        device.TensorToImage(input, rgb, scale, shift);
-    }
+    public long TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift) =>
+        Count(nameof(TensorToImage), device.TensorToImage(input, rgb, scale, shift));
 
     public void Dispose()
     {

@@ -85,7 +85,7 @@ internal sealed class ReferenceBackend : IBackend
     public Tensor ImageToTensor(ReadOnlySpan<byte> rgb, int batch, int height, int width, float scale, float shift) =>
         Result(TensorShape.Nchw(batch, 3, height, width), Reference.ImageToTensor(rgb, batch, height, width, scale, shift));
 
-    public void TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift)
+    public long TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift)
     {
         var s = input.Shape;
         var x = D(input);
@@ -94,6 +94,7 @@ internal sealed class ReferenceBackend : IBackend
         for (int c = 0; c < 3; c++)
         for (int p = 0; p < plane; p++)
             rgb[(n * plane + p) * 3 + c] = (byte)Reference.Pixel((double)x[(n * 3 + c) * plane + p] * scale + shift);
+        return CountNonFinite(input);
     }
 
     private static Tensor Result(TensorShape shape, double[] values) =>

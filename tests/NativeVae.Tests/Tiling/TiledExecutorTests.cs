@@ -100,6 +100,41 @@ public class TiledExecutorTests
     }
 
     [Test]
+    public void OnADeviceAnUpsamplingConvSendsWholeInputRowsAndTheDeviceUpsamplesThem()
+    {
+        // ILGPU's CPU accelerator, a device with memory of its own: strips cut at odd rows, so each window of the
+        // 2x-upsampled input starts and ends on an even row; the strip uploads its whole original rows (a quarter of
+        // the upsampled window's values) and the conv upsamples them. The output comes back once.
+        var ilgpu = TestBackends.Get("ilgpu-cpu");
+        var counting = new CountingBackend(ilgpu);
+        using var layers = new Layers(counting);
+        var x = Values("executor.x", InputShape.ElementCount);
+        float[] expected;
+        using (var input = ilgpu.Upload(x, InputShape))
+        using (var y = ilgpu.Conv2d(input, layers.W1, layers.Bias, Conv2dSpec.UpsampleSame))
+            expected = Download(ilgpu, y);
+
+        using var executor = new TiledExecutor(counting, Tile, ActivationSpace.InMemory());
+        using var tiledInput = executor.Upload(x, InputShape);
+        long uploadedBefore = counting.UploadedValues, downloadedBefore = counting.DownloadedValues;
+        counting.Calls.Clear();
+        using var tiledY = executor.Conv2d(tiledInput, layers.W1, layers.Bias, Conv2dSpec.UpsampleSame);
+        long uploaded = counting.UploadedValues - uploadedBefore, downloaded = counting.DownloadedValues - downloadedBefore;
+        NumericAssert.Close(Download(executor, tiledY), expected, tiledY.Shape, MaxAbsError, 0, "tiled against untiled");
+
+        var strips = TilePlanner.ParityStrips(2 * Height, 2 * Width, Tile, parity: 1);
+        long wholeRows = strips.Sum(strip =>
+        {
+            var rows = TilePlanner.Clip(TilePlanner.InputWindow(strip.Top, strip.Height, 1, 1, 3), 2 * Height);
+            Assert.That(rows.Start % 2 + rows.Length % 2, Is.Zero, $"strip {strip}: its window starts and ends on whole input rows");
+            return (long)rows.Length / 2 * Width * Channels;
+        });
+        Assert.That(counting[nameof(IBackend.Conv2dRegion)], Is.EqualTo(strips.Count), "one region call per strip");
+        Assert.That(uploaded, Is.EqualTo(wholeRows), "each strip's original input rows, halo included, and nothing upsampled");
+        Assert.That(downloaded, Is.EqualTo(tiledY.ElementCount), "the output, once");
+    }
+
+    [Test]
     public void ATensorNoConvolutionWroteGetsOneStatisticsPass()
     {
         var counting = RunBoth((ops, l, input) => ops.NormConv2d(input, l.Norm, l.W2, null, Conv2dSpec.Same));

@@ -4,7 +4,8 @@
 # TESTS_ONLY=1 stops after the tests; SKIP_KB=1 / SKIP_TORCH=1 leave out the kernel bench (with the tensor-core
 # convs) / the PyTorch references (cuDNN convs in fp32, TF32 and bf16 channels-last; the SD AutoencoderKL in fp32 and
 # bf16 channels-last; scaled_dot_product_attention at 4k/16k/64k tokens beside the tensor-core attention). Every step has its own timeout (about 8.5 minutes in all at worst), so one hang costs its step only;
-# summary.jsonl joins the bench with PyTorch per (op, size): both times and their ratio.
+# summary.jsonl joins the bench with PyTorch per (op, size): both times and their ratio. exact.log has the exact-tiled
+# decodes at 2048 and 4096 (bf16, 512-pixel tiles) with their peak device memory.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 here=$(cd "$(dirname "$0")" && pwd)
@@ -57,6 +58,13 @@ for dtype in fp32 bf16 fp16; do
     --tiling none --runs 3 --max-seconds 10 --dtype $dtype --json; echo "bench $dtype rc=$?"
 done > "$OUT/bench.log" 2>&1
 grep '^{' "$OUT/bench.log"; grep 'rc=' "$OUT/bench.log"
+
+stamp exact-tiled
+# Exact tiling on the device: SD decode at 2048 and 4096 in bf16 with 512-pixel tiles (its peak device memory is in
+# each JSON line; the untiled 2048 is in bench.log above, same run). A case over --max-seconds is skipped.
+timeout ${EXACT_TIMEOUT:-120} dotnet $B/cli/nativevae.dll bench --device cuda --family sd --sizes 2048,4096 --ops decode \
+  --tiling exact --tile 512 --runs 1 --max-seconds 45 --dtype bf16 --json > "$OUT/exact.log" 2>&1; echo "exact rc=$?" >> "$OUT/exact.log"
+grep '^{' "$OUT/exact.log"; grep 'rc=' "$OUT/exact.log"
 
 stamp kernelbench
 [ -n "${SKIP_KB:-}" ] || timeout 90 dotnet $B/kb/NativeVae.KernelBench.dll --device cuda --runs 5 > "$OUT/kernelbench.log" 2>&1; echo "kb rc=$?" >> "$OUT/kernelbench.log"

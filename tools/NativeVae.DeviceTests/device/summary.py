@@ -7,26 +7,14 @@
 import json, re, sys
 
 
-def json_lines(path):
+def json_lines(path, prefix=""):
+    """The JSON objects of the lines of path that start with prefix followed by "{" (none if path is missing)."""
     try:
         with open(path) as f:
             for line in f:
-                if line.startswith("{"):
+                if line.startswith(prefix + "{"):
                     try:
-                        yield json.loads(line)
-                    except json.JSONDecodeError:
-                        pass
-    except OSError:
-        return
-
-
-def kernel_json_lines(path):
-    try:
-        with open(path) as f:
-            for line in f:
-                if line.startswith("json {"):
-                    try:
-                        yield json.loads(line[len("json "):])
+                        yield json.loads(line[len(prefix):])
                     except json.JSONDecodeError:
                         pass
     except OSError:
@@ -35,7 +23,7 @@ def kernel_json_lines(path):
 
 def attention(kernel_path, torch_path):
     torch_ms = {(t["tokens"], t["dtype"]): t for t in json_lines(torch_path) if t.get("op") == "attention"}
-    for k in kernel_json_lines(kernel_path):
+    for k in json_lines(kernel_path, "json "):
         m = re.match(r"attention N=(\d+) C=(\d+)", k["case"])
         if not m:
             continue

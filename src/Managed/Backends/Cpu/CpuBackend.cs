@@ -416,12 +416,13 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics, IHostTe
         return y;
     }
 
-    public void TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift)
+    public long TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift)
     {
         var x = Own(input, nameof(input));
         OpShapes.TensorToImage(x, rgb.Length);
         fixed (byte* pixels = rgb)
             ElementwiseCpu.TensorToImage(_workers, x.Elements, pixels, x.Shape.N, x.Shape.H, x.Shape.W, scale, shift);
+        return CountNonFinite(x);
     }
 
     private CpuTensor Own(Tensor tensor, string name) => Tensor.Require<CpuTensor>(tensor, this, name);

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using ILGPU;
 using ILGPU.Runtime;
 using NativeVae.Core;
@@ -17,15 +18,15 @@ internal sealed partial class IlgpuBackend
     private HalfKernels? _half;
 
     /// <summary>The 16-bit kernels, loaded on first use: an fp32 backend never compiles them.</summary>
-    private HalfKernels Half => _half ??= new HalfKernels(_accelerator, _groupNorm);
+    private HalfKernels Half => _half ??= new HalfKernels(_accelerator, _stream, _groupNorm);
 
-    private sealed class HalfKernels(Accelerator accelerator, GroupNormLauncher merge)
+    private sealed class HalfKernels(Accelerator accelerator, AcceleratorStream stream, GroupNormLauncher merge)
     {
-        public readonly Conv2dTensorCoreLauncher Conv = new(accelerator);
-        public readonly GroupNormNhwcLauncher Norm = new(accelerator, merge);
-        public readonly ElementwiseHalfLauncher Elementwise = new(accelerator);
-        public readonly RmsNormHalfLauncher RmsNorm = new(accelerator);
-        public readonly AttentionTensorCoreLauncher Attention = new(accelerator);
+        public readonly Conv2dTensorCoreLauncher Conv = new(accelerator, stream);
+        public readonly GroupNormNhwcLauncher Norm = new(accelerator, stream, merge);
+        public readonly ElementwiseHalfLauncher Elementwise = new(accelerator, stream);
+        public readonly RmsNormHalfLauncher RmsNorm = new(accelerator, stream);
+        public readonly AttentionTensorCoreLauncher Attention = new(accelerator, stream);
     }
 
     /// <summary>
@@ -66,14 +67,14 @@ internal sealed partial class IlgpuBackend
         var nhwc = IsBf16(tensor.DType)
             ? NhwcPacking.ToNhwc<Bf16Format>(data, s.N, s.C, s.H, s.W)
             : NhwcPacking.ToNhwc<F16Format>(data, s.N, s.C, s.H, s.W);
-        tensor.Halves.CopyFromCPU(nhwc);
+        CopyIn(tensor.Bytes, MemoryMarshal.AsBytes(nhwc.AsSpan()));
     }
 
     private void DownloadHalf(IlgpuTensor tensor, Span<float> destination)
     {
         var s = tensor.Shape;
         var nhwc = new ushort[tensor.Halves.Length];
-        tensor.Halves.CopyToCPU(nhwc);
+        CopyOut(tensor.Bytes, nhwc.AsSpan());
         var nchw = IsBf16(tensor.DType)
             ? NhwcPacking.FromNhwc<Bf16Format>(nhwc, s.N, s.C, s.H, s.W)
             : NhwcPacking.FromNhwc<F16Format>(nhwc, s.N, s.C, s.H, s.W);

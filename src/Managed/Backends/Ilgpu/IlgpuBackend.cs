@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using ILGPU;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
@@ -19,7 +20,7 @@ internal sealed record IlgpuKernelChoice(Conv2dVersion Conv2d, GroupNormVersion 
 
 /// <summary>
 /// The op interface on ILGPU: CUDA when present, else ILGPU's CPU accelerator. Kernels are loaded once, here.
-/// Ops are submitted to the accelerator's default stream in order; <see cref="Download"/> synchronises.
+/// Ops are queued in order on the backend's own stream; only a download waits for them (IlgpuBackend.Transfers.cs).
 /// One backend may be used from one thread at a time. With a 16-bit <see cref="StorageDType"/>, weights and
 /// activations are stored in 16 bits and convolutions run on tensor cores (IlgpuBackend.HalfStorage.cs).
 /// </summary>
@@ -33,6 +34,8 @@ internal sealed partial class IlgpuBackend : IBackend, IBackendDiagnostics
     private readonly AttentionLauncher _attention;
     private readonly ElementwiseLauncher _elementwise;
     private readonly RmsNormLauncher _rmsNorm;
+    private readonly AcceleratorStream _stream;
+    private readonly PinnedStaging _staging;
 
     /// <param name="storage">How weights and activations are stored: fp32, or bf16/fp16 (fp32 arithmetic in every case).</param>
     public IlgpuBackend(DevicePreference preference = DevicePreference.Auto, IlgpuKernelChoice? kernels = null,
@@ -55,11 +58,13 @@ internal sealed partial class IlgpuBackend : IBackend, IBackendDiagnostics
                + (storage == DType.F32 ? "" : $", {storage.ShortName()} storage");
         Kernels = kernels ?? IlgpuKernelChoice.For(_accelerator.AcceleratorType);
         _pool = new(bytes => _accelerator.Allocate1D<byte>(bytes), (buffer, _) => buffer.Dispose());
-        _conv2d = new Conv2dLauncher(_accelerator);
-        _groupNorm = new GroupNormLauncher(_accelerator);
-        _attention = new AttentionLauncher(_accelerator);
-        _elementwise = new ElementwiseLauncher(_accelerator);
-        _rmsNorm = new RmsNormLauncher(_accelerator);
+        _stream = _accelerator.CreateStream();
+        _staging = new PinnedStaging(_accelerator);
+        _conv2d = new Conv2dLauncher(_accelerator, _stream);
+        _groupNorm = new GroupNormLauncher(_accelerator, _stream);
+        _attention = new AttentionLauncher(_accelerator, _stream);
+        _elementwise = new ElementwiseLauncher(_accelerator, _stream);
+        _rmsNorm = new RmsNormLauncher(_accelerator, _stream);
     }
 
     public string Name { get; }
@@ -128,7 +133,7 @@ internal sealed partial class IlgpuBackend : IBackend, IBackendDiagnostics
         RequireStorage(dtype);
         var tensor = (IlgpuTensor)Allocate(shape, dtype);
         if (tensor.IsHalf) UploadHalf(tensor, data);
-        else tensor.F32.CopyFromCPU(data);
+        else CopyIn(tensor.Bytes, MemoryMarshal.AsBytes(data));
         return tensor;
     }
 
@@ -137,12 +142,11 @@ internal sealed partial class IlgpuBackend : IBackend, IBackendDiagnostics
         var t = Own(tensor, nameof(tensor));
         if (destination.Length != t.ElementCount)
             throw new ArgumentException($"download of tensor {t} into {destination.Length} values", nameof(destination));
-        _accelerator.Synchronize();
         if (t.IsHalf) DownloadHalf(t, destination);
-        else t.F32.CopyToCPU(destination);
+        else CopyOut(t.Bytes, destination);
     }
 
-    public void Synchronize() => _accelerator.Synchronize();
+    public void Synchronize() => Wait();
 
     public Tensor Conv2d(Tensor input, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual = null)
     {
@@ -285,9 +289,14 @@ internal sealed partial class IlgpuBackend : IBackend, IBackendDiagnostics
     public long CountNonFinite(Tensor input)
     {
         var x = Own(input, nameof(input));
-        if (!x.IsHalf) return _elementwise.CountNonFinite(x.F32);
-        using var single = ToSingle(x);
-        return _elementwise.CountNonFinite(single.F32);
+        using var single = x.IsHalf ? ToSingle(x) : null;
+        using var count = (IlgpuTensor)Allocate(new TensorShape(1));
+        var counter = count.Bytes.Cast<int>();
+        counter.MemSetToZero(_stream);
+        _elementwise.CountNonFinite((single ?? x).F32, counter);
+        int result = 0;
+        CopyOut(count.Bytes, MemoryMarshal.CreateSpan(ref result, 1));
+        return result;
     }
 
     public Tensor SliceChannels(Tensor input, int start, int count)
@@ -299,7 +308,7 @@ internal sealed partial class IlgpuBackend : IBackend, IBackendDiagnostics
         var s = x.Shape;
         long plane = (long)s.H * s.W, run = count * plane;
         for (int n = 0; n < s.N; n++)
-            x.F32.SubView((n * (long)s.C + start) * plane, run).CopyTo(y.F32.SubView(n * run, run));
+            x.F32.SubView((n * (long)s.C + start) * plane, run).CopyTo(_stream, y.F32.SubView(n * run, run));
         return y;
     }
 
@@ -308,34 +317,37 @@ internal sealed partial class IlgpuBackend : IBackend, IBackendDiagnostics
         var y = (IlgpuTensor)Allocate(OpShapes.ImageToTensor(rgb.Length, batch, height, width));
         using var staging = (IlgpuTensor)Allocate(new TensorShape(rgb.Length), DType.F32);
         var bytes = staging.Bytes.SubView(0, rgb.Length);
-        bytes.CopyFromCPU(rgb);
+        CopyIn(bytes, rgb);
         _elementwise.ImageToTensor(bytes, y.F32, batch, height, width, scale, shift);
         return y;
     }
 
-    public void TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift)
+    /// <summary>The pixels and the count of non-finite values come back in one download, after one wait.</summary>
+    public long TensorToImage(Tensor input, Span<byte> rgb, float scale, float shift)
     {
         var x = Own(input, nameof(input));
         OpShapes.TensorToImage(x, rgb.Length);
-        if (x.IsHalf)
-        {
-            using var single = ToSingle(x);
-            TensorToImage(single, rgb, scale, shift);
-            return;
-        }
-        using var staging = (IlgpuTensor)Allocate(new TensorShape(rgb.Length), DType.F32);
-        var bytes = staging.Bytes.SubView(0, rgb.Length);
-        _elementwise.TensorToImage(x.F32, bytes, x.Shape.N, x.Shape.H, x.Shape.W, scale, shift);
-        _accelerator.Synchronize();
-        bytes.CopyToCPU(rgb);
+        using var single = x.IsHalf ? ToSingle(x) : null;
+        var image = single ?? x;
+        // The count first (an int must be aligned), the pixels after it.
+        using var staging = (IlgpuTensor)Allocate(new TensorShape(1 + DeviceMath.CeilDiv(rgb.Length, sizeof(float))), DType.F32);
+        var counter = staging.Bytes.SubView(0, sizeof(int));
+        var bytes = staging.Bytes.SubView(sizeof(int), rgb.Length);
+        counter.MemSetToZero(_stream);
+        _elementwise.TensorToImage(image.F32, bytes, counter.Cast<int>(), x.Shape.N, x.Shape.H, x.Shape.W, scale, shift);
+        var downloaded = CopyOut([counter, bytes]);
+        downloaded[sizeof(int)..].CopyTo(rgb);
+        return MemoryMarshal.Read<int>(downloaded);
     }
 
     private IlgpuTensor Own(Tensor tensor, string name) => Tensor.Require<IlgpuTensor>(tensor, this, name);
 
     public void Dispose()
     {
-        _accelerator.Synchronize();
+        _stream.Synchronize();
+        _staging.Dispose();
         _pool.Dispose();
+        _stream.Dispose();
         _accelerator.Dispose();
         _context.Dispose();
     }
