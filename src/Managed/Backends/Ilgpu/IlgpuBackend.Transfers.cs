@@ -75,10 +75,6 @@ internal sealed partial class IlgpuBackend
         var bytes = MemoryMarshal.AsBytes(destination);
         if (bytes.Length != source.Length)
             throw new ArgumentException($"download of a {source.Length}-byte view into {bytes.Length} bytes", nameof(destination));
-        var pinned = _staging.Rent(Math.Max(source.Length, 1));
-        if (source.Length > 0) source.CopyTo(_stream, pinned.ArrayView.SubView(0, source.Length));
-        _deviceToHost++;
-        Wait();
-        pinned.Span[..bytes.Length].CopyTo(bytes);
+        CopyOut([source]).CopyTo(bytes);
     }
 }

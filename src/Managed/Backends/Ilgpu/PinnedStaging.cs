@@ -23,10 +23,7 @@ internal sealed class PinnedStaging(Accelerator accelerator) : IDisposable
     private readonly List<PageLockedArray1D<byte>> _inFlight = [];
 
     /// <summary>Bytes rented since the stream last drained.</summary>
-    public long InFlightBytes { get; private set; }
-
-    /// <summary>Page-locked bytes held, free or in flight.</summary>
-    public long Bytes => _free.Sum(b => b.Length) + InFlightBytes;
+    private long InFlightBytes { get; set; }
 
     /// <summary>Whether renting <paramref name="bytes"/> more should wait for the stream first.</summary>
     public bool ShouldDrainBefore(long bytes) => InFlightBytes > 0 && InFlightBytes + bytes > InFlightLimit;
