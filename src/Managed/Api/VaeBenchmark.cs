@@ -39,7 +39,7 @@ public sealed class VaeBenchmark : IDisposable
             var config = QwenImageConfig.QwenImage;
             declared = QwenImageParameters.Enumerate(config);
             _model = new QwenImageModel(backend, config, SeededWeights.Source(DefaultSeed, declared));
-            declared = new QwenImageImageMode(SeededWeights.Source(DefaultSeed, declared), declared).Declared; // what is uploaded
+            declared = new WanWeightView(SeededWeights.Source(DefaultSeed, declared), declared).Declared; // what is uploaded
         }
         else if (family.IsTiny())
         {

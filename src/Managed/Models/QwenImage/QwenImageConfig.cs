@@ -46,6 +46,21 @@ internal sealed record QwenImageConfig
     /// <summary>Pixels per latent element: each level but the last halves the image.</summary>
     public int DownsampleFactor => 1 << (DimMult.Count - 1);
 
+    /// <summary>Frames per chunk of diffusers' <c>_encode</c> after the first frame, whatever the config.</summary>
+    public const int ChunkFrames = 4;
+
+    /// <summary>Frames per latent frame after the first: 2 per temporal level (4 for Wan 2.1).</summary>
+    public int TemporalFactor => 1 << TemporalDownsample.Count(t => t);
+
+    /// <summary>The frames of a <paramref name="frames"/>-frame video that encode uses: the first, then whole chunks (diffusers drops the rest).</summary>
+    public static int UsableFrames(int frames) => frames < 1 ? 0 : 1 + (frames - 1) / ChunkFrames * ChunkFrames;
+
+    /// <summary>Latent frames of a <paramref name="frames"/>-frame video: one for the first frame, then per chunk.</summary>
+    public int LatentFrames(int frames) => frames < 1 ? 0 : 1 + (frames - 1) / ChunkFrames * (ChunkFrames / TemporalFactor);
+
+    /// <summary>Frames decoded from <paramref name="latentFrames"/> latent frames.</summary>
+    public int DecodedFrames(int latentFrames) => latentFrames < 1 ? 0 : 1 + (latentFrames - 1) * TemporalFactor;
+
     /// <summary>Qwen-Image's published VAE.</summary>
     public static QwenImageConfig QwenImage { get; } = new();
 
@@ -66,6 +81,14 @@ internal sealed record QwenImageConfig
     public const int MaxResBlocks = 16;
     public const int MaxLatentChannels = 256;
     public const int MaxImageChannels = 16;
+
+    /// <summary>Checks that a chunk of frames halves evenly on every temporal level, as diffusers' chunking needs.</summary>
+    public void ValidateForVideo()
+    {
+        Validate();
+        if (TemporalFactor > ChunkFrames)
+            throw new ArgumentException($"config: temperal_downsample halves time {TemporalDownsample.Count(t => t)} times; a chunk of {ChunkFrames} frames allows at most 2");
+    }
 
     /// <summary>Checks the invariants the network relies on, naming diffusers' key.</summary>
     public void Validate()

@@ -4,69 +4,73 @@ using NativeVae.Models.Layers;
 namespace NativeVae.Models.QwenImage;
 
 /// <summary>
-/// diffusers: <c>QwenImageDecoder3d</c> on one frame: conv_in, the mid block, up blocks of <c>num_res_blocks + 1</c>
-/// residual blocks whose upsampler (but the last level's) is nearest 2x then a 3x3 conv to half the channels, the
-/// RMS norm, SiLU and conv_out. The next level's residual blocks start from that half.
+/// diffusers: <c>QwenImageDecoder3d</c> / <c>WanDecoder3d</c>, a frame at a time: conv_in, the mid block, up blocks
+/// of <c>num_res_blocks + 1</c> residual blocks whose upsampler (but the last level's) is nearest 2x then a 3x3 conv
+/// to half the channels (and, on temporal levels of a video, doubles the frame rate), the RMS norm, SiLU, conv_out
+/// and the clamp to [-1, 1] of diffusers' _decode. The next level's residual blocks start from that half.
 /// </summary>
 internal sealed class QwenImageDecoder
 {
-    private readonly Conv2d _convIn;
-    private readonly QwenImageMidBlock _midBlock;
-    private readonly (QwenImageResidualBlock[] Resnets, Conv2d? Upsampler)[] _upBlocks;
-    private readonly RmsNorm _normOut;
-    private readonly Conv2d _convOut;
+    private readonly CausalConv3d _convIn;
+    private readonly FrameStages _stages = new();
 
-    public QwenImageDecoder(DeviceParameters p, QwenImageConfig config)
+    /// <param name="frames">read the temporal taps, for video; without, only images can be decoded.</param>
+    public QwenImageDecoder(DeviceParameters p, QwenImageConfig config, bool frames)
     {
         var dims = config.DecoderDims;
-        _convIn = new Conv2d(p, "decoder.conv_in", Conv2dSpec.Same);
-        _midBlock = new QwenImageMidBlock(p, "decoder.mid_block", dims[0]);
-        _upBlocks = new (QwenImageResidualBlock[], Conv2d?)[config.DimMult.Count];
-        for (int i = 0; i < _upBlocks.Length; i++)
+        _convIn = new CausalConv3d(p, "decoder.conv_in", Conv2dSpec.Same, frames);
+        var midBlock = new QwenImageMidBlock(p, "decoder.mid_block", dims[0], frames);
+        _stages.Add("decoder.mid_block", (ops, x, state) => midBlock.Forward(ops, x, state, ownsInput: true));
+        int levels = config.DimMult.Count;
+        for (int i = 0; i < levels; i++)
         {
             int inDim = i > 0 ? dims[i] / 2 : dims[i], outDim = dims[i + 1];
             var resnets = new QwenImageResidualBlock[config.NumResBlocks + 1];
             for (int j = 0; j < resnets.Length; j++)
             {
-                resnets[j] = new QwenImageResidualBlock(p, $"decoder.up_blocks.{i}.resnets.{j}", inDim, outDim);
+                resnets[j] = new QwenImageResidualBlock(p, $"decoder.up_blocks.{i}.resnets.{j}", inDim, outDim, frames);
                 inDim = outDim;
             }
-            var upsampler = i < _upBlocks.Length - 1
-                ? new Conv2d(p, $"decoder.up_blocks.{i}.upsamplers.0.resample.1", Conv2dSpec.UpsampleSame)
-                : null;
-            _upBlocks[i] = (resnets, upsampler);
+            bool upsamples = i < levels - 1;
+            _stages.Add(upsamples ? null : $"decoder.up_blocks.{i}", (ops, x, state) =>
+            {
+                foreach (var resnet in resnets) x = resnet.Forward(ops, x, state, ownsInput: true);
+                return x;
+            });
+            if (!upsamples) continue;
+            var upsampler = QwenImageResample.Up(p, $"decoder.up_blocks.{i}.upsamplers.0", config.TemporalUpsample[i], frames);
+            _stages.Add($"decoder.up_blocks.{i}", upsampler.Forward);
         }
-        _normOut = new RmsNorm(p, "decoder.norm_out");
-        _convOut = new Conv2d(p, "decoder.conv_out", Conv2dSpec.Same);
+        var normOut = new RmsNorm(p, "decoder.norm_out");
+        var convOut = new CausalConv3d(p, "decoder.conv_out", Conv2dSpec.Same, frames);
+        _stages.Add("decoder.conv_out", (ops, x, state) =>
+        {
+            using (x)
+            using (var normed = normOut.Forward(ops, x, silu: true))
+                return convOut.Forward(ops, normed, state);
+        });
+        _stages.Add("sample", (ops, x, _) =>
+        {
+            using (x) return ops.Unary(UnaryOp.ClampUnit, x);
+        });
     }
 
     /// <summary>[N, z, h, w] (after post_quant_conv) to the image [N, 3, h*f, w*f], clamped to [-1, 1] as diffusers' _decode.</summary>
-    public Tensor Forward(IBackend ops, Tensor z, BlockObserver? observe)
+    public Tensor Forward(IBackend ops, Tensor z, BlockObserver? observe) =>
+        _stages.Single(ops, ConvIn(ops, z, state: null, observe), observe);
+
+    /// <summary>
+    /// One latent frame [N, z, h, w] (after post_quant_conv) through the decoder with the pass's
+    /// <paramref name="state"/>; <paramref name="emit"/> takes each clamped frame [N, 3, H, W] it makes (1 for the
+    /// first latent frame, 4 for each later one with Wan's two temporal levels).
+    /// </summary>
+    public void Forward(IBackend ops, Tensor z, CausalFrames state, Action<Tensor> emit) =>
+        _stages.Push(ops, ConvIn(ops, z, state, observe: null), state, observe: null, emit);
+
+    private Tensor ConvIn(IBackend ops, Tensor z, CausalFrames? state, BlockObserver? observe)
     {
-        Tensor h = _convIn.Forward(ops, z);
-        try
-        {
-            observe?.Invoke("decoder.conv_in", h);
-            h = _midBlock.Forward(ops, h, ownsInput: true);
-            observe?.Invoke("decoder.mid_block", h);
-            for (int i = 0; i < _upBlocks.Length; i++)
-            {
-                var (resnets, upsampler) = _upBlocks[i];
-                foreach (var resnet in resnets) h = resnet.Forward(ops, h, ownsInput: true);
-                if (upsampler is not null) h = QwenImageEncoder.Step(h, upsampler.Forward(ops, h));
-                observe?.Invoke($"decoder.up_blocks.{i}", h);
-            }
-            using (var normed = _normOut.Forward(ops, h, silu: true))
-                h = QwenImageEncoder.Step(h, _convOut.Forward(ops, normed));
-            observe?.Invoke("decoder.conv_out", h);
-            h = QwenImageEncoder.Step(h, ops.Unary(UnaryOp.ClampUnit, h));
-            observe?.Invoke("sample", h);
-            return h;
-        }
-        catch
-        {
-            h.Dispose();
-            throw;
-        }
+        var h = _convIn.Forward(ops, z, state);
+        observe?.Invoke("decoder.conv_in", h);
+        return h;
     }
 }

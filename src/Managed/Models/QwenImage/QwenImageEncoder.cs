@@ -4,64 +4,62 @@ using NativeVae.Models.Layers;
 namespace NativeVae.Models.QwenImage;
 
 /// <summary>
-/// diffusers: <c>QwenImageEncoder3d</c> on one frame. <c>down_blocks</c> is one flat list: per level its residual
-/// blocks, then (but for the last level) a resample, whose 2D conv pads right and bottom by one and strides 2.
+/// diffusers: <c>QwenImageEncoder3d</c> / <c>WanEncoder3d</c>, a frame at a time. <c>down_blocks</c> is one flat
+/// list: per level its residual blocks, then (but for the last level) a resample whose 2D conv pads right and bottom
+/// by one and strides 2 (and, on temporal levels of a video, halves the frame rate).
 /// </summary>
 internal sealed class QwenImageEncoder
 {
-    private readonly Conv2d _convIn;
-    private readonly List<(string Name, Func<IBackend, Tensor, Tensor> Run)> _downBlocks = [];
-    private readonly QwenImageMidBlock _midBlock;
-    private readonly RmsNorm _normOut;
-    private readonly Conv2d _convOut;
+    private readonly CausalConv3d _convIn;
+    private readonly FrameStages _stages = new();
 
-    public QwenImageEncoder(DeviceParameters p, QwenImageConfig config)
+    /// <param name="frames">read the temporal taps, for video; without, only images can be encoded.</param>
+    public QwenImageEncoder(DeviceParameters p, QwenImageConfig config, bool frames)
     {
         var dims = config.EncoderDims;
-        _convIn = new Conv2d(p, "encoder.conv_in", Conv2dSpec.Same);
+        _convIn = new CausalConv3d(p, "encoder.conv_in", Conv2dSpec.Same, frames);
         int k = 0;
         for (int i = 0; i < config.DimMult.Count; i++)
         {
             int inDim = dims[i], outDim = dims[i + 1];
             for (int j = 0; j < config.NumResBlocks; j++)
             {
-                var block = new QwenImageResidualBlock(p, $"encoder.down_blocks.{k}", inDim, outDim);
-                _downBlocks.Add(($"encoder.down_blocks.{k++}", (ops, x) => block.Forward(ops, x, ownsInput: true)));
+                var block = new QwenImageResidualBlock(p, $"encoder.down_blocks.{k}", inDim, outDim, frames);
+                _stages.Add($"encoder.down_blocks.{k++}", (ops, x, state) => block.Forward(ops, x, state, ownsInput: true));
                 inDim = outDim;
             }
             if (i == config.DimMult.Count - 1) continue;
-            var resample = new Conv2d(p, $"encoder.down_blocks.{k}.resample.1", Conv2dSpec.DownsampleAsymmetric);
-            _downBlocks.Add(($"encoder.down_blocks.{k++}", (ops, x) => Step(x, resample.Forward(ops, x))));
+            var resample = QwenImageResample.Down(p, $"encoder.down_blocks.{k}", config.TemporalDownsample[i], frames);
+            _stages.Add($"encoder.down_blocks.{k++}", resample.Forward);
         }
-        _midBlock = new QwenImageMidBlock(p, "encoder.mid_block", dims[^1]);
-        _normOut = new RmsNorm(p, "encoder.norm_out");
-        _convOut = new Conv2d(p, "encoder.conv_out", Conv2dSpec.Same);
+        var midBlock = new QwenImageMidBlock(p, "encoder.mid_block", dims[^1], frames);
+        _stages.Add("encoder.mid_block", (ops, x, state) => midBlock.Forward(ops, x, state, ownsInput: true));
+        var normOut = new RmsNorm(p, "encoder.norm_out");
+        var convOut = new CausalConv3d(p, "encoder.conv_out", Conv2dSpec.Same, frames);
+        _stages.Add("encoder.conv_out", (ops, x, state) =>
+        {
+            using (x)
+            using (var normed = normOut.Forward(ops, x, silu: true))
+                return convOut.Forward(ops, normed, state);
+        });
     }
 
     /// <summary>Image [N, 3, H, W] in [-1, 1] to [N, 2z, H/f, W/f] (before quant_conv).</summary>
-    public Tensor Forward(IBackend ops, Tensor image, BlockObserver? observe)
+    public Tensor Forward(IBackend ops, Tensor image, BlockObserver? observe) =>
+        _stages.Single(ops, ConvIn(ops, image, state: null, observe), observe);
+
+    /// <summary>
+    /// One video frame [N, 3, H, W] through the encoder with the pass's <paramref name="state"/>;
+    /// <paramref name="emit"/> takes each [N, 2z, h, w] it completes (one per chunk of frames).
+    /// </summary>
+    public void Forward(IBackend ops, Tensor frame, CausalFrames state, Action<Tensor> emit) =>
+        _stages.Push(ops, ConvIn(ops, frame, state, observe: null), state, observe: null, emit);
+
+    private Tensor ConvIn(IBackend ops, Tensor x, CausalFrames? state, BlockObserver? observe)
     {
-        Tensor h = _convIn.Forward(ops, image);
-        try
-        {
-            observe?.Invoke("encoder.conv_in", h);
-            foreach (var (name, run) in _downBlocks)
-            {
-                h = run(ops, h);
-                observe?.Invoke(name, h);
-            }
-            h = _midBlock.Forward(ops, h, ownsInput: true);
-            observe?.Invoke("encoder.mid_block", h);
-            using (var normed = _normOut.Forward(ops, h, silu: true))
-                h = Step(h, _convOut.Forward(ops, normed));
-            observe?.Invoke("encoder.conv_out", h);
-            return h;
-        }
-        catch
-        {
-            h.Dispose();   // a block that failed already disposed its input: no-op
-            throw;
-        }
+        var h = _convIn.Forward(ops, x, state);
+        observe?.Invoke("encoder.conv_in", h);
+        return h;
     }
 
     /// <summary>Releases the previous activation and moves on to the next.</summary>

@@ -4,7 +4,7 @@ namespace NativeVae.Models.QwenImage;
 /// Every parameter of diffusers' <c>AutoencoderKLQwenImage</c> for a config: its diffusers name and shape, the causal
 /// 3D convs as 5-D <c>[out, in, t, h, w]</c> weights and the norms' gammas as <c>[C, 1, 1(, 1)]</c>, exactly as a
 /// diffusers state dict holds them. The time-only convs of the temporal resamples are listed too: a file has them,
-/// though one frame never reaches them (<see cref="QwenImageImageMode"/>).
+/// though one frame never reaches them (<see cref="WanWeightView"/>).
 /// </summary>
 internal static class QwenImageParameters
 {
