@@ -5,6 +5,7 @@ using NativeVae.Oracle.AutoencoderKl;
 using NativeVae.Oracle.Ops;
 using NativeVae.Oracle.Taef2;
 using NativeVae.Oracle.QwenImage;
+using NativeVae.Oracle.Wan;
 using NativeVae.Oracle.Tiling;
 using NativeVae.Weights;
 using NativeVae.Formats;
@@ -53,6 +54,7 @@ if (groups.Contains("models"))
     builders.Add(() => AutoencoderKlFixtures.Build(Seed));
     builders.Add(() => Flux2Fixtures.Build(Seed));
     builders.Add(() => QwenImageFixtures.Build(Seed));
+    builders.Add(() => WanVideoFixtures.Build(Seed));
     builders.Add(() => AutoencoderKlBlendFixtures.Build(Seed));
 }
 if (groups.Contains("taef2")) builders.Add(() => [Taef2Fixtures.Build(sharedDir), Taef2BlendFixtures.Build(sharedDir)]);

@@ -89,13 +89,13 @@ internal static class QwenImageFixtures
     }
 
     /// <summary>The config as diffusers' AutoencoderKLQwenImage config.json spells it.</summary>
-    private static string DiffusersConfigJson(QwenImageConfig config)
+    internal static string DiffusersConfigJson(QwenImageConfig config, string className = "AutoencoderKLQwenImage")
     {
         using var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer))
         {
             json.WriteStartObject();
-            json.WriteString("_class_name", "AutoencoderKLQwenImage");
+            json.WriteString("_class_name", className);
             json.WriteStartArray("attn_scales");
             json.WriteEndArray();
             json.WriteNumber("base_dim", config.BaseDim);

@@ -101,7 +101,7 @@ internal sealed class QwenImageOracle(QwenImageConfig config, CheckedWeights wei
     }
 
     // QwenImageAttentionBlock: per frame, RMS norm (gamma [C, 1, 1]), fused to_qkv, one head, proj, + identity.
-    private Tensor Attention(Tensor x, string prefix, int dim)
+    internal Tensor Attention(Tensor x, string prefix, int dim)
     {
         long b = x.shape[0], t = x.shape[2], height = x.shape[3], width = x.shape[4];
         var frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, dim, height, width);
@@ -116,7 +116,7 @@ internal sealed class QwenImageOracle(QwenImageConfig config, CheckedWeights wei
     }
 
     // QwenImageRMS_norm: F.normalize over channels, * dim ** 0.5 * gamma (no bias).
-    private Tensor RmsNorm(Tensor x, string prefix, int dim, bool images)
+    internal Tensor RmsNorm(Tensor x, string prefix, int dim, bool images)
     {
         var gamma = images ? weights.Get(prefix + ".gamma", dim, 1, 1) : weights.Get(prefix + ".gamma", dim, 1, 1, 1);
         return F.normalize(x, dim: 1) * Math.Sqrt(dim) * gamma;
@@ -131,10 +131,10 @@ internal sealed class QwenImageOracle(QwenImageConfig config, CheckedWeights wei
         return F.conv3d(F.pad(x, [p, p, p, p, 2 * p, 0]), weight, bias);
     }
 
-    private Tensor Weight2d(string prefix, int inDim, int outDim) => weights.Get(prefix + ".weight", outDim, inDim, Kernel, Kernel);
+    internal Tensor Weight2d(string prefix, int inDim, int outDim) => weights.Get(prefix + ".weight", outDim, inDim, Kernel, Kernel);
 
     /// <summary>A 2D op on each frame: <c>[B, C, T, H, W]</c> through <c>[B*T, C, H, W]</c> and back.</summary>
-    private static Tensor PerFrame(Tensor x, Func<Tensor, Tensor> op)
+    internal static Tensor PerFrame(Tensor x, Func<Tensor, Tensor> op)
     {
         long b = x.shape[0], c = x.shape[1], t = x.shape[2];
         var y = op(x.permute(0, 2, 1, 3, 4).reshape(b * t, c, x.shape[3], x.shape[4]));
