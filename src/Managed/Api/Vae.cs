@@ -64,7 +64,7 @@ public sealed class Vae : IVae
             if (loaded.QwenConfig is { } qwen)
             {
                 // Each half uploads on its first use; the file closes after the second.
-                model = new QwenImageModel(backend, qwen, loaded.Weights, weightsOwner: loaded);
+                model = new QwenImageModel(backend, qwen, loaded.Weights, weightsOwner: loaded, frames: loaded.Family.IsVideo());
             }
             else if (loaded.KlConfig is { } kl)
             {
@@ -273,6 +273,88 @@ public sealed class Vae : IVae
         InputChecks.RequireFinite(latents, "latents");
         var z = LatentForms.ToRaw(latents, options, LatentChannels, DownsampleFactor, _normalization, Family.Name(), _model.HasFrameAxis);
         return Task.Run(() => Locked(() => _pipeline.Decode(z, options, _options.MemoryLimitBytes, cancellation)), cancellation);
+    }
+
+    // ---- video --------------------------------------------------------------------------------------------------
+
+    /// <summary>True for a video family (wan): <see cref="EncodeVideo"/> and <see cref="DecodeVideo"/> take its videos.</summary>
+    public bool IsVideo => _model is IVideoVaeModel && Family.IsVideo();
+
+    /// <summary>
+    /// Encodes a video <c>[N, 3, T, H, W]</c> in [-1, 1] (sides multiples of <see cref="DownsampleFactor"/>) to its
+    /// latent <c>[N, C, 1 + (T - 1) / 4, H/8, W/8]</c>, as diffusers' AutoencoderKLWan: the first frame alone, then
+    /// chunks of 4. T must be 1 + 4k unless <see cref="EncodeOptions.DropTrailingFrames"/>. Frames stream through the
+    /// model one at a time, so memory does not grow with T. Untiled.
+    /// </summary>
+    /// <exception cref="ArgumentException">not a video family, another shape, frames that would be dropped, sides not multiples of the factor, non-finite values, or tiling asked for.</exception>
+    public HostTensor<float> EncodeVideo(HostTensor<float> video, EncodeOptions? options = null) =>
+        EncodeVideoAsync(video, options).GetAwaiter().GetResult();
+
+    /// <inheritdoc cref="EncodeVideo"/>
+    public Task<HostTensor<float>> EncodeVideoAsync(HostTensor<float> video, EncodeOptions? options = null, CancellationToken cancellation = default)
+    {
+        ArgumentNullException.ThrowIfNull(video);
+        options ??= new();
+        var model = VideoModel("video");
+        var s = video.Shape;
+        if (s.Rank != VideoFrames.Rank || s[1] != OpShapes.RgbChannels)
+            throw new ArgumentException($"video must be [N, 3, T, H, W], got {s}");
+        RequireVideoSides(s, "video", 1);
+        int frames = s[VideoFrames.FrameAxis], used = model.UsableFrames(frames);
+        if (used != frames && !options.DropTrailingFrames)
+            throw new ArgumentException(
+                $"video {s} has {frames} frames; {Family.Name()} encodes 1 + {QwenImageConfig.ChunkFrames}k, so the last {frames - used} would be dropped " +
+                $"(as diffusers drops them): give {used} or {used + QwenImageConfig.ChunkFrames} frames, or set EncodeOptions.DropTrailingFrames");
+        if (options.Form != LatentForm.Raw) throw new ArgumentException($"EncodeOptions.Form {options.Form}: video latents are raw only");
+        RequireUntiled(options.Tiling, "EncodeOptions");
+        InputChecks.RequireFinite(video, "video");
+        return Task.Run(() => Locked(() => new VideoPipeline(model).Encode(video, options, cancellation)), cancellation);
+    }
+
+    /// <summary>
+    /// Decodes a video latent <c>[N, C, T', h, w]</c> to the video <c>[N, 3, 1 + 4(T' - 1), h*8, w*8]</c> in [-1, 1]
+    /// (clamped, as diffusers' _decode), computing <c>latents / scaling_factor + shift_factor</c> first when given.
+    /// One latent frame at a time; untiled.
+    /// </summary>
+    /// <exception cref="ArgumentException">not a video family, another shape, non-finite values, frames over the pixel limit, or tiling asked for.</exception>
+    public HostTensor<float> DecodeVideo(HostTensor<float> latents, DecodeOptions? options = null) =>
+        DecodeVideoAsync(latents, options).GetAwaiter().GetResult();
+
+    /// <inheritdoc cref="DecodeVideo"/>
+    public Task<HostTensor<float>> DecodeVideoAsync(HostTensor<float> latents, DecodeOptions? options = null, CancellationToken cancellation = default)
+    {
+        ArgumentNullException.ThrowIfNull(latents);
+        options ??= new();
+        var model = VideoModel("video latents");
+        var s = latents.Shape;
+        if (s.Rank != VideoFrames.Rank || s[1] != LatentChannels)
+            throw new ArgumentException($"video latents must be [N, {LatentChannels}, T', h, w], got {s}");
+        RequireVideoSides(s, "video latents", DownsampleFactor);
+        RequireUntiled(options.Tiling, "DecodeOptions");
+        InputChecks.RequireFinite(latents, "latents");
+        return Task.Run(() => Locked(() => new VideoPipeline(model).Decode(latents, options, cancellation)), cancellation);
+    }
+
+    private IVideoVaeModel VideoModel(string what) =>
+        IsVideo ? (IVideoVaeModel)_model
+        : throw new ArgumentException($"{what}: {Family.Name()} is an image VAE; video needs a video family (wan)");
+
+    /// <summary>Every dimension at least 1, each frame within the pixel cap, and (for pixels) sides multiples of the factor.</summary>
+    private void RequireVideoSides(TensorShape s, string what, int pixelsPerElement)
+    {
+        for (int axis = 0; axis < s.Rank; axis++)
+            if (s[axis] == 0) throw new ArgumentException($"{what} {s}: dimension {axis} is 0; every dimension must be at least 1");
+        long height = (long)s[3] * pixelsPerElement, width = (long)s[4] * pixelsPerElement;
+        if (height * width > _options.MaxImagePixels)
+            throw new ArgumentException($"{what} {s}: frames of {width}x{height} exceed the limit of {_options.MaxImagePixels} pixels (VaeOptions.MaxImagePixels)");
+        if (pixelsPerElement == 1 && (s[3] % DownsampleFactor != 0 || s[4] % DownsampleFactor != 0))
+            throw new ArgumentException($"{what} {s}: height and width must be multiples of {DownsampleFactor}");
+    }
+
+    private static void RequireUntiled(TilingMode tiling, string options)
+    {
+        if (tiling is not (TilingMode.Auto or TilingMode.None))
+            throw new ArgumentException($"{options}.Tiling {tiling}: video runs untiled (frame by frame) for now");
     }
 
     // ---- planning -----------------------------------------------------------------------------------------------

@@ -72,8 +72,14 @@ public sealed record EncodeOptions
     /// </summary>
     public int? TileSize { get; init; }
 
-    /// <summary>Receives progress (blocks untiled, tiles under blend tiling); null reports nothing.</summary>
+    /// <summary>Receives progress (blocks untiled, tiles under blend tiling, frames of a video); null reports nothing.</summary>
     public IProgress<VaeProgress>? Progress { get; init; }
+
+    /// <summary>
+    /// Video: encode the frames up to the last whole chunk and drop the rest, as diffusers does silently (a Wan video
+    /// has 1 + 4k frames). False (the default) refuses such a video, saying how many frames would be dropped.
+    /// </summary>
+    public bool DropTrailingFrames { get; init; }
 }
 
 /// <summary>What a decode returns.</summary>

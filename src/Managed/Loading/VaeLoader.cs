@@ -152,7 +152,7 @@ internal static class VaeLoader
             if (TaesdNaming.IsDiffusersTiny(names)) return TinyFromArchives(path, [archive], IdentityMap(archive), null, options);
             string prefix = VaePrefix.Detect(names);
             if (WanNaming.IsWanVae(names.Where(n => n.StartsWith(prefix, StringComparison.Ordinal)).Select(n => n[prefix.Length..])))
-                return QwenFromArchive(path, archive, null, options);
+                return QwenFromArchive(path, archive, null, options, WanFamilyOf(path, options));
             return KlFromArchive(path, archive, null, options);
         }
         catch
@@ -181,10 +181,12 @@ internal static class VaeLoader
             if (className == TaesdConfigJson.ClassName)
                 return TinyFromArchives(path, [archive], IdentityMap(archive), TaesdConfigJson.Parse(json, configOrigin), options);
             if (className == QwenImageConfigJson.ClassName)
-                return QwenFromArchive(path, archive, QwenImageConfigJson.Parse(json, configOrigin), options);
+                return QwenFromArchive(path, archive, QwenImageConfigJson.Parse(json, configOrigin), options, ModelFamily.QwenImage);
+            if (className == QwenImageConfigJson.WanClassName)
+                return QwenFromArchive(path, archive, QwenImageConfigJson.Parse(json, configOrigin), options, ModelFamily.Wan);
             if (className is not null && !AutoencoderKlConfigJson.Reads(className))
                 throw new InvalidDataException(
-                    $"{configOrigin}: model class '{className}' is not supported (AutoencoderKL, AutoencoderKLFlux2, AutoencoderKLQwenImage, AutoencoderTiny)");
+                    $"{configOrigin}: model class '{className}' is not supported (AutoencoderKL, AutoencoderKLFlux2, AutoencoderKLQwenImage, AutoencoderKLWan, AutoencoderTiny)");
             var config = AutoencoderKlConfigJson.Parse(json, configOrigin);
             return KlFromArchive(path, archive, config, options, applyFamilyFactors);
         }
@@ -260,17 +262,18 @@ internal static class VaeLoader
     private static void RequireKl(string path, ModelFamily family)
     {
         if (family.IsTiny()) throw new InvalidDataException($"{path}: holds an AutoencoderKL, not a {family.Name()} tiny autoencoder");
-        if (family == ModelFamily.QwenImage) throw new InvalidDataException($"{path}: holds an AutoencoderKL, not a qwenimage (Wan 2.1) VAE");
+        if (family is ModelFamily.QwenImage or ModelFamily.Wan) throw new InvalidDataException($"{path}: holds an AutoencoderKL, not a {family.Name()} (Wan 2.1) VAE");
     }
 
     /// <summary>
     /// An AutoencoderKLQwenImage in diffusers' names or Wan's originals (<see cref="WanNaming"/>), with a prefix or
     /// none; its config from config.json, else read off the tensors (<see cref="QwenImageConfigInference"/>).
     /// </summary>
-    private static LoadedVae QwenFromArchive(string path, ITensorArchive archive, QwenImageConfig? config, VaeLoadOptions options)
+    private static LoadedVae QwenFromArchive(string path, ITensorArchive archive, QwenImageConfig? config, VaeLoadOptions options, ModelFamily family)
     {
-        if (options.Family is { } given && given != ModelFamily.QwenImage)
-            throw new InvalidDataException($"{path}: holds a Qwen-Image (Wan 2.1) VAE, not a {given.Name()} one");
+        if (options.Family is { } given && given is not (ModelFamily.QwenImage or ModelFamily.Wan))
+            throw new InvalidDataException($"{path}: holds a Qwen-Image / Wan 2.1 VAE, not a {given.Name()} one");
+        family = options.Family ?? family;
         string prefix = VaePrefix.Detect(archive.Entries.Keys);
         var locals = archive.Entries.Keys.Where(n => n.StartsWith(prefix, StringComparison.Ordinal)).Select(n => n[prefix.Length..]).ToList();
         bool original = WanNaming.IsOriginal(locals);
@@ -304,8 +307,16 @@ internal static class VaeLoader
         var declared = QwenImageParameters.Enumerate(config);
         var source = new MappedWeightSource(path, [archive], map);
         ParameterCheck.Require(source, declared, refuseUndeclared: true);
-        return new LoadedVae(path, ModelFamily.QwenImage, null, null, declared, source, config);
+        return new LoadedVae(path, family, null, null, declared, source, config);
     }
+
+    /// <summary>
+    /// A bare file of the Wan 2.1 network is Qwen-Image's VAE or Wan's, the same tensors: the family given, else wan
+    /// when the file is named so (ComfyUI's <c>wan_2.1_vae.safetensors</c>), else qwenimage.
+    /// </summary>
+    private static ModelFamily WanFamilyOf(string path, VaeLoadOptions options) =>
+        options.Family is ModelFamily.Wan || (options.Family is null && Path.GetFileName(path).Contains("wan", StringComparison.OrdinalIgnoreCase))
+            ? ModelFamily.Wan : ModelFamily.QwenImage;
 
     /// <summary>A TAESD encoder and/or decoder in taesd.py's bare Sequential names (at least one is given).</summary>
     private static LoadedVae OpenTinyHalves(string? encoderPath, string? decoderPath, VaeLoadOptions options)

@@ -8,8 +8,17 @@ namespace NativeVae.Models;
 /// </summary>
 internal interface IVideoVaeModel : IVaeModel
 {
-    /// <summary>Frames per latent frame after the first (4 for Wan): T frames make <c>1 + (T - 1) / factor</c>.</summary>
+    /// <summary>Frames per latent frame after the first (4 for Wan).</summary>
     int TemporalFactor { get; }
+
+    /// <summary>The frames of a <paramref name="frames"/>-frame video that encode uses (diffusers drops the rest).</summary>
+    int UsableFrames(int frames);
+
+    /// <summary>Latent frames of a <paramref name="frames"/>-frame video.</summary>
+    int LatentFrames(int frames);
+
+    /// <summary>Frames decoded from <paramref name="latentFrames"/> latent frames.</summary>
+    int DecodedFrames(int latentFrames);
 
     /// <summary>
     /// Encodes <paramref name="frames"/> frames [N, 3, H, W] in [-1, 1], asked for in order from

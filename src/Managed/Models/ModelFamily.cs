@@ -28,6 +28,12 @@ public enum ModelFamily
     /// </summary>
     QwenImage,
 
+    /// <summary>
+    /// The Wan 2.1 video VAE (AutoencoderKLWan; Wan 2.1 and Wan 2.2 A14B): Qwen-Image's network on video
+    /// <c>[N, 3, T, H, W]</c>, causal in time, 16 latent channels, <c>[N, 16, 1 + (T - 1) / 4, H/8, W/8]</c>.
+    /// </summary>
+    Wan,
+
     /// <summary>TAESD, the tiny autoencoder for the SD latent space.</summary>
     Taesd,
 
@@ -44,7 +50,7 @@ public enum ModelFamily
 /// <summary>Names and kinds of <see cref="ModelFamily"/> values.</summary>
 public static class ModelFamilies
 {
-    /// <summary>The family's command-line and metadata name: sd, sdxl, flux, sd3, flux2, qwenimage, taesd, taesdxl, taef1, taef2.</summary>
+    /// <summary>The family's command-line and metadata name: sd, sdxl, flux, sd3, flux2, qwenimage, wan, taesd, taesdxl, taef1, taef2.</summary>
     public static string Name(this ModelFamily family) => family.ToString().ToLowerInvariant();
 
     /// <summary>True for the TAESD family (the tiny autoencoders), false for AutoencoderKL.</summary>
@@ -52,7 +58,7 @@ public static class ModelFamilies
 
     /// <summary>Channels of the family's latent: 4 (SD, SDXL, TAESD, TAESDXL), 16 (FLUX.1, SD3, Qwen-Image, TAEF1), 32 (FLUX.2, TAEF2).</summary>
     public static int LatentChannels(this ModelFamily family) =>
-        family == ModelFamily.QwenImage ? Models.QwenImage.QwenImageConfig.QwenImage.ZDim
+        family is ModelFamily.QwenImage or ModelFamily.Wan ? Models.QwenImage.QwenImageConfig.QwenImage.ZDim
         : family.IsTiny() ? Models.Taesd.TaesdConfig.For(family).LatentChannels
         : Models.AutoencoderKl.AutoencoderKlConfig.For(family).LatentChannels;
 
@@ -61,19 +67,22 @@ public static class ModelFamilies
     /// null for FLUX.2 and Qwen-Image, whose pipelines normalise with statistics instead.
     /// </summary>
     public static float? PublishedScalingFactor(this ModelFamily family) =>
-        family is ModelFamily.Flux2 or ModelFamily.QwenImage ? null
+        family is ModelFamily.Flux2 or ModelFamily.QwenImage or ModelFamily.Wan ? null
         : family.IsTiny() ? Models.Taesd.TaesdConfig.For(family).ScalingFactor
         : Models.AutoencoderKl.AutoencoderKlConfig.For(family).ScalingFactor;
 
     /// <summary>The shift factor the family publishes (FLUX.1 0.1159, SD3 0.0609), or null where it has none.</summary>
     public static float? PublishedShiftFactor(this ModelFamily family)
     {
-        if (family == ModelFamily.QwenImage) return null;
+        if (family is ModelFamily.QwenImage or ModelFamily.Wan) return null;
         if (!family.IsTiny()) return Models.AutoencoderKl.AutoencoderKlConfig.For(family).ShiftFactor;
         float shift = Models.Taesd.TaesdConfig.For(family).ShiftFactor;
         return shift == 0 ? null : shift;
     }
 
+
+    /// <summary>True for the video families, whose tensors have a frame axis: wan.</summary>
+    public static bool IsVideo(this ModelFamily family) => family == ModelFamily.Wan;
 
     /// <summary>Parses a family name (case-insensitive).</summary>
     /// <exception cref="ArgumentException">an unknown name; the message lists the known ones.</exception>

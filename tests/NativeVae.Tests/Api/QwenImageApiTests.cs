@@ -18,17 +18,18 @@ public partial class QwenImageApiTests
 
     private static QwenImageConfig SmallConfig(SafeTensorsFile fixture) => QwenImageConfigJson.Parse(fixture.Metadata["config"], "fixture config");
 
-    private static List<(string Name, TensorShape Shape, float[] Values)> Diffusers(QwenImageConfig config)
+    internal static List<(string Name, TensorShape Shape, float[] Values)> Diffusers(QwenImageConfig config)
     {
         var parameters = QwenImageParameters.Enumerate(config);
         var values = SeededWeights.Generate(SeededWeights.DefaultSeed, parameters);
         return parameters.Select(p => (p.Name, p.Shape, values[p.Name])).ToList();
     }
 
-    private static string DiffusersFolder(QwenImageConfig config)
+    /// <param name="configJson">the config.json to write; null: the config's own, as AutoencoderKLQwenImage.</param>
+    internal static string DiffusersFolder(QwenImageConfig config, string? configJson = null)
     {
         string folder = TempFolder();
-        File.WriteAllText(Path.Combine(folder, "config.json"), QwenImageConfigJson.Serialize(config));
+        File.WriteAllText(Path.Combine(folder, "config.json"), configJson ?? QwenImageConfigJson.Serialize(config));
         WriteSafeTensors(Path.Combine(folder, "diffusion_pytorch_model.safetensors"), Diffusers(config));
         return folder;
     }

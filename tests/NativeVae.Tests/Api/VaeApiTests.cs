@@ -187,7 +187,7 @@ public class VaeApiTests
     {
         using var vae = Create(AutoencoderKlConfig.Small);
         var reports = new List<VaeProgress>();
-        var progress = new SynchronousProgress(reports.Add);
+        var progress = new SynchronousProgress<VaeProgress>(reports.Add);
         vae.Decode(RandomLatents(1, 4, 3, 3), new DecodeOptions { Output = DecodeOutput.FloatTensor, Progress = progress }).Dispose();
         Assert.That(reports, Is.Not.Empty);
         Assert.That(reports[^1].Done, Is.EqualTo(reports[^1].Total));
@@ -206,11 +206,5 @@ public class VaeApiTests
         var expected = vae.Encode(images);
         var results = Enumerable.Range(0, 4).AsParallel().Select(_ => vae.Encode(images)).ToList();
         foreach (var r in results) Assert.That(r.Data, Is.EqualTo(expected.Data));
-    }
-
-    /// <summary>IProgress that reports on the caller's thread (Progress&lt;T&gt; posts to the thread pool).</summary>
-    private sealed class SynchronousProgress(Action<VaeProgress> report) : IProgress<VaeProgress>
-    {
-        public void Report(VaeProgress value) => report(value);
     }
 }

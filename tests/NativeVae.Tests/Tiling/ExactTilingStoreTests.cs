@@ -114,7 +114,7 @@ public class ExactTilingStoreTests
     {
         using var vae = Create();
         int most = 0;
-        using var result = vae.Decode(Latents(), Exact(new SynchronousProgress(_ => most = Math.Max(most, StoreFiles.Open(_folder)))));
+        using var result = vae.Decode(Latents(), Exact(new SynchronousProgress<VaeProgress>(_ => most = Math.Max(most, StoreFiles.Open(_folder)))));
         Assert.That(most, Is.EqualTo(1), "one store file while the call runs");
         Assert.That(StoreFiles.Open(_folder), Is.Zero, "none after it");
         Assert.That(Directory.GetFileSystemEntries(_folder), Is.Empty);
@@ -126,7 +126,7 @@ public class ExactTilingStoreTests
         using var vae = Create();
         using var cancel = new CancellationTokenSource();
         int seen = 0;
-        var progress = new SynchronousProgress(_ =>
+        var progress = new SynchronousProgress<VaeProgress>(_ =>
         {
             seen = StoreFiles.Open(_folder);
             cancel.Cancel();
@@ -143,7 +143,7 @@ public class ExactTilingStoreTests
         // A NaN bias makes the decoded image NaN, which the call refuses after the model has run through the store.
         using var vae = Create(SyntheticVae.SmallWithNaNOutputBias());
         int seen = 0;
-        var progress = new SynchronousProgress(_ => seen = Math.Max(seen, StoreFiles.Open(_folder)));
+        var progress = new SynchronousProgress<VaeProgress>(_ => seen = Math.Max(seen, StoreFiles.Open(_folder)));
         Assert.That(() => vae.Decode(Latents(), Exact(progress)), Throws.TypeOf<InvalidDataException>());
         Assert.That(seen, Is.EqualTo(1), "the store was open during the failed call");
         Assert.That(StoreFiles.Open(_folder), Is.Zero);
@@ -161,15 +161,9 @@ public class ExactTilingStoreTests
             using var vae = Create();
             vae.ExactStoreDirectory = directory;
             int reports = 0;
-            Assert.That(() => vae.Decode(Latents(), Exact(new SynchronousProgress(_ => reports++))), Throws.TypeOf<IOException>()
+            Assert.That(() => vae.Decode(Latents(), Exact(new SynchronousProgress<VaeProgress>(_ => reports++))), Throws.TypeOf<IOException>()
                 .With.Message.Contains($"'{directory}'").And.Message.Contains("activation store"), directory);
             Assert.That(reports, Is.Zero, $"{directory}: refused before any block ran");
         }
-    }
-
-    /// <summary>IProgress that reports on the caller's thread (Progress&lt;T&gt; posts to the thread pool).</summary>
-    private sealed class SynchronousProgress(Action<VaeProgress> report) : IProgress<VaeProgress>
-    {
-        public void Report(VaeProgress value) => report(value);
     }
 }

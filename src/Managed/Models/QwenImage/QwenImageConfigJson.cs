@@ -11,6 +11,9 @@ internal static class QwenImageConfigJson
 {
     public const string ClassName = "AutoencoderKLQwenImage";
 
+    /// <summary>diffusers' Wan VAE class: the same network and keys, plus Wan 2.2's (is_residual, patch_size, decoder_base_dim).</summary>
+    public const string WanClassName = "AutoencoderKLWan";
+
     /// <exception cref="InvalidDataException">not a JSON object, a key of the wrong type, or a config the network cannot have.</exception>
     public static QwenImageConfig Parse(string json, string origin)
     {
@@ -18,6 +21,8 @@ internal static class QwenImageConfigJson
         var defaults = QwenImageConfig.QwenImage;
         if (r.FloatList("attn_scales", []).Count > 0)
             throw new InvalidDataException($"{origin}: config key 'attn_scales' is not empty; the published VAEs have no attention in their down and up blocks, and NativeVae runs none");
+        if (r.Bool("is_residual", false) || r.Int("patch_size", 1) > 1 || r.Int("decoder_base_dim", r.Int("base_dim", defaults.BaseDim)) != r.Int("base_dim", defaults.BaseDim))
+            throw new InvalidDataException($"{origin}: a Wan 2.2 VAE (is_residual, patch_size 2: the TI2V-5B's, family wan22) is not supported yet; Wan 2.1's is (family wan)");
         var config = new QwenImageConfig
         {
             BaseDim = r.Int("base_dim", defaults.BaseDim),

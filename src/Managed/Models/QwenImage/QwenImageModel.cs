@@ -32,7 +32,8 @@ internal sealed class QwenImageModel : IVideoVaeModel
             name => name.StartsWith("encoder.", StringComparison.Ordinal) || name.StartsWith("quant_conv.", StringComparison.Ordinal),
             p => new EncoderHalf(new QwenImageEncoder(p, config, frames), new Conv2d(p, "quant_conv", Conv2dSpec.Pointwise)),
             p => new DecoderHalf(new Conv2d(p, "post_quant_conv", Conv2dSpec.Pointwise), new QwenImageDecoder(p, config, frames)));
-        PipelineNormalization = LatentNormalization.PerLatentChannel(config.LatentsMean, config.LatentsStd);
+        // Qwen-Image's pipeline packs normalised latents; Wan's (video) takes them raw here.
+        PipelineNormalization = frames ? null : LatentNormalization.PerLatentChannel(config.LatentsMean, config.LatentsStd);
     }
 
     public IBackend Backend { get; }
@@ -41,6 +42,12 @@ internal sealed class QwenImageModel : IVideoVaeModel
     public bool Frames { get; }
 
     public int TemporalFactor => Config.TemporalFactor;
+
+    public int UsableFrames(int frames) => QwenImageConfig.UsableFrames(frames);
+
+    public int LatentFrames(int frames) => Config.LatentFrames(frames);
+
+    public int DecodedFrames(int latentFrames) => Config.DecodedFrames(latentFrames);
 
     public QwenImageConfig Config { get; }
 

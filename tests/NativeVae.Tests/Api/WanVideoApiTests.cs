@@ -1,0 +1,135 @@
+using NativeVae.Api;
+using NativeVae.Formats.SafeTensors;
+using NativeVae.Models.QwenImage;
+using NativeVae.Tests.Support;
+
+namespace NativeVae.Tests.Api;
+
+/// <summary>
+/// The Wan 2.1 video VAE through the public API: loaded from a diffusers folder (AutoencoderKLWan), video encode and
+/// decode against the oracle (models/wan_small_t5.safetensors, diffusers' control flow), 16-bit storage, and the
+/// refusals that name what is wrong before any work.
+/// </summary>
+public class WanVideoApiTests
+{
+    private const double MaxAbsError = 1e-4;
+
+    /// <summary>bf16 activations over a dozen layers of the small config: the bound the 16-bit tests use.</summary>
+    private const double Bf16MaxAbsError = 5e-2;
+
+    private static (Vae Vae, SafeTensorsFile Fixture) Load(string fixtureName, DType dtype = DType.F32)
+    {
+        var fixture = SafeTensorsFile.Open(TestPaths.Fixture($"models/{fixtureName}.safetensors"));
+        string json = fixture.Metadata["config"];
+        var config = QwenImageConfigJson.Parse(json, "fixture config");
+        string folder = QwenImageApiTests.DiffusersFolder(config, json);
+        return (Vae.Load(folder, new VaeOptions { Device = DevicePreference.Cpu, DType = dtype }), fixture);
+    }
+
+    private static HostTensor<float> Tensor(SafeTensorsFile fixture, string name) => new(fixture.Get(name).Shape, fixture.ReadFloat32(name));
+
+    [Test]
+    public void AWanFolderLoadsAsTheVideoFamily()
+    {
+        var (vae, fixture) = Load("wan_small_t5");
+        using (vae)
+        using (fixture)
+        {
+            Assert.That(vae.Family, Is.EqualTo(ModelFamily.Wan));
+            Assert.That(vae.IsVideo, Is.True);
+            Assert.That(vae.SupportedLatentForms, Is.EqualTo(new[] { LatentForm.Raw }));
+        }
+    }
+
+    [TestCase(DType.F32, MaxAbsError)]
+    [TestCase(DType.BF16, Bf16MaxAbsError)]
+    public void EncodeVideoIsTheOraclesMode(DType dtype, double bound)
+    {
+        var (vae, fixture) = Load("wan_small_t5", dtype);
+        using (vae)
+        using (fixture)
+        {
+            var moments = Tensor(fixture, "moments");
+            var latent = vae.EncodeVideo(Tensor(fixture, "input.video"));
+            var s = moments.Shape;
+            Assert.That(latent.Shape, Is.EqualTo(new TensorShape(s[0], s[1] / 2, s[2], s[3], s[4])));
+            // The mode: the first half of the moments' channels, per batch item.
+            long half = latent.Data.Length / s[0];
+            var expected = Enumerable.Range(0, s[0]).SelectMany(n => moments.Data.Skip((int)(n * 2 * half)).Take((int)half)).ToArray();
+            NumericAssert.Close(latent.Data, expected, latent.Shape, bound, 0, $"wan_small_t5 EncodeVideo {dtype}");
+        }
+    }
+
+    [TestCase(DType.F32, MaxAbsError)]
+    [TestCase(DType.BF16, Bf16MaxAbsError)]
+    public void DecodeVideoIsTheOraclesSample(DType dtype, double bound)
+    {
+        var (vae, fixture) = Load("wan_small_t5", dtype);
+        using (vae)
+        using (fixture)
+        {
+            var sample = Tensor(fixture, "sample");
+            var progress = new List<VaeProgress>();
+            var video = vae.DecodeVideo(Tensor(fixture, "input.latent"), new DecodeOptions { Progress = new SynchronousProgress<VaeProgress>(progress.Add) });
+            Assert.That(video.Shape, Is.EqualTo(sample.Shape));
+            NumericAssert.Close(video.Data, sample.Data, video.Shape, bound, 0, $"wan_small_t5 DecodeVideo {dtype}");
+            Assert.That(progress.Select(p => p.Done), Is.EqualTo(Enumerable.Range(1, sample.Shape[2])), "one report per decoded frame");
+        }
+    }
+
+    [Test]
+    public void FramesPastTheLastChunkAreRefusedUnlessDroppingIsAskedFor()
+    {
+        var (vae, fixture) = Load("wan_small_t5");
+        using (vae)
+        using (fixture)
+        {
+            var five = Tensor(fixture, "input.video");
+            var s = five.Shape;
+            // Seven frames: the five of the fixture, then two more that a Wan encode cannot use.
+            var seven = new HostTensor<float>(new TensorShape(s[0], s[1], 7, s[3], s[4]));
+            var frame = new float[VideoFrames.FrameShape(s).ElementCount];
+            for (int t = 0; t < 7; t++)
+            {
+                VideoFrames.Read(five, Math.Min(t, 4), frame);
+                VideoFrames.Write(seven, t, frame);
+            }
+            var e = Assert.Throws<ArgumentException>(() => vae.EncodeVideo(seven))!;
+            Assert.That(e.Message, Does.Contain("7 frames").And.Contain("last 2 would be dropped").And.Contain("DropTrailingFrames"));
+            var dropped = vae.EncodeVideo(seven, new EncodeOptions { DropTrailingFrames = true });
+            Assert.That(dropped.Data, Is.EqualTo(vae.EncodeVideo(five).Data), "7 frames with dropping encode as their first 5");
+        }
+    }
+
+    [Test]
+    public void BadVideoInputIsRefusedByName()
+    {
+        var (vae, fixture) = Load("wan_small_t5");
+        using (vae)
+        using (fixture)
+        {
+            Assert.That(Assert.Throws<ArgumentException>(() => vae.EncodeVideo(new HostTensor<float>(new TensorShape(1, 3, 8, 12))))!.Message,
+                Does.Contain("video must be [N, 3, T, H, W]"));
+            Assert.That(Assert.Throws<ArgumentException>(() => vae.EncodeVideo(new HostTensor<float>(new TensorShape(1, 3, 5, 10, 12))))!.Message,
+                Does.Contain("multiples of 4"));
+            Assert.That(Assert.Throws<ArgumentException>(() => vae.DecodeVideo(new HostTensor<float>(new TensorShape(1, 5, 2, 3, 3))))!.Message,
+                Does.Contain("video latents must be [N, 4, T', h, w]"));
+            var nan = new HostTensor<float>(new TensorShape(1, 4, 2, 3, 3));
+            nan.Data[7] = float.NaN;
+            Assert.That(Assert.Throws<ArgumentException>(() => vae.DecodeVideo(nan))!.Message, Does.Contain("NaN"));
+            Assert.That(Assert.Throws<ArgumentException>(() => vae.DecodeVideo(new HostTensor<float>(new TensorShape(1, 4, 2, 3, 3)), new DecodeOptions { Tiling = TilingMode.Exact }))!.Message,
+                Does.Contain("untiled"));
+        }
+    }
+
+    [Test]
+    public void AVideoLatentSentToAnImageFamilyIsRefused()
+    {
+        using var fixture = SafeTensorsFile.Open(TestPaths.Fixture("models/qwenimage_small.safetensors"));
+        var config = QwenImageConfigJson.Parse(fixture.Metadata["config"], "fixture config");
+        using var vae = Vae.Load(QwenImageApiTests.DiffusersFolder(config), new VaeOptions { Device = DevicePreference.Cpu });
+        Assert.That(vae.Family, Is.EqualTo(ModelFamily.QwenImage));
+        var e = Assert.Throws<ArgumentException>(() => vae.DecodeVideo(new HostTensor<float>(new TensorShape(1, 4, 2, 3, 5))))!;
+        Assert.That(e.Message, Does.Contain("qwenimage is an image VAE"));
+    }
+}
