@@ -335,6 +335,9 @@ public sealed class Vae : IVae
         return Task.Run(() => Locked(() => new VideoPipeline(model).Decode(latents, options, cancellation)), cancellation);
     }
 
+    /// <summary>The frames of a <paramref name="frames"/>-frame video that <see cref="EncodeVideo"/> uses: 1 + 4k (a video family only).</summary>
+    public int UsableFrames(int frames) => VideoModel("video").UsableFrames(frames);
+
     private IVideoVaeModel VideoModel(string what) =>
         IsVideo ? (IVideoVaeModel)_model
         : throw new ArgumentException($"{what}: {Family.Name()} is an image VAE; video needs a video family (wan)");

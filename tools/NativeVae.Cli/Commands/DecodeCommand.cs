@@ -13,6 +13,11 @@ internal sealed class DecodeCommand : ICommand
     /// <summary>Rank of packed latents [N, seq, 4C] (FLUX.1, FLUX.2, Qwen-Image), the only ones whose image size must be given.</summary>
     private const int PackedLatentRank = 3;
 
+    /// <summary>Rank of video latents [N, C, T', h, w]; more than one frame decodes to a frame folder.</summary>
+    private const int VideoLatentRank = 5;
+
+    private const int VideoFrameAxis = 2;
+
     public Command Build(TextWriter stdout, TextWriter stderr)
     {
         var latentPath = new Argument<string>("latent.safetensors") { Description = "a safetensors file with a tensor named 'latent'" };
@@ -20,8 +25,8 @@ internal sealed class DecodeCommand : ICommand
         var output = new Option<string>("--output", "-o")
         {
             HelpName = "out.png",
-            Description = "the image to write, .png or .jpg; a batch of N writes out-0.png, ..., out-<N-1>.png instead " +
-                "[default: the latent's name with .png]",
+            Description = "the image to write, .png or .jpg; a batch of N writes out-0.png, ..., out-<N-1>.png instead; a " +
+                "5-D video latent (family wan) writes a folder of frames [default: the latent's name with .png, or _frames]",
         };
         var height = OptionParsers.PositiveInt("--height", "H", "image height in pixels, for packed latents [1, seq, 4C] only (FLUX.1, FLUX.2, Qwen-Image)");
         var width = OptionParsers.PositiveInt("--width", "W", "image width in pixels, for packed latents [1, seq, 4C] only (FLUX.1, FLUX.2, Qwen-Image)");
@@ -34,11 +39,26 @@ internal sealed class DecodeCommand : ICommand
         {
             var openVae = model.Resolve(parse);
             string input = parse.GetValue(latentPath)!;
+            var latentTensor = LatentFile.Read(input, LatentFile.MaxElementsFor(parse.GetValue(model.MaxPixels) ?? ImageFiles.DefaultMaxPixels));
+            if (latentTensor.Shape.Rank == VideoLatentRank && latentTensor.Shape[VideoFrameAxis] > 1)
+            {
+                string folder = parse.GetValue(output) ?? Path.ChangeExtension(input, null) + "_frames";
+                using var videoVae = openVae();
+                var video = VideoCli.RequireVideo(videoVae, input).DecodeVideo(latentTensor, new DecodeOptions
+                {
+                    ScalingFactor = parse.GetValue(model.ScalingFactor),
+                    ShiftFactor = parse.GetValue(model.ShiftFactor),
+                    Tiling = parse.GetValue(model.Tiling) ?? TilingMode.Auto,
+                    Progress = new ProgressBar(stderr, "decode"),
+                });
+                VideoCli.WriteFrames(video, folder, stdout);
+                return ExitCodes.Success;
+            }
             string outputPath = parse.GetValue(output) ?? Path.ChangeExtension(input, ".png");
             if (!ImageFiles.IsOutputImagePath(outputPath))
                 throw new UsageException($"-o/--output '{outputPath}': images are written as .png, .jpg or .jpeg");
             OutputPath.RequireWritable(outputPath);
-            var latent = LatentFile.Read(input, LatentFile.MaxElementsFor(parse.GetValue(model.MaxPixels) ?? ImageFiles.DefaultMaxPixels));
+            var latent = latentTensor;
             int? h = parse.GetValue(height), w = parse.GetValue(width);
             if (latent.Shape.Rank != PackedLatentRank && (h is not null || w is not null))
                 throw new UsageException($"--height/--width apply to packed latents [N, seq, 4C] only; {input} holds a " +

@@ -12,7 +12,8 @@ internal sealed class EncodeCommand : ICommand
 {
     public Command Build(TextWriter stdout, TextWriter stderr)
     {
-        var image = new Argument<string>("image") { Description = "a PNG, JPEG, WebP or BMP file" };
+        var image = new Argument<string>("image") { Description = "a PNG, JPEG, WebP or BMP file, or a folder of video frames (family wan)" };
+        var frames = VideoCli.FramesOption();
         var model = new ModelOptions(remote: true);
         var output = new Option<string>("--output", "-o")
         {
@@ -26,13 +27,13 @@ internal sealed class EncodeCommand : ICommand
             "the model's statistics: FLUX.2's patchified [N, 128, H/16, W/16], packed tokens [N, (H/16)(W/16), 4C] (FLUX.2, " +
             "Qwen-Image) [default: raw]", OptionParsers.LatentForms());
         var command = new Command("encode",
-            "encode an image (PNG, JPEG, WebP, BMP) to a latent safetensors file, with a local --model or on an --endpoint") { image, output, seed, form };
+            "encode an image (PNG, JPEG, WebP, BMP) to a latent safetensors file, with a local --model or on an --endpoint") { image, output, seed, form, frames };
         model.AddTo(command);
         command.SetAction(parse =>
         {
             var openVae = model.Resolve(parse);
             string imagePath = parse.GetValue(image)!;
-            string outputPath = parse.GetValue(output) ?? Path.ChangeExtension(imagePath, ".latent" + LatentFile.Extension);
+            string outputPath = parse.GetValue(output) ?? Path.ChangeExtension(Path.TrimEndingDirectorySeparator(imagePath), ".latent" + LatentFile.Extension);
             if (!outputPath.EndsWith(LatentFile.Extension, StringComparison.OrdinalIgnoreCase))
                 throw new UsageException($"-o/--output '{outputPath}': latents are written as {LatentFile.Extension} files; give a name ending in {LatentFile.Extension}");
             OutputPath.RequireWritable(outputPath);
@@ -47,7 +48,13 @@ internal sealed class EncodeCommand : ICommand
                 Progress = new ProgressBar(stderr, "encode"),
             };
             using var vae = openVae();
-            var latent = vae.EncodeAsync(imagePath, options).GetAwaiter().GetResult();
+            HostTensor<float> latent;
+            if (VideoCli.IsFrameFolder(imagePath))
+            {
+                var video = VideoCli.RequireVideo(vae, imagePath);
+                latent = video.EncodeVideo(VideoCli.ReadFrames(video, imagePath, parse.GetValue(frames), video.MaxImagePixels), options);
+            }
+            else latent = vae.EncodeAsync(imagePath, options).GetAwaiter().GetResult();
             OutputPath.Write(outputPath, () => LatentFile.Write(outputPath, latent));
             stdout.WriteLine($"{outputPath}: latent {latent.Shape}");
             return ExitCodes.Success;

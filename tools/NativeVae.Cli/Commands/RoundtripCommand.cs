@@ -13,14 +13,23 @@ internal sealed class RoundtripCommand : ICommand
 {
     public Command Build(TextWriter stdout, TextWriter stderr)
     {
-        var image = new Argument<string>("image") { Description = "a PNG, JPEG, WebP or BMP file" };
+        var image = new Argument<string>("image") { Description = "a PNG, JPEG, WebP or BMP file, or a folder of video frames (family wan)" };
+        var frames = VideoCli.FramesOption();
         var model = new ModelOptions();
-        var output = new Option<string>("--output", "-o") { HelpName = "out.png", Required = true, Description = "the decoded image to write, .png or .jpg" };
-        var command = new Command("roundtrip", "encode and decode an image, write the result and print its PSNR against the input") { image, output };
+        var output = new Option<string>("--output", "-o") { HelpName = "out.png", Required = true, Description = "the decoded image to write, .png or .jpg; for a frame folder, the folder of decoded frames" };
+        var command = new Command("roundtrip", "encode and decode an image or a video's frames, write the result and print its PSNR against the input") { image, output, frames };
         model.AddTo(command);
         command.SetAction(parse =>
         {
             string outputPath = parse.GetValue(output)!;
+            string inputPath = parse.GetValue(image)!;
+            if (VideoCli.IsFrameFolder(inputPath))
+            {
+                using var videoVae = model.Load(parse);
+                VideoCli.Roundtrip(VideoCli.RequireVideo(videoVae, inputPath), inputPath, outputPath, parse.GetValue(frames),
+                    parse.GetValue(model.MaxPixels) ?? ImageFiles.DefaultMaxPixels, stdout, stderr);
+                return ExitCodes.Success;
+            }
             if (!ImageFiles.IsOutputImagePath(outputPath))
                 throw new UsageException($"-o/--output '{outputPath}': images are written as .png, .jpg or .jpeg");
             OutputPath.RequireWritable(outputPath);

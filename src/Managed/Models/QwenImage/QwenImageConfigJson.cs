@@ -47,9 +47,10 @@ internal static class QwenImageConfigJson
 
     public static string Serialize(QwenImageConfig config) => ToJsonObject(config).ToJsonString();
 
-    public static JsonObject ToJsonObject(QwenImageConfig config) => new()
+    /// <param name="className">AutoencoderKLQwenImage, or AutoencoderKLWan for the video family.</param>
+    public static JsonObject ToJsonObject(QwenImageConfig config, string className = ClassName) => new()
     {
-        ["_class_name"] = ClassName,
+        ["_class_name"] = className,
         ["base_dim"] = config.BaseDim,
         ["z_dim"] = config.ZDim,
         ["dim_mult"] = new JsonArray(config.DimMult.Select(m => (JsonNode?)m).ToArray()),
