@@ -48,6 +48,14 @@ public static class ImageFiles
     public static bool IsOutputImagePath(string path) =>
         Path.GetExtension(path).ToLowerInvariant() is ".png" or ".jpg" or ".jpeg";
 
+    /// <summary>PSNR in dB between two image or video tensors of one shape in [-1, 1] (clamped to it; infinity when equal).</summary>
+    /// <exception cref="ArgumentException">the shapes differ.</exception>
+    public static double Psnr(HostTensor<float> a, HostTensor<float> b)
+    {
+        if (a.Shape != b.Shape) throw new ArgumentException($"PSNR of tensors {a.Shape} and {b.Shape}");
+        return ImageMetrics.Psnr(a.Data, b.Data);
+    }
+
     /// <summary>Peak signal-to-noise ratio in dB over the RGB bytes of two images of one size (infinity when equal).</summary>
     /// <param name="a">One image.</param>
     /// <param name="b">The other, of the same width and height.</param>

@@ -19,8 +19,6 @@ public static class VideoFrameFolder
     /// <summary>The name of frame t in a written folder: frame_00000.png, ...</summary>
     public static string FrameName(int t) => $"frame_{t:D5}.png";
 
-    private const float PixelMax = 255f;
-
     /// <summary>The frame files of <paramref name="folder"/>, sorted by name.</summary>
     /// <exception cref="DirectoryNotFoundException">no such folder.</exception>
     /// <exception cref="InvalidDataException">no frames in it.</exception>
@@ -59,7 +57,7 @@ public static class VideoFrameFolder
                 throw new InvalidDataException(
                     $"{files[t]}: frame {t} is {image.Width}x{image.Height}, but the first, {Path.GetFileName(first)}, is " +
                     $"{video.Shape[4]}x{video.Shape[3]}: every frame of a video must be one size");
-            ToPlanes(ImageInput.ToBytes(image), frame!);
+            PixelConversion.ToPlanes(ImageInput.ToBytes(image), frame!);
             VideoFrames.Write(video, t, frame);
         }
         return video!;
@@ -79,30 +77,12 @@ public static class VideoFrameFolder
         for (int t = 0; t < s[VideoFrames.FrameAxis]; t++)
         {
             VideoFrames.Read(video, t, frame);
-            ToInterleaved(frame, rgb);
+            PixelConversion.ToInterleaved(frame, rgb);
             using var image = ImageOutput.FromBytes(rgb, s[4], s[3]);
             string path = Path.Combine(folder, FrameName(t));
             ImageOutput.Save(image, path);
             paths.Add(path);
         }
         return paths;
-    }
-
-    /// <summary>Interleaved RGB bytes [H, W, 3] to planes [3, H, W] in [-1, 1].</summary>
-    private static void ToPlanes(byte[] rgb, float[] planes)
-    {
-        int pixels = rgb.Length / OpShapes.RgbChannels;
-        for (int i = 0; i < pixels; i++)
-            for (int c = 0; c < OpShapes.RgbChannels; c++)
-                planes[c * pixels + i] = rgb[i * OpShapes.RgbChannels + c] / PixelMax * 2f - 1f;
-    }
-
-    /// <summary>Planes [3, H, W] in [-1, 1] to interleaved RGB bytes, as diffusers' postprocess: (x / 2 + 0.5) clamped, x 255, rounded.</summary>
-    private static void ToInterleaved(float[] planes, byte[] rgb)
-    {
-        int pixels = planes.Length / OpShapes.RgbChannels;
-        for (int i = 0; i < pixels; i++)
-            for (int c = 0; c < OpShapes.RgbChannels; c++)
-                rgb[i * OpShapes.RgbChannels + c] = (byte)MathF.Round(Math.Clamp(planes[c * pixels + i] / 2f + 0.5f, 0f, 1f) * PixelMax);
     }
 }

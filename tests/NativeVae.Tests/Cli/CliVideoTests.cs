@@ -84,4 +84,46 @@ public class CliVideoTests
         Assert.That(code, Is.Not.Zero);
         Assert.That(stderr, Does.Contain("qwenimage is an image VAE"));
     }
+
+    [Test]
+    public void AnMp4RoundTripsToAnMp4WithItsFrameCountSizeAndRate()
+    {
+        VideoFilesTests.RequireFfmpeg();
+        var (model, _) = WanModelAndFrames();
+        string input = Path.Combine(TempFolder(), "in.mp4");
+        VideoFiles.WriteMp4(VideoFilesTests.MovingGradient(5, 12, 20), input, fps: 10);
+        string output = Path.Combine(TempFolder(), "out.mp4");
+        var (code, stdout, stderr) = Run("roundtrip", input, "--model", model, "--device", "cpu", "-o", output);
+        Assert.That(code, Is.Zero, stderr);
+        Assert.That(stdout, Does.Contain("5 frames of 20x12 at 10 fps"));
+        var (frames, width, height, fps) = VideoFiles.Probe(output);
+        Assert.That((frames, width, height), Is.EqualTo((5, 20, 12)), "ffprobe of the MP4 written");
+        Assert.That(fps, Is.EqualTo(10).Within(1e-6), "the input's rate");
+    }
+
+    [Test]
+    public void AVideoLatentDecodesToAnMp4AtTheRateGiven()
+    {
+        VideoFilesTests.RequireFfmpeg();
+        var (model, frames) = WanModelAndFrames();
+        string latent = Path.Combine(TempFolder(), "clip.latent.safetensors");
+        var (code, _, stderr) = Run("encode", frames, "--model", model, "--device", "cpu", "-o", latent);
+        Assert.That(code, Is.Zero, stderr);
+        string output = Path.Combine(TempFolder(), "clip.mp4");
+        (code, _, stderr) = Run("decode", latent, "--model", model, "--device", "cpu", "--fps", "24", "-o", output);
+        Assert.That(code, Is.Zero, stderr);
+        Assert.That(VideoFiles.Probe(output), Is.EqualTo((9, 20, 12, 24.0)));
+    }
+
+    [Test]
+    public void AnMp4FfmpegCannotReadIsRefusedByName()
+    {
+        VideoFilesTests.RequireFfmpeg();
+        var (model, _) = WanModelAndFrames();
+        string input = Path.Combine(TempFolder(), "broken.mp4");
+        File.WriteAllBytes(input, new byte[1000]);
+        var (code, _, stderr) = Run("encode", input, "--model", model, "--device", "cpu", "-o", Path.Combine(TempFolder(), "x.latent.safetensors"));
+        Assert.That(code, Is.Not.Zero);
+        Assert.That(stderr, Does.Contain("broken.mp4").And.Contain("ffmpeg cannot"));
+    }
 }

@@ -26,13 +26,14 @@ internal sealed class DecodeCommand : ICommand
         {
             HelpName = "out.png",
             Description = "the image to write, .png or .jpg; a batch of N writes out-0.png, ..., out-<N-1>.png instead; a " +
-                "5-D video latent (family wan) writes a folder of frames [default: the latent's name with .png, or _frames]",
+                "5-D video latent (family wan) writes an .mp4 or a folder of frames [default: the latent's name with .png, or _frames]",
         };
         var height = OptionParsers.PositiveInt("--height", "H", "image height in pixels, for packed latents [1, seq, 4C] only (FLUX.1, FLUX.2, Qwen-Image)");
         var width = OptionParsers.PositiveInt("--width", "W", "image width in pixels, for packed latents [1, seq, 4C] only (FLUX.1, FLUX.2, Qwen-Image)");
-        var command = new Command("decode", "decode a latent safetensors file to an image, with a local --model or on an --endpoint")
+        var fps = VideoCli.FpsOption($"{VideoFiles.DefaultFps}");
+        var command = new Command("decode", "decode a latent safetensors file to an image (or a video), with a local --model or on an --endpoint")
         {
-            latentPath, output, height, width,
+            latentPath, output, height, width, fps,
         };
         model.AddTo(command);
         command.SetAction(parse =>
@@ -51,7 +52,7 @@ internal sealed class DecodeCommand : ICommand
                     Tiling = parse.GetValue(model.Tiling) ?? TilingMode.Auto,
                     Progress = new ProgressBar(stderr, "decode"),
                 });
-                VideoCli.WriteFrames(video, folder, stdout);
+                VideoCli.WriteFrames(video, folder, parse.GetValue(fps) ?? VideoFiles.DefaultFps, stdout);
                 return ExitCodes.Success;
             }
             string outputPath = parse.GetValue(output) ?? Path.ChangeExtension(input, ".png");

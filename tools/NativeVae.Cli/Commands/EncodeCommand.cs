@@ -12,7 +12,7 @@ internal sealed class EncodeCommand : ICommand
 {
     public Command Build(TextWriter stdout, TextWriter stderr)
     {
-        var image = new Argument<string>("image") { Description = "a PNG, JPEG, WebP or BMP file, or a folder of video frames (family wan)" };
+        var image = new Argument<string>("image") { Description = "a PNG, JPEG, WebP or BMP file; or a video (family wan): a folder of frames or a video file (.mp4, .mkv, .mov, .webm, .avi; needs ffmpeg)" };
         var frames = VideoCli.FramesOption();
         var model = new ModelOptions(remote: true);
         var output = new Option<string>("--output", "-o")
@@ -49,10 +49,10 @@ internal sealed class EncodeCommand : ICommand
             };
             using var vae = openVae();
             HostTensor<float> latent;
-            if (VideoCli.IsFrameFolder(imagePath))
+            if (VideoCli.IsVideo(imagePath))
             {
                 var video = VideoCli.RequireVideo(vae, imagePath);
-                latent = video.EncodeVideo(VideoCli.ReadFrames(video, imagePath, parse.GetValue(frames), video.MaxImagePixels), options);
+                latent = video.EncodeVideo(VideoCli.ReadFrames(video, imagePath, parse.GetValue(frames), video.MaxImagePixels).Video, options);
             }
             else latent = vae.EncodeAsync(imagePath, options).GetAwaiter().GetResult();
             OutputPath.Write(outputPath, () => LatentFile.Write(outputPath, latent));

@@ -32,6 +32,11 @@ internal static class OptionParsers
         Parsed<float>(name, helpName, description, "is not a number",
             text => float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out float v) && float.IsFinite(v) ? v : null);
 
+    /// <summary>A positive finite number option (a frame rate).</summary>
+    public static Option<double?> PositiveDouble(string name, string helpName, string description) =>
+        Parsed<double>(name, helpName, description, "must be a positive number",
+            text => double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && double.IsFinite(v) && v > 0 ? v : null);
+
     /// <summary>An absolute http or https URL option.</summary>
     public static Option<Uri> HttpUrl(string name, string helpName, string description)
     {

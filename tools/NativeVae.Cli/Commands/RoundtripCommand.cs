@@ -13,20 +13,21 @@ internal sealed class RoundtripCommand : ICommand
 {
     public Command Build(TextWriter stdout, TextWriter stderr)
     {
-        var image = new Argument<string>("image") { Description = "a PNG, JPEG, WebP or BMP file, or a folder of video frames (family wan)" };
+        var image = new Argument<string>("image") { Description = "a PNG, JPEG, WebP or BMP file; or a video (family wan): a folder of frames or a video file (.mp4, .mkv, .mov, .webm, .avi; needs ffmpeg)" };
         var frames = VideoCli.FramesOption();
+        var fps = VideoCli.FpsOption("the input file's, else 16");
         var model = new ModelOptions();
-        var output = new Option<string>("--output", "-o") { HelpName = "out.png", Required = true, Description = "the decoded image to write, .png or .jpg; for a frame folder, the folder of decoded frames" };
-        var command = new Command("roundtrip", "encode and decode an image or a video's frames, write the result and print its PSNR against the input") { image, output, frames };
+        var output = new Option<string>("--output", "-o") { HelpName = "out.png", Required = true, Description = "the decoded image to write, .png or .jpg; for a video, an .mp4 or a folder of frames" };
+        var command = new Command("roundtrip", "encode and decode an image or a video's frames, write the result and print its PSNR against the input") { image, output, frames, fps };
         model.AddTo(command);
         command.SetAction(parse =>
         {
             string outputPath = parse.GetValue(output)!;
             string inputPath = parse.GetValue(image)!;
-            if (VideoCli.IsFrameFolder(inputPath))
+            if (VideoCli.IsVideo(inputPath))
             {
                 using var videoVae = model.Load(parse);
-                VideoCli.Roundtrip(VideoCli.RequireVideo(videoVae, inputPath), inputPath, outputPath, parse.GetValue(frames),
+                VideoCli.Roundtrip(VideoCli.RequireVideo(videoVae, inputPath), inputPath, outputPath, parse.GetValue(frames), parse.GetValue(fps),
                     parse.GetValue(model.MaxPixels) ?? ImageFiles.DefaultMaxPixels, stdout, stderr);
                 return ExitCodes.Success;
             }

@@ -13,8 +13,15 @@ internal static class VideoCli
     public static System.CommandLine.Option<int?> FramesOption() =>
         OptionParsers.PositiveInt("--frames", "N", "video: use the first N frames of the frame folder (Wan encodes 1 + 4k) [default: all]");
 
-    /// <summary>True when <paramref name="input"/> names a frame folder rather than an image file.</summary>
-    public static bool IsFrameFolder(string input) => Directory.Exists(input);
+    /// <summary>The --fps option: the frame rate of an MP4 written.</summary>
+    public static System.CommandLine.Option<double?> FpsOption(string defaultText) =>
+        OptionParsers.PositiveDouble("--fps", "F", $"video: frames per second of the .mp4 written [default: {defaultText}]");
+
+    /// <summary>True when <paramref name="input"/> names a video (a frame folder or a video file) rather than an image file.</summary>
+    public static bool IsVideo(string input) => Directory.Exists(input) || VideoFiles.IsVideoFile(input);
+
+    /// <summary>True when <paramref name="output"/> names an MP4 to write rather than a frame folder.</summary>
+    public static bool IsMp4(string output) => Path.GetExtension(output).Equals(".mp4", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>The local video model, or a usage error naming why not.</summary>
     public static Vae RequireVideo(IVae vae, string input)
@@ -24,53 +31,66 @@ internal static class VideoCli
         throw new UsageException($"{input}: a video (frame folder or 5-D latent) needs a local video model (--family wan); {what}");
     }
 
-    /// <summary>The folder's frames, the first <paramref name="frames"/> when given, refused unless the model uses them all.</summary>
-    public static HostTensor<float> ReadFrames(Vae vae, string folder, int? frames, long maxPixels)
+    /// <summary>
+    /// The frames of a folder or video file (the first <paramref name="frames"/> when given) and the file's frame rate
+    /// (null for a folder), refused unless the model uses them all.
+    /// </summary>
+    public static (HostTensor<float> Video, double? Fps) ReadFrames(Vae vae, string input, int? frames, long maxPixels)
     {
-        int available = VideoFrameFolder.Files(folder).Count;
-        if (frames > available) throw new UsageException($"--frames {frames}: {folder} holds {available} frames");
-        int count = frames ?? available, used = vae.UsableFrames(count);
+        HostTensor<float> video;
+        double? fps = null;
+        if (Directory.Exists(input))
+        {
+            int available = VideoFrameFolder.Files(input).Count;
+            if (frames > available) throw new UsageException($"--frames {frames}: {input} holds {available} frames");
+            RequireUsable(vae, input, frames ?? available);
+            video = VideoFrameFolder.Read(input, maxPixels, frames ?? available);
+        }
+        else
+        {
+            (video, var fileFps) = VideoFiles.Read(input, maxPixels, frames);
+            fps = fileFps;
+            if (frames > video.Shape[2]) throw new UsageException($"--frames {frames}: {input} holds {video.Shape[2]} frames");
+            RequireUsable(vae, input, video.Shape[2]);
+        }
+        return (video, fps);
+    }
+
+    private static void RequireUsable(Vae vae, string input, int count)
+    {
+        int used = vae.UsableFrames(count);
         if (used != count)
-            throw new UsageException($"{folder}: {count} frames; {vae.Family.Name()} encodes 1 + 4k, so the last {count - used} would be " +
+            throw new UsageException($"{input}: {count} frames; {vae.Family.Name()} encodes 1 + 4k, so the last {count - used} would be " +
                 $"dropped: pass --frames {used} to encode the first {used}");
-        return VideoFrameFolder.Read(folder, maxPixels, count);
     }
 
-    /// <summary>Writes the frames and reports the folder.</summary>
-    public static void WriteFrames(HostTensor<float> video, string folder, TextWriter stdout)
+    /// <summary>Writes the frames as an MP4 at <paramref name="fps"/> (an .mp4 output) or a frame folder, and reports it.</summary>
+    public static void WriteFrames(HostTensor<float> video, string output, double fps, TextWriter stdout)
     {
-        var paths = VideoFrameFolder.Write(video, folder);
-        stdout.WriteLine($"{folder}: {paths.Count} frames of {video.Shape[4]}x{video.Shape[3]}");
+        if (IsMp4(output))
+        {
+            OutputPath.Write(output, () => VideoFiles.WriteMp4(video, output, fps));
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{output}: {video.Shape[2]} frames of {video.Shape[4]}x{video.Shape[3]} at {fps:G} fps"));
+            return;
+        }
+        var paths = VideoFrameFolder.Write(video, output);
+        stdout.WriteLine($"{output}: {paths.Count} frames of {video.Shape[4]}x{video.Shape[3]}");
     }
 
-    /// <summary>roundtrip of a frame folder: encode, decode, write the frames, print PSNR over all frames and the times.</summary>
-    public static void Roundtrip(Vae vae, string folder, string output, int? frames, long maxPixels, TextWriter stdout, TextWriter stderr)
+    /// <summary>roundtrip of a video: encode, decode, write the frames or MP4 (at the input's rate unless --fps), print PSNR over all frames and the times.</summary>
+    public static void Roundtrip(Vae vae, string input, string output, int? frames, double? fps, long maxPixels, TextWriter stdout, TextWriter stderr)
     {
-        var video = ReadFrames(vae, folder, frames, maxPixels);
+        var (video, inputFps) = ReadFrames(vae, input, frames, maxPixels);
         var clock = Stopwatch.StartNew();
         var latent = vae.EncodeVideo(video, new EncodeOptions { Progress = new ProgressBar(stderr, "encode") });
         double encodeSeconds = clock.Elapsed.TotalSeconds;
         clock.Restart();
         var decoded = vae.DecodeVideo(latent, new DecodeOptions { Progress = new ProgressBar(stderr, "decode") });
         double decodeSeconds = clock.Elapsed.TotalSeconds;
-        WriteFrames(decoded, output, stdout);
+        WriteFrames(decoded, output, fps ?? inputFps ?? VideoFiles.DefaultFps, stdout);
         var invariant = CultureInfo.InvariantCulture;
-        stdout.WriteLine(string.Create(invariant, $"psnr_db={Psnr(video.Data, decoded.Data):F2}"));
+        stdout.WriteLine(string.Create(invariant, $"psnr_db={ImageFiles.Psnr(video, decoded):F2}"));
         stdout.WriteLine(string.Create(invariant,
             $"video={video.Shape} latent={latent.Shape} device=\"{vae.DeviceName}\" encode_s={encodeSeconds:F3} decode_s={decodeSeconds:F3} peak_device_bytes={vae.PeakDeviceBytes}"));
-    }
-
-    /// <summary>PSNR in dB of values in [-1, 1] (a peak-to-peak of 2).</summary>
-    private static double Psnr(float[] expected, float[] actual)
-    {
-        const double PeakToPeak = 2.0;
-        double sum = 0;
-        for (int i = 0; i < expected.Length; i++)
-        {
-            double d = Math.Clamp(expected[i], -1f, 1f) - Math.Clamp(actual[i], -1f, 1f);
-            sum += d * d;
-        }
-        double mse = sum / expected.Length;
-        return mse == 0 ? double.PositiveInfinity : 10 * Math.Log10(PeakToPeak * PeakToPeak / mse);
     }
 }
