@@ -19,6 +19,7 @@ internal static class ProtocolReplies
         {
             TensorReply t => (t.Body, WireTensor.BinaryContentType),
             ImageReply i => (i.Body, i.Format == ImageFormat.Png ? "image/png" : "image/jpeg"),
+            Mp4Reply m => (m.Body, "video/mp4"),
             _ => throw new InvalidOperationException($"unknown reply {reply.GetType().Name}"),
         };
         if (reply is TensorReply tensor)

@@ -56,15 +56,17 @@ internal static class ProtocolRequests
         if (query.Has("output_type")) return Operation.Decode;
         var shape = query.All("shape");
         if (shape.Count == 0) return Operation.Encode;
-        return shape.Count == LatentRank && shape[1] == "3" ? Operation.Encode : Operation.Decode;
+        return shape.Count is LatentRank or VideoLatentRank && shape[1] == "3" ? Operation.Encode : Operation.Decode;
     }
 
     private static async Task<ParsedRequest> ReadDecodeAsync(HttpRequest request, ProtocolQuery query, Vae vae, VaeServerOptions limits,
         bool base64, CancellationToken cancellation)
     {
         string outputType = query.Choice("output_type", "pil", "pil", "pt", "mp4");
+        if (vae.IsVideo && query.All("shape").Count == VideoLatentRank)
+            return await ReadVideoDecodeAsync(request, query, vae, limits, base64, outputType, cancellation);
         if (outputType == "mp4")
-            throw ProtocolException.BadRequest("`output_type` 'mp4' is for video VAEs (HunyuanVideo), which NativeVae does not run");
+            throw ProtocolException.BadRequest($"`output_type` 'mp4' is for video models and 5-D latents [B, C, T, h, w]; this model ({vae.Family.Name()}) takes {(vae.IsVideo ? "them as" : "images:")} `shape` [B, C, T, h, w]");
         var format = query.Choice("image_format", "jpg", "jpg", "png") == "png" ? ImageFormat.Png : ImageFormat.Jpeg;
         bool partial = query.Bool("partial_postprocess") ?? false;
         CheckTensorTypes(query);
@@ -100,6 +102,36 @@ internal static class ProtocolRequests
         return new ParsedRequest(new DecodeJob(latents, options, dtype, cancellation), base64, bodyBytes);
     }
 
+    /// <summary>
+    /// A video family's 5-D latent <c>[B, C, T', h, w]</c>: <c>mp4</c> replies with one video's MP4 bytes (at
+    /// <c>fps</c>, default 16), <c>pt</c> with the float video <c>[B, 3, T, H, W]</c> in the request's dtype.
+    /// </summary>
+    private static async Task<ParsedRequest> ReadVideoDecodeAsync(HttpRequest request, ProtocolQuery query, Vae vae, VaeServerOptions limits,
+        bool base64, string outputType, CancellationToken cancellation)
+    {
+        CheckTensorTypes(query);
+        var (shape, dtype) = TensorClaim(query, "latents");
+        if (outputType == "pil")
+            throw ProtocolException.BadRequest($"`output_type` 'pil' replies with one image; a video latent {shape} takes 'mp4' or 'pt'");
+        if (outputType == "pt" && (query.Bool("partial_postprocess") ?? false))
+            throw ProtocolException.BadRequest("`partial_postprocess` True is for images; a video's pt reply is the float tensor [B, 3, T, H, W]");
+        if (outputType == "mp4" && shape[0] != 1)
+            throw ProtocolException.BadRequest($"`shape` {shape}: an mp4 reply holds one video; send B = 1");
+        if (outputType == "mp4" && !VideoFiles.FfmpegAvailable)
+            throw new ProtocolException(StatusCodes.Status501NotImplemented, "`output_type` 'mp4': ffmpeg is not installed on this server; ask for 'pt'");
+        CheckItems(shape, limits);
+        if (shape[1] != vae.LatentChannels)
+            throw ProtocolException.BadRequest($"`shape` {shape}: video latents are [B, {vae.LatentChannels}, T, h, w]");
+        long f = vae.DownsampleFactor;
+        CheckPixels(shape, (Int128)shape[3] * f * shape[4] * f, vae);
+        double fps = query.Float("fps") is { } given ? given > 0 ? given : throw ProtocolException.BadRequest($"`fps` {given} must be positive") : VideoFiles.DefaultFps;
+        var (scale, shift) = Factors(query, vae);
+        var options = new DecodeOptions { ScalingFactor = scale, ShiftFactor = shift, Tiling = Tiling(query) };
+        var (body, bodyBytes) = await ReadTensorBodyAsync(request, shape, dtype, base64, limits, cancellation);
+        var latents = WireTensor.ToFloat(body, shape, dtype);
+        return new ParsedRequest(new VideoDecodeJob(latents, options, outputType == "pt" ? dtype : null, fps, cancellation), base64, bodyBytes);
+    }
+
     private static async Task<ParsedRequest> ReadEncodeAsync(HttpRequest request, ProtocolQuery query, Vae vae, VaeServerOptions limits,
         bool base64, CancellationToken cancellation)
     {
@@ -110,6 +142,7 @@ internal static class ProtocolRequests
             ScalingFactor = scale,
             ShiftFactor = shift,
             SampleSeed = query.UInt64("sample_seed"),
+            DropTrailingFrames = query.Bool("drop_trailing_frames") ?? false,
             Form = LatentFormOf(query, vae),
             Tiling = Tiling(query),
             TileSize = query.PositiveInt("tile_size"),
@@ -123,6 +156,13 @@ internal static class ProtocolRequests
             return new ParsedRequest(new EncodeImageJob(file, options, cancellation), base64, file.Length);
         }
         var (shape, dtype) = TensorClaim(query, "images");
+        if (vae.IsVideo && shape.Rank == VideoLatentRank && shape[1] == ImageChannels)
+        {
+            CheckItems(shape, limits);
+            CheckPixels(shape, (Int128)shape[3] * shape[4], vae);
+            var (videoBody, videoBytes) = await ReadTensorBodyAsync(request, shape, dtype, base64, limits, cancellation);
+            return new ParsedRequest(new VideoEncodeJob(WireTensor.ToFloat(videoBody, shape, dtype), options, cancellation), base64, videoBytes);
+        }
         if (shape.Rank != LatentRank || shape[1] != ImageChannels)
             throw ProtocolException.BadRequest($"`shape` {shape}: an image tensor is [B, 3, H, W]");
         CheckItems(shape, limits);

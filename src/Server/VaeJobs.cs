@@ -7,6 +7,9 @@ internal sealed record TensorReply(TensorShape Shape, WireDType DType, byte[] Bo
 
 internal sealed record ImageReply(ImageFormat Format, byte[] Body) : Reply;
 
+/// <summary>A decoded video as MP4 bytes (<c>output_type=mp4</c>).</summary>
+internal sealed record Mp4Reply(byte[] Body) : Reply;
+
 /// <summary>
 /// One request's work for a model's <see cref="ModelWorker"/>. Jobs with equal <see cref="BatchKey"/>s may run as one
 /// batch (their tensors stacked along N); the first job of a batch runs it and each job gets its own slice.
@@ -169,4 +172,43 @@ internal static class BatchTensors
         var data = tensor.Data.AsSpan((int)(start * itemElements), (int)(count * itemElements)).ToArray();
         return new HostTensor<T>(new TensorShape(dims), data);
     }
+}
+
+/// <summary>
+/// A video decode (a video family's 5-D latent <c>[N, C, T', h, w]</c>): the float video <c>[N, 3, T, H, W]</c>, or
+/// one video as MP4 at <paramref name="fps"/>. Runs alone: its memory is that of one frame at a time.
+/// </summary>
+internal sealed class VideoDecodeJob(HostTensor<float> latents, DecodeOptions options, WireDType? floatReplyDType, double fps,
+    CancellationToken cancellation) : VaeJob(cancellation)
+{
+    public override int Items => latents.Shape[0];
+
+    public override object? BatchKey => null;
+
+    public override VaeCallPlan? Plan(Vae vae) => null;
+
+    public override TensorShape InputShape => latents.Shape;
+
+    public override async Task<IReadOnlyList<Reply>> RunAsync(Vae vae, IReadOnlyList<VaeJob> batch, CancellationToken cancellation)
+    {
+        var video = await vae.DecodeVideoAsync(latents, options, cancellation);
+        return floatReplyDType is { } dtype
+            ? [new TensorReply(video.Shape, dtype, WireTensor.FromFloat(video, dtype))]
+            : [new Mp4Reply(VideoFiles.EncodeMp4(video, fps))];
+    }
+}
+
+/// <summary>A video encode of <c>[N, 3, T, H, W]</c> in [-1, 1] (a video family); the reply is the float32 5-D latent.</summary>
+internal sealed class VideoEncodeJob(HostTensor<float> video, EncodeOptions options, CancellationToken cancellation) : VaeJob(cancellation)
+{
+    public override int Items => video.Shape[0];
+
+    public override object? BatchKey => null;
+
+    public override VaeCallPlan? Plan(Vae vae) => null;
+
+    public override TensorShape InputShape => video.Shape;
+
+    public override async Task<IReadOnlyList<Reply>> RunAsync(Vae vae, IReadOnlyList<VaeJob> batch, CancellationToken cancellation) =>
+        [EncodeTensorJob.EncodeReply(await vae.EncodeVideoAsync(video, options, cancellation))];
 }

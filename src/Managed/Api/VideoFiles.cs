@@ -133,6 +133,23 @@ public static class VideoFiles
         }
     }
 
+    /// <summary>The bytes of the MP4 <see cref="WriteMp4"/> writes (through a temporary file: MP4 needs a seekable output).</summary>
+    /// <exception cref="ArgumentException">as <see cref="WriteMp4"/>.</exception>
+    /// <exception cref="InvalidOperationException">as <see cref="WriteMp4"/>.</exception>
+    public static byte[] EncodeMp4(HostTensor<float> video, double fps = DefaultFps)
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"nativevae-{Guid.NewGuid():N}.mp4");
+        try
+        {
+            WriteMp4(video, path, fps);
+            return File.ReadAllBytes(path);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     /// <summary>The frame count, size and frame rate of a video file, from ffprobe.</summary>
     /// <exception cref="InvalidOperationException">ffprobe is not installed.</exception>
     /// <exception cref="InvalidDataException">ffprobe cannot read the file.</exception>

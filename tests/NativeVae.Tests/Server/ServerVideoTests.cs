@@ -1,0 +1,101 @@
+using NativeVae.Api;
+using NativeVae.Backends.Cpu;
+using NativeVae.Formats.SafeTensors;
+using NativeVae.Models.QwenImage;
+using NativeVae.Server;
+using NativeVae.Tests.Api;
+using NativeVae.Tests.Support;
+using NativeVae.Weights;
+using static NativeVae.Tests.Server.ServerHarness;
+
+namespace NativeVae.Tests.Server;
+
+/// <summary>
+/// Video over the hybrid-inference protocol, as the HunyuanVideo endpoint's clients speak it, for a wan model (the
+/// small config of models/wan_small_t9.safetensors): a 5-D latent with <c>output_type=mp4</c> replies with MP4 bytes
+/// that ffprobe opens with the right frame count, <c>pt</c> with <c>[B, 3, T, H, W]</c>, an encode of a 5-D video
+/// tensor with the 5-D latent, each equal to the local call; and the refusals as 400s naming the field.
+/// </summary>
+public class ServerVideoTests
+{
+    private const string Name = "wan";
+
+    private static Vae CreateWan()
+    {
+        using var fixture = SafeTensorsFile.Open(TestPaths.Fixture("models/wan_small_t9.safetensors"));
+        var config = QwenImageConfigJson.Parse(fixture.Metadata["config"], "fixture config");
+        var weights = InMemoryWeights.Seeded(SeededWeights.DefaultSeed, QwenImageParameters.Enumerate(config));
+        return new Vae(new QwenImageModel(new CpuBackend(), config, weights, frames: true), new VaeOptions(), null, null) { Family = ModelFamily.Wan };
+    }
+
+    private static async Task<(VaeServer Server, HttpClient Http)> StartAsync()
+    {
+        var server = VaeServer.Create([new ServedModel(Name, CreateWan())], new VaeServerOptions { Port = 0 });
+        await server.StartAsync();
+        return (server, new HttpClient { BaseAddress = server.BaseAddress });
+    }
+
+    private static ByteArrayContent Body(HostTensor<float> t) => new(WireTensor.FromFloat(t, WireDType.Float32));
+
+    [Test]
+    public async Task FiveDimensionalLatentsDecodeToAVideoTensorAndVideosEncodeToThem()
+    {
+        var (server, http) = await StartAsync();
+        await using (server)
+        using (http)
+        using (var local = CreateWan())
+        {
+            var latents = RandomLatents(new TensorShape(2, 4, 2, 3, 5), "server.wan.latents");
+            using var decoded = await http.PostAsync($"/{Name}/decode?output_type=pt&{ShapeQuery(latents.Shape)}&dtype=float32", Body(latents));
+            var (shape, _, body) = await ReadTensorAsync(decoded);
+            var expected = local.DecodeVideo(latents);
+            Assert.That(shape, Is.EqualTo(new TensorShape(2, 3, 5, 12, 20)), "[B, 3, 1 + 4(T' - 1), H, W]");
+            Assert.That(body, Is.EqualTo(WireTensor.FromFloat(expected, WireDType.Float32)));
+
+            using var encoded = await http.PostAsync($"/{Name}/encode?{ShapeQuery(expected.Shape)}&dtype=float32", Body(expected));
+            var (latentShape, _, latentBody) = await ReadTensorAsync(encoded);
+            Assert.That(latentShape, Is.EqualTo(latents.Shape));
+            Assert.That(latentBody, Is.EqualTo(WireTensor.FromFloat(local.EncodeVideo(expected), WireDType.Float32)));
+        }
+    }
+
+    [Test]
+    public async Task AnMp4ReplyOpensInFfprobeWithItsFrames()
+    {
+        VideoFilesTests.RequireFfmpeg();
+        var (server, http) = await StartAsync();
+        await using (server)
+        using (http)
+        {
+            var latents = RandomLatents(new TensorShape(1, 4, 3, 3, 5), "server.wan.mp4");
+            using var reply = await http.PostAsync($"/{Name}/decode?output_type=mp4&{ShapeQuery(latents.Shape)}&dtype=float32&fps=8", Body(latents));
+            Assert.That((int)reply.StatusCode, Is.EqualTo(200), await reply.Content.ReadAsStringAsync());
+            Assert.That(reply.Content.Headers.ContentType?.MediaType, Is.EqualTo("video/mp4"));
+            string path = Path.Combine(SyntheticVae.TempFolder(), "reply.mp4");
+            await File.WriteAllBytesAsync(path, await reply.Content.ReadAsByteArrayAsync());
+            Assert.That(VideoFiles.Probe(path), Is.EqualTo((9, 20, 12, 8.0)), "3 latent frames are 9 frames of 20x12, at the fps asked");
+        }
+    }
+
+    [Test]
+    public async Task VideoRequestsThatCannotBeAnsweredAreRefusedByField()
+    {
+        var (server, http) = await StartAsync();
+        await using (server)
+        using (http)
+        {
+            var latents = RandomLatents(new TensorShape(2, 4, 2, 3, 5), "server.wan.refused");
+            using var pil = await http.PostAsync($"/{Name}/decode?output_type=pil&{ShapeQuery(latents.Shape)}&dtype=float32", Body(latents));
+            Assert.That(await ErrorOf(pil, 400), Does.Contain("'mp4' or 'pt'"));
+            using var twoVideos = await http.PostAsync($"/{Name}/decode?output_type=mp4&{ShapeQuery(latents.Shape)}&dtype=float32", Body(latents));
+            Assert.That(await ErrorOf(twoVideos, 400), Does.Contain("one video"));
+
+            var sevenFrames = RandomImages(new TensorShape(1, 3, 7, 12, 20), "server.wan.seven");
+            using var seven = await http.PostAsync($"/{Name}/encode?{ShapeQuery(sevenFrames.Shape)}&dtype=float32", Body(sevenFrames));
+            Assert.That(await ErrorOf(seven, 400), Does.Contain("last 2 would be dropped"));
+            using var dropped = await http.PostAsync($"/{Name}/encode?{ShapeQuery(sevenFrames.Shape)}&dtype=float32&drop_trailing_frames=True", Body(sevenFrames));
+            var (shape, _, _) = await ReadTensorAsync(dropped);
+            Assert.That(shape, Is.EqualTo(new TensorShape(1, 4, 2, 3, 5)), "drop_trailing_frames encodes the first 5");
+        }
+    }
+}
