@@ -231,6 +231,122 @@ public sealed class RemoteVae : IVae
         return DecodeResult.OfEncodedImages(files);
     }
 
+    // ---- video --------------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Decodes a video latent <c>[N, C, T', h, w]</c> of a video family (wan) remotely with <c>output_type=pt</c>: the
+    /// float video <c>[N, 3, 1 + 4(T' - 1), 8h, 8w]</c> in [-1, 1].
+    /// </summary>
+    /// <exception cref="ArgumentException">not a video family, or the latents do not fit it.</exception>
+    /// <exception cref="RemoteVaeException">the endpoint answered with an error status.</exception>
+    /// <exception cref="InvalidDataException">the reply does not fit the request.</exception>
+    public Task<HostTensor<float>> DecodeVideoAsync(HostTensor<float> latents, DecodeOptions? options = null, CancellationToken cancellation = default)
+    {
+        options ??= new();
+        var video = CheckVideoDecode(latents, options);
+        var uri = RequestUri(DecodeQuery(latents.Shape, options, outputType: "pt", partialPostprocess: false));
+        byte[] body = WireTensor.FromFloat(latents, _options.LatentDType);
+        return Transport.RunAsync(async call =>
+        {
+            using var response = await Transport.SendAsync(() => Post(uri, body, WireTensor.BinaryContentType, WireTensor.BinaryContentType), call)
+                .ConfigureAwait(false);
+            var reply = await ReadTensorAsync(response, uint8: false, video.ToString(), r => r.Equals(video), call).ConfigureAwait(false);
+            return WireTensor.ToFloat(reply.Body, reply.Shape, reply.DType);
+        }, cancellation);
+    }
+
+    /// <summary>
+    /// Decodes one video latent <c>[1, C, T', h, w]</c> remotely with <c>output_type=mp4</c>, as diffusers asks the
+    /// HunyuanVideo endpoint: the MP4 bytes, at <paramref name="fps"/> frames per second.
+    /// </summary>
+    /// <exception cref="ArgumentException">not a video family, a batch of more than one, or the latents do not fit.</exception>
+    /// <exception cref="RemoteVaeException">the endpoint answered with an error status.</exception>
+    /// <exception cref="InvalidDataException">the reply is not an MP4 file.</exception>
+    public Task<byte[]> DecodeVideoMp4Async(HostTensor<float> latents, double fps = VideoFiles.DefaultFps, DecodeOptions? options = null,
+        CancellationToken cancellation = default)
+    {
+        options ??= new();
+        var video = CheckVideoDecode(latents, options);
+        if (video[0] != 1) throw new ArgumentException($"latents {latents.Shape}: an MP4 holds one video; decode one item at a time");
+        if (!(fps > 0) || double.IsInfinity(fps)) throw new ArgumentException($"fps {fps} must be a positive number");
+        var uri = RequestUri(new PythonQuery().Add("fps", fps.ToString("R", System.Globalization.CultureInfo.InvariantCulture)) + "&" + DecodeQuery(latents.Shape, options, outputType: "mp4", partialPostprocess: false));
+        byte[] body = WireTensor.FromFloat(latents, _options.LatentDType);
+        // Raw 8-bit frames bound an H.264 file of them from above, with room for the container.
+        long maxBytes = video.ElementCount + EncodedImageOverheadBytes;
+        return Transport.RunAsync(async call =>
+        {
+            using var response = await Transport.SendAsync(() => Post(uri, body, WireTensor.BinaryContentType, "text/plain"), call).ConfigureAwait(false);
+            byte[] file = await Transport.ReadBodyAsync(response, maxBytes, $"an MP4 of {video}", call).ConfigureAwait(false);
+            if (!IsMp4(file)) throw new InvalidDataException($"{Endpoint}: the reply to output_type=mp4 is not an MP4 file");
+            return file;
+        }, cancellation);
+    }
+
+    /// <summary>
+    /// Encodes a video <c>[N, 3, T, H, W]</c> in [-1, 1] remotely (a video family): the 5-D latent
+    /// <c>[N, C, 1 + (T - 1) / 4, H/8, W/8]</c>. T must be 1 + 4k unless <see cref="EncodeOptions.DropTrailingFrames"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">not a video family, another shape, or frames that would be dropped.</exception>
+    /// <exception cref="RemoteVaeException">the endpoint answered with an error status.</exception>
+    /// <exception cref="InvalidDataException">the reply does not fit the request.</exception>
+    public Task<HostTensor<float>> EncodeVideoAsync(HostTensor<float> video, EncodeOptions? options = null, CancellationToken cancellation = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(video);
+        options ??= new();
+        RequireVideoFamily("video");
+        var s = video.Shape;
+        if (s.Rank != 5 || s[1] != OpShapes.RgbChannels || s.Dims.ToArray().Any(d => d == 0))
+            throw new ArgumentException($"video must be [N, 3, T, H, W], got {s}");
+        if (s[3] % Downsample != 0 || s[4] % Downsample != 0)
+            throw new ArgumentException($"video {s}: height and width must be multiples of {Downsample}");
+        int frames = s[2], used = 1 + (frames - 1) / VideoFrameChunk * VideoFrameChunk;
+        if (used != frames && !options.DropTrailingFrames)
+            throw new ArgumentException($"video {s} has {frames} frames; {Family.Name()} encodes 1 + {VideoFrameChunk}k, so the last {frames - used} would be dropped: set EncodeOptions.DropTrailingFrames");
+        CheckEncodeOptions(options);
+        InputChecks.RequireFinite(video, "video");
+        string query = EncodeQuery(s, options);
+        if (options.DropTrailingFrames) query = new PythonQuery().Add("drop_trailing_frames", true) + "&" + query;
+        var uri = RequestUri(query);
+        byte[] body = WireTensor.FromFloat(video, _options.LatentDType);
+        var expected = new TensorShape(s[0], LatentChannels, 1 + (used - 1) / VideoFrameChunk, s[3] / Downsample, s[4] / Downsample);
+        return Transport.RunAsync(async call =>
+        {
+            using var response = await Transport.SendAsync(() => Post(uri, body, WireTensor.BinaryContentType, AnyContentType), call).ConfigureAwait(false);
+            var reply = await ReadTensorAsync(response, uint8: false, expected.ToString(), r => r.Equals(expected), call).ConfigureAwait(false);
+            return WireTensor.ToFloat(reply.Body, reply.Shape, reply.DType);
+        }, cancellation);
+    }
+
+    /// <summary>Frames per latent frame after the first, for Wan's video VAE.</summary>
+    private const int VideoFrameChunk = 4;
+
+    /// <summary>The offset of an MP4 file's first box type, <c>ftyp</c>.</summary>
+    private static bool IsMp4(ReadOnlySpan<byte> file) => file.Length >= 8 && file[4..8].SequenceEqual("ftyp"u8);
+
+    private void RequireVideoFamily(string what)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!Family.IsVideo()) throw new ArgumentException($"{what}: {Family.Name()} is an image VAE; video needs a video family (wan)");
+    }
+
+    /// <summary>Checks a video decode before anything is sent; returns the decoded video's shape.</summary>
+    private TensorShape CheckVideoDecode(HostTensor<float> latents, DecodeOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(latents);
+        RequireVideoFamily("video latents");
+        var s = latents.Shape;
+        if (s.Rank != 5 || s[1] != LatentChannels || s.Dims.ToArray().Any(d => d == 0))
+            throw new ArgumentException($"video latents must be [N, {LatentChannels}, T', h, w], got {s}");
+        CheckTiling(options.Tiling, options.TileSize, nameof(DecodeOptions));
+        LatentScaling.DecodeAffine(options.ScalingFactor, options.ShiftFactor);
+        long height = (long)s[3] * Downsample, width = (long)s[4] * Downsample;
+        if (height * width > _options.MaxImagePixels)
+            throw new ArgumentException($"video latents {s} decode to frames of {width}x{height}, over the limit of {_options.MaxImagePixels} pixels");
+        InputChecks.RequireFinite(latents, "latents");
+        return new TensorShape(s[0], OpShapes.RgbChannels, 1 + (s[2] - 1) * VideoFrameChunk, (int)height, (int)width);
+    }
+
     /// <summary>Item <paramref name="n"/> of a batch, as a batch of one (any rank: packed latents too).</summary>
     private static HostTensor<float> BatchItem(HostTensor<float> batch, int n)
     {

@@ -20,17 +20,32 @@ public class ServerVideoTests
 {
     private const string Name = "wan";
 
-    private static Vae CreateWan()
+    /// <summary>Wan 2.1's published shape in miniature (16 latent channels, /8, two temporal levels), for RemoteVae, which knows the family's.</summary>
+    private static readonly QwenImageConfig PublishedShape = new()
+    {
+        BaseDim = 4,
+        DimMult = [1, 1, 1, 1],
+        NumResBlocks = 1,
+        TemporalDownsample = [false, true, true],
+    };
+
+    private static Vae CreateWan() => CreateWan(SmallConfig());
+
+    private static QwenImageConfig SmallConfig()
     {
         using var fixture = SafeTensorsFile.Open(TestPaths.Fixture("models/wan_small_t9.safetensors"));
-        var config = QwenImageConfigJson.Parse(fixture.Metadata["config"], "fixture config");
+        return QwenImageConfigJson.Parse(fixture.Metadata["config"], "fixture config");
+    }
+
+    private static Vae CreateWan(QwenImageConfig config)
+    {
         var weights = InMemoryWeights.Seeded(SeededWeights.DefaultSeed, QwenImageParameters.Enumerate(config));
         return new Vae(new QwenImageModel(new CpuBackend(), config, weights, frames: true), new VaeOptions(), null, null) { Family = ModelFamily.Wan };
     }
 
-    private static async Task<(VaeServer Server, HttpClient Http)> StartAsync()
+    private static async Task<(VaeServer Server, HttpClient Http)> StartAsync(QwenImageConfig? config = null)
     {
-        var server = VaeServer.Create([new ServedModel(Name, CreateWan())], new VaeServerOptions { Port = 0 });
+        var server = VaeServer.Create([new ServedModel(Name, CreateWan(config ?? SmallConfig()))], new VaeServerOptions { Port = 0 });
         await server.StartAsync();
         return (server, new HttpClient { BaseAddress = server.BaseAddress });
     }
@@ -96,6 +111,32 @@ public class ServerVideoTests
             using var dropped = await http.PostAsync($"/{Name}/encode?{ShapeQuery(sevenFrames.Shape)}&dtype=float32&drop_trailing_frames=True", Body(sevenFrames));
             var (shape, _, _) = await ReadTensorAsync(dropped);
             Assert.That(shape, Is.EqualTo(new TensorShape(1, 4, 2, 3, 5)), "drop_trailing_frames encodes the first 5");
+        }
+    }
+
+    [Test]
+    public async Task RemoteVaeEncodesAndDecodesVideoThroughTheServer()
+    {
+        var (server, http) = await StartAsync(PublishedShape);
+        await using (server)
+        using (http)
+        using (var local = CreateWan(PublishedShape))
+        using (var remote = new RemoteVae(new RemoteVaeOptions { Endpoint = new Uri(server.BaseAddress, Name + "/"), Family = ModelFamily.Wan, LatentDType = WireDType.Float32 }))
+        {
+            var video = RandomImages(new TensorShape(1, 3, 5, 16, 24), "remote.wan.video");
+            var latent = await remote.EncodeVideoAsync(video);
+            Assert.That(latent.Data, Is.EqualTo(local.EncodeVideo(video).Data), "EncodeVideo through the server");
+            var decoded = await remote.DecodeVideoAsync(latent);
+            Assert.That(decoded.Shape, Is.EqualTo(video.Shape));
+            Assert.That(decoded.Data, Is.EqualTo(local.DecodeVideo(latent).Data), "DecodeVideo through the server");
+
+            Assert.That(Assert.ThrowsAsync<ArgumentException>(() => remote.EncodeVideoAsync(RandomImages(new TensorShape(1, 3, 6, 16, 24), "six")))!.Message,
+                Does.Contain("last 1 would be dropped"), "refused before sending");
+            if (!VideoFiles.FfmpegAvailable) return;
+            byte[] mp4 = await remote.DecodeVideoMp4Async(latent, fps: 5);
+            string path = Path.Combine(SyntheticVae.TempFolder(), "remote.mp4");
+            await File.WriteAllBytesAsync(path, mp4);
+            Assert.That(VideoFiles.Probe(path), Is.EqualTo((5, 24, 16, 5.0)));
         }
     }
 }
