@@ -36,6 +36,7 @@ internal static class ChildProcess
                      "--child", side, "--family", options.Family, "--op", op,
                      "--size", size.ToString(CultureInfo.InvariantCulture),
                      "--runs", options.Runs.ToString(CultureInfo.InvariantCulture), "--output", output,
+                     "--frames", options.Frames.ToString(CultureInfo.InvariantCulture),
                  })
             start.ArgumentList.Add(a);
         foreach (var (name, value) in AllocatorEnvironment) start.Environment[name] = value;

@@ -32,18 +32,25 @@ internal static class ChildRun
     {
         bool encode = options.Ops.Single() == "encode";
         int size = options.Sizes.Single(), f = options.DownsampleFactor;
-        var shape = encode
-            ? TensorShape.Nchw(1, options.InChannels, size, size)
-            : TensorShape.Nchw(1, options.LatentChannels, size / f, size / f);
+        var shape = (encode, options.Video) switch
+        {
+            (true, false) => TensorShape.Nchw(1, options.InChannels, size, size),
+            (false, false) => TensorShape.Nchw(1, options.LatentChannels, size / f, size / f),
+            (true, true) => new TensorShape(1, options.InChannels, options.Frames, size, size),
+            (false, true) => new TensorShape(1, options.LatentChannels, options.QwenConfig!.LatentFrames(options.Frames), size / f, size / f),
+        };
         float[] input = SeededWeights.Uniform(SeededWeights.DefaultSeed, encode ? ImageStream : LatentStream, shape.ElementCount);
 
         Func<float[]> step = (side, options.Config) switch
         {
             ("nativevae", { } config) => NativeVaeStep(new AutoencoderKlModel(new CpuBackend(threads: PeerOptions.Threads), config,
                 SeededWeights.Source(SeededWeights.DefaultSeed, AutoencoderKlParameters.Enumerate(config))), encode, new HostTensor<float>(shape, input)),
+            ("nativevae", null) when options.Video => NativeVaeVideoStep(new QwenImageModel(new CpuBackend(threads: PeerOptions.Threads), options.QwenConfig!,
+                SeededWeights.Source(SeededWeights.DefaultSeed, QwenImageParameters.Enumerate(options.QwenConfig!)), frames: true), encode, new HostTensor<float>(shape, input)),
             ("nativevae", null) => NativeVaeStep(new QwenImageModel(new CpuBackend(threads: PeerOptions.Threads), options.QwenConfig!,
                 SeededWeights.Source(SeededWeights.DefaultSeed, QwenImageParameters.Enumerate(options.QwenConfig!))), encode, new HostTensor<float>(shape, input)),
             ("libtorch", { } config) => LibtorchStep(config, encode, input, shape),
+            ("libtorch", null) when options.Video => LibtorchWanStep(options.QwenConfig!, encode, input, shape),
             ("libtorch", null) => LibtorchQwenStep(options.QwenConfig!, encode, input, shape),
             _ => throw new ArgumentException($"--child '{side}' must be nativevae or libtorch"),
         };
@@ -75,6 +82,41 @@ internal static class ChildRun
         return encode
             ? () => vae.EncodeMoments(input, new EncodeOptions { Tiling = TilingMode.None }).Data
             : () => vae.Decode(input, new DecodeOptions { Tiling = TilingMode.None, Output = DecodeOutput.FloatTensor }).FloatTensor!.Data;
+    }
+
+    /// <summary>NativeVae's video API on the SIMD CPU backend: encode returns the latent's mode, decode the video.</summary>
+    private static Func<float[]> NativeVaeVideoStep(NativeVae.Models.IVaeModel model, bool encode, HostTensor<float> input)
+    {
+        var vae = new Vae(model, new VaeOptions(), scalingFactor: null, shiftFactor: null) { Family = ModelFamily.Wan };
+        return encode ? () => vae.EncodeVideo(input).Data : () => vae.DecodeVideo(input).Data;
+    }
+
+    /// <summary>
+    /// The oracle's libtorch port of diffusers' AutoencoderKLWan _encode / _decode (chunks, feat_cache, conv3d), the
+    /// half that runs loaded first; encode gives the mode (the moments' first half) as NativeVae's EncodeVideo does.
+    /// </summary>
+    private static Func<float[]> LibtorchWanStep(QwenImageConfig config, bool encode, float[] input, TensorShape shape)
+    {
+        torch.set_num_threads(PeerOptions.Threads);
+        torch.set_grad_enabled(false);
+        var weights = new CheckedWeights(SeededWeights.Source(SeededWeights.DefaultSeed, QwenImageParameters.Enumerate(config)));
+        var oracle = new NativeVae.Oracle.Wan.WanVideoOracle(config, weights);
+        using (NewDisposeScope())
+        {
+            // Five frames (two latent frames) reach every time_conv of the half.
+            int f = config.DownsampleFactor;
+            if (encode) oracle.EncodeMoments(torch.zeros(new long[] { 1, config.InputChannels, 1 + QwenImageConfig.ChunkFrames, f, f }));
+            else oracle.Decode(torch.zeros(new long[] { 1, config.ZDim, 2, 1, 1 }));
+        }
+        bool IsEncoder(string name) => name.StartsWith("encoder.", StringComparison.Ordinal) || name.StartsWith("quant_conv.", StringComparison.Ordinal);
+        weights.AssertAllUsed(name => IsEncoder(name) == encode);
+        var x = Torch.FromArray(input, shape.Dims.ToArray().Select(d => (long)d).ToArray());
+        return () =>
+        {
+            using var scope = NewDisposeScope();
+            var y = encode ? oracle.EncodeMoments(x).narrow(1, 0, config.ZDim) : oracle.Decode(x);
+            return Torch.ToArray(y.contiguous());
+        };
     }
 
     /// <summary>

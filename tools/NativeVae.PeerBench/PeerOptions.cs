@@ -18,18 +18,24 @@ internal sealed record PeerOptions
     public string? Child { get; init; }
     public string? Output { get; init; }
 
+    /// <summary>Frames of a wan video (encode's input; decode's output comes from 1 + (T - 1) / 4 latent frames).</summary>
+    public int Frames { get; init; } = 5;
+
+    /// <summary>True for wan: video tensors [1, C, T, H, W] through the causal frame-by-frame path.</summary>
+    public bool Video => Family == "wan";
+
     /// <summary>The AutoencoderKL config of sd, sdxl and flux2; null for qwenimage (<see cref="QwenConfig"/>).</summary>
     public AutoencoderKlConfig? Config => Family switch
     {
         "sd" => AutoencoderKlConfig.Sd,
         "sdxl" => AutoencoderKlConfig.Sdxl,
         "flux2" => AutoencoderKlConfig.Flux2,
-        "qwenimage" => null,
-        _ => throw new ArgumentException($"--family '{Family}' must be sd, sdxl, flux2 or qwenimage"),
+        "qwenimage" or "wan" => null,
+        _ => throw new ArgumentException($"--family '{Family}' must be sd, sdxl, flux2, qwenimage or wan"),
     };
 
-    /// <summary>Qwen-Image's published VAE config when the family is qwenimage, else null.</summary>
-    public QwenImageConfig? QwenConfig => Family == "qwenimage" ? QwenImageConfig.QwenImage : null;
+    /// <summary>Qwen-Image's (Wan 2.1's) published VAE config when the family is qwenimage or wan, else null.</summary>
+    public QwenImageConfig? QwenConfig => Family is "qwenimage" or "wan" ? QwenImageConfig.QwenImage : null;
 
     public int InChannels => Config?.InChannels ?? QwenConfig!.InputChannels;
 
@@ -54,6 +60,7 @@ internal sealed record PeerOptions
                 "--output" => o with { Output = Next() },
                 "--op" => o with { Ops = [Next()] },
                 "--size" => o with { Sizes = [int.Parse(Next(), CultureInfo.InvariantCulture)] },
+                "--frames" => o with { Frames = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 _ => throw new ArgumentException($"unknown argument '{args[i]}'"),
             };
         }
@@ -64,6 +71,7 @@ internal sealed record PeerOptions
             if (size <= 0 || size % o.DownsampleFactor != 0)
                 throw new ArgumentException($"--sizes: {size} is not a positive multiple of {o.DownsampleFactor}");
         if (o.Runs <= 0 || o.Rounds <= 0) throw new ArgumentException("--runs and --rounds must be positive");
+        if (o.Frames < 1 || (o.Frames - 1) % QwenImageConfig.ChunkFrames != 0) throw new ArgumentException($"--frames {o.Frames} must be 1 + 4k");
         return o;
     }
 }

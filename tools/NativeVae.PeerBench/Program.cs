@@ -8,7 +8,7 @@ using NativeVae.PeerBench;
 // NativeVae against libtorch on the same AutoencoderKL (seeded weights, seeded inputs, same sizes), each side in its
 // own child process so that each peak RSS is its own. One JSON object per case on stdout. See README.md.
 //
-//   NativeVae.PeerBench [--family sd|sdxl] [--sizes 512] [--ops encode,decode] [--runs 3] [--rounds 1]
+//   NativeVae.PeerBench [--family sd|sdxl|flux2|qwenimage|wan] [--frames 5] [--sizes 512] [--ops encode,decode] [--runs 3] [--rounds 1]
 
 var options = PeerOptions.Parse(args);
 if (options.Child is { } side) return ChildRun.Run(side, options);
@@ -37,6 +37,7 @@ foreach (int size in options.Sizes)
             ["family"] = options.Family,
             ["op"] = op,
             ["size"] = size,
+            ["frames"] = options.Video ? options.Frames : null,
             ["runs"] = nv.Sum(r => r.Seconds.Length),
             ["threads"] = PeerOptions.Threads,
             ["nativevae_seconds"] = nvSeconds,

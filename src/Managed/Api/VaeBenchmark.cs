@@ -34,12 +34,13 @@ public sealed class VaeBenchmark : IDisposable
         _backend = backend;
         IReadOnlyList<(string Name, TensorShape Shape)> declared;
         float? scaling = null, shift = null;
-        if (family == ModelFamily.QwenImage)
+        if (family is ModelFamily.QwenImage or ModelFamily.Wan)
         {
             var config = QwenImageConfig.QwenImage;
+            bool frames = family.IsVideo();
             declared = QwenImageParameters.Enumerate(config);
-            _model = new QwenImageModel(backend, config, SeededWeights.Source(DefaultSeed, declared));
-            declared = new WanWeightView(SeededWeights.Source(DefaultSeed, declared), declared).Declared; // what is uploaded
+            _model = new QwenImageModel(backend, config, SeededWeights.Source(DefaultSeed, declared), frames: frames);
+            declared = new WanWeightView(SeededWeights.Source(DefaultSeed, declared), declared, frames).Declared; // what is uploaded
         }
         else if (family.IsTiny())
         {

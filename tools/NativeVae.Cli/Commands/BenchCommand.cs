@@ -54,12 +54,17 @@ internal sealed class BenchCommand : ICommand
         var device = ModelOptions.DeviceOption();
         var dtype = ModelOptions.DTypeOption();
         var exactStore = ModelOptions.ExactStoreOption();
+        var frames = OptionParsers.PositiveInt("--frames", "N", "video families (wan): frames of the video, 1 + 4k; --sizes then takes HxW too [default: 5]");
         var command = new Command("bench",
             "time encode/decode of a seeded-random VAE of the real architecture (no download): median, peak memory, GFLOP/s")
         {
-            family, sizes, ops, tiling, tile, runs, maxSeconds, json, profile, device, dtype, exactStore,
+            family, sizes, ops, tiling, tile, runs, maxSeconds, json, profile, device, dtype, exactStore, frames,
         };
-        command.SetAction(parse => Run(stdout, stderr, new Settings(
+        command.SetAction(parse => (parse.GetValue(family) ?? ModelFamily.Sd).IsVideo()
+            ? VideoBench.Run(stdout, stderr, parse.GetValue(family)!.Value, parse.GetValue(sizes) ?? DefaultSizes, ParseList(parse.GetValue(ops) ?? "encode,decode", "ops"),
+                parse.GetValue(frames) ?? VideoBench.DefaultFrames, parse.GetValue(runs) ?? 1, parse.GetValue(json), parse.GetValue(device) ?? DevicePreference.Auto,
+                parse.GetValue(dtype) ?? DType.F32)
+            : Run(stdout, stderr, new Settings(
             parse.GetValue(family) ?? ModelFamily.Sd,
             parse.GetValue(sizes) ?? DefaultSizes,
             parse.GetValue(ops) ?? "encode,decode",
@@ -348,7 +353,7 @@ internal sealed class BenchCommand : ICommand
         return JsonSerializer.Serialize(fields);
     }
 
-    private static string[] ParseList(string text, string name)
+    internal static string[] ParseList(string text, string name)
     {
         var items = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         return items.Length > 0 ? items : throw new UsageException($"--{name} is empty");

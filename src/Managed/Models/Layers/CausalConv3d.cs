@@ -8,7 +8,7 @@ namespace NativeVae.Models.Layers;
 /// bias</c>, three 2D convs chained through the residual input. A zero padding frame adds nothing, so its tap is
 /// skipped, and a first frame (or an image) takes exactly the one conv that image mode runs. Weights:
 /// <c>{prefix}.weight</c> is the last tap (with <c>{prefix}.bias</c>), <c>{prefix}.tap0|tap1.weight</c> the others
-/// (<see cref="Models.QwenImage.WanWeightView"/>); without <paramref name="frames"/> only the last is read.
+/// (<see cref="Models.QwenImage.WanWeightView"/>); an image-only model reads only the last.
 /// </summary>
 internal sealed class CausalConv3d
 {
@@ -33,12 +33,18 @@ internal sealed class CausalConv3d
     {
         if (state is null) return _current.Forward(ops, x, residual);
         var history = state.Of(this);
+        var y = Run(ops, x, history, residual);
+        history.Push(ops, x);
+        return y;
+    }
+
+    /// <summary>The current tap on <paramref name="x"/> plus the earlier taps on the history, with the residual.</summary>
+    private Tensor Run(IBackend ops, Tensor x, CausalFrames.History history, Tensor? residual)
+    {
         var sum = Accumulate(ops, history, residual);
         try
         {
-            var y = _current.Forward(ops, x, sum);
-            history.Push(ops, x);
-            return y;
+            return _current.Forward(ops, x, sum);
         }
         finally
         {
@@ -47,19 +53,49 @@ internal sealed class CausalConv3d
     }
 
     /// <summary>
-    /// The conv over the two frames in <paramref name="state"/> and <paramref name="x"/> with no padding: the stride-2
-    /// temporal downsample's step, taken on every second frame (<see cref="Models.QwenImage.QwenImageResample"/>).
+    /// <see cref="Forward"/> of a frame the caller gives up: with a state, <paramref name="x"/> itself becomes the
+    /// newest history frame (no copy); without, it is disposed after the conv. Either way the caller is done with it.
     /// </summary>
-    public Tensor ForwardFull(IBackend ops, Tensor x, CausalFrames state)
+    public Tensor ForwardConsuming(IBackend ops, Tensor x, CausalFrames? state, Tensor? residual = null)
+    {
+        if (state is null)
+        {
+            using (x) return _current.Forward(ops, x, residual);
+        }
+        Tensor y;
+        try
+        {
+            y = Run(ops, x, state.Of(this), residual);
+        }
+        catch
+        {
+            x.Dispose();
+            throw;
+        }
+        state.Of(this).Adopt(x);
+        return y;
+    }
+
+    /// <summary>
+    /// The conv over the two frames in <paramref name="state"/> and <paramref name="x"/> (consumed) with no padding:
+    /// the stride-2 temporal downsample's step, taken on every second frame (<see cref="Models.QwenImage.QwenImageResample"/>).
+    /// </summary>
+    public Tensor ForwardFullConsuming(IBackend ops, Tensor x, CausalFrames state)
     {
         var history = state.Of(this);
         if (history.Older is null || history.Newer is null)
+        {
+            x.Dispose();
             throw new InvalidOperationException("a temporal downsample step needs the two frames before it");
-        return Forward(ops, x, state);
+        }
+        return ForwardConsuming(ops, x, state);
     }
 
     /// <summary>Keeps a copy of <paramref name="x"/> as this conv's newest input without running it.</summary>
     public void Remember(IBackend ops, Tensor x, CausalFrames state) => state.Of(this).Push(ops, x);
+
+    /// <summary>Keeps <paramref name="x"/> itself (consumed) as this conv's newest input without running it.</summary>
+    public void Keep(Tensor x, CausalFrames state) => state.Of(this).Adopt(x);
 
     private Tensor? Accumulate(IBackend ops, CausalFrames.History history, Tensor? residual)
     {

@@ -45,12 +45,14 @@ internal sealed class CausalFrames : IDisposable
         public long Bytes => (Older?.ByteLength ?? 0) + (Newer?.ByteLength ?? 0);
 
         /// <summary>Keeps a copy of <paramref name="frame"/> as the newest input (the caller keeps its own).</summary>
-        public void Push(IBackend ops, Tensor frame)
+        public void Push(IBackend ops, Tensor frame) => Adopt(ops.SliceChannels(frame, 0, frame.Shape.C));
+
+        /// <summary>Keeps <paramref name="frame"/> itself as the newest input: the history owns it from now on.</summary>
+        public void Adopt(Tensor frame)
         {
-            var copy = ops.SliceChannels(frame, 0, frame.Shape.C);
             Older?.Dispose();
             Older = Newer;
-            Newer = copy;
+            Newer = frame;
             Seen++;
         }
 

@@ -45,9 +45,9 @@ internal sealed class QwenImageDecoder
         var convOut = new CausalConv3d(p, "decoder.conv_out", Conv2dSpec.Same, frames);
         _stages.Add("decoder.conv_out", (ops, x, state) =>
         {
-            using (x)
-            using (var normed = normOut.Forward(ops, x, silu: true))
-                return convOut.Forward(ops, normed, state);
+            Tensor normed;
+            using (x) normed = normOut.Forward(ops, x, silu: true);
+            return convOut.ForwardConsuming(ops, normed, state);
         });
         _stages.Add("sample", (ops, x, _) =>
         {

@@ -38,9 +38,9 @@ internal sealed class QwenImageEncoder
         var convOut = new CausalConv3d(p, "encoder.conv_out", Conv2dSpec.Same, frames);
         _stages.Add("encoder.conv_out", (ops, x, state) =>
         {
-            using (x)
-            using (var normed = normOut.Forward(ops, x, silu: true))
-                return convOut.Forward(ops, normed, state);
+            Tensor normed;
+            using (x) normed = normOut.Forward(ops, x, silu: true);
+            return convOut.ForwardConsuming(ops, normed, state);
         });
     }
 

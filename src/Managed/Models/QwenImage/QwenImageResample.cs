@@ -54,15 +54,12 @@ internal sealed class QwenImageResample
             timeConv.Remember(ops, y, state);
             return [y];
         }
-        using (y)
+        if (seen % 2 == 1)
         {
-            if (seen % 2 == 1)
-            {
-                timeConv.Remember(ops, y, state);
-                return [];
-            }
-            return [timeConv.ForwardFull(ops, y, state)];
+            timeConv.Keep(y, state);
+            return [];
         }
+        return [timeConv.ForwardFullConsuming(ops, y, state)];
     }
 
     private IReadOnlyList<Tensor> Up(IBackend ops, Tensor x, CausalFrames state, CausalConv3d timeConv)
@@ -74,8 +71,7 @@ internal sealed class QwenImageResample
             return [Spatial(ops, x)];
         }
         int channels = x.Shape.C;
-        Tensor both;
-        using (x) both = timeConv.Forward(ops, x, state);
+        var both = timeConv.ForwardConsuming(ops, x, state);
         Tensor first, second;
         using (both)
         {

@@ -5,7 +5,7 @@ namespace NativeVae.Models.QwenImage;
 
 /// <summary>
 /// diffusers: <c>QwenImageResidualBlock</c> / <c>WanResidualBlock</c>: <c>conv2(silu(rms2(conv1(silu(rms1(x)))))) +
-/// shortcut(x)</c>, its two convs causal in time (their inputs after norm and SiLU are what they remember).
+/// shortcut(x)</c>, its two convs causal in time: each takes its input after norm and SiLU, and keeps it as history.
 /// </summary>
 internal sealed class QwenImageResidualBlock
 {
@@ -33,11 +33,14 @@ internal sealed class QwenImageResidualBlock
             if (_shortcut is not null) shortcut = _shortcut.Forward(ops, x);
             normed = _norm1.Forward(ops, x, silu: true);
             if (ownsInput && shortcut is not null) x.Dispose();
-            h = _conv1.Forward(ops, normed, state);
-            normed.Dispose();
+            var taken = normed;
+            normed = null;
+            h = _conv1.ForwardConsuming(ops, taken, state);
             normed = _norm2.Forward(ops, h, silu: true);
             h.Dispose();
-            return _conv2.Forward(ops, normed, state, residual: shortcut ?? x);
+            taken = normed;
+            normed = null;
+            return _conv2.ForwardConsuming(ops, taken, state, residual: shortcut ?? x);
         }
         finally
         {
