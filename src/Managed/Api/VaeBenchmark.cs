@@ -160,17 +160,46 @@ public sealed class VaeBenchmark : IDisposable
         {
             profiler = new ProfilingBackend(_backend);
             long start = Stopwatch.GetTimestamp();
-            using (_backend.BeginCall($"profile {(encode ? "encode" : "decode")} {input.Shape}"))
-            using (var x = profiler.Upload(input.Data, input.Shape))
-            using (var y = encode ? _model.Encode(profiler, x) : _model.Decode(profiler, x))
+            if (input.Shape.Rank == Api.VideoFrames.Rank && _model is IVideoVaeModel video)
+                RunVideo(video, profiler, input, encode);
+            else
             {
-                var output = new float[y.Shape.ElementCount];
-                profiler.Download(y, output);
+                using (_backend.BeginCall($"profile {(encode ? "encode" : "decode")} {input.Shape}"))
+                using (var x = profiler.Upload(input.Data, input.Shape))
+                using (var y = encode ? _model.Encode(profiler, x) : _model.Decode(profiler, x))
+                {
+                    var output = new float[y.Shape.ElementCount];
+                    profiler.Download(y, output);
+                }
             }
             total = Stopwatch.GetElapsedTime(start).TotalSeconds;
         }
         var ops = profiler.Ops.Select(o => new OpProfile(o.Key, o.Value.Calls, o.Value.Seconds, o.Value.Flops, o.Value.Bytes)).ToList();
         return new VaeProfile(total, ops);
+    }
+
+    /// <summary>A video <c>[1, C, T, H, W]</c> through the model a frame at a time on <paramref name="ops"/>, outputs dropped.</summary>
+    private static void RunVideo(IVideoVaeModel model, IBackend ops, HostTensor<float> input, bool encode)
+    {
+        var shape = Api.VideoFrames.FrameShape(input.Shape);
+        var values = new float[shape.ElementCount];
+        Tensor? current = null;
+        Tensor Frame(int t)
+        {
+            current?.Dispose();
+            Api.VideoFrames.Read(input, t, values);
+            return current = ops.Upload(values, shape, ops.ActivationDType(shape));
+        }
+        try
+        {
+            int frames = input.Shape[Api.VideoFrames.FrameAxis];
+            if (encode) model.EncodeVideo(ops, frames, Frame, y => y.Dispose());
+            else model.DecodeVideo(ops, frames, Frame, y => y.Dispose());
+        }
+        finally
+        {
+            current?.Dispose();
+        }
     }
 
     /// <summary>Measures the CPU's fp32 FMA peak: one thread per core running independent FMA chains of the widest

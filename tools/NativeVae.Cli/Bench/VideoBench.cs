@@ -17,7 +17,7 @@ internal static class VideoBench
     private const double BytesPerMiB = 1024.0 * 1024.0;
 
     public static int Run(TextWriter stdout, TextWriter stderr, ModelFamily family, string sizeList, IReadOnlyList<string> ops, int frames,
-        int runs, bool json, DevicePreference device, DType dtype)
+        int runs, bool json, bool profile, DevicePreference device, DType dtype)
     {
         var sizes = BenchCommand.ParseList(sizeList, "sizes").Select(ParseSize).ToList();
         foreach (string op in ops)
@@ -72,6 +72,7 @@ internal static class VideoBench
                     stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"{op,-7} {$"{h}x{w}",9} {frames,6} {median,9:F2} {frames / median,9:F3} {peak / BytesPerMiB,13:F0}"));
                 }
+                if (profile) BenchCommand.PrintProfile(stdout, bench, input, encode, family.Name(), op, h, json);
             }
         }
         return ExitCodes.Success;

@@ -62,8 +62,8 @@ internal sealed class BenchCommand : ICommand
         };
         command.SetAction(parse => (parse.GetValue(family) ?? ModelFamily.Sd).IsVideo()
             ? VideoBench.Run(stdout, stderr, parse.GetValue(family)!.Value, parse.GetValue(sizes) ?? DefaultSizes, ParseList(parse.GetValue(ops) ?? "encode,decode", "ops"),
-                parse.GetValue(frames) ?? VideoBench.DefaultFrames, parse.GetValue(runs) ?? 1, parse.GetValue(json), parse.GetValue(device) ?? DevicePreference.Auto,
-                parse.GetValue(dtype) ?? DType.F32)
+                parse.GetValue(frames) ?? VideoBench.DefaultFrames, parse.GetValue(runs) ?? 1, parse.GetValue(json), parse.GetValue(profile),
+                parse.GetValue(device) ?? DevicePreference.Auto, parse.GetValue(dtype) ?? DType.F32)
             : Run(stdout, stderr, new Settings(
             parse.GetValue(family) ?? ModelFamily.Sd,
             parse.GetValue(sizes) ?? DefaultSizes,
@@ -287,7 +287,7 @@ internal sealed class BenchCommand : ICommand
     private const int ProfileShapes = 15;
 
     /// <summary>One untiled run with every op timed (synchronised), summed by op kind and by kind and shape.</summary>
-    private static void PrintProfile(TextWriter stdout, VaeBenchmark bench, HostTensor<float> input,
+    internal static void PrintProfile(TextWriter stdout, VaeBenchmark bench, HostTensor<float> input,
         bool encode, string family, string op, int size, bool json)
     {
         var result = bench.Profile(input, encode);
