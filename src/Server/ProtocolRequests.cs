@@ -66,7 +66,9 @@ internal static class ProtocolRequests
         if (vae.IsVideo && query.All("shape").Count == VideoLatentRank)
             return await ReadVideoDecodeAsync(request, query, vae, limits, base64, outputType, cancellation);
         if (outputType == "mp4")
-            throw ProtocolException.BadRequest($"`output_type` 'mp4' is for video models and 5-D latents [B, C, T, h, w]; this model ({vae.Family.Name()}) takes {(vae.IsVideo ? "them as" : "images:")} `shape` [B, C, T, h, w]");
+            throw ProtocolException.BadRequest(vae.IsVideo
+                ? $"`output_type` 'mp4' takes a video latent: `shape` [B, C, T, h, w], got {WireTensor.ParseShape(query.All("shape"))}"
+                : $"`output_type` 'mp4' is for video VAEs (family wan) and their 5-D latents; this model ({vae.Family.Name()}) is an image VAE");
         var format = query.Choice("image_format", "jpg", "jpg", "png") == "png" ? ImageFormat.Png : ImageFormat.Jpeg;
         bool partial = query.Bool("partial_postprocess") ?? false;
         CheckTensorTypes(query);

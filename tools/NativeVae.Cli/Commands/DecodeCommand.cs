@@ -40,10 +40,17 @@ internal sealed class DecodeCommand : ICommand
         {
             var openVae = model.Resolve(parse);
             string input = parse.GetValue(latentPath)!;
+            // The output is checked before the latent is read: a video's is a folder or an .mp4, an image's an image file.
+            if (parse.GetValue(output) is { } given)
+            {
+                if (ImageFiles.IsOutputImagePath(given)) OutputPath.RequireWritable(given);
+                else VideoCli.RequireWritable(given);
+            }
             var latentTensor = LatentFile.Read(input, LatentFile.MaxElementsFor(parse.GetValue(model.MaxPixels) ?? ImageFiles.DefaultMaxPixels));
             if (latentTensor.Shape.Rank == VideoLatentRank && latentTensor.Shape[VideoFrameAxis] > 1)
             {
                 string folder = parse.GetValue(output) ?? Path.ChangeExtension(input, null) + "_frames";
+                VideoCli.RequireWritable(folder);
                 using var videoVae = openVae();
                 var video = VideoCli.RequireVideo(videoVae, input).DecodeVideo(latentTensor, new DecodeOptions
                 {

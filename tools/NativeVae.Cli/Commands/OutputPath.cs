@@ -11,6 +11,20 @@ internal static class OutputPath
     {
         string full = Path.GetFullPath(path);
         if (Directory.Exists(full)) throw new IOException($"-o/--output '{path}' is a folder; give a file name");
+        RequireParent(path, full);
+    }
+
+    /// <summary>A folder of frames to write: an existing folder, or a new one in a folder that takes new entries.</summary>
+    /// <exception cref="IOException">the path is a file, or its parent folder is missing or read-only.</exception>
+    public static void RequireFrameFolder(string path)
+    {
+        string full = Path.GetFullPath(path);
+        if (File.Exists(full)) throw new IOException($"-o/--output '{path}' is a file; frames are written into a folder");
+        if (!Directory.Exists(full)) RequireParent(path, full);
+    }
+
+    private static void RequireParent(string path, string full)
+    {
         string folder = Path.GetDirectoryName(full)!;
         if (!Directory.Exists(folder)) throw new IOException($"-o/--output '{path}': the folder '{folder}' does not exist");
         // A probe file proves the folder takes new files (permissions, read-only mounts) before the work starts.

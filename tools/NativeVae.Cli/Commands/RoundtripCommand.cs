@@ -26,6 +26,7 @@ internal sealed class RoundtripCommand : ICommand
             string inputPath = parse.GetValue(image)!;
             if (VideoCli.IsVideo(inputPath))
             {
+                VideoCli.RequireWritable(outputPath);
                 using var videoVae = model.Load(parse);
                 VideoCli.Roundtrip(VideoCli.RequireVideo(videoVae, inputPath), inputPath, outputPath, parse.GetValue(frames), parse.GetValue(fps),
                     parse.GetValue(model.MaxPixels) ?? ImageFiles.DefaultMaxPixels, stdout, stderr);

@@ -20,6 +20,13 @@ internal static class VideoCli
     /// <summary>True when <paramref name="input"/> names a video (a frame folder or a video file) rather than an image file.</summary>
     public static bool IsVideo(string input) => Directory.Exists(input) || VideoFiles.IsVideoFile(input);
 
+    /// <summary>Checks, before any work, that <paramref name="output"/> can be written: an .mp4 file or a frame folder.</summary>
+    public static void RequireWritable(string output)
+    {
+        if (IsMp4(output)) OutputPath.RequireWritable(output);
+        else OutputPath.RequireFrameFolder(output);
+    }
+
     /// <summary>True when <paramref name="output"/> names an MP4 to write rather than a frame folder.</summary>
     public static bool IsMp4(string output) => Path.GetExtension(output).Equals(".mp4", StringComparison.OrdinalIgnoreCase);
 
