@@ -54,7 +54,7 @@ internal static class InputChecks
 
     /// <summary>Every dimension at least 1: an empty batch or image has nothing to run, and would fail deep inside.</summary>
     /// <exception cref="ArgumentException">a dimension is 0; the message names the tensor and the dimension.</exception>
-    private static void RequireNonEmpty(TensorShape shape, string what)
+    public static void RequireNonEmpty(TensorShape shape, string what)
     {
         for (int axis = 0; axis < shape.Rank; axis++)
             if (shape[axis] == 0) throw new ArgumentException($"{what} {shape}: dimension {axis} is 0; every dimension must be at least 1");

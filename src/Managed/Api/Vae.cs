@@ -338,6 +338,9 @@ public sealed class Vae : IVae
     /// <summary>The frames of a <paramref name="frames"/>-frame video that <see cref="EncodeVideo"/> uses: 1 + 4k (a video family only).</summary>
     public int UsableFrames(int frames) => VideoModel("video").UsableFrames(frames);
 
+    /// <summary>The latent frames <see cref="EncodeVideo"/> makes of a <paramref name="frames"/>-frame video (a video family only).</summary>
+    public int LatentFrames(int frames) => VideoModel("video").LatentFrames(frames);
+
     private IVideoVaeModel VideoModel(string what) =>
         IsVideo ? (IVideoVaeModel)_model
         : throw new ArgumentException($"{what}: {Family.Name()} is an image VAE; video needs a video family (wan)");
@@ -345,8 +348,7 @@ public sealed class Vae : IVae
     /// <summary>Every dimension at least 1, each frame within the pixel cap, and (for pixels) sides multiples of the factor.</summary>
     private void RequireVideoSides(TensorShape s, string what, int pixelsPerElement)
     {
-        for (int axis = 0; axis < s.Rank; axis++)
-            if (s[axis] == 0) throw new ArgumentException($"{what} {s}: dimension {axis} is 0; every dimension must be at least 1");
+        InputChecks.RequireNonEmpty(s, what);
         long height = (long)s[3] * pixelsPerElement, width = (long)s[4] * pixelsPerElement;
         if (height * width > _options.MaxImagePixels)
             throw new ArgumentException($"{what} {s}: frames of {width}x{height} exceed the limit of {_options.MaxImagePixels} pixels (VaeOptions.MaxImagePixels)");

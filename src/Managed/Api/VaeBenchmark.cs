@@ -161,7 +161,11 @@ public sealed class VaeBenchmark : IDisposable
             profiler = new ProfilingBackend(_backend);
             long start = Stopwatch.GetTimestamp();
             if (input.Shape.Rank == Api.VideoFrames.Rank && _model is IVideoVaeModel video)
-                RunVideo(video, profiler, input, encode);
+            {
+                var pipeline = new Api.VideoPipeline(video, profiler);
+                if (encode) pipeline.Encode(input, new EncodeOptions(), CancellationToken.None);
+                else pipeline.Decode(input, new DecodeOptions(), CancellationToken.None);
+            }
             else
             {
                 using (_backend.BeginCall($"profile {(encode ? "encode" : "decode")} {input.Shape}"))
@@ -176,30 +180,6 @@ public sealed class VaeBenchmark : IDisposable
         }
         var ops = profiler.Ops.Select(o => new OpProfile(o.Key, o.Value.Calls, o.Value.Seconds, o.Value.Flops, o.Value.Bytes)).ToList();
         return new VaeProfile(total, ops);
-    }
-
-    /// <summary>A video <c>[1, C, T, H, W]</c> through the model a frame at a time on <paramref name="ops"/>, outputs dropped.</summary>
-    private static void RunVideo(IVideoVaeModel model, IBackend ops, HostTensor<float> input, bool encode)
-    {
-        var shape = Api.VideoFrames.FrameShape(input.Shape);
-        var values = new float[shape.ElementCount];
-        Tensor? current = null;
-        Tensor Frame(int t)
-        {
-            current?.Dispose();
-            Api.VideoFrames.Read(input, t, values);
-            return current = ops.Upload(values, shape, ops.ActivationDType(shape));
-        }
-        try
-        {
-            int frames = input.Shape[Api.VideoFrames.FrameAxis];
-            if (encode) model.EncodeVideo(ops, frames, Frame, y => y.Dispose());
-            else model.DecodeVideo(ops, frames, Frame, y => y.Dispose());
-        }
-        finally
-        {
-            current?.Dispose();
-        }
     }
 
     /// <summary>Measures the CPU's fp32 FMA peak: one thread per core running independent FMA chains of the widest

@@ -110,7 +110,7 @@ internal sealed class VaePipeline(IVaeModel model)
                 {
                     t = Then(t, x => Affine(ops, x, _range.ToApi));
                     var floats = Download(ops, t);
-                    RequireFinite(floats.Data.LongCount(v => !float.IsFinite(v)), floats.Shape);
+                    RequireFinite(floats.Data.LongCount(v => !float.IsFinite(v)), floats.Shape, model.Backend.Name);
                     return DecodeResult.OfFloatTensor(floats);
                 }
                 return ToPixels(ops, t, options);
@@ -132,7 +132,7 @@ internal sealed class VaePipeline(IVaeModel model)
         var s = image.Shape;
         var rgb = new byte[s.ElementCount];
         var (scale, shift) = _range.ToPixels;
-        RequireFinite(ops.TensorToImage(image, rgb, scale, shift), s);
+        RequireFinite(ops.TensorToImage(image, rgb, scale, shift), s, model.Backend.Name);
         if (options.Output == DecodeOutput.UInt8Tensor)
             return DecodeResult.OfUInt8Tensor(new HostTensor<byte>(new TensorShape(s.N, s.H, s.W, OpShapes.RgbChannels), rgb));
 
@@ -320,12 +320,13 @@ internal sealed class VaePipeline(IVaeModel model)
     /// A decoded image with NaN or infinity is an error, not black pixels: inputs are checked finite, so the model made
     /// them (an fp16 overflow, or weights holding NaN). The count comes with the image's download (no pass of its own).
     /// </summary>
+    /// <param name="what">what was decoded: image, or video.</param>
     /// <exception cref="InvalidDataException">the image holds non-finite values.</exception>
-    private void RequireFinite(long nonFinite, TensorShape image)
+    internal static void RequireFinite(long nonFinite, TensorShape decoded, string device, string what = "image")
     {
         if (nonFinite > 0)
             throw new InvalidDataException(
-                $"the decoded image {image} holds {nonFinite} NaN or infinite value(s): the model overflowed or its weights hold NaN ({model.Backend.Name}); nothing was returned");
+                $"the decoded {what} {decoded} holds {nonFinite} NaN or infinite value(s): the model overflowed or its weights hold NaN ({device}); nothing was returned");
     }
 
     /// <summary><c>x * scale + shift</c> on the backend, or <paramref name="x"/> itself for no affine.</summary>

@@ -8,8 +8,11 @@ namespace NativeVae.Api;
 /// model asks for it and each frame it makes is downloaded into the result, so the device holds one frame per layer
 /// and the causal histories, whatever the length. Runs untiled.
 /// </summary>
-internal sealed class VideoPipeline(IVideoVaeModel model)
+/// <param name="ops">the backend the ops run on: the model's own, or one wrapping it (a profiler).</param>
+internal sealed class VideoPipeline(IVideoVaeModel model, IBackend ops)
 {
+    public VideoPipeline(IVideoVaeModel model) : this(model, model.Backend) { }
+
     /// <summary>Video in [-1, 1] (checked) to the latent <c>[N, z, T', h, w]</c>: the mode or a sample, scaled as the options say.</summary>
     public HostTensor<float> Encode(HostTensor<float> video, EncodeOptions options, CancellationToken cancellation)
     {
@@ -34,9 +37,7 @@ internal sealed class VideoPipeline(IVideoVaeModel model)
         var video = new HostTensor<float>(new TensorShape(s[0], OpShapes.RgbChannels, model.DecodedFrames(s[VideoFrames.FrameAxis]), s[3] * f, s[4] * f));
         Run(latents, s[VideoFrames.FrameAxis], video, encode: false, LatentScaling.DecodeAffine(options.ScalingFactor, options.ShiftFactor),
             options.Progress, cancellation);
-        long nonFinite = video.Data.LongCount(v => !float.IsFinite(v));
-        if (nonFinite > 0)
-            throw new InvalidOperationException($"decode produced {nonFinite} non-finite values in the video {video.Shape}: the latents are out of the model's range");
+        VaePipeline.RequireFinite(video.Data.LongCount(v => !float.IsFinite(v)), video.Shape, ops.Name, "video");
         return video;
     }
 
@@ -44,7 +45,6 @@ internal sealed class VideoPipeline(IVideoVaeModel model)
     private void Run(HostTensor<float> input, int frames, HostTensor<float> output, bool encode, (float Scale, float Shift)? affine,
         IProgress<VaeProgress>? progress, CancellationToken cancellation)
     {
-        var ops = model.Backend;
         var inShape = VideoFrames.FrameShape(input.Shape);
         var inValues = new float[inShape.ElementCount];
         var outValues = new float[VideoFrames.FrameShape(output.Shape).ElementCount];

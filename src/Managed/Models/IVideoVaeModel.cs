@@ -8,9 +8,6 @@ namespace NativeVae.Models;
 /// </summary>
 internal interface IVideoVaeModel : IVaeModel
 {
-    /// <summary>Frames per latent frame after the first (4 for Wan).</summary>
-    int TemporalFactor { get; }
-
     /// <summary>The frames of a <paramref name="frames"/>-frame video that encode uses (diffusers drops the rest).</summary>
     int UsableFrames(int frames);
 

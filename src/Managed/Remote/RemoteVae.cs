@@ -1,3 +1,4 @@
+using NativeVae.Models.QwenImage;
 using System.Net.Http.Headers;
 using NativeVae.Api;
 using NativeVae.Core;
@@ -296,20 +297,21 @@ public sealed class RemoteVae : IVae
         options ??= new();
         RequireVideoFamily("video");
         var s = video.Shape;
-        if (s.Rank != 5 || s[1] != OpShapes.RgbChannels || s.Dims.ToArray().Any(d => d == 0))
+        if (s.Rank != VideoFrames.Rank || s[1] != OpShapes.RgbChannels)
             throw new ArgumentException($"video must be [N, 3, T, H, W], got {s}");
+        InputChecks.RequireNonEmpty(s, "video");
         if (s[3] % Downsample != 0 || s[4] % Downsample != 0)
             throw new ArgumentException($"video {s}: height and width must be multiples of {Downsample}");
-        int frames = s[2], used = 1 + (frames - 1) / VideoFrameChunk * VideoFrameChunk;
+        int frames = s[VideoFrames.FrameAxis], used = QwenImageConfig.UsableFrames(frames);
         if (used != frames && !options.DropTrailingFrames)
-            throw new ArgumentException($"video {s} has {frames} frames; {Family.Name()} encodes 1 + {VideoFrameChunk}k, so the last {frames - used} would be dropped: set EncodeOptions.DropTrailingFrames");
+            throw new ArgumentException($"video {s} has {frames} frames; {Family.Name()} encodes 1 + {QwenImageConfig.ChunkFrames}k, so the last {frames - used} would be dropped: set EncodeOptions.DropTrailingFrames");
         CheckEncodeOptions(options);
         InputChecks.RequireFinite(video, "video");
         string query = EncodeQuery(s, options);
         if (options.DropTrailingFrames) query = new PythonQuery().Add("drop_trailing_frames", true) + "&" + query;
         var uri = RequestUri(query);
         byte[] body = WireTensor.FromFloat(video, _options.LatentDType);
-        var expected = new TensorShape(s[0], LatentChannels, 1 + (used - 1) / VideoFrameChunk, s[3] / Downsample, s[4] / Downsample);
+        var expected = new TensorShape(s[0], LatentChannels, WanVideo.LatentFrames(frames), s[3] / Downsample, s[4] / Downsample);
         return Transport.RunAsync(async call =>
         {
             using var response = await Transport.SendAsync(() => Post(uri, body, WireTensor.BinaryContentType, AnyContentType), call).ConfigureAwait(false);
@@ -318,8 +320,8 @@ public sealed class RemoteVae : IVae
         }, cancellation);
     }
 
-    /// <summary>Frames per latent frame after the first, for Wan's video VAE.</summary>
-    private const int VideoFrameChunk = 4;
+    /// <summary>The published Wan 2.1 config: its frame counts are the endpoint's.</summary>
+    private static QwenImageConfig WanVideo => QwenImageConfig.QwenImage;
 
     /// <summary>The offset of an MP4 file's first box type, <c>ftyp</c>.</summary>
     private static bool IsMp4(ReadOnlySpan<byte> file) => file.Length >= 8 && file[4..8].SequenceEqual("ftyp"u8);
@@ -336,15 +338,16 @@ public sealed class RemoteVae : IVae
         ArgumentNullException.ThrowIfNull(latents);
         RequireVideoFamily("video latents");
         var s = latents.Shape;
-        if (s.Rank != 5 || s[1] != LatentChannels || s.Dims.ToArray().Any(d => d == 0))
+        if (s.Rank != VideoFrames.Rank || s[1] != LatentChannels)
             throw new ArgumentException($"video latents must be [N, {LatentChannels}, T', h, w], got {s}");
+        InputChecks.RequireNonEmpty(s, "video latents");
         CheckTiling(options.Tiling, options.TileSize, nameof(DecodeOptions));
         LatentScaling.DecodeAffine(options.ScalingFactor, options.ShiftFactor);
         long height = (long)s[3] * Downsample, width = (long)s[4] * Downsample;
         if (height * width > _options.MaxImagePixels)
             throw new ArgumentException($"video latents {s} decode to frames of {width}x{height}, over the limit of {_options.MaxImagePixels} pixels");
         InputChecks.RequireFinite(latents, "latents");
-        return new TensorShape(s[0], OpShapes.RgbChannels, 1 + (s[2] - 1) * VideoFrameChunk, (int)height, (int)width);
+        return new TensorShape(s[0], OpShapes.RgbChannels, WanVideo.DecodedFrames(s[VideoFrames.FrameAxis]), (int)height, (int)width);
     }
 
     /// <summary>Item <paramref name="n"/> of a batch, as a batch of one (any rank: packed latents too).</summary>

@@ -28,7 +28,7 @@ internal static class VideoBench
         if (vae.UsableFrames(frames) != frames) throw new UsageException($"--frames {frames}: {family.Name()} takes 1 + 4k frames");
         foreach (var (h, w) in sizes)
             if (h % f != 0 || w % f != 0) throw new UsageException($"--sizes: {h}x{w} is not a multiple of {f}");
-        int latentFrames = 1 + (frames - 1) / 4;
+        int latentFrames = vae.LatentFrames(frames);
         if (!json)
         {
             stdout.WriteLine($"nativevae bench: {family.Name()} AutoencoderKLWan (video, frame by frame), seeded weights, {bench.DeviceName}; " +

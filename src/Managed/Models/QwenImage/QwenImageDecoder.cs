@@ -11,14 +11,14 @@ namespace NativeVae.Models.QwenImage;
 /// </summary>
 internal sealed class QwenImageDecoder
 {
-    private readonly CausalConv3d _convIn;
-    private readonly FrameStages _stages = new();
+    private readonly FrameStages _stages;
 
     /// <param name="frames">read the temporal taps, for video; without, only images can be decoded.</param>
     public QwenImageDecoder(DeviceParameters p, QwenImageConfig config, bool frames)
     {
         var dims = config.DecoderDims;
-        _convIn = new CausalConv3d(p, "decoder.conv_in", Conv2dSpec.Same, frames);
+        var convIn = new CausalConv3d(p, "decoder.conv_in", Conv2dSpec.Same, frames);
+        _stages = new FrameStages("decoder.conv_in", (ops, x, state) => convIn.Forward(ops, x, state));
         var midBlock = new QwenImageMidBlock(p, "decoder.mid_block", dims[0], frames);
         _stages.Add("decoder.mid_block", (ops, x, state) => midBlock.Forward(ops, x, state, ownsInput: true));
         int levels = config.DimMult.Count;
@@ -57,7 +57,7 @@ internal sealed class QwenImageDecoder
 
     /// <summary>[N, z, h, w] (after post_quant_conv) to the image [N, 3, h*f, w*f], clamped to [-1, 1] as diffusers' _decode.</summary>
     public Tensor Forward(IBackend ops, Tensor z, BlockObserver? observe) =>
-        _stages.Single(ops, ConvIn(ops, z, state: null, observe), observe);
+        _stages.Single(ops, z, observe);
 
     /// <summary>
     /// One latent frame [N, z, h, w] (after post_quant_conv) through the decoder with the pass's
@@ -65,12 +65,5 @@ internal sealed class QwenImageDecoder
     /// first latent frame, 4 for each later one with Wan's two temporal levels).
     /// </summary>
     public void Forward(IBackend ops, Tensor z, CausalFrames state, Action<Tensor> emit) =>
-        _stages.Push(ops, ConvIn(ops, z, state, observe: null), state, observe: null, emit);
-
-    private Tensor ConvIn(IBackend ops, Tensor z, CausalFrames? state, BlockObserver? observe)
-    {
-        var h = _convIn.Forward(ops, z, state);
-        observe?.Invoke("decoder.conv_in", h);
-        return h;
-    }
+        _stages.Push(ops, z, state, observe: null, emit);
 }

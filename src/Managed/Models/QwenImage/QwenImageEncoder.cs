@@ -10,14 +10,14 @@ namespace NativeVae.Models.QwenImage;
 /// </summary>
 internal sealed class QwenImageEncoder
 {
-    private readonly CausalConv3d _convIn;
-    private readonly FrameStages _stages = new();
+    private readonly FrameStages _stages;
 
     /// <param name="frames">read the temporal taps, for video; without, only images can be encoded.</param>
     public QwenImageEncoder(DeviceParameters p, QwenImageConfig config, bool frames)
     {
         var dims = config.EncoderDims;
-        _convIn = new CausalConv3d(p, "encoder.conv_in", Conv2dSpec.Same, frames);
+        var convIn = new CausalConv3d(p, "encoder.conv_in", Conv2dSpec.Same, frames);
+        _stages = new FrameStages("encoder.conv_in", (ops, x, state) => convIn.Forward(ops, x, state));
         int k = 0;
         for (int i = 0; i < config.DimMult.Count; i++)
         {
@@ -46,21 +46,15 @@ internal sealed class QwenImageEncoder
 
     /// <summary>Image [N, 3, H, W] in [-1, 1] to [N, 2z, H/f, W/f] (before quant_conv).</summary>
     public Tensor Forward(IBackend ops, Tensor image, BlockObserver? observe) =>
-        _stages.Single(ops, ConvIn(ops, image, state: null, observe), observe);
+        _stages.Single(ops, image, observe);
 
     /// <summary>
     /// One video frame [N, 3, H, W] through the encoder with the pass's <paramref name="state"/>;
     /// <paramref name="emit"/> takes each [N, 2z, h, w] it completes (one per chunk of frames).
     /// </summary>
     public void Forward(IBackend ops, Tensor frame, CausalFrames state, Action<Tensor> emit) =>
-        _stages.Push(ops, ConvIn(ops, frame, state, observe: null), state, observe: null, emit);
+        _stages.Push(ops, frame, state, observe: null, emit);
 
-    private Tensor ConvIn(IBackend ops, Tensor x, CausalFrames? state, BlockObserver? observe)
-    {
-        var h = _convIn.Forward(ops, x, state);
-        observe?.Invoke("encoder.conv_in", h);
-        return h;
-    }
 
     /// <summary>Releases the previous activation and moves on to the next.</summary>
     internal static Tensor Step(Tensor previous, Tensor next)

@@ -41,8 +41,6 @@ internal sealed class QwenImageModel : IVideoVaeModel
     /// <summary>True when built for video: every temporal tap uploaded.</summary>
     public bool Frames { get; }
 
-    public int TemporalFactor => Config.TemporalFactor;
-
     public int UsableFrames(int frames) => QwenImageConfig.UsableFrames(frames);
 
     public int LatentFrames(int frames) => Config.LatentFrames(frames);
