@@ -18,7 +18,7 @@ namespace NativeVae.Tests;
 [SetUpFixture]
 public sealed class TestBackends
 {
-    private const string IlgpuCpuName = "ilgpu-cpu";
+    public const string IlgpuCpuName = "ilgpu-cpu";
     public const string CpuName = "cpu";
     public const string CudaName = "cuda";
 

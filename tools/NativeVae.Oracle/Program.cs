@@ -46,6 +46,7 @@ if (groups.Contains("ops"))
     builders.Add(() => ElementwiseFixtures.Build(Seed));
     builders.Add(() => RmsNormFixtures.Build(Seed));
     builders.Add(() => QwenAttentionFixtures.Build(Seed));
+    builders.Add(() => PixelShuffleFixtures.Build(Seed));
 }
 // The blend tiling is checked on models it must leave unchanged before any blend fixture is written.
 if (groups.Contains("models") || groups.Contains("taef2")) BlendTilingSelfCheck.Run(Seed);

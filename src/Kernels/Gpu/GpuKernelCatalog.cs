@@ -30,7 +30,7 @@ internal static class GpuKernelCatalog
     /// <summary>The static classes holding kernels, one per op family.</summary>
     public static IReadOnlyList<Type> KernelClasses { get; } =
         [typeof(Conv2dGpu), typeof(Conv2dTensorCoreGpu), typeof(GroupNormGpu), typeof(GroupNormNhwcGpu), typeof(AttentionGpu), typeof(AttentionTensorCoreGpu), typeof(ElementwiseGpu),
-         typeof(ElementwiseHalfGpu), typeof(RmsNormGpu)];
+         typeof(ElementwiseHalfGpu), typeof(RmsNormGpu), typeof(PixelShuffleGpu)];
 
     public static IReadOnlyList<GpuKernel> All { get; } = KernelClasses
         .SelectMany(type => type.GetMethods(BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic))

@@ -36,7 +36,7 @@ internal static class LatentForms
     {
         ModelFamily.Flux2 => (Supported(normalised: true, patchified: true), false),
         ModelFamily.QwenImage => (Supported(normalised: true, patchified: false), true),
-        ModelFamily.Wan => (Supported(normalised: false, patchified: false), true),
+        ModelFamily.Wan or ModelFamily.Wan22 => (Supported(normalised: false, patchified: false), true),
         _ => (Supported(normalised: false, patchified: false), false),
     };
 

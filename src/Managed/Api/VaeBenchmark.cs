@@ -34,9 +34,9 @@ public sealed class VaeBenchmark : IDisposable
         _backend = backend;
         IReadOnlyList<(string Name, TensorShape Shape)> declared;
         float? scaling = null, shift = null;
-        if (family is ModelFamily.QwenImage or ModelFamily.Wan)
+        if (family.IsWanNetwork())
         {
-            var config = QwenImageConfig.QwenImage;
+            var config = family == ModelFamily.Wan22 ? QwenImageConfig.Wan22 : QwenImageConfig.QwenImage;
             bool frames = family.IsVideo();
             declared = QwenImageParameters.Enumerate(config);
             _model = new QwenImageModel(backend, config, SeededWeights.Source(DefaultSeed, declared), frames: frames);

@@ -30,12 +30,12 @@ public sealed class VaeCheckpoint : IDisposable
     public static VaeCheckpoint Open(string path, ModelFamily? family = null) =>
         new(VaeLoader.Open(path, new VaeLoadOptions(family)));
 
-    /// <summary>The model family (sd, sdxl, flux, sd3, flux2, taesd, taesdxl, taef1, taef2).</summary>
+    /// <summary>The model family (sd, sdxl, flux, sd3, flux2, qwenimage, wan, wan22, taesd, taesdxl, taef1, taef2).</summary>
     public ModelFamily Family => _loaded.Family;
 
     /// <summary>The latent forms a <see cref="Vae"/> of this checkpoint gives and takes (see <see cref="Vae.SupportedLatentForms"/>).</summary>
     public IReadOnlyList<LatentForm> SupportedLatentForms =>
-        _loaded.QwenConfig is not null ? Api.LatentForms.Supported(normalised: true, patchified: false)
+        _loaded.QwenConfig is not null ? Api.LatentForms.Supported(normalised: !_loaded.Family.IsVideo(), patchified: false)
         : Api.LatentForms.Supported(normalised: _loaded.KlConfig is { LatentBatchNorm: true }, patchified: true);
 
     /// <summary>Pixels per latent element along each axis (8 for every published VAE).</summary>

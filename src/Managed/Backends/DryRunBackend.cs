@@ -114,6 +114,10 @@ internal sealed class DryRunBackend : IBackend
 
     public long CountNonFinite(Tensor input) => 0;
 
+    public Tensor SpaceToDepth(Tensor current, Tensor? previous, PixelShuffleSpec spec) => Output(OpShapes.SpaceToDepth(current, previous, spec));
+
+    public Tensor DepthToSpace(Tensor input, PixelShuffleSpec spec, int frame) => Output(OpShapes.DepthToSpace(input, spec, frame));
+
     public Tensor SliceChannels(Tensor input, int start, int count) => Output(OpShapes.SliceChannels(input, start, count));
 
     public Tensor ImageToTensor(ReadOnlySpan<byte> rgb, int batch, int height, int width, float scale, float shift) =>

@@ -50,6 +50,24 @@ internal static class KernelParameters
         FuseSilu = silu ? 1 : 0,
     };
 
+    /// <summary>The pixel shuffle from <paramref name="input"/> to <paramref name="output"/>'s shape.</summary>
+    public static PixelShuffleParams PixelShuffle(TensorShape input, TensorShape output, PixelShuffleSpec spec, int frame, bool hasPrevious) => new()
+    {
+        Batch = input.N,
+        InChannels = input.C,
+        InHeight = input.H,
+        InWidth = input.W,
+        OutChannels = output.C,
+        OutHeight = output.H,
+        OutWidth = output.W,
+        Factor = spec.Factor,
+        Frames = spec.Frames,
+        Group = spec.Group,
+        Frame = frame,
+        WidthFirst = spec.WidthFirst ? 1 : 0,
+        HasPrevious = hasPrevious ? 1 : 0,
+    };
+
     public static AttentionParams Attention(Tensor q, float scale) => new()
     {
         Batch = q.Shape.N,

@@ -136,6 +136,22 @@ internal sealed class ProfilingBackend(IBackend device) : IBackend
     public long CountNonFinite(Tensor input) =>
         Timed(() => device.CountNonFinite(input), $"count-non-finite {input.Shape}", input.ByteLength);
 
+    public Tensor SpaceToDepth(Tensor current, Tensor? previous, PixelShuffleSpec spec)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var y = device.SpaceToDepth(current, previous, spec);
+        Record($"space-to-depth {current.Shape} /{spec.Factor}", start, 0, current.ByteLength + (previous?.ByteLength ?? 0) + y.ByteLength);
+        return y;
+    }
+
+    public Tensor DepthToSpace(Tensor input, PixelShuffleSpec spec, int frame)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var y = device.DepthToSpace(input, spec, frame);
+        Record($"depth-to-space {input.Shape} x{spec.Factor}", start, 0, input.ByteLength + y.ByteLength);
+        return y;
+    }
+
     public Tensor SliceChannels(Tensor input, int start, int count) =>
         Timed(() => device.SliceChannels(input, start, count), $"slice-channels {input.Shape}",
             2 * input.ByteLength * count / Math.Max(1, input.Shape.C));

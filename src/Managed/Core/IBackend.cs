@@ -43,14 +43,18 @@ internal interface IBackend : IDisposable
 
     /// <summary>
     /// How an activation of <paramref name="shape"/> is stored: <see cref="StorageDType"/>, except image tensors
-    /// [N, 3, H, W] (the encoder's input, the decoder's output), which stay F32 so that 16-bit storage never
-    /// quantises pixels: bf16's step near +-1 is a whole 8-bit level. They have 3 channels against the model's 64-512.
+    /// [N, 3, H, W] (the encoder's input, the decoder's output) and their 2x2 patchified form [N, 12, H/2, W/2] (Wan
+    /// 2.2's), which stay F32 so that 16-bit storage never quantises pixels: bf16's step near +-1 is a whole 8-bit
+    /// level. They have 3 or 12 channels against the model's 64-1024.
     /// </summary>
     DType ActivationDType(TensorShape shape) =>
-        StorageDType == DType.F32 || (shape.Rank == 4 && shape.C == ImageChannels) ? DType.F32 : StorageDType;
+        StorageDType == DType.F32 || (shape.Rank == 4 && shape.C is ImageChannels or PatchedImageChannels) ? DType.F32 : StorageDType;
 
     /// <summary>Channels of an image tensor.</summary>
     const int ImageChannels = 3;
+
+    /// <summary>Channels of an image tensor patchified 2x2.</summary>
+    const int PatchedImageChannels = 4 * ImageChannels;
 
     /// <summary>A tensor with unspecified contents, from the pool when a buffer of that size is free.</summary>
     Tensor Allocate(TensorShape shape, DType dtype = DType.F32);
@@ -179,6 +183,23 @@ internal interface IBackend : IDisposable
     /// <c>[N, count, H, W]</c> tensor, copied on the device (the mean half of an encoder's moments, say).
     /// </summary>
     Tensor SliceChannels(Tensor input, int start, int count);
+
+    /// <summary>
+    /// Space to depth with a mean over channel groups (<see cref="PixelShuffleSpec"/>): each block of pixels of the
+    /// earlier frame <paramref name="previous"/> (with <c>Frames</c> 2; null: the zero frame in front of a video) and
+    /// of <paramref name="current"/> <c>[N, C, H, W]</c> becomes one pixel of <c>C * Frames * Factor^2</c> channels,
+    /// and each run of <c>Group</c> of those is averaged into one: <c>[N, C * Frames * Factor^2 / Group, H / Factor,
+    /// W / Factor]</c>. Wan 2.2's patchify (group 1) and its down blocks' AvgDown3D shortcut.
+    /// </summary>
+    Tensor SpaceToDepth(Tensor current, Tensor? previous, PixelShuffleSpec spec);
+
+    /// <summary>
+    /// Depth to space of repeated channels (<see cref="PixelShuffleSpec"/>): each channel of <paramref name="input"/>
+    /// repeated <c>Group</c> times, the result read as blocks of <c>Frames * Factor^2</c> channels, and frame
+    /// <paramref name="frame"/> of each block laid out as <c>Factor</c> x <c>Factor</c> pixels: <c>[N, C * Group /
+    /// (Frames * Factor^2), H * Factor, W * Factor]</c>. Wan 2.2's unpatchify and its up blocks' DupUp3D shortcut.
+    /// </summary>
+    Tensor DepthToSpace(Tensor input, PixelShuffleSpec spec, int frame);
 
     /// <summary>
     /// Interleaved 8-bit RGB images <c>[N, H, W, 3]</c> to an fp32 tensor <c>[N, 3, H, W]</c> with

@@ -97,6 +97,55 @@ internal static class OpShapes
         return input.Shape;
     }
 
+    /// <summary>Output shape of <see cref="IBackend.SpaceToDepth"/>; throws on mismatched arguments.</summary>
+    public static TensorShape SpaceToDepth(Tensor current, Tensor? previous, PixelShuffleSpec spec)
+    {
+        RequireRank4(current, "space_to_depth input");
+        RequireShuffle(spec, "space_to_depth");
+        if (spec.Frames > MaxShuffleFrames)
+            throw new ArgumentException($"space_to_depth: {spec.Frames} frames; it folds at most {MaxShuffleFrames} (the earlier and the current)", nameof(spec));
+        if (previous is not null && (spec.Frames != MaxShuffleFrames || previous.Shape != current.Shape))
+            throw new ArgumentException($"space_to_depth: an earlier frame {previous.Shape} needs {MaxShuffleFrames} frames and the current frame's shape {current.Shape}", nameof(previous));
+        var s = current.Shape;
+        if (s.H % spec.Factor != 0 || s.W % spec.Factor != 0)
+            throw new ArgumentException($"space_to_depth: {s.H}x{s.W} of {s} is not a multiple of the factor {spec.Factor}", nameof(current));
+        long blockChannels = (long)s.C * spec.BlockChannels;
+        if (blockChannels % spec.Group != 0)
+            throw new ArgumentException($"space_to_depth: groups of {spec.Group} do not divide the {blockChannels} block channels of {s} ({spec})", nameof(spec));
+        return RequireLaunch(s.N, blockChannels / spec.Group, s.H / spec.Factor, s.W / spec.Factor, "space_to_depth");
+    }
+
+    /// <summary>Output shape of <see cref="IBackend.DepthToSpace"/>; throws on mismatched arguments.</summary>
+    public static TensorShape DepthToSpace(Tensor input, PixelShuffleSpec spec, int frame)
+    {
+        RequireRank4(input, "depth_to_space input");
+        RequireShuffle(spec, "depth_to_space");
+        if (frame < 0 || frame >= spec.Frames)
+            throw new ArgumentException($"depth_to_space: frame {frame} is not one of the block's {spec.Frames}", nameof(frame));
+        var s = input.Shape;
+        long repeated = (long)s.C * spec.Group;
+        if (repeated % spec.BlockChannels != 0)
+            throw new ArgumentException($"depth_to_space: the {repeated} repeated channels of {s} are not whole blocks of {spec.BlockChannels} ({spec})", nameof(spec));
+        return RequireLaunch(s.N, repeated / spec.BlockChannels, (long)s.H * spec.Factor, (long)s.W * spec.Factor, "depth_to_space");
+    }
+
+    /// <summary>The frames a space to depth folds at most: the earlier frame and the current.</summary>
+    public const int MaxShuffleFrames = 2;
+
+    private static void RequireShuffle(PixelShuffleSpec spec, string op)
+    {
+        if (spec.Factor < 1 || spec.Frames < 1 || spec.Group < 1)
+            throw new ArgumentException($"{op}: factor, frames and group of {spec} must be at least 1", nameof(spec));
+    }
+
+    /// <summary>An output shape whose element count fits one kernel launch (an int).</summary>
+    private static TensorShape RequireLaunch(int n, long c, long h, long w, string op)
+    {
+        if (c * h * w * n > int.MaxValue)
+            throw new ArgumentException($"{op}: an output of {n}x{c}x{h}x{w} elements is too large for one launch");
+        return TensorShape.Nchw(n, (int)c, (int)h, (int)w);
+    }
+
     /// <summary>Output shape of <see cref="IBackend.Attention"/>; throws on mismatched arguments.</summary>
     public static TensorShape Attention(Tensor q, Tensor k, Tensor v)
     {

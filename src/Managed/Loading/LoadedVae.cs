@@ -68,9 +68,9 @@ internal sealed class LoadedVae : IDisposable
         }
     }
 
-    /// <summary>The config with diffusers' key names (AutoencoderKL, AutoencoderKLFlux2, AutoencoderKLQwenImage or AutoencoderTiny).</summary>
+    /// <summary>The config with diffusers' key names (AutoencoderKL, AutoencoderKLFlux2, AutoencoderKLQwenImage, AutoencoderKLWan or AutoencoderTiny).</summary>
     public JsonObject ConfigJson() => KlConfig is not null ? AutoencoderKlConfigJson.ToJsonObject(KlConfig)
-        : QwenConfig is not null ? QwenImageConfigJson.ToJsonObject(QwenConfig, Family == ModelFamily.Wan ? QwenImageConfigJson.WanClassName : QwenImageConfigJson.ClassName)
+        : QwenConfig is not null ? QwenImageConfigJson.ToJsonObject(QwenConfig, Family.IsVideo() ? QwenImageConfigJson.WanClassName : QwenImageConfigJson.ClassName)
         : TaesdConfigJson.ToJsonObject(TinyConfig!);
 
     public void Dispose() => Weights.Dispose();

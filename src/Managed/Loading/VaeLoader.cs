@@ -183,7 +183,10 @@ internal static class VaeLoader
             if (className == QwenImageConfigJson.ClassName)
                 return QwenFromArchive(path, archive, QwenImageConfigJson.Parse(json, configOrigin), options, ModelFamily.QwenImage);
             if (className == QwenImageConfigJson.WanClassName)
-                return QwenFromArchive(path, archive, QwenImageConfigJson.Parse(json, configOrigin), options, ModelFamily.Wan);
+            {
+                var wan = QwenImageConfigJson.Parse(json, configOrigin);
+                return QwenFromArchive(path, archive, wan, options, wan.IsResidual ? ModelFamily.Wan22 : ModelFamily.Wan);
+            }
             if (className is not null && !AutoencoderKlConfigJson.Reads(className))
                 throw new InvalidDataException(
                     $"{configOrigin}: model class '{className}' is not supported (AutoencoderKL, AutoencoderKLFlux2, AutoencoderKLQwenImage, AutoencoderKLWan, AutoencoderTiny)");
@@ -262,7 +265,7 @@ internal static class VaeLoader
     private static void RequireKl(string path, ModelFamily family)
     {
         if (family.IsTiny()) throw new InvalidDataException($"{path}: holds an AutoencoderKL, not a {family.Name()} tiny autoencoder");
-        if (family is ModelFamily.QwenImage or ModelFamily.Wan) throw new InvalidDataException($"{path}: holds an AutoencoderKL, not a {family.Name()} (Wan 2.1) VAE");
+        if (family.IsWanNetwork()) throw new InvalidDataException($"{path}: holds an AutoencoderKL, not a {family.Name()} (Wan) VAE");
     }
 
     /// <summary>
@@ -271,9 +274,8 @@ internal static class VaeLoader
     /// </summary>
     private static LoadedVae QwenFromArchive(string path, ITensorArchive archive, QwenImageConfig? config, VaeLoadOptions options, ModelFamily family)
     {
-        if (options.Family is { } given && given is not (ModelFamily.QwenImage or ModelFamily.Wan))
-            throw new InvalidDataException($"{path}: holds a Qwen-Image / Wan 2.1 VAE, not a {given.Name()} one");
-        family = options.Family ?? family;
+        if (options.Family is { } given && !given.IsWanNetwork())
+            throw new InvalidDataException($"{path}: holds a Qwen-Image / Wan VAE, not a {given.Name()} one");
         string prefix = VaePrefix.Detect(archive.Entries.Keys);
         var locals = archive.Entries.Keys.Where(n => n.StartsWith(prefix, StringComparison.Ordinal)).Select(n => n[prefix.Length..]).ToList();
         bool original = WanNaming.IsOriginal(locals);
@@ -288,7 +290,7 @@ internal static class VaeLoader
                 : null;
             if (canonical is null)
             {
-                if (part) throw new InvalidDataException($"{path}: tensor '{stored}' is not a Qwen-Image (Wan 2.1) VAE parameter in any known layout");
+                if (part) throw new InvalidDataException($"{path}: tensor '{stored}' is not a Qwen-Image / Wan VAE parameter in any known layout");
                 continue; // the rest of a full checkpoint
             }
             if (map.ContainsKey(canonical))
@@ -304,6 +306,14 @@ internal static class VaeLoader
         {
             throw new InvalidDataException($"{path}: {e.Message}");
         }
+        // Wan 2.2's network is its own family, whatever the file is named; Wan 2.1's serves qwenimage and wan.
+        if (config.IsResidual != (family == ModelFamily.Wan22))
+            family = config.IsResidual ? ModelFamily.Wan22 : family == ModelFamily.Wan22 ? ModelFamily.Wan : family;
+        if (options.Family is { } asked && asked != family && (asked == ModelFamily.Wan22 || family == ModelFamily.Wan22))
+            throw new InvalidDataException(config.IsResidual
+                ? $"{path}: holds a Wan 2.2 VAE (residual blocks, patch_size {config.PatchSize}: family wan22), not a {asked.Name()} one"
+                : $"{path}: holds a Wan 2.1 / Qwen-Image VAE (family wan or qwenimage), not a Wan 2.2 (wan22) one");
+        family = options.Family ?? family;
         var declared = QwenImageParameters.Enumerate(config);
         var source = new MappedWeightSource(path, [archive], map);
         ParameterCheck.Require(source, declared, refuseUndeclared: true);
@@ -315,7 +325,7 @@ internal static class VaeLoader
     /// when the file is named so (ComfyUI's <c>wan_2.1_vae.safetensors</c>), else qwenimage.
     /// </summary>
     private static ModelFamily WanFamilyOf(string path, VaeLoadOptions options) =>
-        options.Family is ModelFamily.Wan || (options.Family is null && Path.GetFileName(path).Contains("wan", StringComparison.OrdinalIgnoreCase))
+        options.Family is ModelFamily.Wan or ModelFamily.Wan22 || (options.Family is null && Path.GetFileName(path).Contains("wan", StringComparison.OrdinalIgnoreCase))
             ? ModelFamily.Wan : ModelFamily.QwenImage;
 
     /// <summary>A TAESD encoder and/or decoder in taesd.py's bare Sequential names (at least one is given).</summary>

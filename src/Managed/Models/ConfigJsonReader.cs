@@ -41,6 +41,9 @@ internal sealed class ConfigJsonReader(JsonObject root, string origin)
         return v.GetValueKind() == JsonValueKind.Number && v.AsValue().TryGetValue(out int i) ? i : throw Bad(key, "an integer");
     }
 
+    /// <summary>An integer, or null when the key is absent or null (diffusers' Optional[int]).</summary>
+    public int? IntOrNull(string key) => Value(key) is null ? null : Int(key, 0);
+
     public bool Bool(string key, bool fallback)
     {
         var v = Value(key);

@@ -34,6 +34,12 @@ public enum ModelFamily
     /// </summary>
     Wan,
 
+    /// <summary>
+    /// The Wan 2.2 video VAE (AutoencoderKLWan with <c>is_residual</c>; Wan 2.2 TI2V-5B): a 2x2 patchify, residual
+    /// blocks with parameter-free shortcuts, 48 latent channels, <c>[N, 48, 1 + (T - 1) / 4, H/16, W/16]</c>.
+    /// </summary>
+    Wan22,
+
     /// <summary>TAESD, the tiny autoencoder for the SD latent space.</summary>
     Taesd,
 
@@ -50,15 +56,16 @@ public enum ModelFamily
 /// <summary>Names and kinds of <see cref="ModelFamily"/> values.</summary>
 public static class ModelFamilies
 {
-    /// <summary>The family's command-line and metadata name: sd, sdxl, flux, sd3, flux2, qwenimage, wan, taesd, taesdxl, taef1, taef2.</summary>
+    /// <summary>The family's command-line and metadata name: sd, sdxl, flux, sd3, flux2, qwenimage, wan, wan22, taesd, taesdxl, taef1, taef2.</summary>
     public static string Name(this ModelFamily family) => family.ToString().ToLowerInvariant();
 
     /// <summary>True for the TAESD family (the tiny autoencoders), false for AutoencoderKL.</summary>
     public static bool IsTiny(this ModelFamily family) => family >= ModelFamily.Taesd;
 
-    /// <summary>Channels of the family's latent: 4 (SD, SDXL, TAESD, TAESDXL), 16 (FLUX.1, SD3, Qwen-Image, TAEF1), 32 (FLUX.2, TAEF2).</summary>
+    /// <summary>Channels of the family's latent: 4 (SD, SDXL, TAESD, TAESDXL), 16 (FLUX.1, SD3, Qwen-Image, Wan 2.1, TAEF1), 32 (FLUX.2, TAEF2), 48 (Wan 2.2).</summary>
     public static int LatentChannels(this ModelFamily family) =>
-        family is ModelFamily.QwenImage or ModelFamily.Wan ? Models.QwenImage.QwenImageConfig.QwenImage.ZDim
+        family == ModelFamily.Wan22 ? Models.QwenImage.QwenImageConfig.Wan22.ZDim
+        : family.IsWanNetwork() ? Models.QwenImage.QwenImageConfig.QwenImage.ZDim
         : family.IsTiny() ? Models.Taesd.TaesdConfig.For(family).LatentChannels
         : Models.AutoencoderKl.AutoencoderKlConfig.For(family).LatentChannels;
 
@@ -67,22 +74,31 @@ public static class ModelFamilies
     /// null for FLUX.2 and Qwen-Image, whose pipelines normalise with statistics instead.
     /// </summary>
     public static float? PublishedScalingFactor(this ModelFamily family) =>
-        family is ModelFamily.Flux2 or ModelFamily.QwenImage or ModelFamily.Wan ? null
+        family == ModelFamily.Flux2 || family.IsWanNetwork() ? null
         : family.IsTiny() ? Models.Taesd.TaesdConfig.For(family).ScalingFactor
         : Models.AutoencoderKl.AutoencoderKlConfig.For(family).ScalingFactor;
 
     /// <summary>The shift factor the family publishes (FLUX.1 0.1159, SD3 0.0609), or null where it has none.</summary>
     public static float? PublishedShiftFactor(this ModelFamily family)
     {
-        if (family is ModelFamily.QwenImage or ModelFamily.Wan) return null;
+        if (family.IsWanNetwork()) return null;
         if (!family.IsTiny()) return Models.AutoencoderKl.AutoencoderKlConfig.For(family).ShiftFactor;
         float shift = Models.Taesd.TaesdConfig.For(family).ShiftFactor;
         return shift == 0 ? null : shift;
     }
 
 
-    /// <summary>True for the video families, whose tensors have a frame axis: wan.</summary>
-    public static bool IsVideo(this ModelFamily family) => family == ModelFamily.Wan;
+    /// <summary>Pixels per latent element along each axis: 16 for Wan 2.2 (a 2x2 patchify, then /8), 8 for every other family.</summary>
+    public static int DownsampleFactor(this ModelFamily family) =>
+        family == ModelFamily.Wan22 ? Models.QwenImage.QwenImageConfig.Wan22.DownsampleFactor : CommonDownsampleFactor;
+
+    private const int CommonDownsampleFactor = 8;
+
+    /// <summary>True for the video families, whose tensors have a frame axis: wan, wan22.</summary>
+    public static bool IsVideo(this ModelFamily family) => family is ModelFamily.Wan or ModelFamily.Wan22;
+
+    /// <summary>True for the families of the Wan network (AutoencoderKLQwenImage / AutoencoderKLWan): qwenimage, wan, wan22.</summary>
+    internal static bool IsWanNetwork(this ModelFamily family) => family is ModelFamily.QwenImage or ModelFamily.Wan or ModelFamily.Wan22;
 
     /// <summary>Parses a family name (case-insensitive).</summary>
     /// <exception cref="ArgumentException">an unknown name; the message lists the known ones.</exception>

@@ -24,7 +24,6 @@ namespace NativeVae;
 public sealed class RemoteVae : IVae
 {
     /// <summary>Every published VAE family downsamples 8x.</summary>
-    private const int Downsample = 8;
 
     private const int MinJpegQuality = 1;
     private const int MaxJpegQuality = 100;
@@ -87,6 +86,9 @@ public sealed class RemoteVae : IVae
 
     /// <summary>Pixels per latent element along each axis: 8.</summary>
     public int DownsampleFactor => Downsample;
+
+    /// <summary>Pixels per latent element along each axis: the family's.</summary>
+    private int Downsample => Family.DownsampleFactor();
 
     /// <summary>The family's published scaling factor (pass it in the options to have the endpoint apply it).</summary>
     public float? ScalingFactor { get; }

@@ -293,6 +293,45 @@ internal sealed class TiledExecutor : IBackend
         return bad;
     }
 
+    /// <summary>Strips of output rows, each from the <c>Factor</c> times as many input rows it folds: exact, no halo.</summary>
+    public Tensor SpaceToDepth(Tensor current, Tensor? previous, PixelShuffleSpec spec)
+    {
+        var x = Own(current, nameof(current));
+        var before = previous is null ? null : Own(previous, nameof(previous));
+        var y = _space.New(OpShapes.SpaceToDepth(x, before, spec));
+        int f = spec.Factor;
+        for (int n = 0; n < x.Shape.N; n++)
+        {
+            foreach (var tile in TilePlanner.Strips(y.Shape.H, y.Shape.W, TileSize))
+            {
+                var rows = new TileRect(tile.Top * f, 0, tile.Height * f, x.Shape.W);
+                using var t = UploadRows(x, n, rows, PrimarySlot);
+                using var p = before is null ? null : UploadRows(before, n, rows, SecondarySlot);
+                using var o = _device.SpaceToDepth(t, p, spec);
+                Scatter(o, y, n, tile);
+            }
+        }
+        return y;
+    }
+
+    /// <summary>Strips of input rows, each to the <c>Factor</c> times as many output rows it unfolds to: exact, no halo.</summary>
+    public Tensor DepthToSpace(Tensor input, PixelShuffleSpec spec, int frame)
+    {
+        var x = Own(input, nameof(input));
+        var y = _space.New(OpShapes.DepthToSpace(x, spec, frame));
+        int f = spec.Factor;
+        for (int n = 0; n < x.Shape.N; n++)
+        {
+            foreach (var tile in TilePlanner.Strips(x.Shape.H, x.Shape.W, TileSize))
+            {
+                using var t = UploadRows(x, n, tile, PrimarySlot);
+                using var o = _device.DepthToSpace(t, spec, frame);
+                Scatter(o, y, n, new TileRect(tile.Top * f, 0, tile.Height * f, y.Shape.W));
+            }
+        }
+        return y;
+    }
+
     public Tensor SliceChannels(Tensor input, int start, int count)
     {
         var x = Own(input, nameof(input));

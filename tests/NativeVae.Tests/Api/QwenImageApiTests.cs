@@ -34,11 +34,22 @@ public partial class QwenImageApiTests
         return folder;
     }
 
-    /// <summary>The test's inverse of the loader's Wan mapping, written from diffusers' convert_wan_to_diffusers.py.</summary>
-    private static string ToWan(string name, QwenImageConfig config)
+    /// <summary>
+    /// The test's inverse of the loader's Wan mapping, written from diffusers' convert_wan_to_diffusers.py: Wan 2.1's
+    /// flat lists, or (a residual config) Wan 2.2's nested <c>downsamples.{i}.downsamples.{k}</c> and
+    /// <c>upsamples.{i}.upsamples.{k}</c>, the resample after the level's residual blocks.
+    /// </summary>
+    internal static string ToWan(string name, QwenImageConfig config)
     {
         int perLevel = config.NumResBlocks + 2;
         string n = name;
+        if (config.IsResidual)
+        {
+            n = Regex.Replace(n, @"^encoder\.down_blocks\.(\d+)\.resnets\.(\d+)\.", "encoder.downsamples.$1.downsamples.$2.");
+            n = Regex.Replace(n, @"^encoder\.down_blocks\.(\d+)\.downsampler\.", $"encoder.downsamples.$1.downsamples.{config.NumResBlocks}.");
+            n = Regex.Replace(n, @"^decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\.", "decoder.upsamples.$1.upsamples.$2.");
+            n = Regex.Replace(n, @"^decoder\.up_blocks\.(\d+)\.upsampler\.", $"decoder.upsamples.$1.upsamples.{config.NumResBlocks + 1}.");
+        }
         n = Regex.Replace(n, @"^quant_conv\.", "conv1.");
         n = Regex.Replace(n, @"^post_quant_conv\.", "conv2.");
         n = Regex.Replace(n, @"^(encoder|decoder)\.conv_in\.", "$1.conv1.");

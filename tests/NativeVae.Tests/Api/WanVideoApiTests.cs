@@ -6,9 +6,9 @@ using NativeVae.Tests.Support;
 namespace NativeVae.Tests.Api;
 
 /// <summary>
-/// The Wan 2.1 video VAE through the public API: loaded from a diffusers folder (AutoencoderKLWan), video encode and
-/// decode against the oracle (models/wan_small_t5.safetensors, diffusers' control flow), 16-bit storage, and the
-/// refusals that name what is wrong before any work.
+/// The Wan 2.1 and 2.2 video VAEs through the public API: loaded from a diffusers folder (AutoencoderKLWan) and Wan
+/// 2.2's original single file, video encode and decode against the oracle (models/wan_small_t5 and wan22_small_t5,
+/// diffusers' control flow), 16-bit storage, and the refusals that name what is wrong before any work.
 /// </summary>
 public class WanVideoApiTests
 {
@@ -28,24 +28,53 @@ public class WanVideoApiTests
 
     private static HostTensor<float> Tensor(SafeTensorsFile fixture, string name) => new(fixture.Get(name).Shape, fixture.ReadFloat32(name));
 
-    [Test]
-    public void AWanFolderLoadsAsTheVideoFamily()
+    [TestCase("wan_small_t5", ModelFamily.Wan, 4)]
+    [TestCase("wan22_small_t5", ModelFamily.Wan22, 16)]
+    public void AWanFolderLoadsAsItsVideoFamily(string fixtureName, ModelFamily family, int factor)
     {
-        var (vae, fixture) = Load("wan_small_t5");
+        var (vae, fixture) = Load(fixtureName);
         using (vae)
         using (fixture)
         {
-            Assert.That(vae.Family, Is.EqualTo(ModelFamily.Wan));
+            Assert.That(vae.Family, Is.EqualTo(family));
             Assert.That(vae.IsVideo, Is.True);
+            Assert.That(vae.DownsampleFactor, Is.EqualTo(factor));
             Assert.That(vae.SupportedLatentForms, Is.EqualTo(new[] { LatentForm.Raw }));
         }
     }
 
-    [TestCase(DType.F32, MaxAbsError)]
-    [TestCase(DType.BF16, Bf16MaxAbsError)]
-    public void EncodeVideoIsTheOraclesMode(DType dtype, double bound)
+    /// <summary>
+    /// Wan 2.2's original single file (Wan2.2_VAE.pth's names, as ComfyUI's <c>wan2.2_vae.safetensors</c> holds them)
+    /// without a config: recognised as wan22 from its nested blocks, its config read off the tensors (decoder base,
+    /// patch size, levels), the same video out as the diffusers folder; asked for as wan, refused naming wan22.
+    /// </summary>
+    [Test]
+    public void Wan22sOriginalSingleFileLoadsAsWan22()
     {
-        var (vae, fixture) = Load("wan_small_t5", dtype);
+        var (folder, fixture) = Load("wan22_small_t5");
+        using (folder)
+        using (fixture)
+        {
+            var config = QwenImageConfigJson.Parse(fixture.Metadata["config"], "fixture config");
+            string single = Path.Combine(SyntheticVae.TempFolder(), "wan2.2_vae.safetensors");
+            SyntheticVae.WriteSafeTensors(single, QwenImageApiTests.Diffusers(config).Select(t => (QwenImageApiTests.ToWan(t.Name, config), t.Shape, t.Values)));
+            using var original = Vae.Load(single, new VaeOptions { Device = DevicePreference.Cpu });
+            Assert.That(original.Family, Is.EqualTo(ModelFamily.Wan22));
+            Assert.That(original.DownsampleFactor, Is.EqualTo(16));
+            var video = Tensor(fixture, "input.video");
+            Assert.That(original.EncodeVideo(video).Data, Is.EqualTo(folder.EncodeVideo(video).Data), "the same weights under either layout");
+            var e = Assert.Throws<InvalidDataException>(() => Vae.Load(single, new VaeOptions { Device = DevicePreference.Cpu, Family = ModelFamily.Wan }))!;
+            Assert.That(e.Message, Does.Contain("Wan 2.2").And.Contain("wan22").And.Contain("not a wan one"));
+        }
+    }
+
+    [TestCase("wan_small_t5", DType.F32, MaxAbsError)]
+    [TestCase("wan_small_t5", DType.BF16, Bf16MaxAbsError)]
+    [TestCase("wan22_small_t5", DType.F32, MaxAbsError)]
+    [TestCase("wan22_small_t5", DType.BF16, Bf16MaxAbsError)]
+    public void EncodeVideoIsTheOraclesMode(string fixtureName, DType dtype, double bound)
+    {
+        var (vae, fixture) = Load(fixtureName, dtype);
         using (vae)
         using (fixture)
         {
@@ -56,15 +85,17 @@ public class WanVideoApiTests
             // The mode: the first half of the moments' channels, per batch item.
             long half = latent.Data.Length / s[0];
             var expected = Enumerable.Range(0, s[0]).SelectMany(n => moments.Data.Skip((int)(n * 2 * half)).Take((int)half)).ToArray();
-            NumericAssert.Close(latent.Data, expected, latent.Shape, bound, 0, $"wan_small_t5 EncodeVideo {dtype}");
+            NumericAssert.Close(latent.Data, expected, latent.Shape, bound, 0, $"{fixtureName} EncodeVideo {dtype}");
         }
     }
 
-    [TestCase(DType.F32, MaxAbsError)]
-    [TestCase(DType.BF16, Bf16MaxAbsError)]
-    public void DecodeVideoIsTheOraclesSample(DType dtype, double bound)
+    [TestCase("wan_small_t5", DType.F32, MaxAbsError)]
+    [TestCase("wan_small_t5", DType.BF16, Bf16MaxAbsError)]
+    [TestCase("wan22_small_t5", DType.F32, MaxAbsError)]
+    [TestCase("wan22_small_t5", DType.BF16, Bf16MaxAbsError)]
+    public void DecodeVideoIsTheOraclesSample(string fixtureName, DType dtype, double bound)
     {
-        var (vae, fixture) = Load("wan_small_t5", dtype);
+        var (vae, fixture) = Load(fixtureName, dtype);
         using (vae)
         using (fixture)
         {
@@ -72,7 +103,7 @@ public class WanVideoApiTests
             var progress = new List<VaeProgress>();
             var video = vae.DecodeVideo(Tensor(fixture, "input.latent"), new DecodeOptions { Progress = new SynchronousProgress<VaeProgress>(progress.Add) });
             Assert.That(video.Shape, Is.EqualTo(sample.Shape));
-            NumericAssert.Close(video.Data, sample.Data, video.Shape, bound, 0, $"wan_small_t5 DecodeVideo {dtype}");
+            NumericAssert.Close(video.Data, sample.Data, video.Shape, bound, 0, $"{fixtureName} DecodeVideo {dtype}");
             Assert.That(progress.Select(p => p.Done), Is.EqualTo(Enumerable.Range(1, sample.Shape[2])), "one report per decoded frame");
         }
     }

@@ -71,7 +71,7 @@ public class CliUsageTests
     {
         var (_, stdout, _) = Run(command, "--help");
         Assert.That(stdout, Does.Contain("--max-pixels").And.Contain($"{NativeVae.ImageFiles.DefaultMaxPixels}"));
-        Assert.That(stdout, Does.Contain("--family").And.Contain("sd|sdxl|flux|sd3|flux2|qwenimage|wan|taesd|taesdxl|taef1|taef2"));
+        Assert.That(stdout, Does.Contain("--family").And.Contain("sd|sdxl|flux|sd3|flux2|qwenimage|wan|wan22|taesd|taesdxl|taef1|taef2"));
         Assert.That(stdout, Does.Contain("[default: auto]"), "tiling and device defaults");
         Assert.That(stdout, Does.Contain("the model's sample size").And.Contain("exact: 256"), "tile defaults");
         Assert.That(stdout, Does.Contain("multiples of 32").And.Contain("of 64"), "the blend tile rule");

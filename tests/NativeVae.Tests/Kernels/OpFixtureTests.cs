@@ -19,6 +19,8 @@ namespace NativeVae.Tests.Kernels;
 /// <item>rms_norm: x, gamma [C], y; silu ("0"/"1").</item>
 /// <item>qwen_attention: x, gamma [C], to_qkv.weight [3C, C, 1, 1], to_qkv.bias, proj.weight [C, C, 1, 1], proj.bias, y:
 ///   Qwen-Image's attention block (RMS norm, fused qkv, one head, proj, residual) as the model builds it.</item>
+/// <item>pixel_shuffle: x [N, C, T, H, W], y [N, C', T', H', W'] (Wan 2.2's AvgDown3D, DupUp3D, patchify, unpatchify
+///   on video tensors); kind (space_to_depth|depth_to_space), factor, frames, group, width_first, first_chunk.</item>
 /// </list>
 /// </summary>
 public sealed class OpFixtureTests
@@ -26,7 +28,7 @@ public sealed class OpFixtureTests
     private const double AbsTolerance = 1e-4;
     private const double RelTolerance = 1e-5;
 
-    private static readonly string[] Ops = ["conv2d", "group_norm", "attention", "elementwise", "rms_norm", "qwen_attention"];
+    private static readonly string[] Ops = ["conv2d", "group_norm", "attention", "elementwise", "rms_norm", "qwen_attention", "pixel_shuffle"];
 
     private static string OpFolder(string op) => Path.Combine(TestPaths.Fixtures, "ops", op);
 
@@ -44,7 +46,7 @@ public sealed class OpFixtureTests
                 continue;
             }
             // Elementwise ops and the RMS norm have one ILGPU kernel; the others have a plain and a tiled version.
-            var backends = op is "elementwise" or "rms_norm" or "qwen_attention" ? KernelBackends.EveryBackend : KernelBackends.EveryVersion;
+            var backends = op is "elementwise" or "rms_norm" or "qwen_attention" or "pixel_shuffle" ? KernelBackends.EveryBackend : KernelBackends.EveryVersion;
             foreach (string file in files)
             foreach (string backend in backends)
                 yield return new TestCaseData(op, Path.GetFileName(file), backend)
@@ -67,6 +69,7 @@ public sealed class OpFixtureTests
             case "attention": CheckAttention(backend, fixture, what); break;
             case "rms_norm": CheckRmsNorm(backend, fixture, what); break;
             case "qwen_attention": CheckQwenAttention(backend, fixture, what); break;
+            case "pixel_shuffle": CheckPixelShuffle(backend, fixture, what); break;
             default: CheckElementwise(backend, fixture, what); break;
         }
     }
@@ -138,6 +141,55 @@ public sealed class OpFixtureTests
         using var x = Upload(backend, f, "x");
         using var y = block.Forward(backend, x);
         CheckOutput(backend, y, f, "y", what);
+    }
+
+    /// <summary>
+    /// A video fixture frame by frame, as the model runs it: space to depth of the last frame with the one before it
+    /// (none: the padding frame); depth to space of the one frame into each output frame (the first chunk's trimmed
+    /// ones skipped).
+    /// </summary>
+    private static void CheckPixelShuffle(IBackend backend, SafeTensorsFile f, string what)
+    {
+        var spec = new PixelShuffleSpec(MetaInt(f, "factor"), MetaInt(f, "frames"), MetaInt(f, "group"), MetaInt(f, "width_first") != 0);
+        var xShape = f.Get("x").Shape;
+        var yShape = f.Get("y").Shape;
+        float[] x = f.ReadFloat32("x"), y = f.ReadFloat32("y");
+        if (Meta(f, "kind") == "space_to_depth")
+        {
+            int frames = xShape[2];
+            using var current = backend.Upload(VideoFrame(x, xShape, frames - 1), FrameShape(xShape));
+            using var previous = frames == spec.Frames && frames > 1 ? backend.Upload(VideoFrame(x, xShape, 0), FrameShape(xShape)) : null;
+            using var result = backend.SpaceToDepth(current, previous, spec);
+            CheckFrame(backend, result, VideoFrame(y, yShape, 0), FrameShape(yShape), what);
+            return;
+        }
+        using var input = backend.Upload(VideoFrame(x, xShape, 0), FrameShape(xShape));
+        int trimmed = spec.Frames - yShape[2];
+        Assert.That(trimmed, Is.EqualTo(MetaInt(f, "first_chunk") != 0 ? spec.Frames - 1 : 0), $"{what}: output frames");
+        for (int t = 0; t < yShape[2]; t++)
+        {
+            using var result = backend.DepthToSpace(input, spec, trimmed + t);
+            CheckFrame(backend, result, VideoFrame(y, yShape, t), FrameShape(yShape), $"{what} frame {t}");
+        }
+    }
+
+    private static TensorShape FrameShape(TensorShape video) => TensorShape.Nchw(video[0], video[1], video[3], video[4]);
+
+    /// <summary>Frame <paramref name="t"/> [N, C, H, W] of a video [N, C, T, H, W].</summary>
+    private static float[] VideoFrame(float[] video, TensorShape shape, int t)
+    {
+        int n = shape[0], c = shape[1], frames = shape[2], plane = shape[3] * shape[4];
+        var frame = new float[(long)n * c * plane];
+        for (int i = 0; i < n * c; i++) Array.Copy(video, ((long)i * frames + t) * plane, frame, (long)i * plane, plane);
+        return frame;
+    }
+
+    private static void CheckFrame(IBackend backend, Tensor y, float[] expected, TensorShape shape, string what)
+    {
+        Assert.That(y.Shape, Is.EqualTo(shape), $"{what}: output shape");
+        var actual = new float[y.ElementCount];
+        backend.Download(y, actual);
+        NumericAssert.Close(actual, expected, shape, AbsTolerance, RelTolerance, what);
     }
 
     private static void CheckElementwise(IBackend backend, SafeTensorsFile f, string what)

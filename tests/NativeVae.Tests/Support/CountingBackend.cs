@@ -70,6 +70,8 @@ internal sealed class CountingBackend(IBackend device) : IBackend
     public Tensor Add(Tensor a, Tensor b) => Count(nameof(Add), device.Add(a, b));
     public Tensor ScaleShift(Tensor input, float scale, float shift) => Count(nameof(ScaleShift), device.ScaleShift(input, scale, shift));
     public long CountNonFinite(Tensor input) => Count(nameof(CountNonFinite), device.CountNonFinite(input));
+    public Tensor SpaceToDepth(Tensor current, Tensor? previous, PixelShuffleSpec spec) => Count(nameof(SpaceToDepth), device.SpaceToDepth(current, previous, spec));
+    public Tensor DepthToSpace(Tensor input, PixelShuffleSpec spec, int frame) => Count(nameof(DepthToSpace), device.DepthToSpace(input, spec, frame));
     public Tensor SliceChannels(Tensor input, int start, int count) => Count(nameof(SliceChannels), device.SliceChannels(input, start, count));
 
     public Tensor ImageToTensor(ReadOnlySpan<byte> rgb, int batch, int height, int width, float scale, float shift) =>

@@ -109,6 +109,69 @@ internal static class Reference
         return y;
     }
 
+    /// <summary>
+    /// Space to depth as diffusers writes AvgDown3D / patchify: every input pixel scattered to its block channel
+    /// <c>(c * frames + t) * f^2 + s</c> of the expanded tensor, then each run of <c>group</c> channels averaged.
+    /// <paramref name="previous"/> null with two frames: zeros.
+    /// </summary>
+    public static double[] SpaceToDepth(float[] current, float[]? previous, TensorShape shape, PixelShuffleSpec spec)
+    {
+        int f = spec.Factor, area = f * f, h = shape.H / f, w = shape.W / f;
+        int expanded = shape.C * spec.BlockChannels, outChannels = expanded / spec.Group;
+        var e = new double[(long)shape.N * expanded * h * w];
+        for (int n = 0; n < shape.N; n++)
+        for (int t = 0; t < spec.Frames; t++)
+        {
+            float[]? frame = t == spec.Frames - 1 ? current : previous;
+            if (frame is null) continue;
+            for (int c = 0; c < shape.C; c++)
+            for (int row = 0; row < shape.H; row++)
+            for (int col = 0; col < shape.W; col++)
+            {
+                int dy = row % f, dx = col % f;
+                int sub = spec.WidthFirst ? dx * f + dy : dy * f + dx;
+                int j = (c * spec.Frames + t) * area + sub;
+                e[(((long)n * expanded + j) * h + row / f) * w + col / f] = frame[(((long)n * shape.C + c) * shape.H + row) * shape.W + col];
+            }
+        }
+        var y = new double[(long)shape.N * outChannels * h * w];
+        long plane = (long)h * w;
+        for (int n = 0; n < shape.N; n++)
+        for (int o = 0; o < outChannels; o++)
+        for (long p = 0; p < plane; p++)
+        {
+            double sum = 0;
+            for (int q = 0; q < spec.Group; q++) sum += e[((long)n * expanded + o * spec.Group + q) * plane + p];
+            y[((long)n * outChannels + o) * plane + p] = sum / spec.Group;
+        }
+        return y;
+    }
+
+    /// <summary>
+    /// Depth to space as diffusers writes DupUp3D / unpatchify: channels repeated <c>group</c> times
+    /// (repeat_interleave), then each block channel <c>(o * frames + t) * f^2 + s</c> of frame <paramref name="frame"/>
+    /// scattered to its pixel.
+    /// </summary>
+    public static double[] DepthToSpace(float[] x, TensorShape shape, PixelShuffleSpec spec, int frame)
+    {
+        int f = spec.Factor, area = f * f;
+        int repeated = shape.C * spec.Group, outChannels = repeated / spec.BlockChannels;
+        int outH = shape.H * f, outW = shape.W * f;
+        var y = new double[(long)shape.N * outChannels * outH * outW];
+        for (int n = 0; n < shape.N; n++)
+        for (int j = 0; j < repeated; j++)
+        {
+            int o = j / spec.BlockChannels, t = j / area % spec.Frames, sub = j % area;
+            if (t != frame) continue;
+            int dy = spec.WidthFirst ? sub % f : sub / f, dx = spec.WidthFirst ? sub / f : sub % f;
+            for (int row = 0; row < shape.H; row++)
+            for (int col = 0; col < shape.W; col++)
+                y[(((long)n * outChannels + o) * outH + row * f + dy) * outW + col * f + dx] =
+                    x[(((long)n * shape.C + j / spec.Group) * shape.H + row) * shape.W + col];
+        }
+        return y;
+    }
+
     /// <summary>The channel RMS norm: x / max(||x[n, :, p]||, 1e-12) * sqrt(C) * gamma[c] (+ SiLU), in double.</summary>
     public static double[] RmsNorm(float[] x, int batch, int channels, int spatial, float[] gamma, bool silu)
     {

@@ -75,6 +75,12 @@ internal sealed class ReferenceBackend : IBackend
 
     public long CountNonFinite(Tensor input) => D(input).LongCount(v => !float.IsFinite(v));
 
+    public Tensor SpaceToDepth(Tensor current, Tensor? previous, PixelShuffleSpec spec) =>
+        Result(OpShapes.SpaceToDepth(current, previous, spec), Reference.SpaceToDepth(D(current), previous is null ? null : D(previous), current.Shape, spec));
+
+    public Tensor DepthToSpace(Tensor input, PixelShuffleSpec spec, int frame) =>
+        Result(OpShapes.DepthToSpace(input, spec, frame), Reference.DepthToSpace(D(input), input.Shape, spec, frame));
+
     public Tensor SliceChannels(Tensor input, int start, int count)
     {
         var y = new HostTensor(OpShapes.SliceChannels(input, start, count), new float[count * (long)input.Shape.N * input.Shape.H * input.Shape.W]);

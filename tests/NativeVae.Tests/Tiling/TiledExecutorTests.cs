@@ -174,4 +174,43 @@ public class TiledExecutorTests
         Assert.That(counting[nameof(IBackend.ChannelAffine)], Is.EqualTo(latentStrips), "the mid-block attention's norm, per strip of the latent");
         NumericAssert.Close(Download(executor, tiledY), expected, tiledY.Shape, MaxAbsError, 0, "tiled decode against untiled");
     }
+
+    /// <summary>
+    /// Wan 2.2's shortcuts through the executor: a space to depth over two frames then a depth to space, each one
+    /// device call per strip of its folded side (no halo: a strip of output rows reads exactly the input rows it
+    /// folds), equal to the untiled ops.
+    /// </summary>
+    [Test]
+    public void PixelShufflesRunStripByStripAndEqualUntiled()
+    {
+        const int ShuffleTile = 4;
+        var cpu = TestBackends.Get(TestBackends.CpuName);
+        var counting = new CountingBackend(cpu);
+        var shape = TensorShape.Nchw(2, 6, 18, 10);
+        var down = new PixelShuffleSpec(2, Frames: 2, Group: 4);
+        var up = new PixelShuffleSpec(2, Frames: 2, Group: 4);
+        var x = Values("executor.shuffle.x", shape.ElementCount);
+        var earlier = Values("executor.shuffle.earlier", shape.ElementCount);
+        Tensor Layer(IBackend ops, Tensor current, Tensor previous)
+        {
+            using var folded = ops.SpaceToDepth(current, previous, down);
+            return ops.DepthToSpace(folded, up, 1);
+        }
+        float[] expected;
+        using (var a = cpu.Upload(x, shape))
+        using (var b = cpu.Upload(earlier, shape))
+        using (var y = Layer(cpu, a, b))
+            expected = Download(cpu, y);
+
+        using var executor = new TiledExecutor(counting, ShuffleTile, ActivationSpace.InMemory());
+        using var tiledX = executor.Upload(x, shape);
+        using var tiledEarlier = executor.Upload(earlier, shape);
+        counting.Calls.Clear();
+        using var tiledY = Layer(executor, tiledX, tiledEarlier);
+        NumericAssert.Close(Download(executor, tiledY), expected, shape, MaxAbsError, 0, "tiled shuffles against untiled");
+        int strips = TilePlanner.Strips(shape.H / 2, shape.W / 2, ShuffleTile).Count;
+        Assert.That(strips, Is.GreaterThan(1), "the folded side is cut into several strips");
+        Assert.That(counting[nameof(IBackend.SpaceToDepth)], Is.EqualTo(shape.N * strips), "one call per output strip and image");
+        Assert.That(counting[nameof(IBackend.DepthToSpace)], Is.EqualTo(shape.N * strips), "one call per input strip and image");
+    }
 }

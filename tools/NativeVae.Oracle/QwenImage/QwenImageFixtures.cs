@@ -110,6 +110,15 @@ internal static class QwenImageFixtures
             foreach (bool t in config.TemporalDownsample) json.WriteBooleanValue(t);
             json.WriteEndArray();
             json.WriteNumber("z_dim", config.ZDim);
+            // Wan 2.2's keys, as its config.json writes them (in_channels counts the pixels before the patchify).
+            if (config.IsResidual)
+            {
+                json.WriteNumber("decoder_base_dim", config.DecoderBase);
+                json.WriteBoolean("is_residual", true);
+                json.WriteNumber("in_channels", config.InputChannels);
+                json.WriteNumber("out_channels", config.InputChannels);
+                json.WriteNumber("patch_size", config.PatchSize);
+            }
             json.WriteEndObject();
         }
         return System.Text.Encoding.UTF8.GetString(buffer.ToArray());

@@ -6,7 +6,8 @@ using static TorchSharp.torch;
 namespace NativeVae.Oracle.Wan;
 
 /// <summary>
-/// <c>models/wan_*.safetensors</c>: AutoencoderKLWan (Wan 2.1) on video through <see cref="WanVideoOracle"/>:
+/// <c>models/wan_*.safetensors</c>, <c>models/wan22_*.safetensors</c>: AutoencoderKLWan (Wan 2.1, and Wan 2.2 with
+/// is_residual) on video through <see cref="WanVideoOracle"/>:
 /// <c>input.video</c> [B, 3, T, H, W] and its <c>moments</c> [B, 2z, T', h, w]; <c>input.latent</c> [B, z, T', h, w]
 /// and its <c>sample</c> [B, 3, 1 + (T' - 1) * 4, H, W].
 /// </summary>
@@ -28,6 +29,25 @@ internal static class WanVideoFixtures
         LatentsStd = [1.5f, 0.75f, 2f, 1.25f],
     };
 
+    /// <summary>
+    /// Wan 2.2's shape in miniature: its four levels with temporal downsampling on the middle two, residual blocks, a
+    /// decoder base unlike the encoder's (6 against 4, as 256 against 160) whose third level halves the channels
+    /// (DupUp3D repeats 2), the 2x2 patchify: /16 in space, 4 frames per latent frame.
+    /// </summary>
+    public static QwenImageConfig Small22 { get; } = new()
+    {
+        BaseDim = 4,
+        DecoderBaseDim = 6,
+        ZDim = 4,
+        DimMult = [1, 2, 4, 4],
+        NumResBlocks = 1,
+        TemporalDownsample = [false, true, true],
+        IsResidual = true,
+        PatchSize = 2,
+        LatentsMean = [0.25f, -0.5f, 0.125f, 1f],
+        LatentsStd = [1.5f, 0.75f, 2f, 1.25f],
+    };
+
     private static readonly Case[] Cases =
     [
         new("wan_small_t1", Small, 1, 1, 12, 20),
@@ -37,6 +57,9 @@ internal static class WanVideoFixtures
         new("wan_small_t11", Small, 1, 11, 8, 12),
         // The real Wan 2.1 config at 64x64, 5 frames.
         new("wan_t5", QwenImageConfig.QwenImage, 1, 5, 64, 64),
+        new("wan22_small_t1", Small22, 1, 1, 32, 48),
+        new("wan22_small_t5", Small22, 2, 5, 32, 48),
+        new("wan22_small_t9", Small22, 1, 9, 16, 32),
     ];
 
     public static IEnumerable<FixtureFile> Build(ulong seed)

@@ -6,7 +6,8 @@ using F = TorchSharp.torch.nn.functional;
 namespace NativeVae.Oracle.Wan;
 
 /// <summary>
-/// diffusers' <c>AutoencoderKLWan</c> (Wan 2.1, <c>is_residual=False</c>) on video <c>[B, C, T, H, W]</c> as its
+/// diffusers' <c>AutoencoderKLWan</c> (Wan 2.1, and Wan 2.2's residual blocks, patchify and unpatchify with
+/// <c>is_residual</c>) on video <c>[B, C, T, H, W]</c> as its
 /// <c>_encode</c> and <c>_decode</c> run it, rebuilt from libtorch ops in fp32 and kept to diffusers' control flow on
 /// purpose: chunks [0], [1:5], [5:9], ... (trailing frames dropped), one latent frame at a time on the way back, one
 /// <c>feat_cache</c> list indexed by <c>feat_idx</c> in call order, CACHE_T = 2 with "the last frame of the last two
@@ -27,6 +28,7 @@ internal sealed class WanVideoOracle(QwenImageConfig config, CheckedWeights weig
     /// <summary>Video <c>[B, 3, T, H, W]</c> to moments <c>[B, 2z, T', h, w]</c> (after quant_conv).</summary>
     public Tensor EncodeMoments(Tensor x)
     {
+        if (config.PatchSize > 1) x = WanShuffles.Patchify(x, config.PatchSize);
         long frames = x.shape[2];
         _cache.Clear();
         Tensor? result = null;
@@ -50,19 +52,25 @@ internal sealed class WanVideoOracle(QwenImageConfig config, CheckedWeights weig
         for (long i = 0; i < z.shape[2]; i++)
         {
             _idx = 0;
-            var frames = Decoder(x.narrow(2, i, 1));
+            var frames = Decoder(x.narrow(2, i, 1), firstChunk: i == 0);
             result = result is null ? frames : cat([result, frames], 2);
         }
+        if (config.PatchSize > 1) result = WanShuffles.Unpatchify(result!, config.PatchSize);
         return result!.clamp(-1.0, 1.0);
     }
 
     private Tensor Encoder(Tensor x)
     {
         var dims = config.EncoderDims;
-        var h = CachedConv(x, "encoder.conv_in", config.InputChannels, dims[0]);
+        var h = CachedConv(x, "encoder.conv_in", config.PatchChannels, dims[0]);
         int k = 0;
         for (int i = 0; i < config.DimMult.Count; i++)
         {
+            if (config.IsResidual)
+            {
+                h = ResidualDownBlock(h, i);
+                continue;
+            }
             int inDim = dims[i], outDim = dims[i + 1];
             for (int j = 0; j < config.NumResBlocks; j++)
             {
@@ -75,13 +83,18 @@ internal sealed class WanVideoOracle(QwenImageConfig config, CheckedWeights weig
         return CachedConv(F.silu(_layers.RmsNorm(h, "encoder.norm_out", dims[^1], images: false)), "encoder.conv_out", dims[^1], 2 * config.ZDim);
     }
 
-    private Tensor Decoder(Tensor x)
+    private Tensor Decoder(Tensor x, bool firstChunk)
     {
         var up = config.DecoderDims;
         var h = CachedConv(x, "decoder.conv_in", config.ZDim, up[0]);
         h = MidBlock(h, "decoder.mid_block", up[0]);
         for (int i = 0; i < config.DimMult.Count; i++)
         {
+            if (config.IsResidual)
+            {
+                h = ResidualUpBlock(h, i, firstChunk);
+                continue;
+            }
             int inDim = i > 0 ? up[i] / 2 : up[i], outDim = up[i + 1];
             for (int j = 0; j <= config.NumResBlocks; j++)
             {
@@ -90,7 +103,44 @@ internal sealed class WanVideoOracle(QwenImageConfig config, CheckedWeights weig
             }
             if (i < config.DimMult.Count - 1) h = Upsample(h, $"decoder.up_blocks.{i}.upsamplers.0", outDim, config.TemporalUpsample[i]);
         }
-        return CachedConv(F.silu(_layers.RmsNorm(h, "decoder.norm_out", up[^1], images: false)), "decoder.conv_out", up[^1], config.InputChannels);
+        return CachedConv(F.silu(_layers.RmsNorm(h, "decoder.norm_out", up[^1], images: false)), "decoder.conv_out", up[^1], config.PatchChannels);
+    }
+
+    // WanResidualDownBlock: x_copy, the resnets, the downsampler (but on the last level; temporal as
+    // temperal_downsample[i] but on the last), plus AvgDown3D(x_copy) (2x2 but on the last level, 2 frames when temporal).
+    private Tensor ResidualDownBlock(Tensor x, int level)
+    {
+        var dims = config.EncoderDims;
+        string prefix = $"encoder.down_blocks.{level}";
+        bool last = level == config.DimMult.Count - 1, temporal = !last && config.TemporalDownsample[level];
+        var copy = x.clone();
+        int inDim = dims[level], outDim = dims[level + 1];
+        for (int j = 0; j < config.NumResBlocks; j++)
+        {
+            x = Residual(x, $"{prefix}.resnets.{j}", inDim, outDim);
+            inDim = outDim;
+        }
+        if (!last) x = Downsample(x, prefix + ".downsampler", outDim, temporal);
+        return x + WanShuffles.AvgDown3D(copy, outDim, temporal ? 2 : 1, last ? 1 : 2);
+    }
+
+    // WanResidualUpBlock: x_copy, num_res_blocks + 1 resnets, the upsampler keeping its channels (but on the last
+    // level), plus DupUp3D(x_copy, first_chunk) where it upsamples.
+    private Tensor ResidualUpBlock(Tensor x, int level, bool firstChunk)
+    {
+        var up = config.DecoderDims;
+        string prefix = $"decoder.up_blocks.{level}";
+        bool upsamples = level < config.DimMult.Count - 1, temporal = upsamples && config.TemporalUpsample[level];
+        var copy = x.clone();
+        int inDim = up[level], outDim = up[level + 1];
+        for (int j = 0; j <= config.NumResBlocks; j++)
+        {
+            x = Residual(x, $"{prefix}.resnets.{j}", inDim, outDim);
+            inDim = outDim;
+        }
+        if (!upsamples) return x;
+        x = Upsample(x, prefix + ".upsampler", outDim, temporal);
+        return x + WanShuffles.DupUp3D(copy, outDim, temporal ? 2 : 1, 2, firstChunk);
     }
 
     // WanResidualBlock: shortcut (uncached 1x1x1), norm1, SiLU, cached conv1, norm2, SiLU, cached conv2, + shortcut.
@@ -163,8 +213,9 @@ internal sealed class WanVideoOracle(QwenImageConfig config, CheckedWeights weig
             }
         }
         string conv = prefix + ".resample.1";
+        int outDim = config.UpsampleOutput(dim);
         return QwenImageOracle.PerFrame(x, f => F.conv2d(F.interpolate(f, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest),
-            _layers.Weight2d(conv, dim, dim / 2), weights.Get(conv + ".bias", dim / 2), padding: [1, 1]));
+            _layers.Weight2d(conv, dim, outDim), weights.Get(conv + ".bias", outDim), padding: [1, 1]));
     }
 
     // The cached-conv pattern of every WanCausalConv3d call site: cache the input's last CACHE_T frames (with the

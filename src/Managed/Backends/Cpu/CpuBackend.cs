@@ -337,6 +337,26 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics, IHostTe
         return ElementwiseCpu.CountNonFinite(_workers, x.Elements, x.ElementCount);
     }
 
+    public Tensor SpaceToDepth(Tensor current, Tensor? previous, PixelShuffleSpec spec)
+    {
+        var x = Own(current, nameof(current));
+        var before = previous is null ? null : Own(previous, nameof(previous));
+        var shape = OpShapes.SpaceToDepth(x, before, spec);
+        var y = AllocateOutput(shape);
+        var p = KernelParameters.PixelShuffle(x.Shape, shape, spec, frame: 0, hasPrevious: before is not null);
+        PixelShuffleCpu.SpaceToDepth(_workers, p, before is null ? default : before.Elements, x.Elements, y.Elements);
+        return y;
+    }
+
+    public Tensor DepthToSpace(Tensor input, PixelShuffleSpec spec, int frame)
+    {
+        var x = Own(input, nameof(input));
+        var shape = OpShapes.DepthToSpace(x, spec, frame);
+        var y = AllocateOutput(shape);
+        PixelShuffleCpu.DepthToSpace(_workers, KernelParameters.PixelShuffle(x.Shape, shape, spec, frame, hasPrevious: false), x.Elements, y.Elements);
+        return y;
+    }
+
     public Tensor SliceChannels(Tensor input, int start, int count)
     {
         var x = Own(input, nameof(input));

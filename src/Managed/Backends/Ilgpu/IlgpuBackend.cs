@@ -34,6 +34,7 @@ internal sealed partial class IlgpuBackend : IBackend, IBackendDiagnostics
     private readonly AttentionLauncher _attention;
     private readonly ElementwiseLauncher _elementwise;
     private readonly RmsNormLauncher _rmsNorm;
+    private readonly PixelShuffleLauncher _pixelShuffle;
     private readonly AcceleratorStream _stream;
     private readonly PinnedStaging _staging;
 
@@ -65,6 +66,7 @@ internal sealed partial class IlgpuBackend : IBackend, IBackendDiagnostics
         _attention = new AttentionLauncher(_accelerator, _stream);
         _elementwise = new ElementwiseLauncher(_accelerator, _stream);
         _rmsNorm = new RmsNormLauncher(_accelerator, _stream);
+        _pixelShuffle = new PixelShuffleLauncher(_accelerator, _stream);
     }
 
     public string Name { get; }
@@ -297,6 +299,29 @@ internal sealed partial class IlgpuBackend : IBackend, IBackendDiagnostics
         int result = 0;
         CopyOut(count.Bytes, MemoryMarshal.CreateSpan(ref result, 1));
         return result;
+    }
+
+    public Tensor SpaceToDepth(Tensor current, Tensor? previous, PixelShuffleSpec spec)
+    {
+        var x = Own(current, nameof(current));
+        var before = previous is null ? null : Own(previous, nameof(previous));
+        var shape = OpShapes.SpaceToDepth(x, before, spec);
+        if (x.IsHalf || before is { IsHalf: true })
+            return ViaSingle(x.IsHalf ? x.DType : before!.DType, before is null ? [x] : [x, before], t => SpaceToDepth(t[0], before is null ? null : t[1], spec));
+        var y = (IlgpuTensor)Allocate(shape);
+        var p = KernelParameters.PixelShuffle(x.Shape, shape, spec, frame: 0, hasPrevious: before is not null);
+        _pixelShuffle.SpaceToDepth(p, (before ?? x).F32, x.F32, y.F32);
+        return y;
+    }
+
+    public Tensor DepthToSpace(Tensor input, PixelShuffleSpec spec, int frame)
+    {
+        var x = Own(input, nameof(input));
+        var shape = OpShapes.DepthToSpace(x, spec, frame);
+        if (x.IsHalf) return ViaSingle(x.DType, [x], t => DepthToSpace(t[0], spec, frame));
+        var y = (IlgpuTensor)Allocate(shape);
+        _pixelShuffle.DepthToSpace(KernelParameters.PixelShuffle(x.Shape, shape, spec, frame, hasPrevious: false), x.F32, y.F32);
+        return y;
     }
 
     public Tensor SliceChannels(Tensor input, int start, int count)

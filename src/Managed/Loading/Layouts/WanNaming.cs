@@ -9,7 +9,10 @@ namespace NativeVae.Loading.Layouts;
 /// <c>{encoder,decoder}.conv1</c> conv_in; <c>middle.{0,1,2}</c> resnet, attention, resnet; <c>head.0</c> / <c>head.2</c>
 /// the norm and conv out; a residual's <c>residual.{0,2,3,6}</c> norm1, conv1, norm2, conv2 and <c>shortcut</c> its
 /// conv_shortcut. The encoder's <c>downsamples.{k}</c> is diffusers' flat <c>down_blocks.{k}</c>; the decoder's flat
-/// <c>upsamples.{k}</c> is split into levels of <c>num_res_blocks + 1</c> resnets and an upsampler.
+/// <c>upsamples.{k}</c> is split into levels of <c>num_res_blocks + 1</c> resnets and an upsampler. Wan 2.2's
+/// (<c>Wan2.2_VAE.pth</c>, ComfyUI's <c>wan2.2_vae.safetensors</c>) nest a level's blocks,
+/// <c>downsamples.{i}.downsamples.{k}</c> and <c>upsamples.{i}.upsamples.{k}</c>, as diffusers' residual down block's
+/// <c>resnets.{k}</c> then <c>downsampler</c>, and up block's <c>resnets.{k}</c> then <c>upsampler</c>.
 /// </summary>
 internal static partial class WanNaming
 {
@@ -21,7 +24,8 @@ internal static partial class WanNaming
 
     /// <summary>True for an AutoencoderKLQwenImage state dict in either layout (its RMS norms have gammas).</summary>
     public static bool IsWanVae(IEnumerable<string> names) =>
-        names.Any(n => n is "encoder.down_blocks.0.norm1.gamma" or "encoder.downsamples.0.residual.0.gamma");
+        names.Any(n => n is "encoder.down_blocks.0.norm1.gamma" or "encoder.downsamples.0.residual.0.gamma"
+            or "encoder.down_blocks.0.resnets.0.norm1.gamma" or "encoder.downsamples.0.downsamples.0.residual.0.gamma");
 
     /// <summary>
     /// num_res_blocks of an original state dict: the encoder's first resample follows that many residual blocks
@@ -33,6 +37,7 @@ internal static partial class WanNaming
         foreach (string name in names)
         {
             var m = EncoderResample().Match(name);
+            if (!m.Success) m = NestedEncoderResample().Match(name);
             if (m.Success) first = Math.Min(first, int.Parse(m.Groups["k"].Value));
         }
         return first == int.MaxValue ? 0 : first;
@@ -69,6 +74,20 @@ internal static partial class WanNaming
                 "1" => $"{part}.mid_block.attentions.0.{rest}",
                 var i => Residual($"{part}.mid_block.resnets.{(i == "0" ? 0 : 1)}", rest),
             };
+        }
+        if ((m = NestedDownsample().Match(name)).Success)
+        {
+            string block = $"encoder.down_blocks.{m.Groups["level"].Value}";
+            string rest = m.Groups["rest"].Value;
+            return int.Parse(m.Groups["k"].Value) < resBlocks ? Residual($"{block}.resnets.{m.Groups["k"].Value}", rest)
+                : IsResample(rest) ? $"{block}.downsampler.{rest}" : null;
+        }
+        if ((m = NestedUpsample().Match(name)).Success)
+        {
+            string block = $"decoder.up_blocks.{m.Groups["level"].Value}";
+            string rest = m.Groups["rest"].Value;
+            return int.Parse(m.Groups["k"].Value) <= resBlocks ? Residual($"{block}.resnets.{m.Groups["k"].Value}", rest)
+                : IsResample(rest) ? $"{block}.upsampler.{rest}" : null;
         }
         if ((m = Downsample().Match(name)).Success)
         {
@@ -121,6 +140,16 @@ internal static partial class WanNaming
 
     [GeneratedRegex(@"^decoder\.upsamples\.(?<k>\d{1,9})\.(?<rest>.+)$")]
     private static partial Regex Upsample();
+
+    // Wan 2.2 nests each level's blocks: downsamples.{level}.downsamples.{k}, upsamples.{level}.upsamples.{k}.
+    [GeneratedRegex(@"^encoder\.downsamples\.(?<level>\d{1,9})\.downsamples\.(?<k>\d{1,9})\.(?<rest>.+)$")]
+    private static partial Regex NestedDownsample();
+
+    [GeneratedRegex(@"^encoder\.downsamples\.\d{1,9}\.downsamples\.(?<k>\d{1,9})\.resample\.")]
+    private static partial Regex NestedEncoderResample();
+
+    [GeneratedRegex(@"^decoder\.upsamples\.(?<level>\d{1,9})\.upsamples\.(?<k>\d{1,9})\.(?<rest>.+)$")]
+    private static partial Regex NestedUpsample();
 
     [GeneratedRegex(@"^(?<layer>residual\.[0236]|shortcut)\.(?<p>weight|bias|gamma)$")]
     private static partial Regex ResidualLeaf();

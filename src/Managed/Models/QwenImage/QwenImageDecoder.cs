@@ -7,7 +7,9 @@ namespace NativeVae.Models.QwenImage;
 /// diffusers: <c>QwenImageDecoder3d</c> / <c>WanDecoder3d</c>, a frame at a time: conv_in, the mid block, up blocks
 /// of <c>num_res_blocks + 1</c> residual blocks whose upsampler (but the last level's) is nearest 2x then a 3x3 conv
 /// to half the channels (and, on temporal levels of a video, doubles the frame rate), the RMS norm, SiLU, conv_out
-/// and the clamp to [-1, 1] of diffusers' _decode. The next level's residual blocks start from that half.
+/// and the clamp to [-1, 1] of diffusers' _decode. The next level's residual blocks start from that half. Wan 2.2's
+/// levels are residual up blocks (<see cref="WanResidualUpBlock"/>) whose upsamplers keep their channels, and its
+/// output is unpatchified 2x2 before the clamp.
 /// </summary>
 internal sealed class QwenImageDecoder
 {
@@ -24,7 +26,13 @@ internal sealed class QwenImageDecoder
         int levels = config.DimMult.Count;
         for (int i = 0; i < levels; i++)
         {
-            int inDim = i > 0 ? dims[i] / 2 : dims[i], outDim = dims[i + 1];
+            if (config.IsResidual)
+            {
+                var block = new WanResidualUpBlock(p, $"decoder.up_blocks.{i}", config, i, frames);
+                _stages.Add($"decoder.up_blocks.{i}", block.Forward);
+                continue;
+            }
+            int inDim = config.DecoderLevelInput(i), outDim = dims[i + 1];
             var resnets = new QwenImageResidualBlock[config.NumResBlocks + 1];
             for (int j = 0; j < resnets.Length; j++)
             {
@@ -49,9 +57,15 @@ internal sealed class QwenImageDecoder
             using (x) normed = normOut.Forward(ops, x, silu: true);
             return convOut.ForwardConsuming(ops, normed, state);
         });
+        var patch = PixelShuffleSpec.WanPatch(config.PatchSize);
         _stages.Add("sample", (ops, x, _) =>
         {
-            using (x) return ops.Unary(UnaryOp.ClampUnit, x);
+            using (x)
+            {
+                if (config.PatchSize == 1) return ops.Unary(UnaryOp.ClampUnit, x);
+                using var pixels = ops.DepthToSpace(x, patch, 0);
+                return ops.Unary(UnaryOp.ClampUnit, pixels);
+            }
         });
     }
 

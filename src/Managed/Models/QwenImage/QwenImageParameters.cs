@@ -17,18 +17,20 @@ internal static class QwenImageParameters
         int z = config.ZDim;
 
         var dims = config.EncoderDims;
-        Conv3d(list, "encoder.conv_in", config.InputChannels, dims[0], Kernel);
+        Conv3d(list, "encoder.conv_in", config.PatchChannels, dims[0], Kernel);
         int k = 0;
         for (int i = 0; i < config.DimMult.Count; i++)
         {
             int inDim = dims[i], outDim = dims[i + 1];
+            // Wan 2.1 lists each level's blocks flat; Wan 2.2 nests them in one residual down block per level.
+            string block = config.IsResidual ? $"encoder.down_blocks.{i}" : "";
             for (int j = 0; j < config.NumResBlocks; j++)
             {
-                Residual(list, $"encoder.down_blocks.{k++}", inDim, outDim);
+                Residual(list, config.IsResidual ? $"{block}.resnets.{j}" : $"encoder.down_blocks.{k++}", inDim, outDim);
                 inDim = outDim;
             }
             if (i < config.DimMult.Count - 1)
-                Resample(list, $"encoder.down_blocks.{k++}", outDim, outDim, config.TemporalDownsample[i] ? outDim : 0);
+                Resample(list, config.IsResidual ? $"{block}.downsampler" : $"encoder.down_blocks.{k++}", outDim, outDim, config.DownsamplesTime(i) ? outDim : 0);
         }
         MidBlock(list, "encoder.mid_block", dims[^1]);
         Gamma3d(list, "encoder.norm_out", dims[^1]);
@@ -41,19 +43,22 @@ internal static class QwenImageParameters
         MidBlock(list, "decoder.mid_block", up[0]);
         for (int i = 0; i < config.DimMult.Count; i++)
         {
-            int inDim = i > 0 ? up[i] / 2 : up[i], outDim = up[i + 1];
+            int inDim = config.DecoderLevelInput(i), outDim = up[i + 1];
             for (int j = 0; j <= config.NumResBlocks; j++)
             {
                 Residual(list, $"decoder.up_blocks.{i}.resnets.{j}", inDim, outDim);
                 inDim = outDim;
             }
             if (i < config.DimMult.Count - 1)
-                Resample(list, $"decoder.up_blocks.{i}.upsamplers.0", outDim, outDim / 2, config.TemporalUpsample[i] ? 2 * outDim : 0);
+                Resample(list, $"decoder.up_blocks.{i}.{UpsamplerName(config)}", outDim, config.UpsampleOutput(outDim), config.TemporalUpsample[i] ? 2 * outDim : 0);
         }
         Gamma3d(list, "decoder.norm_out", up[^1]);
-        Conv3d(list, "decoder.conv_out", up[^1], config.InputChannels, Kernel);
+        Conv3d(list, "decoder.conv_out", up[^1], config.PatchChannels, Kernel);
         return list;
     }
+
+    /// <summary>An up block's upsampler: Wan 2.1's <c>upsamplers.0</c> (a list), Wan 2.2's residual block's <c>upsampler</c>.</summary>
+    public static string UpsamplerName(QwenImageConfig config) => config.IsResidual ? "upsampler" : "upsamplers.0";
 
     /// <summary>QwenImageResidualBlock: RMS norms over [C, 1, 1, 1], causal 3x3x3 convs, a 1x1x1 shortcut when the channels change.</summary>
     private static void Residual(List<(string, TensorShape)> list, string prefix, int inDim, int outDim)
