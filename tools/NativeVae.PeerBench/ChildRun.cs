@@ -46,7 +46,7 @@ internal static class ChildRun
             ("nativevae", { } config) => NativeVaeStep(new AutoencoderKlModel(new CpuBackend(threads: PeerOptions.Threads), config,
                 SeededWeights.Source(SeededWeights.DefaultSeed, AutoencoderKlParameters.Enumerate(config))), encode, new HostTensor<float>(shape, input)),
             ("nativevae", null) when options.Video => NativeVaeVideoStep(new QwenImageModel(new CpuBackend(threads: PeerOptions.Threads), options.QwenConfig!,
-                SeededWeights.Source(SeededWeights.DefaultSeed, QwenImageParameters.Enumerate(options.QwenConfig!)), frames: true), encode, new HostTensor<float>(shape, input)),
+                SeededWeights.Source(SeededWeights.DefaultSeed, QwenImageParameters.Enumerate(options.QwenConfig!)), frames: true), ModelFamilies.Parse(options.Family), encode, new HostTensor<float>(shape, input)),
             ("nativevae", null) => NativeVaeStep(new QwenImageModel(new CpuBackend(threads: PeerOptions.Threads), options.QwenConfig!,
                 SeededWeights.Source(SeededWeights.DefaultSeed, QwenImageParameters.Enumerate(options.QwenConfig!))), encode, new HostTensor<float>(shape, input)),
             ("libtorch", { } config) => LibtorchStep(config, encode, input, shape),
@@ -85,9 +85,9 @@ internal static class ChildRun
     }
 
     /// <summary>NativeVae's video API on the SIMD CPU backend: encode returns the latent's mode, decode the video.</summary>
-    private static Func<float[]> NativeVaeVideoStep(NativeVae.Models.IVaeModel model, bool encode, HostTensor<float> input)
+    private static Func<float[]> NativeVaeVideoStep(NativeVae.Models.IVaeModel model, ModelFamily family, bool encode, HostTensor<float> input)
     {
-        var vae = new Vae(model, new VaeOptions(), scalingFactor: null, shiftFactor: null) { Family = ModelFamily.Wan };
+        var vae = new Vae(model, new VaeOptions(), scalingFactor: null, shiftFactor: null) { Family = family };
         return encode ? () => vae.EncodeVideo(input).Data : () => vae.DecodeVideo(input).Data;
     }
 

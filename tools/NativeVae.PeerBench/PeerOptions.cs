@@ -21,8 +21,8 @@ internal sealed record PeerOptions
     /// <summary>Frames of a wan video (encode's input; decode's output comes from 1 + (T - 1) / 4 latent frames).</summary>
     public int Frames { get; init; } = 5;
 
-    /// <summary>True for wan: video tensors [1, C, T, H, W] through the causal frame-by-frame path.</summary>
-    public bool Video => Family == "wan";
+    /// <summary>True for wan and wan22: video tensors [1, C, T, H, W] through the causal frame-by-frame path.</summary>
+    public bool Video => Family is "wan" or "wan22";
 
     /// <summary>The AutoencoderKL config of sd, sdxl and flux2; null for qwenimage (<see cref="QwenConfig"/>).</summary>
     public AutoencoderKlConfig? Config => Family switch
@@ -30,12 +30,17 @@ internal sealed record PeerOptions
         "sd" => AutoencoderKlConfig.Sd,
         "sdxl" => AutoencoderKlConfig.Sdxl,
         "flux2" => AutoencoderKlConfig.Flux2,
-        "qwenimage" or "wan" => null,
-        _ => throw new ArgumentException($"--family '{Family}' must be sd, sdxl, flux2, qwenimage or wan"),
+        "qwenimage" or "wan" or "wan22" => null,
+        _ => throw new ArgumentException($"--family '{Family}' must be sd, sdxl, flux2, qwenimage, wan or wan22"),
     };
 
-    /// <summary>Qwen-Image's (Wan 2.1's) published VAE config when the family is qwenimage or wan, else null.</summary>
-    public QwenImageConfig? QwenConfig => Family is "qwenimage" or "wan" ? QwenImageConfig.QwenImage : null;
+    /// <summary>Qwen-Image's (Wan 2.1's) published VAE config for qwenimage or wan, Wan 2.2's for wan22, else null.</summary>
+    public QwenImageConfig? QwenConfig => Family switch
+    {
+        "qwenimage" or "wan" => QwenImageConfig.QwenImage,
+        "wan22" => QwenImageConfig.Wan22,
+        _ => null,
+    };
 
     public int InChannels => Config?.InChannels ?? QwenConfig!.InputChannels;
 

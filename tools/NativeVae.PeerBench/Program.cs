@@ -8,7 +8,7 @@ using NativeVae.PeerBench;
 // NativeVae against libtorch on the same AutoencoderKL (seeded weights, seeded inputs, same sizes), each side in its
 // own child process so that each peak RSS is its own. One JSON object per case on stdout. See README.md.
 //
-//   NativeVae.PeerBench [--family sd|sdxl|flux2|qwenimage|wan] [--frames 5] [--sizes 512] [--ops encode,decode] [--runs 3] [--rounds 1]
+//   NativeVae.PeerBench [--family sd|sdxl|flux2|qwenimage|wan|wan22] [--frames 5] [--sizes 512] [--ops encode,decode] [--runs 3] [--rounds 1]
 
 var options = PeerOptions.Parse(args);
 if (options.Child is { } side) return ChildRun.Run(side, options);

@@ -35,10 +35,7 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile, bool Acti
     public static TilingPlan Choose(IVaeModel model, TilingMode mode, int? tile, long? memoryLimit, Func<AutoTilingFigures> figures,
         int smallestTile = SmallestExactTile)
     {
-        if (tile is <= 0) throw new ArgumentException($"tile size {tile} must be positive");
-        if (mode == TilingMode.Exact && tile < smallestTile)
-            throw new ArgumentException(
-                $"tile size {tile} is below exact tiling's smallest tile of {smallestTile}: smaller tiles cost many times the untiled time");
+        RequireTile(mode, tile, smallestTile);
         if (mode is not (TilingMode.Auto or TilingMode.None or TilingMode.Exact or TilingMode.Blend))
             throw new ArgumentException($"tiling mode {(int)mode} is not one of None, Blend, Exact, Auto");
         var f = figures();
@@ -85,7 +82,7 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile, bool Acti
     /// the backend's pool holds for reuse) where the backend can tell, and on a device no more than a share of its
     /// capacity less what this process holds.
     /// </summary>
-    private static long Budget(IVaeModel model, long? memoryLimit)
+    public static long Budget(IVaeModel model, long? memoryLimit)
     {
         if (memoryLimit is long limit) return limit;
         var backend = model.Backend;
@@ -157,9 +154,61 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile, bool Acti
             Tiling.RegionPool.Replay(dry.Allocations));
     }
 
+    /// <summary>Refuses a tile size that is not positive, or (exact) below <paramref name="smallestTile"/>.</summary>
+    public static void RequireTile(TilingMode mode, int? tile, int smallestTile)
+    {
+        if (tile is <= 0) throw new ArgumentException($"tile size {tile} must be positive");
+        if (mode == TilingMode.Exact && tile < smallestTile)
+            throw new ArgumentException(
+                $"tile size {tile} is below exact tiling's smallest tile of {smallestTile}: smaller tiles cost many times the untiled time");
+    }
+
+    /// <summary>Latent frames of a video's dry run: past the first (which skips the temporal layers) and the second (after which every causal history is full).</summary>
+    private const int VideoDryRunLatentFrames = 3;
+
+    /// <summary>
+    /// Video's tiling: exact tiles when asked for, or (auto) when the untiled pass's activations and causal histories
+    /// would not fit the budget; else untiled. Blend is refused before this.
+    /// </summary>
+    public static TilingMode ChooseVideo(IVaeModel model, TilingMode mode, long? memoryLimit, Func<VideoFigures> figures) =>
+        mode != TilingMode.Auto ? mode
+        : figures().UntiledBytes > Budget(model, memoryLimit) ? TilingMode.Exact : TilingMode.None;
+
+    /// <summary>
+    /// A video pass of <paramref name="frame"/>-sized frames: the most bytes it keeps at once (every layer's frame and
+    /// causal history), untiled and through exact tiling's allocator. A dry run of a few latent frames: a longer pass
+    /// is no larger.
+    /// </summary>
+    public static VideoFigures MeasureVideo(IVideoVaeModel model, TensorShape frame, bool encode)
+    {
+        using var dry = new DryRunBackend
+        {
+            FusesNormIntoConv = model.Backend.Capabilities.FusesNormIntoConv, StorageDType = model.Backend.StorageDType,
+        };
+        Tensor? current = null;
+        Tensor Next(int t)
+        {
+            current?.Dispose();
+            return current = dry.Allocate(frame);
+        }
+        try
+        {
+            if (encode) model.EncodeVideo(dry, model.DecodedFrames(VideoDryRunLatentFrames), Next, y => y.Dispose());
+            else model.DecodeVideo(dry, VideoDryRunLatentFrames, Next, y => y.Dispose());
+        }
+        finally
+        {
+            current?.Dispose();
+        }
+        return new VideoFigures(dry.PeakBytes, Tiling.RegionPool.Replay(dry.Allocations));
+    }
+
     /// <summary>Names calls alike for the backend's memory plan (<see cref="IBackend.BeginCall"/>).</summary>
     public string CallKey(bool encode, TensorShape input) => $"{(encode ? "encode" : "decode")} {input} {Mode} {Tile}";
 }
+
+/// <summary>A video pass's dry-run figures for one frame shape: its untiled peak and exact tiling's store.</summary>
+internal sealed record VideoFigures(long UntiledBytes, long StoreBytes);
 
 /// <summary>
 /// A dry run's figures for one input shape: the untiled activation peak, the attention's bytes, every convolution

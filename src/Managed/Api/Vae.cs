@@ -284,9 +284,11 @@ public sealed class Vae : IVae
     /// Encodes a video <c>[N, 3, T, H, W]</c> in [-1, 1] (sides multiples of <see cref="DownsampleFactor"/>) to its
     /// latent <c>[N, C, 1 + (T - 1) / 4, H/8, W/8]</c>, as diffusers' AutoencoderKLWan: the first frame alone, then
     /// chunks of 4. T must be 1 + 4k unless <see cref="EncodeOptions.DropTrailingFrames"/>. Frames stream through the
-    /// model one at a time, so memory does not grow with T. Untiled.
+    /// model one at a time, so memory does not grow with T. Untiled, or with <see cref="TilingMode.Exact"/> (auto: when
+    /// the untiled pass's dry run exceeds <see cref="VaeOptions.MemoryLimitBytes"/> or the free memory) in strips of
+    /// every layer over an activation space (a file beside the CPU backend), equal to untiled.
     /// </summary>
-    /// <exception cref="ArgumentException">not a video family, another shape, frames that would be dropped, sides not multiples of the factor, non-finite values, or tiling asked for.</exception>
+    /// <exception cref="ArgumentException">not a video family, another shape, frames that would be dropped, sides not multiples of the factor, non-finite values, or blend tiling asked for.</exception>
     public HostTensor<float> EncodeVideo(HostTensor<float> video, EncodeOptions? options = null) =>
         EncodeVideoAsync(video, options).GetAwaiter().GetResult();
 
@@ -306,17 +308,28 @@ public sealed class Vae : IVae
                 $"video {s} has {frames} frames; {Family.Name()} encodes 1 + {QwenImageConfig.ChunkFrames}k, so the last {frames - used} would be dropped " +
                 $"(as diffusers drops them): give {used} or {used + QwenImageConfig.ChunkFrames} frames, or set EncodeOptions.DropTrailingFrames");
         if (options.Form != LatentForm.Raw) throw new ArgumentException($"EncodeOptions.Form {options.Form}: video latents are raw only");
-        RequireUntiled(options.Tiling, "EncodeOptions");
+        RequireVideoTiling(options.Tiling, options.TileSize, "EncodeOptions");
         InputChecks.RequireFinite(video, "video");
-        return Task.Run(() => Locked(() => new VideoPipeline(model).Encode(video, options, cancellation)), cancellation);
+        return Task.Run(() => Locked(() =>
+        {
+            var ops = _pipeline.VideoOps(model, VideoFrames.FrameShape(s), encode: true, options.Tiling, options.TileSize, _options.MemoryLimitBytes);
+            try
+            {
+                return new VideoPipeline(model, ops).Encode(video, options, cancellation);
+            }
+            finally
+            {
+                _pipeline.EndOps(ops);
+            }
+        }), cancellation);
     }
 
     /// <summary>
     /// Decodes a video latent <c>[N, C, T', h, w]</c> to the video <c>[N, 3, 1 + 4(T' - 1), h*8, w*8]</c> in [-1, 1]
     /// (clamped, as diffusers' _decode), computing <c>latents / scaling_factor + shift_factor</c> first when given.
-    /// One latent frame at a time; untiled.
+    /// One latent frame at a time; untiled, or with <see cref="TilingMode.Exact"/> as <see cref="EncodeVideo"/>.
     /// </summary>
-    /// <exception cref="ArgumentException">not a video family, another shape, non-finite values, frames over the pixel limit, or tiling asked for.</exception>
+    /// <exception cref="ArgumentException">not a video family, another shape, non-finite values, frames over the pixel limit, or blend tiling asked for.</exception>
     public HostTensor<float> DecodeVideo(HostTensor<float> latents, DecodeOptions? options = null) =>
         DecodeVideoAsync(latents, options).GetAwaiter().GetResult();
 
@@ -330,9 +343,20 @@ public sealed class Vae : IVae
         if (s.Rank != VideoFrames.Rank || s[1] != LatentChannels)
             throw new ArgumentException($"video latents must be [N, {LatentChannels}, T', h, w], got {s}");
         RequireVideoSides(s, "video latents", DownsampleFactor);
-        RequireUntiled(options.Tiling, "DecodeOptions");
+        RequireVideoTiling(options.Tiling, options.TileSize, "DecodeOptions");
         InputChecks.RequireFinite(latents, "latents");
-        return Task.Run(() => Locked(() => new VideoPipeline(model).Decode(latents, options, cancellation)), cancellation);
+        return Task.Run(() => Locked(() =>
+        {
+            var ops = _pipeline.VideoOps(model, VideoFrames.FrameShape(s), encode: false, options.Tiling, options.TileSize, _options.MemoryLimitBytes);
+            try
+            {
+                return new VideoPipeline(model, ops).Decode(latents, options, cancellation);
+            }
+            finally
+            {
+                _pipeline.EndOps(ops);
+            }
+        }), cancellation);
     }
 
     /// <summary>The frames of a <paramref name="frames"/>-frame video that <see cref="EncodeVideo"/> uses: 1 + 4k (a video family only).</summary>
@@ -356,11 +380,14 @@ public sealed class Vae : IVae
             throw new ArgumentException($"{what} {s}: height and width must be multiples of {DownsampleFactor}");
     }
 
-    private static void RequireUntiled(TilingMode tiling, string options)
+    /// <summary>Video tiles exactly or not at all: a blend would put seams in every frame, and flicker between them.</summary>
+    private void RequireVideoTiling(TilingMode tiling, int? tile, string options)
     {
-        if (tiling is not (TilingMode.Auto or TilingMode.None))
-            throw new ArgumentException($"{options}.Tiling {tiling}: video runs untiled (frame by frame) for now");
+        TilingPlan.RequireTile(tiling, tile, _pipeline.SmallestExactTile);
+        if (tiling == TilingMode.Blend)
+            throw new ArgumentException($"{options}.Tiling {tiling}: video runs untiled or with exact tiles (TilingMode.Exact), which equal untiled; blended tiles would seam every frame");
     }
+
 
     // ---- planning -----------------------------------------------------------------------------------------------
 

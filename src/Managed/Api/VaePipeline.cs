@@ -216,12 +216,37 @@ internal sealed class VaePipeline(IVaeModel model)
         return _keptExecutor;
     }
 
+    /// <summary>
+    /// The backend of one video call: the device untiled, or (exact, asked for or chosen by the budget) a tiled executor
+    /// over the device whose activation space holds every layer's frame and causal history, in a file where the
+    /// device's memory is host RAM (the CPU backend, whose memory it then bounds) or as <see cref="ExactStore"/> says,
+    /// sized by the video's dry run (its store made now, before any work). The caller ends it with <see cref="EndOps"/>.
+    /// </summary>
+    public IBackend VideoOps(IVideoVaeModel video, TensorShape frame, bool encode, TilingMode mode, int? tile, long? memoryLimit)
+    {
+        VideoFigures Figures() => _videoFigures.GetOrAdd((frame, encode), key => TilingPlan.MeasureVideo(video, key.Frame, key.Encode));
+        if (TilingPlan.ChooseVideo(model, mode, memoryLimit, Figures) != TilingMode.Exact) return Device;
+        int size = tile ?? TilingPlan.DefaultExactTile;
+        bool inFile = ExactStore switch
+        {
+            ExactTilingStore.File => true,
+            ExactTilingStore.Memory => false,
+            _ => Device.Kind == BackendKind.Cpu,
+        };
+        return inFile
+            ? new TiledExecutor(Device, size, ActivationSpace.InFile(ExactStoreDirectory, Figures().StoreBytes, Device.StorageDType))
+            : new TiledExecutor(Device, size, ActivationSpace.InMemory());
+    }
+
+    /// <summary>Video dry runs, per frame shape and direction.</summary>
+    private readonly ConcurrentDictionary<(TensorShape Frame, bool Encode), VideoFigures> _videoFigures = new();
+
     /// <summary>The size exact tiling's store reaches for this input (from the cached dry run; 0 before one ran).</summary>
     public long PlannedStoreBytes(TensorShape input, bool encode) =>
         _autoFigures.TryGetValue((input, encode), out var figures) ? figures.StoreBytes : 0;
 
     /// <summary>Ends a call's ops: an executor made for the call is disposed (its file store goes with it).</summary>
-    private void EndOps(IBackend ops)
+    public void EndOps(IBackend ops)
     {
         if (ops is TiledExecutor executor) LastExactSpaceBytes = executor.Space.Bytes;
         if (!ReferenceEquals(ops, Device) && !ReferenceEquals(ops, _keptExecutor)) ops.Dispose();

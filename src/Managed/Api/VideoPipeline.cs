@@ -6,9 +6,9 @@ namespace NativeVae.Api;
 /// <summary>
 /// A video VAE's encode and decode over host video tensors <c>[N, C, T, H, W]</c>: each frame is uploaded when the
 /// model asks for it and each frame it makes is downloaded into the result, so the device holds one frame per layer
-/// and the causal histories, whatever the length. Runs untiled.
+/// and the causal histories, whatever the length.
 /// </summary>
-/// <param name="ops">the backend the ops run on: the model's own, or one wrapping it (a profiler).</param>
+/// <param name="ops">the backend the ops run on: the model's own, or one wrapping it (a profiler, exact tiling's executor).</param>
 internal sealed class VideoPipeline(IVideoVaeModel model, IBackend ops)
 {
     public VideoPipeline(IVideoVaeModel model) : this(model, model.Backend) { }

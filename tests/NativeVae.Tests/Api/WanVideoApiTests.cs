@@ -17,14 +17,72 @@ public class WanVideoApiTests
     /// <summary>bf16 activations over a dozen layers of the small config: the bound the 16-bit tests use.</summary>
     private const double Bf16MaxAbsError = 5e-2;
 
-    private static (Vae Vae, SafeTensorsFile Fixture) Load(string fixtureName, DType dtype = DType.F32)
+    private static (Vae Vae, SafeTensorsFile Fixture) Load(string fixtureName, DType dtype = DType.F32,
+        DevicePreference device = DevicePreference.Cpu, ExactTilingStore store = ExactTilingStore.Auto)
     {
         var fixture = SafeTensorsFile.Open(TestPaths.Fixture($"models/{fixtureName}.safetensors"));
         string json = fixture.Metadata["config"];
         var config = QwenImageConfigJson.Parse(json, "fixture config");
         string folder = QwenImageApiTests.DiffusersFolder(config, json);
-        return (Vae.Load(folder, new VaeOptions { Device = DevicePreference.Cpu, DType = dtype }), fixture);
+        return (Vae.Load(folder, new VaeOptions { Device = device, DType = dtype, ExactStore = store }), fixture);
     }
+
+    /// <summary>The smallest exact tile: the fixtures' frames are 20 to 48 elements wide, so every layer is cut into several strips.</summary>
+    private const int SmallTile = 16;
+
+    /// <summary>
+    /// Exact tiling of video: every layer of every frame in strips over an activation space that also holds the
+    /// causal histories (a file beside the CPU backend, host memory beside ILGPU's device), equal to the untiled
+    /// pass; the RMS norm needs nothing beyond a strip and its halo.
+    /// </summary>
+    [TestCase("wan_small_t5", DevicePreference.Cpu, ExactTilingStore.Auto)]
+    [TestCase("wan22_small_t5", DevicePreference.Cpu, ExactTilingStore.Auto)]
+    [TestCase("wan22_small_t5", DevicePreference.Cpu, ExactTilingStore.Memory)]
+    [TestCase("wan22_small_t5", DevicePreference.IlgpuCpu, ExactTilingStore.Auto)]
+    public void ExactTiledVideoEqualsUntiled(string fixtureName, DevicePreference device, ExactTilingStore store)
+    {
+        var (vae, fixture) = Load(fixtureName, device: device, store: store);
+        using (vae)
+        using (fixture)
+        {
+            var video = Tensor(fixture, "input.video");
+            var latent = Tensor(fixture, "input.latent");
+            var tiledLatent = vae.EncodeVideo(video, new EncodeOptions { Tiling = TilingMode.Exact, TileSize = SmallTile });
+            Assert.That(vae.LastExactSpaceBytes, Is.GreaterThan(0), "the encode ran through exact tiling's activation space");
+            NumericAssert.Close(tiledLatent.Data, vae.EncodeVideo(video).Data, tiledLatent.Shape, MaxAbsError, 0, $"{fixtureName} exact-tiled encode");
+            var tiledVideo = vae.DecodeVideo(latent, new DecodeOptions { Tiling = TilingMode.Exact, TileSize = SmallTile });
+            NumericAssert.Close(tiledVideo.Data, vae.DecodeVideo(latent).Data, tiledVideo.Shape, MaxAbsError, 0, $"{fixtureName} exact-tiled decode");
+        }
+    }
+
+    /// <summary>
+    /// Auto tiling under a budget the untiled pass (by its dry run, histories included) does not fit: exact tiles and
+    /// the same latent; without a budget: untiled.
+    /// </summary>
+    [Test]
+    public void AutoTilesAVideoThatDoesNotFitTheBudget()
+    {
+        var fixture = SafeTensorsFile.Open(TestPaths.Fixture("models/wan22_small_t5.safetensors"));
+        using (fixture)
+        {
+            var config = QwenImageConfigJson.Parse(fixture.Metadata["config"], "fixture config");
+            string folder = QwenImageApiTests.DiffusersFolder(config, fixture.Metadata["config"]);
+            var video = Tensor(fixture, "input.video");
+            HostTensor<float> untiled;
+            using (var free = Vae.Load(folder, new VaeOptions { Device = DevicePreference.Cpu }))
+            {
+                untiled = free.EncodeVideo(video);
+                Assert.That(free.LastExactSpaceBytes, Is.Zero, "without a budget the small video runs untiled");
+            }
+            using var tight = Vae.Load(folder, new VaeOptions { Device = DevicePreference.Cpu, MemoryLimitBytes = TightBudget });
+            var tiled = tight.EncodeVideo(video, new EncodeOptions { TileSize = SmallTile });
+            Assert.That(tight.LastExactSpaceBytes, Is.GreaterThan(0), "auto chose exact tiles under the budget");
+            NumericAssert.Close(tiled.Data, untiled.Data, tiled.Shape, MaxAbsError, 0, "auto-tiled encode");
+        }
+    }
+
+    /// <summary>Under the small config's untiled video pass (a few hundred KB), over its exact tiles.</summary>
+    private const long TightBudget = 64 << 10;
 
     private static HostTensor<float> Tensor(SafeTensorsFile fixture, string name) => new(fixture.Get(name).Shape, fixture.ReadFloat32(name));
 
@@ -148,8 +206,10 @@ public class WanVideoApiTests
             var nan = new HostTensor<float>(new TensorShape(1, 4, 2, 3, 3));
             nan.Data[7] = float.NaN;
             Assert.That(Assert.Throws<ArgumentException>(() => vae.DecodeVideo(nan))!.Message, Does.Contain("NaN"));
-            Assert.That(Assert.Throws<ArgumentException>(() => vae.DecodeVideo(new HostTensor<float>(new TensorShape(1, 4, 2, 3, 3)), new DecodeOptions { Tiling = TilingMode.Exact }))!.Message,
-                Does.Contain("untiled"));
+            Assert.That(Assert.Throws<ArgumentException>(() => vae.DecodeVideo(new HostTensor<float>(new TensorShape(1, 4, 2, 3, 3)), new DecodeOptions { Tiling = TilingMode.Blend }))!.Message,
+                Does.Contain("untiled or with exact tiles"));
+            Assert.That(Assert.Throws<ArgumentException>(() => vae.DecodeVideo(new HostTensor<float>(new TensorShape(1, 4, 2, 3, 3)), new DecodeOptions { Tiling = TilingMode.Exact, TileSize = 4 }))!.Message,
+                Does.Contain("tile size 4"));
         }
     }
 

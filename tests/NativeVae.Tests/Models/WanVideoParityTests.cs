@@ -20,14 +20,14 @@ public class WanVideoParityTests
     private const double MaxAbsError = 1e-4;
 
     /// <summary>
-    /// Every fixture on the CPU backend; on ILGPU's emulator the ones that hold every op and cache rule (T = 1, and
-    /// T = 5 with its batch of 2 and a whole chunk through both temporal levels): the longer videos repeat the same
+    /// Every fixture on the CPU backend; on ILGPU's emulator the one that holds every op and cache rule (T = 5: its
+    /// first frame, and a whole chunk through both temporal levels, at batch 2): the longer videos repeat the same
     /// frame loop over the same ops, at several times the emulator's cost.
     /// </summary>
     public static IEnumerable<TestCaseData> Cases() =>
         (from backend in TestBackends.Names
          from fixture in new[] { "wan_small_t1", "wan_small_t5", "wan_small_t9", "wan_small_t11", "wan22_small_t1", "wan22_small_t5", "wan22_small_t9" }
-         where backend != TestBackends.IlgpuCpuName || !fixture.EndsWith("_t9", StringComparison.Ordinal) && !fixture.EndsWith("_t11", StringComparison.Ordinal)
+         where backend != TestBackends.IlgpuCpuName || fixture.EndsWith("_t5", StringComparison.Ordinal)
          select new TestCaseData(backend, fixture))
         .Concat(from backend in TestBackends.FastNames select new TestCaseData(backend, "wan_t5"))
         .Select(c => c.SetName($"{{m}}({c.Arguments[0]},{c.Arguments[1]})"));
@@ -47,7 +47,6 @@ public class WanVideoParityTests
     [TestCase("cpu", "wan_small_t5")]
     [TestCase("ilgpu-cpu", "wan_small_t5")]
     [TestCase("cpu", "wan22_small_t5")]
-    [TestCase("ilgpu-cpu", "wan22_small_t5")]
     public void FrameZeroIsTheImageModeResultBitForBit(string backendName, string fixtureName)
     {
         using var fixture = SafeTensorsFile.Open(TestPaths.Fixture($"models/{fixtureName}.safetensors"));

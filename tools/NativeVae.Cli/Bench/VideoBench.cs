@@ -6,9 +6,10 @@ using NativeVae.Cli.Commands;
 namespace NativeVae.Cli.Bench;
 
 /// <summary>
-/// <c>nativevae bench --family wan</c>: times video encode and decode of the seeded Wan 2.1 VAE (published config, no
-/// download) on <c>--frames</c> frames of each <c>--sizes</c> (S or HxW), after a one-frame warm-up that uploads the
-/// half's weights; reports the median time, frames per second and the process's peak RSS over the case.
+/// <c>nativevae bench --family wan|wan22</c>: times video encode and decode of the seeded Wan 2.1 or 2.2 VAE (published
+/// config, no download) on <c>--frames</c> frames of each <c>--sizes</c> (S or HxW), untiled or (<c>--tiling exact</c>)
+/// in exact tiles, after a one-frame warm-up that uploads the half's weights; reports the median time, frames per
+/// second and the process's peak RSS over the case.
 /// </summary>
 internal static class VideoBench
 {
@@ -16,13 +17,21 @@ internal static class VideoBench
 
     private const double BytesPerMiB = 1024.0 * 1024.0;
 
+    /// <summary>How the video runs: untiled, or in exact tiles of <paramref name="Tile"/> over <paramref name="Store"/>.</summary>
+    public sealed record Tiling(TilingMode Mode, int? Tile, ExactTilingStore Store)
+    {
+        public override string ToString() => Mode == TilingMode.None ? "untiled"
+            : $"{Mode.ToString().ToLowerInvariant()} tiles of {(Tile is { } t ? t.ToString(CultureInfo.InvariantCulture) : "the default size")}, store {Store.ToString().ToLowerInvariant()}";
+    }
+
     public static int Run(TextWriter stdout, TextWriter stderr, ModelFamily family, string sizeList, IReadOnlyList<string> ops, int frames,
-        int runs, bool json, bool profile, DevicePreference device, DType dtype)
+        int runs, bool json, bool profile, DevicePreference device, DType dtype, Tiling tiling)
     {
         var sizes = BenchCommand.ParseList(sizeList, "sizes").Select(ParseSize).ToList();
         foreach (string op in ops)
             if (op is not ("encode" or "decode")) throw new UsageException($"--ops: '{op}' must be encode or decode");
-        using var bench = VaeBenchmark.CreateSeeded(family, device, dtype);
+        if (tiling.Mode == TilingMode.Blend) throw new UsageException("--tiling blend: video runs untiled or with exact tiles");
+        using var bench = VaeBenchmark.CreateSeeded(family, device, dtype, tiling.Store);
         var vae = bench.Vae;
         int f = vae.DownsampleFactor;
         if (vae.UsableFrames(frames) != frames) throw new UsageException($"--frames {frames}: {family.Name()} takes 1 + 4k frames");
@@ -32,7 +41,7 @@ internal static class VideoBench
         if (!json)
         {
             stdout.WriteLine($"nativevae bench: {family.Name()} AutoencoderKLWan (video, frame by frame), seeded weights, {bench.DeviceName}; " +
-                $"{frames} frames, median of {runs} run(s) after a one-frame warm-up");
+                $"{frames} frames, {tiling}, median of {runs} run(s) after a one-frame warm-up");
             stdout.WriteLine($"{"op",-7} {"size",9} {"frames",6} {"time s",9} {"frames/s",9} {"peak RSS MiB",13}");
         }
         foreach (string op in ops)
@@ -46,7 +55,7 @@ internal static class VideoBench
                 var warmup = encode
                     ? VaeBenchmark.SeededInput(new TensorShape(1, 3, 1, h, w), "bench.video")
                     : VaeBenchmark.SeededInput(new TensorShape(1, vae.LatentChannels, 1, h / f, w / f), "bench.video.latent");
-                Run(vae, warmup, encode);
+                Run(vae, warmup, encode, tiling);
                 GC.Collect();
                 ProcessMemory.ResetPeak();
                 var seconds = new double[runs];
@@ -54,7 +63,7 @@ internal static class VideoBench
                 {
                     stderr.WriteLine($"bench: {op} {h}x{w}, {frames} frames, run {i + 1} of {runs}");
                     long start = Stopwatch.GetTimestamp();
-                    Run(vae, input, encode);
+                    Run(vae, input, encode, tiling);
                     seconds[i] = Stopwatch.GetElapsedTime(start).TotalSeconds;
                 }
                 double median = seconds.Order().ElementAt(runs / 2);
@@ -65,6 +74,7 @@ internal static class VideoBench
                     {
                         ["family"] = family.Name(), ["op"] = op, ["height"] = h, ["width"] = w, ["frames"] = frames, ["seconds"] = median,
                         ["frames_per_second"] = frames / median, ["peak_rss_bytes"] = peak, ["device"] = bench.DeviceName,
+                        ["tiling"] = tiling.Mode.ToString().ToLowerInvariant(), ["tile"] = tiling.Tile,
                     }.ToJsonString());
                 }
                 else
@@ -78,10 +88,10 @@ internal static class VideoBench
         return ExitCodes.Success;
     }
 
-    private static void Run(Vae vae, HostTensor<float> input, bool encode)
+    private static void Run(Vae vae, HostTensor<float> input, bool encode, Tiling tiling)
     {
-        if (encode) vae.EncodeVideo(input);
-        else vae.DecodeVideo(input);
+        if (encode) vae.EncodeVideo(input, new EncodeOptions { Tiling = tiling.Mode, TileSize = tiling.Tile });
+        else vae.DecodeVideo(input, new DecodeOptions { Tiling = tiling.Mode, TileSize = tiling.Tile });
     }
 
     /// <summary>"480x832" (height x width) or "256".</summary>

@@ -54,7 +54,7 @@ internal sealed class BenchCommand : ICommand
         var device = ModelOptions.DeviceOption();
         var dtype = ModelOptions.DTypeOption();
         var exactStore = ModelOptions.ExactStoreOption();
-        var frames = OptionParsers.PositiveInt("--frames", "N", "video families (wan): frames of the video, 1 + 4k; --sizes then takes HxW too [default: 5]");
+        var frames = OptionParsers.PositiveInt("--frames", "N", "video families (wan, wan22): frames of the video, 1 + 4k; --sizes then takes HxW too; --tiling exact tiles every frame [default: 5, untiled]");
         var command = new Command("bench",
             "time encode/decode of a seeded-random VAE of the real architecture (no download): median, peak memory, GFLOP/s")
         {
@@ -63,7 +63,8 @@ internal sealed class BenchCommand : ICommand
         command.SetAction(parse => (parse.GetValue(family) ?? ModelFamily.Sd).IsVideo()
             ? VideoBench.Run(stdout, stderr, parse.GetValue(family)!.Value, parse.GetValue(sizes) ?? DefaultSizes, ParseList(parse.GetValue(ops) ?? "encode,decode", "ops"),
                 parse.GetValue(frames) ?? VideoBench.DefaultFrames, parse.GetValue(runs) ?? 1, parse.GetValue(json), parse.GetValue(profile),
-                parse.GetValue(device) ?? DevicePreference.Auto, parse.GetValue(dtype) ?? DType.F32)
+                parse.GetValue(device) ?? DevicePreference.Auto, parse.GetValue(dtype) ?? DType.F32,
+                new VideoBench.Tiling(parse.GetValue(tiling) ?? TilingMode.None, parse.GetValue(tile), parse.GetValue(exactStore) ?? ExactTilingStore.Auto))
             : Run(stdout, stderr, new Settings(
             parse.GetValue(family) ?? ModelFamily.Sd,
             parse.GetValue(sizes) ?? DefaultSizes,

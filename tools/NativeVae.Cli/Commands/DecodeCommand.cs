@@ -57,6 +57,7 @@ internal sealed class DecodeCommand : ICommand
                     ScalingFactor = parse.GetValue(model.ScalingFactor),
                     ShiftFactor = parse.GetValue(model.ShiftFactor),
                     Tiling = parse.GetValue(model.Tiling) ?? TilingMode.Auto,
+                    TileSize = parse.GetValue(model.Tile),
                     Progress = new ProgressBar(stderr, "decode"),
                 });
                 VideoCli.WriteFrames(video, folder, parse.GetValue(fps) ?? VideoFiles.DefaultFps, stdout);

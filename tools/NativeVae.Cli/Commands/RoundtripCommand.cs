@@ -29,7 +29,8 @@ internal sealed class RoundtripCommand : ICommand
                 VideoCli.RequireWritable(outputPath);
                 using var videoVae = model.Load(parse);
                 VideoCli.Roundtrip(VideoCli.RequireVideo(videoVae, inputPath), inputPath, outputPath, parse.GetValue(frames), parse.GetValue(fps),
-                    parse.GetValue(model.MaxPixels) ?? ImageFiles.DefaultMaxPixels, stdout, stderr);
+                    parse.GetValue(model.MaxPixels) ?? ImageFiles.DefaultMaxPixels, parse.GetValue(model.Tiling) ?? TilingMode.Auto,
+                    parse.GetValue(model.Tile), stdout, stderr);
                 return ExitCodes.Success;
             }
             if (!ImageFiles.IsOutputImagePath(outputPath))

@@ -4,8 +4,8 @@ using System.Globalization;
 namespace NativeVae.Cli.Commands;
 
 /// <summary>
-/// The video side of encode, decode and roundtrip (family wan): a frame folder in, a 5-D latent file or a frame folder
-/// out. Frame counts are checked before the model runs.
+/// The video side of encode, decode and roundtrip (families wan and wan22): a frame folder in, a 5-D latent file or a
+/// frame folder out. Frame counts are checked before the model runs.
 /// </summary>
 internal static class VideoCli
 {
@@ -35,7 +35,7 @@ internal static class VideoCli
     {
         if (vae is Vae local && local.IsVideo) return local;
         string what = vae is Vae image ? $"{image.Family.Name()} is an image VAE" : "a remote endpoint takes no video yet";
-        throw new UsageException($"{input}: a video (frame folder or 5-D latent) needs a local video model (--family wan); {what}");
+        throw new UsageException($"{input}: a video (frame folder or 5-D latent) needs a local video model (--family wan or wan22); {what}");
     }
 
     /// <summary>
@@ -84,15 +84,19 @@ internal static class VideoCli
         stdout.WriteLine($"{output}: {paths.Count} frames of {video.Shape[4]}x{video.Shape[3]}");
     }
 
-    /// <summary>roundtrip of a video: encode, decode, write the frames or MP4 (at the input's rate unless --fps), print PSNR over all frames and the times.</summary>
-    public static void Roundtrip(Vae vae, string input, string output, int? frames, double? fps, long maxPixels, TextWriter stdout, TextWriter stderr)
+    /// <summary>
+    /// roundtrip of a video: encode, decode (untiled, or with exact tiles of <paramref name="tile"/>), write the frames
+    /// or MP4 (at the input's rate unless --fps), print PSNR over all frames and the times.
+    /// </summary>
+    public static void Roundtrip(Vae vae, string input, string output, int? frames, double? fps, long maxPixels, TilingMode tiling, int? tile,
+        TextWriter stdout, TextWriter stderr)
     {
         var (video, inputFps) = ReadFrames(vae, input, frames, maxPixels);
         var clock = Stopwatch.StartNew();
-        var latent = vae.EncodeVideo(video, new EncodeOptions { Progress = new ProgressBar(stderr, "encode") });
+        var latent = vae.EncodeVideo(video, new EncodeOptions { Tiling = tiling, TileSize = tile, Progress = new ProgressBar(stderr, "encode") });
         double encodeSeconds = clock.Elapsed.TotalSeconds;
         clock.Restart();
-        var decoded = vae.DecodeVideo(latent, new DecodeOptions { Progress = new ProgressBar(stderr, "decode") });
+        var decoded = vae.DecodeVideo(latent, new DecodeOptions { Tiling = tiling, TileSize = tile, Progress = new ProgressBar(stderr, "decode") });
         double decodeSeconds = clock.Elapsed.TotalSeconds;
         WriteFrames(decoded, output, fps ?? inputFps ?? VideoFiles.DefaultFps, stdout);
         var invariant = CultureInfo.InvariantCulture;
