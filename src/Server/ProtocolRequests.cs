@@ -106,7 +106,8 @@ internal static class ProtocolRequests
 
     /// <summary>
     /// A video family's 5-D latent <c>[B, C, T', h, w]</c>: <c>mp4</c> replies with one video's MP4 bytes (at
-    /// <c>fps</c>, default 16), <c>pt</c> with the float video <c>[B, 3, T, H, W]</c> in the request's dtype.
+    /// <c>fps</c>, default 16), <c>pt</c> with the float video <c>[B, 3, T, H, W]</c> in the request's dtype, or with
+    /// <c>partial_postprocess</c> its uint8 pixels <c>[B, T, H, W, 3]</c>.
     /// </summary>
     private static async Task<ParsedRequest> ReadVideoDecodeAsync(HttpRequest request, ProtocolQuery query, Vae vae, VaeServerOptions limits,
         bool base64, string outputType, CancellationToken cancellation)
@@ -115,8 +116,6 @@ internal static class ProtocolRequests
         var (shape, dtype) = TensorClaim(query, "latents");
         if (outputType == "pil")
             throw ProtocolException.BadRequest($"`output_type` 'pil' replies with one image; a video latent {shape} takes 'mp4' or 'pt'");
-        if (outputType == "pt" && (query.Bool("partial_postprocess") ?? false))
-            throw ProtocolException.BadRequest("`partial_postprocess` True is for images; a video's pt reply is the float tensor [B, 3, T, H, W]");
         if (outputType == "mp4" && shape[0] != 1)
             throw ProtocolException.BadRequest($"`shape` {shape}: an mp4 reply holds one video; send B = 1");
         if (outputType == "mp4" && !VideoFiles.FfmpegAvailable)
@@ -131,7 +130,9 @@ internal static class ProtocolRequests
         var options = new DecodeOptions { ScalingFactor = scale, ShiftFactor = shift, Tiling = Tiling(query) };
         var (body, bodyBytes) = await ReadTensorBodyAsync(request, shape, dtype, base64, limits, cancellation);
         var latents = WireTensor.ToFloat(body, shape, dtype);
-        return new ParsedRequest(new VideoDecodeJob(latents, options, outputType == "pt" ? dtype : null, fps, cancellation), base64, bodyBytes);
+        // pt with partial_postprocess: every frame as the image endpoint's uint8 reply lays out an image.
+        WireDType? tensorReply = outputType != "pt" ? null : query.Bool("partial_postprocess") ?? false ? WireDType.UInt8 : dtype;
+        return new ParsedRequest(new VideoDecodeJob(latents, options, tensorReply, fps, cancellation), base64, bodyBytes);
     }
 
     private static async Task<ParsedRequest> ReadEncodeAsync(HttpRequest request, ProtocolQuery query, Vae vae, VaeServerOptions limits,

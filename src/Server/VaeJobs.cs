@@ -175,27 +175,34 @@ internal static class BatchTensors
 }
 
 /// <summary>
-/// A video decode (a video family's 5-D latent <c>[N, C, T', h, w]</c>): the float video <c>[N, 3, T, H, W]</c>, or
-/// one video as MP4 at <paramref name="fps"/>. Runs alone: its memory is that of one frame at a time.
+/// A video decode (a video family's 5-D latent <c>[N, C, T', h, w]</c>): with <paramref name="tensorReply"/> a float
+/// dtype the float video <c>[N, 3, T, H, W]</c>, with uint8 its pixels <c>[N, T, H, W, 3]</c>; without, one video as
+/// MP4 at <paramref name="fps"/>. Runs alone: its memory is that of one frame at a time.
 /// </summary>
-internal sealed class VideoDecodeJob(HostTensor<float> latents, DecodeOptions options, WireDType? floatReplyDType, double fps,
+internal sealed class VideoDecodeJob(HostTensor<float> latents, DecodeOptions options, WireDType? tensorReply, double fps,
     CancellationToken cancellation) : VaeJob(cancellation)
 {
     public override int Items => latents.Shape[0];
 
     public override object? BatchKey => null;
 
-    public override VaeCallPlan? Plan(Vae vae) => null;
+    public override VaeCallPlan? Plan(Vae vae) => vae.PlanDecodeVideo(latents.Shape, options);
 
     public override TensorShape InputShape => latents.Shape;
 
     public override async Task<IReadOnlyList<Reply>> RunAsync(Vae vae, IReadOnlyList<VaeJob> batch, CancellationToken cancellation)
     {
         var video = await vae.DecodeVideoAsync(latents, options, cancellation);
-        return floatReplyDType is { } dtype
-            ? [new TensorReply(video.Shape, dtype, WireTensor.FromFloat(video, dtype))]
-            : [new Mp4Reply(VideoFiles.EncodeMp4(video, fps))];
+        Reply reply = tensorReply switch
+        {
+            null => new Mp4Reply(VideoFiles.EncodeMp4(video, fps)),
+            WireDType.UInt8 => PixelsReply(VideoPixels.ToUInt8(video)),
+            { } dtype => new TensorReply(video.Shape, dtype, WireTensor.FromFloat(video, dtype)),
+        };
+        return [reply];
     }
+
+    private static TensorReply PixelsReply(HostTensor<byte> pixels) => new(pixels.Shape, WireDType.UInt8, pixels.Data);
 }
 
 /// <summary>A video encode of <c>[N, 3, T, H, W]</c> in [-1, 1] (a video family); the reply is the float32 5-D latent.</summary>
@@ -205,7 +212,7 @@ internal sealed class VideoEncodeJob(HostTensor<float> video, EncodeOptions opti
 
     public override object? BatchKey => null;
 
-    public override VaeCallPlan? Plan(Vae vae) => null;
+    public override VaeCallPlan? Plan(Vae vae) => vae.PlanEncodeVideo(video.Shape, options);
 
     public override TensorShape InputShape => video.Shape;
 

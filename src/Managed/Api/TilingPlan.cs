@@ -163,8 +163,11 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile, bool Acti
                 $"tile size {tile} is below exact tiling's smallest tile of {smallestTile}: smaller tiles cost many times the untiled time");
     }
 
-    /// <summary>Latent frames of a video's dry run: past the first (which skips the temporal layers) and the second (after which every causal history is full).</summary>
-    private const int VideoDryRunLatentFrames = 3;
+    /// <summary>
+    /// Latent frames of a video's dry run: the first skips the temporal layers, and the histories of the deepest
+    /// temporal level fill over the next two; from the fourth on, every latent frame does the same work.
+    /// </summary>
+    private const int VideoDryRunLatentFrames = 4;
 
     /// <summary>
     /// Video's tiling: exact tiles when asked for, or (auto) when the untiled pass's activations and causal histories
@@ -176,8 +179,8 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile, bool Acti
 
     /// <summary>
     /// A video pass of <paramref name="frame"/>-sized frames: the most bytes it keeps at once (every layer's frame and
-    /// causal history), untiled and through exact tiling's allocator. A dry run of a few latent frames: a longer pass
-    /// is no larger.
+    /// causal history), untiled and through exact tiling's allocator, and the work of each of its latent frames. A dry
+    /// run of a few latent frames: a longer pass keeps no more, and each later latent frame costs what the last does.
     /// </summary>
     public static VideoFigures MeasureVideo(IVideoVaeModel model, TensorShape frame, bool encode)
     {
@@ -185,9 +188,13 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile, bool Acti
         {
             FusesNormIntoConv = model.Backend.Capabilities.FusesNormIntoConv, StorageDType = model.Backend.StorageDType,
         };
+        // The FLOPs done before each input frame is asked for: latent frame k starts at input frame k (decode), or at
+        // the first frame of its chunk (encode).
+        var flopsBefore = new List<long>();
         Tensor? current = null;
         Tensor Next(int t)
         {
+            flopsBefore.Add(dry.Flops);
             current?.Dispose();
             return current = dry.Allocate(frame);
         }
@@ -200,15 +207,30 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile, bool Acti
         {
             current?.Dispose();
         }
-        return new VideoFigures(dry.PeakBytes, Tiling.RegionPool.Replay(dry.Allocations));
+        long StartOf(int latentFrame) => latentFrame == VideoDryRunLatentFrames ? dry.Flops
+            : flopsBefore[encode ? model.DecodedFrames(latentFrame) : latentFrame];
+        var frameFlops = Enumerable.Range(0, VideoDryRunLatentFrames).Select(k => StartOf(k + 1) - StartOf(k)).ToArray();
+        return new VideoFigures(dry.PeakBytes, Tiling.RegionPool.Replay(dry.Allocations), frameFlops);
     }
 
     /// <summary>Names calls alike for the backend's memory plan (<see cref="IBackend.BeginCall"/>).</summary>
     public string CallKey(bool encode, TensorShape input) => $"{(encode ? "encode" : "decode")} {input} {Mode} {Tile}";
 }
 
-/// <summary>A video pass's dry-run figures for one frame shape: its untiled peak and exact tiling's store.</summary>
-internal sealed record VideoFigures(long UntiledBytes, long StoreBytes);
+/// <summary>
+/// A video pass's dry-run figures for one frame shape: its untiled peak, exact tiling's store, and the FLOPs of each of
+/// its first latent frames, the last of which every later one repeats.
+/// </summary>
+internal sealed record VideoFigures(long UntiledBytes, long StoreBytes, IReadOnlyList<long> FrameFlops)
+{
+    /// <summary>The FLOPs of a pass of <paramref name="latentFrames"/> latent frames.</summary>
+    public long Flops(int latentFrames)
+    {
+        long flops = 0;
+        for (int k = 0; k < Math.Min(latentFrames, FrameFlops.Count - 1); k++) flops += FrameFlops[k];
+        return flops + Math.Max(0, latentFrames - (FrameFlops.Count - 1)) * FrameFlops[^1];
+    }
+}
 
 /// <summary>
 /// A dry run's figures for one input shape: the untiled activation peak, the attention's bytes, every convolution

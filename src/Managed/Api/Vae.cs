@@ -297,18 +297,8 @@ public sealed class Vae : IVae
     {
         ArgumentNullException.ThrowIfNull(video);
         options ??= new();
-        var model = VideoModel("video");
+        var model = CheckEncodeVideo(video.Shape, options);
         var s = video.Shape;
-        if (s.Rank != VideoFrames.Rank || s[1] != OpShapes.RgbChannels)
-            throw new ArgumentException($"video must be [N, 3, T, H, W], got {s}");
-        RequireVideoSides(s, "video", 1);
-        int frames = s[VideoFrames.FrameAxis], used = model.UsableFrames(frames);
-        if (used != frames && !options.DropTrailingFrames)
-            throw new ArgumentException(
-                $"video {s} has {frames} frames; {Family.Name()} encodes 1 + {QwenImageConfig.ChunkFrames}k, so the last {frames - used} would be dropped " +
-                $"(as diffusers drops them): give {used} or {used + QwenImageConfig.ChunkFrames} frames, or set EncodeOptions.DropTrailingFrames");
-        if (options.Form != LatentForm.Raw) throw new ArgumentException($"EncodeOptions.Form {options.Form}: video latents are raw only");
-        RequireVideoTiling(options.Tiling, options.TileSize, "EncodeOptions");
         InputChecks.RequireFinite(video, "video");
         return Task.Run(() => Locked(() =>
         {
@@ -338,12 +328,8 @@ public sealed class Vae : IVae
     {
         ArgumentNullException.ThrowIfNull(latents);
         options ??= new();
-        var model = VideoModel("video latents");
+        var model = CheckDecodeVideo(latents.Shape, options);
         var s = latents.Shape;
-        if (s.Rank != VideoFrames.Rank || s[1] != LatentChannels)
-            throw new ArgumentException($"video latents must be [N, {LatentChannels}, T', h, w], got {s}");
-        RequireVideoSides(s, "video latents", DownsampleFactor);
-        RequireVideoTiling(options.Tiling, options.TileSize, "DecodeOptions");
         InputChecks.RequireFinite(latents, "latents");
         return Task.Run(() => Locked(() =>
         {
@@ -357,6 +343,59 @@ public sealed class Vae : IVae
                 _pipeline.EndOps(ops);
             }
         }), cancellation);
+    }
+
+    /// <summary>
+    /// What <see cref="EncodeVideo"/> of a video of <paramref name="video"/> <c>[N, 3, T, H, W]</c> would do with
+    /// <paramref name="options"/>: checked as the call checks them, its tiling and FLOPs from a dry run of a few
+    /// frames, nothing run. Waits for a running call.
+    /// </summary>
+    /// <exception cref="ArgumentException">the shape or an option is refused, as the call would refuse it.</exception>
+    public VaeCallPlan PlanEncodeVideo(TensorShape video, EncodeOptions? options = null)
+    {
+        options ??= new();
+        var model = CheckEncodeVideo(video, options);
+        int latentFrames = model.LatentFrames(video[VideoFrames.FrameAxis]);
+        return Locked(() => _pipeline.EstimateVideo(model, VideoFrames.FrameShape(video), encode: true, latentFrames, options.Tiling, options.TileSize,
+            _options.MemoryLimitBytes));
+    }
+
+    /// <summary>What <see cref="DecodeVideo"/> of latents of <paramref name="latents"/> <c>[N, C, T', h, w]</c> would do, as <see cref="PlanEncodeVideo"/>.</summary>
+    /// <exception cref="ArgumentException">the shape or an option is refused, as the call would refuse it.</exception>
+    public VaeCallPlan PlanDecodeVideo(TensorShape latents, DecodeOptions? options = null)
+    {
+        options ??= new();
+        var model = CheckDecodeVideo(latents, options);
+        return Locked(() => _pipeline.EstimateVideo(model, VideoFrames.FrameShape(latents), encode: false, latents[VideoFrames.FrameAxis], options.Tiling,
+            options.TileSize, _options.MemoryLimitBytes));
+    }
+
+    /// <summary>The checks of a video encode that need no values; the video model.</summary>
+    private IVideoVaeModel CheckEncodeVideo(TensorShape s, EncodeOptions options)
+    {
+        var model = VideoModel("video");
+        if (s.Rank != VideoFrames.Rank || s[1] != OpShapes.RgbChannels)
+            throw new ArgumentException($"video must be [N, 3, T, H, W], got {s}");
+        RequireVideoSides(s, "video", 1);
+        int frames = s[VideoFrames.FrameAxis], used = model.UsableFrames(frames);
+        if (used != frames && !options.DropTrailingFrames)
+            throw new ArgumentException(
+                $"video {s} has {frames} frames; {Family.Name()} encodes 1 + {QwenImageConfig.ChunkFrames}k, so the last {frames - used} would be dropped " +
+                $"(as diffusers drops them): give {used} or {used + QwenImageConfig.ChunkFrames} frames, or set EncodeOptions.DropTrailingFrames");
+        if (options.Form != LatentForm.Raw) throw new ArgumentException($"EncodeOptions.Form {options.Form}: video latents are raw only");
+        RequireVideoTiling(options.Tiling, options.TileSize, "EncodeOptions");
+        return model;
+    }
+
+    /// <summary>The checks of a video decode that need no values; the video model.</summary>
+    private IVideoVaeModel CheckDecodeVideo(TensorShape s, DecodeOptions options)
+    {
+        var model = VideoModel("video latents");
+        if (s.Rank != VideoFrames.Rank || s[1] != LatentChannels)
+            throw new ArgumentException($"video latents must be [N, {LatentChannels}, T', h, w], got {s}");
+        RequireVideoSides(s, "video latents", DownsampleFactor);
+        RequireVideoTiling(options.Tiling, options.TileSize, "DecodeOptions");
+        return model;
     }
 
     /// <summary>The frames of a <paramref name="frames"/>-frame video that <see cref="EncodeVideo"/> uses: 1 + 4k (a video family only).</summary>

@@ -224,7 +224,7 @@ internal sealed class VaePipeline(IVaeModel model)
     /// </summary>
     public IBackend VideoOps(IVideoVaeModel video, TensorShape frame, bool encode, TilingMode mode, int? tile, long? memoryLimit)
     {
-        VideoFigures Figures() => _videoFigures.GetOrAdd((frame, encode), key => TilingPlan.MeasureVideo(video, key.Frame, key.Encode));
+        VideoFigures Figures() => VideoFiguresOf(video, frame, encode);
         if (TilingPlan.ChooseVideo(model, mode, memoryLimit, Figures) != TilingMode.Exact) return Device;
         int size = tile ?? TilingPlan.DefaultExactTile;
         bool inFile = ExactStore switch
@@ -237,6 +237,17 @@ internal sealed class VaePipeline(IVaeModel model)
             ? new TiledExecutor(Device, size, ActivationSpace.InFile(ExactStoreDirectory, Figures().StoreBytes, Device.StorageDType))
             : new TiledExecutor(Device, size, ActivationSpace.InMemory());
     }
+
+    /// <summary>The plan of one video call of <paramref name="latentFrames"/> latent frames and its cost, from the (cached) dry run; nothing runs.</summary>
+    public VaeCallPlan EstimateVideo(IVideoVaeModel video, TensorShape frame, bool encode, int latentFrames, TilingMode mode, int? tile, long? memoryLimit)
+    {
+        var figures = VideoFiguresOf(video, frame, encode);
+        var chosen = TilingPlan.ChooseVideo(model, mode, memoryLimit, () => figures);
+        return new VaeCallPlan(chosen, chosen == TilingMode.Exact ? tile ?? TilingPlan.DefaultExactTile : null, figures.Flops(latentFrames), figures.UntiledBytes);
+    }
+
+    private VideoFigures VideoFiguresOf(IVideoVaeModel video, TensorShape frame, bool encode) =>
+        _videoFigures.GetOrAdd((frame, encode), key => TilingPlan.MeasureVideo(video, key.Frame, key.Encode));
 
     /// <summary>Video dry runs, per frame shape and direction.</summary>
     private readonly ConcurrentDictionary<(TensorShape Frame, bool Encode), VideoFigures> _videoFigures = new();

@@ -194,16 +194,8 @@ public static class VideoFiles
     /// <summary>The frames as 8-bit RGB, one after the other, in a file.</summary>
     private static void WriteRaw(HostTensor<float> video, string rawPath)
     {
-        var s = video.Shape;
-        var planes = new float[VideoFrames.FrameShape(s).ElementCount];
-        var rgb = new byte[planes.Length];
         using var raw = File.Create(rawPath);
-        for (int t = 0; t < s[VideoFrames.FrameAxis]; t++)
-        {
-            VideoFrames.Read(video, t, planes);
-            PixelConversion.ToInterleaved(planes, rgb);
-            raw.Write(rgb);
-        }
+        VideoFrames.ForEachRgbFrame(video, (_, _, rgb) => raw.Write(rgb));
     }
 
     /// <summary>The stream's average frame rate, else its base rate, else <see cref="DefaultFps"/>.</summary>

@@ -71,18 +71,14 @@ public static class VideoFrameFolder
         if (s.Rank != VideoFrames.Rank || s[0] != 1 || s[1] != OpShapes.RgbChannels)
             throw new ArgumentException($"a frame folder holds one video [1, 3, T, H, W], got {s}");
         Directory.CreateDirectory(folder);
-        var frame = new float[VideoFrames.FrameShape(s).ElementCount];
-        var rgb = new byte[frame.Length];
         var paths = new List<string>();
-        for (int t = 0; t < s[VideoFrames.FrameAxis]; t++)
+        VideoFrames.ForEachRgbFrame(video, (_, t, rgb) =>
         {
-            VideoFrames.Read(video, t, frame);
-            PixelConversion.ToInterleaved(frame, rgb);
             using var image = ImageOutput.FromBytes(rgb, s[4], s[3]);
             string path = Path.Combine(folder, FrameName(t));
             ImageOutput.Save(image, path);
             paths.Add(path);
-        }
+        });
         return paths;
     }
 }

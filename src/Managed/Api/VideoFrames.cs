@@ -1,3 +1,5 @@
+using NativeVae.Core;
+
 namespace NativeVae.Api;
 
 /// <summary>
@@ -32,6 +34,27 @@ internal static class VideoFrames
         {
             var (inVideo, inFrame, length) = Plane(video.Shape, t, p);
             frame.Slice(inFrame, length).CopyTo(video.Data.AsSpan(inVideo, length));
+        }
+    }
+
+    /// <summary>
+    /// Each frame of each video of <paramref name="video"/> <c>[N, 3, T, H, W]</c> in [-1, 1] as interleaved 8-bit RGB
+    /// <c>[H, W, 3]</c> (diffusers' postprocess), handed to <paramref name="take"/> with its item and frame, in that
+    /// order; the buffer is reused between calls.
+    /// </summary>
+    public static void ForEachRgbFrame(HostTensor<float> video, Action<int, int, byte[]> take)
+    {
+        var s = video.Shape;
+        int frames = s[FrameAxis], plane = s[3] * s[4];
+        var planes = new float[OpShapes.RgbChannels * plane];
+        var rgb = new byte[planes.Length];
+        for (int n = 0; n < s[0]; n++)
+        for (int t = 0; t < frames; t++)
+        {
+            for (int c = 0; c < OpShapes.RgbChannels; c++)
+                video.Data.AsSpan(checked((int)((((long)n * s[1] + c) * frames + t) * plane)), plane).CopyTo(planes.AsSpan(c * plane, plane));
+            PixelConversion.ToInterleaved(planes, rgb);
+            take(n, t, rgb);
         }
     }
 

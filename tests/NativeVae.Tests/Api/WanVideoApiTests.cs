@@ -1,7 +1,11 @@
 using NativeVae.Api;
+using NativeVae.Backends;
+using NativeVae.Backends.Cpu;
+using NativeVae.Core;
 using NativeVae.Formats.SafeTensors;
 using NativeVae.Models.QwenImage;
 using NativeVae.Tests.Support;
+using NativeVae.Weights;
 
 namespace NativeVae.Tests.Api;
 
@@ -53,6 +57,54 @@ public class WanVideoApiTests
             var tiledVideo = vae.DecodeVideo(latent, new DecodeOptions { Tiling = TilingMode.Exact, TileSize = SmallTile });
             NumericAssert.Close(tiledVideo.Data, vae.DecodeVideo(latent).Data, tiledVideo.Shape, MaxAbsError, 0, $"{fixtureName} exact-tiled decode");
         }
+    }
+
+    /// <summary>
+    /// A video's plan: its FLOPs, extrapolated from a dry run of four latent frames, are those of a dry run of the
+    /// whole pass (six latent frames, 21 video frames); untiled without a budget, exact under one it does not fit.
+    /// </summary>
+    [TestCase("wan_small_t5")]
+    [TestCase("wan22_small_t5")]
+    public void AVideoPlanCountsEveryFramesWork(string fixtureName)
+    {
+        const int LatentFrames = 6;
+        var (vae, fixture) = Load(fixtureName);
+        using (vae)
+        using (fixture)
+        {
+            var config = QwenImageConfigJson.Parse(fixture.Metadata["config"], "fixture config");
+            using var model = new QwenImageModel(new CpuBackend(), config, InMemoryWeights.Seeded(SeededWeights.DefaultSeed, QwenImageParameters.Enumerate(config)), frames: true);
+            var l = fixture.Get("input.latent").Shape;
+            var latents = new TensorShape(1, config.ZDim, LatentFrames, l[3], l[4]);
+            var video = new TensorShape(1, 3, config.DecodedFrames(LatentFrames), l[3] * config.DownsampleFactor, l[4] * config.DownsampleFactor);
+
+            var decode = vae.PlanDecodeVideo(latents);
+            Assert.That(decode.Tiling, Is.EqualTo(TilingMode.None));
+            Assert.That(decode.Flops, Is.EqualTo(DryRunFlops(model, latents, encode: false)), "decode FLOPs of 6 latent frames");
+            var encode = vae.PlanEncodeVideo(video);
+            Assert.That(encode.Flops, Is.EqualTo(DryRunFlops(model, video, encode: true)), "encode FLOPs of 21 frames");
+            Assert.That(encode.ActivationPeakBytes, Is.GreaterThan(0));
+            using var tight = Vae.Load(QwenImageApiTests.DiffusersFolder(config, fixture.Metadata["config"]),
+                new VaeOptions { Device = DevicePreference.Cpu, MemoryLimitBytes = TightBudget });
+            Assert.That(tight.PlanDecodeVideo(latents).Tiling, Is.EqualTo(TilingMode.Exact), "over the budget, exact tiles");
+        }
+    }
+
+    /// <summary>The FLOPs of a whole video pass counted by the dry-run backend.</summary>
+    private static long DryRunFlops(QwenImageModel model, TensorShape input, bool encode)
+    {
+        using var dry = new DryRunBackend { FusesNormIntoConv = model.Backend.Capabilities.FusesNormIntoConv };
+        var frame = VideoFrames.FrameShape(input);
+        Tensor? current = null;
+        Tensor Next(int t)
+        {
+            current?.Dispose();
+            return current = dry.Allocate(frame);
+        }
+        if (encode) model.EncodeVideo(dry, input[VideoFrames.FrameAxis], Next, y => y.Dispose());
+        else model.DecodeVideo(dry, input[VideoFrames.FrameAxis], Next, y => y.Dispose());
+        current?.Dispose();
+        return dry.Flops;
     }
 
     /// <summary>
