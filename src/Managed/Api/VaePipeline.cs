@@ -296,20 +296,25 @@ internal sealed class VaePipeline(IVaeModel model)
 
         // Blend tiles are cut and blended on the host, as diffusers does with its tensors.
         var tileProgress = progress is null ? null : new Progress<(int Done, int Total)>(p => progress.Report(new VaeProgress(p.Done, p.Total)));
+        // A decoder that ends with a clamp (Wan, Qwen-Image) blends its unclamped tiles, and the blend is clamped: diffusers' tiled_decode.
+        bool clampBlend = !encode && model.ClampsDecode;
         HostTensor<float> RunTile(HostTensor<float> tile)
         {
             using var t = ops.Upload(tile.Data, tile.Shape, ops.ActivationDType(tile.Shape));
-            using var y = Forward(ops, t, encode, null, cancellation);
+            using var y = Forward(ops, t, encode, null, cancellation, unclamped: clampBlend);
             return Download(ops, y);
         }
         var host = Download(ops, x);
         var blended = model.IsTiny
             ? TinyBlendTiling.Run(host, inputTile, outputTile, RunTile, tileProgress, cancellation)
             : BlendTiling.Run(host, inputTile, outputTile, RunTile, tileProgress, cancellation);
+        if (clampBlend)
+            for (long i = 0; i < blended.Data.LongLength; i++) blended.Data[i] = Math.Clamp(blended.Data[i], -1f, 1f);
         return ops.Upload(blended.Data, blended.Shape, ops.ActivationDType(blended.Shape));
     }
 
-    private Tensor Forward(IBackend ops, Tensor x, bool encode, IProgress<VaeProgress>? progress, CancellationToken cancellation)
+    private Tensor Forward(IBackend ops, Tensor x, bool encode, IProgress<VaeProgress>? progress, CancellationToken cancellation,
+        bool unclamped = false)
     {
         BlockObserver observe;
         if (progress is null)
@@ -326,7 +331,7 @@ internal sealed class VaePipeline(IVaeModel model)
                 progress.Report(new VaeProgress(++done, blocks));
             };
         }
-        return encode ? model.Encode(ops, x, observe) : model.Decode(ops, x, observe);
+        return encode ? model.Encode(ops, x, observe) : unclamped ? model.DecodeUnclamped(ops, x, observe) : model.Decode(ops, x, observe);
     }
 
     /// <summary>How many observed blocks a run has, from a dry run.</summary>

@@ -58,4 +58,14 @@ internal interface IVaeModel : IDisposable
     Tensor Encode(IBackend ops, Tensor image, BlockObserver? observe = null);
 
     Tensor Decode(IBackend ops, Tensor latent, BlockObserver? observe = null);
+
+    /// <summary>
+    /// Whether <see cref="Decode"/> ends by clamping to [-1, 1] (diffusers' Wan and Qwen-Image <c>_decode</c>). A caller
+    /// that combines several decodes, as blend tiling does, combines <see cref="DecodeUnclamped"/> and clamps the
+    /// result, as diffusers' tiled_decode does.
+    /// </summary>
+    bool ClampsDecode => false;
+
+    /// <summary><see cref="Decode"/> without its final clamp: the same where <see cref="ClampsDecode"/> is false.</summary>
+    Tensor DecodeUnclamped(IBackend ops, Tensor latent, BlockObserver? observe = null) => Decode(ops, latent, observe);
 }

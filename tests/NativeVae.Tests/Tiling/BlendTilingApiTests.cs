@@ -1,4 +1,6 @@
 using NativeVae.Models.AutoencoderKl;
+using NativeVae.Models.QwenImage;
+using NativeVae.Tests.Support;
 using NativeVae.Models.Taesd;
 using NativeVae.Tiling;
 using NativeVae.Weights;
@@ -118,5 +120,48 @@ public class BlendTilingApiTests
         var latent = FakeTileModels.Random(TaesdConfig.Taesd.LatentChannels, Height / TaesdModel.Factor, Width / TaesdModel.Factor, "api.blend.latent");
         Assert.That(() => vae.Decode(latent, new DecodeOptions { Tiling = TilingMode.Blend, TileSize = 96 }),
             Throws.ArgumentException.With.Message.Contains("blend tile 96: TAESD-family blend tiles must be multiples of 64 (8 x the downsampling factor 8), e.g. 64 or 128"));
+    }
+
+    /// <summary>
+    /// The small Qwen-Image decoder's conv_out weights scaled until its raw output passes +-1 (its RMS norms take out any
+    /// scale of the latents, so only the last conv sets the output's).
+    /// </summary>
+    private const float Saturating = 8f;
+
+    /// <summary>
+    /// Qwen-Image's decode ends in a clamp, and diffusers' tiled_decode blends the unclamped tiles and clamps the
+    /// blend. With latents that saturate the image, the blend equals that order; blending clamped tiles would not.
+    /// </summary>
+    [Test]
+    public void QwenImageBlendsUnclampedTilesAndClampsTheBlend()
+    {
+        const int tile = 16, factor = 2;
+        var config = QwenImageConfig.Small;
+        var backend = TestBackends.Get(Backend);
+        var parameters = QwenImageParameters.Enumerate(config);
+        var values = SeededWeights.Generate(Seed, parameters);
+        var weights = new InMemoryWeights("saturating");
+        foreach (var (name, shape) in parameters)
+            weights.Add(name, shape, name.StartsWith("decoder.conv_out.", StringComparison.Ordinal) ? values[name].Select(v => v * Saturating).ToArray() : values[name]);
+        using var model = new QwenImageModel(backend, config, weights);
+        using var vae = new Vae(model, new VaeOptions(), null, null, ownsBackend: false) { Family = ModelFamily.QwenImage };
+        var latent = FakeTileModels.Random(config.ZDim, Height / factor, Width / factor, "api.blend.qwen");
+
+        using var decoded = vae.Decode(latent, new DecodeOptions { Output = DecodeOutput.FloatTensor, Tiling = TilingMode.Blend, TileSize = tile });
+        HostTensor<float> Blend(bool clampTiles) => BlendTiling.Run(latent, tile / factor, tile, t =>
+        {
+            using var x = backend.Upload(t.Data, t.Shape);
+            using var y = clampTiles ? model.Decode(backend, x) : model.DecodeUnclamped(backend, x);
+            var values = new float[y.ElementCount];
+            backend.Download(y, values);
+            return new HostTensor<float>(y.Shape, values);
+        }, null, CancellationToken.None);
+        var unclamped = Blend(clampTiles: false).Data;
+        Assert.That(unclamped.Max(Math.Abs), Is.GreaterThan(1f), "the raw blend passes +-1");
+        var expected = unclamped.Select(v => Math.Clamp(v, -1f, 1f)).ToArray();
+        NumericAssert.Close(decoded.FloatTensor!.Data, expected, decoded.FloatTensor.Shape, 1e-6, 0, "blend of unclamped tiles, clamped");
+        var clampedTiles = Blend(clampTiles: true).Data;
+        Assert.That(clampedTiles.Zip(expected).Max(p => Math.Abs(p.First - p.Second)), Is.GreaterThan(1e-3),
+            "the latents saturate the overlaps: blending clamped tiles gives another image");
     }
 }

@@ -57,21 +57,40 @@ internal sealed class QwenImageDecoder
             using (x) normed = normOut.Forward(ops, x, silu: true);
             return convOut.ForwardConsuming(ops, normed, state);
         });
+        if (config.PatchSize == 1) return;
         var patch = PixelShuffleSpec.WanPatch(config.PatchSize);
-        _stages.Add("sample", (ops, x, _) =>
+        _stages.Add("unpatchify", (ops, x, _) =>
         {
-            using (x)
-            {
-                if (config.PatchSize == 1) return ops.Unary(UnaryOp.ClampUnit, x);
-                using var pixels = ops.DepthToSpace(x, patch, 0);
-                return ops.Unary(UnaryOp.ClampUnit, pixels);
-            }
+            using (x) return ops.DepthToSpace(x, patch, 0);
         });
     }
 
-    /// <summary>[N, z, h, w] (after post_quant_conv) to the image [N, 3, h*f, w*f], clamped to [-1, 1] as diffusers' _decode.</summary>
-    public Tensor Forward(IBackend ops, Tensor z, BlockObserver? observe) =>
-        _stages.Single(ops, z, observe);
+    /// <summary>diffusers' _decode's last step: the clamp to [-1, 1] (of the whole image, after any tiles are blended).</summary>
+    private static Tensor Clamp(IBackend ops, Tensor y)
+    {
+        using (y) return ops.Unary(UnaryOp.ClampUnit, y);
+    }
+
+    /// <summary>
+    /// [N, z, h, w] (after post_quant_conv) to the image [N, 3, h*f, w*f], clamped to [-1, 1] as diffusers' _decode
+    /// (reported as "sample"), or not when <paramref name="clamp"/> is false.
+    /// </summary>
+    public Tensor Forward(IBackend ops, Tensor z, BlockObserver? observe, bool clamp = true)
+    {
+        var y = _stages.Single(ops, z, observe);
+        if (!clamp) return y;
+        var sample = Clamp(ops, y);
+        try
+        {
+            observe?.Invoke("sample", sample);
+        }
+        catch
+        {
+            sample.Dispose();
+            throw;
+        }
+        return sample;
+    }
 
     /// <summary>
     /// One latent frame [N, z, h, w] (after post_quant_conv) through the decoder with the pass's
@@ -79,5 +98,5 @@ internal sealed class QwenImageDecoder
     /// first latent frame, 4 for each later one with Wan's two temporal levels).
     /// </summary>
     public void Forward(IBackend ops, Tensor z, CausalFrames state, Action<Tensor> emit) =>
-        _stages.Push(ops, z, state, observe: null, emit);
+        _stages.Push(ops, z, state, observe: null, y => emit(Clamp(ops, y)));
 }

@@ -80,12 +80,18 @@ internal sealed class QwenImageModel : IVideoVaeModel
         return h;
     }
 
-    public Tensor Decode(IBackend ops, Tensor latent, BlockObserver? observe = null)
+    public Tensor Decode(IBackend ops, Tensor latent, BlockObserver? observe = null) => Decode(ops, latent, observe, clamp: true);
+
+    public bool ClampsDecode => true;
+
+    public Tensor DecodeUnclamped(IBackend ops, Tensor latent, BlockObserver? observe = null) => Decode(ops, latent, observe, clamp: false);
+
+    private Tensor Decode(IBackend ops, Tensor latent, BlockObserver? observe, bool clamp)
     {
         var half = _halves.Decoder;
         using var z = half.PostQuantConv.Forward(ops, latent);
         observe?.Invoke("post_quant_conv", z);
-        return half.Decoder.Forward(ops, z, observe);
+        return half.Decoder.Forward(ops, z, observe, clamp);
     }
 
     public void EncodeVideo(IBackend ops, int frames, Func<int, Tensor> frame, Action<Tensor> emit)
