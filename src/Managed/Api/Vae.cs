@@ -277,12 +277,12 @@ public sealed class Vae : IVae
 
     // ---- video --------------------------------------------------------------------------------------------------
 
-    /// <summary>True for a video family (wan): <see cref="EncodeVideo"/> and <see cref="DecodeVideo"/> take its videos.</summary>
+    /// <summary>True for a video family (wan, wan22): <see cref="EncodeVideo"/> and <see cref="DecodeVideo"/> take its videos.</summary>
     public bool IsVideo => _model is IVideoVaeModel && Family.IsVideo();
 
     /// <summary>
     /// Encodes a video <c>[N, 3, T, H, W]</c> in [-1, 1] (sides multiples of <see cref="DownsampleFactor"/>) to its
-    /// latent <c>[N, C, 1 + (T - 1) / 4, H/8, W/8]</c>, as diffusers' AutoencoderKLWan: the first frame alone, then
+    /// latent <c>[N, C, 1 + (T - 1) / 4, H/f, W/f]</c> (f = 8, or 16 for Wan 2.2), as diffusers' AutoencoderKLWan: the first frame alone, then
     /// chunks of 4. T must be 1 + 4k unless <see cref="EncodeOptions.DropTrailingFrames"/>. Frames stream through the
     /// model one at a time, so memory does not grow with T. Untiled, or with <see cref="TilingMode.Exact"/> (auto: when
     /// the untiled pass's dry run exceeds <see cref="VaeOptions.MemoryLimitBytes"/> or the free memory) in strips of
@@ -315,7 +315,7 @@ public sealed class Vae : IVae
     }
 
     /// <summary>
-    /// Decodes a video latent <c>[N, C, T', h, w]</c> to the video <c>[N, 3, 1 + 4(T' - 1), h*8, w*8]</c> in [-1, 1]
+    /// Decodes a video latent <c>[N, C, T', h, w]</c> to the video <c>[N, 3, 1 + 4(T' - 1), h*f, w*f]</c> in [-1, 1]
     /// (clamped, as diffusers' _decode), computing <c>latents / scaling_factor + shift_factor</c> first when given.
     /// One latent frame at a time; untiled, or with <see cref="TilingMode.Exact"/> as <see cref="EncodeVideo"/>.
     /// </summary>
@@ -406,7 +406,7 @@ public sealed class Vae : IVae
 
     private IVideoVaeModel VideoModel(string what) =>
         IsVideo ? (IVideoVaeModel)_model
-        : throw new ArgumentException($"{what}: {Family.Name()} is an image VAE; video needs a video family (wan)");
+        : throw new ArgumentException($"{what}: {Family.Name()} is an image VAE; video needs a video family (wan, wan22)");
 
     /// <summary>Every dimension at least 1, each frame within the pixel cap, and (for pixels) sides multiples of the factor.</summary>
     private void RequireVideoSides(TensorShape s, string what, int pixelsPerElement)

@@ -237,7 +237,7 @@ public sealed class RemoteVae : IVae
     // ---- video --------------------------------------------------------------------------------------------------
 
     /// <summary>
-    /// Decodes a video latent <c>[N, C, T', h, w]</c> of a video family (wan) remotely with <c>output_type=pt</c>: the
+    /// Decodes a video latent <c>[N, C, T', h, w]</c> of a video family (wan, wan22) remotely with <c>output_type=pt</c>: the
     /// float video <c>[N, 3, 1 + 4(T' - 1), 8h, 8w]</c> in [-1, 1].
     /// </summary>
     /// <exception cref="ArgumentException">not a video family, or the latents do not fit it.</exception>
@@ -331,7 +331,7 @@ public sealed class RemoteVae : IVae
     private void RequireVideoFamily(string what)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (!Family.IsVideo()) throw new ArgumentException($"{what}: {Family.Name()} is an image VAE; video needs a video family (wan)");
+        if (!Family.IsVideo()) throw new ArgumentException($"{what}: {Family.Name()} is an image VAE; video needs a video family (wan, wan22)");
     }
 
     /// <summary>Checks a video decode before anything is sent; returns the decoded video's shape.</summary>
