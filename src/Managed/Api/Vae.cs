@@ -300,18 +300,7 @@ public sealed class Vae : IVae
         var model = CheckEncodeVideo(video.Shape, options);
         var s = video.Shape;
         InputChecks.RequireFinite(video, "video");
-        return Task.Run(() => Locked(() =>
-        {
-            var ops = _pipeline.VideoOps(model, VideoFrames.FrameShape(s), encode: true, options.Tiling, options.TileSize, _options.MemoryLimitBytes);
-            try
-            {
-                return new VideoPipeline(model, ops).Encode(video, options, cancellation);
-            }
-            finally
-            {
-                _pipeline.EndOps(ops);
-            }
-        }), cancellation);
+        return RunVideo(model, s, encode: true, options.Tiling, options.TileSize, pipeline => pipeline.Encode(video, options, cancellation), cancellation);
     }
 
     /// <summary>
@@ -331,19 +320,24 @@ public sealed class Vae : IVae
         var model = CheckDecodeVideo(latents.Shape, options);
         var s = latents.Shape;
         InputChecks.RequireFinite(latents, "latents");
-        return Task.Run(() => Locked(() =>
+        return RunVideo(model, s, encode: false, options.Tiling, options.TileSize, pipeline => pipeline.Decode(latents, options, cancellation), cancellation);
+    }
+
+    /// <summary>One video call on the backend its tiling asks for (the device, or exact tiling's executor, ended after the call).</summary>
+    private Task<HostTensor<float>> RunVideo(IVideoVaeModel model, TensorShape input, bool encode, TilingMode tiling, int? tile,
+        Func<VideoPipeline, HostTensor<float>> run, CancellationToken cancellation) =>
+        Task.Run(() => Locked(() =>
         {
-            var ops = _pipeline.VideoOps(model, VideoFrames.FrameShape(s), encode: false, options.Tiling, options.TileSize, _options.MemoryLimitBytes);
+            var ops = _pipeline.VideoOps(model, VideoFrames.FrameShape(input), encode, tiling, tile, _options.MemoryLimitBytes);
             try
             {
-                return new VideoPipeline(model, ops).Decode(latents, options, cancellation);
+                return run(new VideoPipeline(model, ops));
             }
             finally
             {
                 _pipeline.EndOps(ops);
             }
         }), cancellation);
-    }
 
     /// <summary>
     /// What <see cref="EncodeVideo"/> of a video of <paramref name="video"/> <c>[N, 3, T, H, W]</c> would do with

@@ -196,13 +196,7 @@ internal sealed class VaePipeline(IVaeModel model)
         long storeBytes = PlannedStoreBytes(input, encode);
         // The caller's tile is in pixels; each layer cuts its own output into strips of about tile x tile elements.
         int tile = plan.Tile ?? TilingPlan.DefaultExactTile;
-        bool inFile = ExactStore switch
-        {
-            ExactTilingStore.File => true,
-            ExactTilingStore.Memory => false,
-            _ => plan.ActivationsInFile,
-        };
-        if (inFile)
+        if (ActivationsInFile(plan.ActivationsInFile))
             return new TiledExecutor(Device, tile, ActivationSpace.InFile(ExactStoreDirectory, storeBytes, Device.StorageDType));
         // In memory the executor and its buffers are kept for the next call: fresh memory is slow to touch, and a
         // repeated call finds its activations' pages already there.
@@ -216,6 +210,14 @@ internal sealed class VaePipeline(IVaeModel model)
         return _keptExecutor;
     }
 
+    /// <summary>Whether exact tiling's activations go to a file: as <see cref="ExactStore"/> says, else <paramref name="auto"/>.</summary>
+    private bool ActivationsInFile(bool auto) => ExactStore switch
+    {
+        ExactTilingStore.File => true,
+        ExactTilingStore.Memory => false,
+        _ => auto,
+    };
+
     /// <summary>
     /// The backend of one video call: the device untiled, or (exact, asked for or chosen by the budget) a tiled executor
     /// over the device whose activation space holds every layer's frame and causal history, in a file where the
@@ -227,13 +229,7 @@ internal sealed class VaePipeline(IVaeModel model)
         VideoFigures Figures() => VideoFiguresOf(video, frame, encode);
         if (TilingPlan.ChooseVideo(model, mode, memoryLimit, Figures) != TilingMode.Exact) return Device;
         int size = tile ?? TilingPlan.DefaultExactTile;
-        bool inFile = ExactStore switch
-        {
-            ExactTilingStore.File => true,
-            ExactTilingStore.Memory => false,
-            _ => Device.Kind == BackendKind.Cpu,
-        };
-        return inFile
+        return ActivationsInFile(Device.Kind == BackendKind.Cpu)
             ? new TiledExecutor(Device, size, ActivationSpace.InFile(ExactStoreDirectory, Figures().StoreBytes, Device.StorageDType))
             : new TiledExecutor(Device, size, ActivationSpace.InMemory());
     }
