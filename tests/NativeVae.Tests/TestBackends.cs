@@ -53,10 +53,12 @@ public sealed class TestBackends
 
     /// <summary>
     /// ILGPU storing bf16 or fp16 on the emulator (<see cref="DevicePreference.IlgpuCpu"/>) or CUDA, one backend per
-    /// pair: its 16-bit kernels compile once per run (about 20 s on the emulator).
+    /// pair: its 16-bit kernels compile once per run (about 20 s on the emulator). fp32 on the emulator is "ilgpu-cpu"
+    /// itself, whose kernels other tests have compiled already.
     /// </summary>
     internal static IlgpuBackend Ilgpu(DevicePreference device, DType storage)
     {
+        if (device == DevicePreference.IlgpuCpu && storage == DType.F32) return (IlgpuBackend)Get(IlgpuCpuName);
         if (!SixteenBit.TryGetValue((device, storage), out var backend))
             SixteenBit[(device, storage)] = backend = new IlgpuBackend(device, storage: storage);
         return backend;

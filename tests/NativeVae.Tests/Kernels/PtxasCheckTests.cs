@@ -22,10 +22,6 @@ namespace NativeVae.Tests.Kernels;
 [NonParallelizable]
 public sealed class PtxasCheckTests
 {
-    /// <summary>The PTX target: Ampere's, the newest ISA that CUDA 11.8's ptxas accepts.</summary>
-    private static readonly CudaArchitecture PtxArchitecture = CudaArchitecture.SM_80;
-    private static readonly CudaInstructionSet PtxInstructionSet = CudaInstructionSet.ISA_78;
-
     /// <summary>The machine targets checked: A100 and H100/H200.</summary>
     private static readonly string[] MachineArchitectures = ["sm_80", "sm_90"];
 
@@ -46,17 +42,10 @@ public sealed class PtxasCheckTests
         if (_toolDirectory is null) return;
         _workDirectory = Directory.CreateTempSubdirectory("nativevae-ptxas-").FullName;
 
-        using var context = Context.Create(builder => KernelCompilation.Configure(builder));
-        using var backend = new PTXBackend(context, new CudaCapabilityContext(PtxArchitecture), PtxArchitecture,
-            PtxInstructionSet, nvvmAPI: null);
         foreach (var kernel in GpuKernelCatalog.All)
         {
-            var entry = kernel.ExplicitlyGrouped
-                ? EntryPointDescription.FromExplicitlyGroupedKernel(kernel.Method)
-                : EntryPointDescription.FromImplicitlyGroupedKernel(kernel.Method);
-            var compiled = (PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty);
             string ptx = Path.Combine(_workDirectory, kernel.Name + ".ptx");
-            File.WriteAllText(ptx, compiled.PTXAssembly);
+            File.WriteAllText(ptx, CompiledPtx.Of(kernel.Name));
             foreach (string arch in MachineArchitectures)
                 _reports[(kernel.Name, arch)] = Assemble(kernel, ptx, arch);
         }

@@ -26,9 +26,14 @@ public class AutoencoderKlParityTests
         ["flux2_small"] = AutoencoderKlConfig.Small with { LatentBatchNorm = true, DecoderBlockOutChannels = [24, 48] },
     };
 
+    /// <summary>
+    /// Every config on the fast backends; on ILGPU's emulator all but FLUX.1, whose graph is SD's (the same ops, 16
+    /// latent channels and no quant convs) at the emulator's cost of a real 64x64 config.
+    /// </summary>
     public static IEnumerable<TestCaseData> Cases() =>
         from backend in TestBackends.Names
         from config in Configs.Keys
+        where backend != TestBackends.IlgpuCpuName || config != "flux1"
         select new TestCaseData(backend, config).SetName($"{{m}}({backend},{config})");
 
     [TestCaseSource(nameof(Cases))]

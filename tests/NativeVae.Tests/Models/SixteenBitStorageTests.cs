@@ -111,7 +111,7 @@ internal sealed class SixteenBitStorageTests
         using var full = Vae.Load(weights, new VaeOptions { Device = DevicePreference.Cpu });
         using var half = Vae.Load(weights, new VaeOptions { Device = DevicePreference.Cpu, DType = dtype });
         Assert.That(half.DeviceName, Does.Contain(dtype == DType.BF16 ? "bf16" : "fp16"), "the backend stores 16 bits");
-        foreach (string name in new[] { "astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg" })
+        foreach (string name in new[] { "astronaut.png", "rocket.jpg" }) // a PNG portrait and a JPEG scene
         {
             string path = TestPaths.RequireShared("images/" + name);
             using var original = ImageFiles.ResizeToMultiple(ImageFiles.Load(path), 64);

@@ -20,14 +20,15 @@ public class WanVideoParityTests
     private const double MaxAbsError = 1e-4;
 
     /// <summary>
-    /// Every fixture on the CPU backend; on ILGPU's emulator the one that holds every op and cache rule (T = 5: its
-    /// first frame, and a whole chunk through both temporal levels, at batch 2): the longer videos repeat the same
-    /// frame loop over the same ops, at several times the emulator's cost.
+    /// Every fixture on the CPU backend; on ILGPU's emulator the one that holds every op and cache rule (Wan 2.2 at
+    /// T = 5: its first frame, and a whole chunk through both temporal levels, at batch 2; Wan 2.1's layers are a
+    /// subset of its own): the longer videos repeat the same frame loop over the same ops, at several times the
+    /// emulator's cost.
     /// </summary>
     public static IEnumerable<TestCaseData> Cases() =>
         (from backend in TestBackends.Names
          from fixture in new[] { "wan_small_t1", "wan_small_t5", "wan_small_t9", "wan_small_t11", "wan22_small_t1", "wan22_small_t5", "wan22_small_t9" }
-         where backend != TestBackends.IlgpuCpuName || fixture.EndsWith("_t5", StringComparison.Ordinal)
+         where backend != TestBackends.IlgpuCpuName || fixture == "wan22_small_t5"
          select new TestCaseData(backend, fixture))
         .Concat(from backend in TestBackends.FastNames select new TestCaseData(backend, "wan_t5"))
         .Select(c => c.SetName($"{{m}}({c.Arguments[0]},{c.Arguments[1]})"));
