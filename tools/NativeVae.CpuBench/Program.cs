@@ -88,6 +88,10 @@ void Attention(int c, int size)
 
 Conv(128, 128, 512, 3, Conv2dSpec.Same);
 Conv(128, 128, 256, 3, Conv2dSpec.Same);
+// Wan 2.1's decoder levels at 256x256 (a causal tap each)
+Conv(96, 96, 256, 3, Conv2dSpec.Same, " wan");
+Conv(192, 192, 128, 3, Conv2dSpec.Same, " wan");
+Conv(384, 384, 64, 3, Conv2dSpec.Same, " wan");
 Conv(256, 256, 256, 3, Conv2dSpec.Same);
 Conv(512, 512, 128, 3, Conv2dSpec.Same);
 Conv(512, 512, 64, 3, Conv2dSpec.Same);

@@ -49,7 +49,7 @@ internal static unsafe class AttentionCpu
     {
         if (p.Batch == 0 || p.Channels == 0 || p.Tokens == 0) return;
         int rows = MicroKernelCpu.Rows;
-        int queryTile = MicroKernelCpu.MaxVectors * TOps.Lanes;
+        int queryTile = MicroKernelCpu.Vectors<TVec, TOps>() * TOps.Lanes;
         int paddedKeys = (p.Tokens + KeyTile - 1) / KeyTile * KeyTile;
         int channelBlocks = (p.Channels + rows - 1) / rows;
         long planeFloats = (long)p.Channels * p.Tokens;
@@ -141,7 +141,7 @@ internal static unsafe class AttentionCpu
         public void Execute(int item, int worker)
         {
             int lanes = TOps.Lanes;
-            int vectors = MicroKernelCpu.MaxVectors;
+            int vectors = MicroKernelCpu.Vectors<TVec, TOps>();
             int rows = MicroKernelCpu.Rows;
             int tile = vectors * lanes;
             int n = P.Tokens;

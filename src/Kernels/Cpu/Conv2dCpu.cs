@@ -245,7 +245,7 @@ internal static unsafe class Conv2dCpu
         public void Plan(int workers)
         {
             int lanes = TOps.Lanes;
-            int block = MicroKernelCpu.MaxVectors * lanes;
+            int block = MicroKernelCpu.Vectors<TVec, TOps>() * lanes;
             int target = workers * TilesPerWorker;
             long channelBytes = Math.Max(1, P.InChannels) * (long)sizeof(float);
             int s = P.Stride;
@@ -323,7 +323,7 @@ internal static unsafe class Conv2dCpu
         private void RunStagedBlocks(ref MicroTask t, float* input, float* stage, long outBase, int cols, int rows, long inputRowStep)
         {
             int lanes = TOps.Lanes;
-            int block = MicroKernelCpu.MaxVectors * lanes;
+            int block = MicroKernelCpu.Vectors<TVec, TOps>() * lanes;
             int rowsPerBlock = MicroKernelCpu.Rows;
             long planeOut = (long)P.OutHeight * P.OutWidth;
             long stagePlane = (long)rows * TileCols;
@@ -371,7 +371,7 @@ internal static unsafe class Conv2dCpu
         private void RunBlocks(ref MicroTask t, float* input, long outBase, int cols, int rows, long inputRowStep, long outRowStep)
         {
             int lanes = TOps.Lanes;
-            int block = MicroKernelCpu.MaxVectors * lanes;
+            int block = MicroKernelCpu.Vectors<TVec, TOps>() * lanes;
             int rowsPerBlock = MicroKernelCpu.Rows;
             long planeOut = t.OutputRowStride;
             for (int cb = 0, co0 = 0; co0 < P.OutChannels; cb++, co0 += rowsPerBlock)

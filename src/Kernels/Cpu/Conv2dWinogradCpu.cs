@@ -375,7 +375,7 @@ internal static unsafe class Conv2dWinogradCpu
         public void Plan(int workers)
         {
             int lanes = TOps.Lanes;
-            int most = MicroKernelCpu.MaxVectors * lanes;
+            int most = MicroKernelCpu.Vectors<TVec, TOps>() * lanes;
             TilesY = (P.OutHeight + TileOutput - 1) / TileOutput;
             TilesX = (P.OutWidth + TileOutput - 1) / TileOutput;
             GroupCols = Math.Min(TilesX, most);
@@ -531,15 +531,23 @@ internal static unsafe class Conv2dWinogradCpu
                     new Span<float>(dst, TileOutput * PackWidth).Clear();
                     continue;
                 }
+                if (up && i > 0 && (yv & 1) == 1) // the same source row as the row above
+                {
+                    new Span<float>(dst - TileOutput * PackWidth, TileOutput * PackWidth).CopyTo(new Span<float>(dst, TileOutput * PackWidth));
+                    continue;
+                }
                 float* row = X.RowWindow(channel * plane + (long)(up ? yv >> 1 : yv) * P.InWidth, sourceLo, sourceHi, widened);
                 if (typeof(TVec) == typeof(Vector512<float>) && Avx512F.IsSupported)
                 {
                     if (!up)
                         SplitRow(row, line, dst, channel, TileOutput * tx0 - P.PadLeft, wv);
-                    else if (i > 0 && (yv & 1) == 1) // the same source row as the row above
-                        new Span<float>(dst - TileOutput * PackWidth, TileOutput * PackWidth).CopyTo(new Span<float>(dst, TileOutput * PackWidth));
                     else
                         SplitUpsampledRow(row, line, dst, channel, TileOutput * tx0 - P.PadLeft);
+                    continue;
+                }
+                if (typeof(TVec) == typeof(Vector256<float>) && Avx2.IsSupported && !up)
+                {
+                    SplitRow256(row, line, dst, channel, TileOutput * tx0 - P.PadLeft, wv);
                     continue;
                 }
                 for (int phase = 0; phase < TileOutput; phase++, dst += PackWidth)
@@ -592,6 +600,39 @@ internal static unsafe class Conv2dWinogradCpu
                 Avx512F.PermuteVar16x32x2(oddAb, odd, oddCd).Store(dst + 3 * PackWidth + j);
             }
         }
+
+        /// <summary>
+        /// <see cref="SplitRow"/> with AVX2's permutes: 8 tiles' 4 phases from 4 vectors. Each vector's two tiles are
+        /// permuted so that a phase's pair is one 64-bit element, pairs of vectors interleave those (phases 0 and 2,
+        /// 1 and 3 in the two 128-bit halves), and the halves of two such are each phase's 8 tiles.
+        /// </summary>
+        private void SplitRow256(float* row, float* line, float* dst, long channel, int x0, int width)
+        {
+            const int Lanes = 8;
+            int count = TileOutput * PackWidth; // whole groups of 4 vectors: PackWidth is whole vectors
+            int used = Math.Min(count, TileOutput * PaddedCols + TileInput - TileOutput);
+            Affine.CopyRow<TVec, TOps>(channel, row, x0, width, line, count, used);
+
+            var pairs = Vector256.Create(0, 4, 1, 5, 2, 6, 3, 7);
+            for (int g = 0, j = 0; g < count; g += TileOutput * Lanes, j += Lanes)
+            {
+                var a = Avx2.PermuteVar8x32(Vector256.Load(line + g), pairs).AsDouble();
+                var b = Avx2.PermuteVar8x32(Vector256.Load(line + g + Lanes), pairs).AsDouble();
+                var c = Avx2.PermuteVar8x32(Vector256.Load(line + g + 2 * Lanes), pairs).AsDouble();
+                var d = Avx2.PermuteVar8x32(Vector256.Load(line + g + 3 * Lanes), pairs).AsDouble();
+                var evenAb = Avx.UnpackLow(a, b); // phase 0 | phase 2
+                var evenCd = Avx.UnpackLow(c, d);
+                var oddAb = Avx.UnpackHigh(a, b); // phase 1 | phase 3
+                var oddCd = Avx.UnpackHigh(c, d);
+                Avx.Permute2x128(evenAb, evenCd, LowHalves).AsSingle().Store(dst + j);
+                Avx.Permute2x128(oddAb, oddCd, LowHalves).AsSingle().Store(dst + PackWidth + j);
+                Avx.Permute2x128(evenAb, evenCd, HighHalves).AsSingle().Store(dst + 2 * PackWidth + j);
+                Avx.Permute2x128(oddAb, oddCd, HighHalves).AsSingle().Store(dst + 3 * PackWidth + j);
+            }
+        }
+
+        /// <summary>vperm2f128 selectors: the low 128 bits of both sources, or the high 128 bits of both.</summary>
+        private const byte LowHalves = 0x20, HighHalves = 0x31;
 
         /// <summary>
         /// The AVX-512 packing of one row of a nearest-2x upsampled input, read from the source row: virtual column
@@ -684,6 +725,8 @@ internal static unsafe class Conv2dWinogradCpu
                 float* src = lanes + y * TileOutput * l;
                 if (typeof(TVec) == typeof(Vector512<float>) && Avx512F.IsSupported)
                     InterleaveRow((Vector512<float>*)src, line);
+                else if (typeof(TVec) == typeof(Vector256<float>) && Avx2.IsSupported)
+                    InterleaveRow256((Vector256<float>*)src, line);
                 else
                     for (int t = 0; t < tiles; t++)
                     {
@@ -738,6 +781,28 @@ internal static unsafe class Conv2dWinogradCpu
             Avx512F.PermuteVar16x32x2(zeroTwoLow, high, oneThreeLow).Store(line + PhaseSplit.Lanes);
             Avx512F.PermuteVar16x32x2(zeroTwoHigh, low, oneThreeHigh).Store(line + 2 * PhaseSplit.Lanes);
             Avx512F.PermuteVar16x32x2(zeroTwoHigh, high, oneThreeHigh).Store(line + 3 * PhaseSplit.Lanes);
+        }
+
+        /// <summary>
+        /// The AVX2 inverse of <see cref="SplitRow256"/>: 8 tiles' output columns 0..3 (one vector each) become 32
+        /// consecutive output columns. Columns 0 with 1 and 2 with 3 interleave into pairs, the pairs into each tile's
+        /// 4 columns (tiles t and t + 4 in the two 128-bit halves), and the halves are put in tile order.
+        /// </summary>
+        private static void InterleaveRow256(Vector256<float>* columns, float* line)
+        {
+            const int Lanes = 8;
+            var zeroOneLow = Avx.UnpackLow(columns[0], columns[1]).AsDouble();   // tiles 0, 1 | 4, 5
+            var twoThreeLow = Avx.UnpackLow(columns[2], columns[3]).AsDouble();
+            var zeroOneHigh = Avx.UnpackHigh(columns[0], columns[1]).AsDouble(); // tiles 2, 3 | 6, 7
+            var twoThreeHigh = Avx.UnpackHigh(columns[2], columns[3]).AsDouble();
+            var tile04 = Avx.UnpackLow(zeroOneLow, twoThreeLow);
+            var tile15 = Avx.UnpackHigh(zeroOneLow, twoThreeLow);
+            var tile26 = Avx.UnpackLow(zeroOneHigh, twoThreeHigh);
+            var tile37 = Avx.UnpackHigh(zeroOneHigh, twoThreeHigh);
+            Avx.Permute2x128(tile04, tile15, LowHalves).AsSingle().Store(line);
+            Avx.Permute2x128(tile26, tile37, LowHalves).AsSingle().Store(line + Lanes);
+            Avx.Permute2x128(tile04, tile15, HighHalves).AsSingle().Store(line + 2 * Lanes);
+            Avx.Permute2x128(tile26, tile37, HighHalves).AsSingle().Store(line + 3 * Lanes);
         }
 
         /// <summary>The six rows of B^T applied to d0..d5.</summary>

@@ -1,4 +1,6 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace NativeVae.Kernels.Cpu;
 
@@ -67,6 +69,16 @@ internal static unsafe class MicroKernelCpu
 
     /// <summary>Most vectors per call.</summary>
     public const int MaxVectors = 4;
+
+    /// <summary>
+    /// Vectors per call for the width: Rows x 4 accumulators, 4 inputs and a broadcast need 21 vector registers, which
+    /// AVX-512 (32 zmm) and Arm's AdvSimd (32) have; AVX2 and SSE have 16, where a 4th vector spills accumulators in
+    /// the hot loop, and Rows x 3 + 3 + 1 fills the 16 exactly.
+    /// </summary>
+    public static int Vectors<TVec, TOps>() where TVec : unmanaged where TOps : IVectorOps<TVec> =>
+        TOps.Lanes >= Vector512<float>.Count || !X86Base.IsSupported ? MaxVectors : SixteenRegisterVectors;
+
+    private const int SixteenRegisterVectors = 3;
 
     /// <summary>Runs the instance with <paramref name="vectors"/> (1..4) vectors.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
