@@ -92,10 +92,6 @@ Conv(128, 128, 256, 3, Conv2dSpec.Same);
 Conv(96, 96, 256, 3, Conv2dSpec.Same, " wan");
 Conv(192, 192, 128, 3, Conv2dSpec.Same, " wan");
 Conv(384, 384, 64, 3, Conv2dSpec.Same, " wan");
-// Wan 2.2's decoder at 256x256: 1024 channels at the latent's 16x16 and at 32x32
-Conv(1024, 1024, 16, 3, Conv2dSpec.Same, " wan22");
-Conv(1024, 1024, 32, 3, Conv2dSpec.Same, " wan22");
-Conv(512, 512, 64, 3, Conv2dSpec.Same, " wan22");
 Conv(256, 256, 256, 3, Conv2dSpec.Same);
 Conv(512, 512, 128, 3, Conv2dSpec.Same);
 Conv(512, 512, 64, 3, Conv2dSpec.Same);

@@ -255,18 +255,6 @@ internal static unsafe class Conv2dWinogradCpu
             && IsHaloPad(p.OutWidth + KernelSize - 1 - p.InWidth - p.PadLeft);
     }
 
-    /// <summary>
-    /// Whether the transforms pay for themselves: enough channels, and, where the transformed weights are far larger
-    /// than the caches, enough output pixels to spread their per-call transform over. Wan 2.2's 1024 -> 1024 at 16x16
-    /// took 101.7 ms through Winograd against 55.5 ms direct (AVX2, 2 threads); at 32x32 157.7 against 198.8.
-    /// </summary>
-    public static bool Pays(in Conv2dParams p) =>
-        p.InChannels >= MinChannels && p.OutChannels >= MinChannels
-        && ((long)p.InChannels * p.OutChannels < WeightBoundChannelProduct || (long)p.Batch * p.OutHeight * p.OutWidth >= MinWeightBoundPixels);
-
-    /// <summary>Fewest output pixels per call (the batch's) for which weight-bound convolutions take Winograd: 32 x 32.</summary>
-    private const long MinWeightBoundPixels = 32 * 32;
-
     /// <summary>A pad the packing handles: none, or the one row or column a 3x3 "same" convolution adds.</summary>
     private static bool IsHaloPad(int pad) => pad is 0 or 1;
 

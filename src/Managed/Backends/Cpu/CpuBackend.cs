@@ -253,7 +253,8 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics, IHostTe
     /// 3x3 stride-1 same-size convolutions with enough channels take Winograd F(4x4, 3x3) (4x fewer multiplies,
     /// ~10x the direct path's fp32 rounding error); <see cref="WinogradEnabled"/> off forces the direct path.
     /// </summary>
-    private bool UseWinograd(in Conv2dParams p) => WinogradEnabled && Conv2dWinogradCpu.Supports(p) && Conv2dWinogradCpu.Pays(p);
+    private bool UseWinograd(in Conv2dParams p) => WinogradEnabled && Conv2dWinogradCpu.Supports(p)
+        && p.InChannels >= Conv2dWinogradCpu.MinChannels && p.OutChannels >= Conv2dWinogradCpu.MinChannels;
 
     /// <summary>Whether eligible convolutions take the Winograd path (default on; tests and benchmarks compare both).</summary>
     public bool WinogradEnabled { get; set; } = true;
