@@ -4,106 +4,128 @@ using NativeVae.Tests.Support;
 namespace NativeVae.Tests.Architecture;
 
 /// <summary>
-/// The library's folders import one way (README "Layout"): a core of contracts that depends on nothing; formats,
-/// in-memory weights, models and imaging on the core alone; backends on the core and the kernels; loading above
-/// formats and models; the API on top, and the remote client (<c>Remote/</c>) beside it. Read from the sources: every <c>using NativeVae.X</c> and every qualified
-/// <c>NativeVae.X.</c> name of a file in <c>src/Managed/&lt;Folder&gt;</c>, plus the API's own types (namespace
-/// <c>NativeVae</c>, which every file sees without a using) named outside <c>Api/</c>. The kernels' rules are checked on
-/// their assembly (<c>KernelLayeringTests</c>); the CLI sees no internals (<c>CliUsageTests</c>).
+/// The library's folders use one another one way. The rules have one source, the README's "Layout" section: each
+/// folder of <c>src/Managed</c> has a line <c>Folder/ [Allowed, Folders]</c>. They are checked on the compiled
+/// assembly (<see cref="TypeUses"/>: signatures, fields, locals and every token in the IL), where a type belongs to
+/// the folder of the file that declares it (public types share namespace <c>NativeVae</c> wherever they sit), and a
+/// type of the kernels' assembly to <c>Kernels</c>. The kernels' inner rules are checked in
+/// <c>KernelLayeringTests</c>; the CLI sees no internals (<c>CliUsageTests</c>).
 /// </summary>
 public class LayeringTests
 {
     private const string Kernels = "Kernels";
-    private const string Formats = "Formats";
+    private const string KernelsNamespace = "NativeVae.Kernels";
 
-    /// <summary>What each folder of src/Managed may import. Folders not listed here fail the test until placed.</summary>
-    private static readonly Dictionary<string, string[]> Allowed = new()
-    {
-        ["Core"] = [],
-        ["Formats"] = ["Core"],
-        ["Weights"] = ["Core"],
-        ["Models"] = ["Core"],
-        ["Imaging"] = ["Core"],
-        // Tiling works on IBackend; from Kernels it takes only the 16-bit conversion its file store writes with.
-        ["Tiling"] = ["Core", Kernels],
-        ["Backends"] = ["Core", Kernels],
-        ["Loading"] = ["Core", Formats, "Models", "Weights"],
-        // The public API reaches the kernels only through the backends (the benchmark's FMA peak included).
-        ["Api"] = ["Core", Formats, "Weights", "Models", "Imaging", "Tiling", "Backends", "Loading"],
-        // The remote client sits beside the local API, implementing its contract (IVae, the options, DecodeResult).
-        ["Remote"] = ["Core", Formats, "Models", "Imaging", "Api"],
-    };
-
-    private static readonly Regex UsingDirective = new(@"^\s*using\s+(?:static\s+)?NativeVae\.(?<ns>[A-Za-z]+)", RegexOptions.Multiline);
-    private static readonly Regex QualifiedName = new(@"\bNativeVae\.(?<ns>[A-Z][A-Za-z]+)\.");
-
-    /// <summary>
-    /// A folder's namespace named relative to <c>NativeVae</c> from inside another (<c>Formats.JsonErrorPosition</c> in a
-    /// file of namespace <c>NativeVae.Models</c>), which C# resolves without a using.
-    /// </summary>
-    private static readonly Regex RelativeName = new(
-        @"(?<![\w.""])(?<ns>" + string.Join("|", Allowed.Keys.Append(Kernels)) + @")\.(?=[A-Z])");
-    private static readonly Regex TypeDeclaration = new(@"\b(?:class|struct|interface|enum|record(?:\s+struct)?)\s+(?<name>[A-Z][A-Za-z0-9]*)");
-    private static readonly Regex Comment = new(@"//.*$", RegexOptions.Multiline);
+    /// <summary>A layer line of the README's layout: the folder, then its allowed imports in brackets.</summary>
+    private static readonly Regex LayerLine = new(@"^\s+(?<folder>[A-Z][A-Za-z]+)/\s+\[(?<allowed>[^\]]*)\]", RegexOptions.Multiline);
+    private static readonly Regex NamespaceDeclaration = new(@"^namespace\s+(?<ns>[\w.]+)", RegexOptions.Multiline);
+    private static readonly Regex TopLevelType = new(
+        @"^(?:(?:public|internal|file|static|sealed|abstract|partial|readonly|unsafe|ref)\s+)*(?:(?:class|struct|interface|enum|record(?:\s+struct|\s+class)?)\s+(?<name>[A-Za-z_]\w*)|delegate\s+[^(]*?\s(?<name>[A-Za-z_]\w*)\s*(?:<[^>]*>)?\s*\()",
+        RegexOptions.Multiline);
 
     private static string ManagedRoot => Path.Combine(TestPaths.RepoRoot, "src", "Managed");
 
-    /// <summary>Per folder, the folders its files import, and one file that does so for each.</summary>
-    private static Dictionary<string, Dictionary<string, string>> Imports()
+    /// <summary>What each folder may use, read from the README's "Layout" section.</summary>
+    internal static Dictionary<string, string[]> AllowedFromReadme(string readme)
     {
-        var apiTypes = Directory.EnumerateFiles(Path.Combine(ManagedRoot, "Api"), "*.cs")
-            .SelectMany(f => TypeDeclaration.Matches(Comment.Replace(File.ReadAllText(f), "")).Select(m => m.Groups["name"].Value))
-            .ToHashSet();
-        var apiTypeUse = new Regex(@"\b(?:" + string.Join("|", apiTypes.Select(Regex.Escape)) + @")\b");
-
-        var imports = new Dictionary<string, Dictionary<string, string>>();
-        foreach (string folder in Directory.EnumerateDirectories(ManagedRoot).Select(Path.GetFileName).Where(IsSourceFolder!)!)
-        {
-            var edges = imports[folder!] = new Dictionary<string, string>();
-            foreach (string file in Directory.EnumerateFiles(Path.Combine(ManagedRoot, folder!), "*.cs", SearchOption.AllDirectories))
-            {
-                string code = Comment.Replace(File.ReadAllText(file), "");
-                string name = Path.GetRelativePath(ManagedRoot, file);
-                var used = UsingDirective.Matches(code).Concat(QualifiedName.Matches(code)).Concat(RelativeName.Matches(code))
-                    .Select(m => m.Groups["ns"].Value);
-                if (folder != "Api" && apiTypeUse.Match(code) is { Success: true } api) used = used.Append($"Api ({api.Value})");
-                foreach (string target in used.Where(t => t != folder)) edges.TryAdd(target, name);
-            }
-        }
-        return imports;
+        int start = readme.IndexOf("## Layout", StringComparison.Ordinal);
+        Assert.That(start, Is.GreaterThanOrEqualTo(0), "README has no '## Layout' section");
+        int end = readme.IndexOf("\n## ", start + 1, StringComparison.Ordinal);
+        string layout = end < 0 ? readme[start..] : readme[start..end];
+        return LayerLine.Matches(layout).ToDictionary(
+            m => m.Groups["folder"].Value,
+            m => m.Groups["allowed"].Value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
     }
 
-    private static bool IsSourceFolder(string? name) => name is not null and not ("bin" or "obj");
+    private static Dictionary<string, string[]> Allowed() =>
+        AllowedFromReadme(File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "README.md")));
+
+    /// <summary>
+    /// The folder of every top-level type the library's sources declare, by full name (file-scoped namespaces, so a
+    /// top-level declaration starts its line), plus the kernels' assembly.
+    /// </summary>
+    private static readonly Lazy<Dictionary<string, string>> DeclaringFolders = new(() =>
+    {
+        var folders = new Dictionary<string, string>();
+        foreach (string file in Directory.EnumerateFiles(ManagedRoot, "*.cs", SearchOption.AllDirectories))
+        {
+            string folder = Path.GetRelativePath(ManagedRoot, file).Split(Path.DirectorySeparatorChar)[0];
+            if (folder is "bin" or "obj") continue;
+            string code = File.ReadAllText(file);
+            string ns = NamespaceDeclaration.Match(code).Groups["ns"].Value;
+            foreach (Match m in TopLevelType.Matches(code)) folders[$"{ns}.{m.Groups["name"].Value}"] = folder;
+        }
+        return folders;
+    });
+
+    /// <summary>The folder of a type of the library or the kernels; null for anything else (the runtime, packages, compiler-made types).</summary>
+    private static string? FolderOf(Mono.Cecil.TypeReference type)
+    {
+        string ns = TypeUses.Namespace(type);
+        if (ns == KernelsNamespace || ns.StartsWith(KernelsNamespace + ".", StringComparison.Ordinal)) return Kernels;
+        string name = $"{ns}.{type.Name.Split('`')[0]}";
+        return DeclaringFolders.Value.GetValueOrDefault(name);
+    }
+
+    private static string[] SourceFolders() =>
+        Directory.EnumerateDirectories(ManagedRoot).Select(Path.GetFileName).OfType<string>()
+            .Where(name => name is not ("bin" or "obj")).Order().ToArray();
 
     [Test]
-    public void EveryFolderImportsOnlyWhatItsLayerAllows()
+    public void TheReadmeGivesEveryFolderItsPlace()
     {
+        var allowed = Allowed();
+        Assert.That(allowed.Keys.Order(), Is.EqualTo(SourceFolders()),
+            "every folder of src/Managed needs one line 'Folder/ [Imports]' in the README's Layout, and no other folder has one");
+        var known = allowed.Keys.Append(Kernels).ToHashSet();
+        foreach (var (folder, imports) in allowed)
+            Assert.That(imports, Is.SubsetOf(known), $"README: {folder}/ may import only folders that exist");
+    }
+
+    [Test]
+    public void EveryFolderUsesOnlyWhatItsLayerAllows()
+    {
+        var allowed = Allowed();
+        var violations = Violations(typeof(NativeVae.Vae).Assembly.Location, allowed);
+        Assert.That(violations, Is.Empty);
+        var users = TypeUses.Of(typeof(NativeVae.Vae).Assembly.Location).Select(u => u.User).DistinctBy(t => t.FullName).ToArray();
+        // Every type the sources declare is placed (compiler-made ones, such as <PrivateImplementationDetails>, are not theirs).
+        Assert.That(users.Where(t => !t.Name.StartsWith('<') && FolderOf(t) is null).Select(t => t.FullName), Is.Empty,
+            "types the test cannot place in a folder");
+        Assert.That(users.Select(FolderOf).OfType<string>().Distinct(), Is.EquivalentTo(SourceFolders()), "the check sees every folder's types");
+    }
+
+    /// <summary>One line per (folder, used folder) pair that its rules forbid, with the first use found.</summary>
+    private static List<string> Violations(string assembly, Dictionary<string, string[]> allowed)
+    {
+        var seen = new HashSet<(string, string)>();
         var violations = new List<string>();
-        foreach (var (folder, edges) in Imports())
+        foreach (var use in TypeUses.Of(assembly))
         {
-            if (!Allowed.TryGetValue(folder, out var allowed))
+            string? user = FolderOf(use.User);
+            string? used = FolderOf(use.Used);
+            if (user is null || used is null || user == used) continue;
+            if (!allowed.TryGetValue(user, out var imports))
             {
-                violations.Add($"src/Managed/{folder} has no place in the layering: add it to LayeringTests.Allowed");
+                if (seen.Add((user, ""))) violations.Add($"{user}/ has no line in the README's Layout");
                 continue;
             }
-            foreach (var (target, file) in edges)
-                if (!allowed.Contains(target.Split(' ')[0]))
-                    violations.Add($"{folder} imports {target} (first in {file}); {folder} may import only [{string.Join(", ", allowed)}]");
+            if (!imports.Contains(used) && seen.Add((user, used)))
+                violations.Add($"{user}/ uses {used}/ ({use.Used.FullName} in {use.Where}); README allows {user}/ only [{string.Join(", ", imports)}]");
         }
-        Assert.That(violations, Is.Empty);
+        return violations;
     }
 
     [Test]
-    public void TheFolderGraphHasNoCycles()
+    public void TheFolderRulesHaveNoCycles()
     {
-        var graph = Imports().ToDictionary(kv => kv.Key, kv => kv.Value.Keys.Select(k => k.Split(' ')[0]).ToList());
+        var graph = Allowed();
         var state = new Dictionary<string, int>(); // 1 visiting, 2 done
         var path = new Stack<string>();
         string? cycle = null;
         void Visit(string node)
         {
-            if (cycle is not null || !graph.ContainsKey(node)) return;
-            if (state.GetValueOrDefault(node) == 2) return;
+            if (cycle is not null || !graph.ContainsKey(node) || state.GetValueOrDefault(node) == 2) return;
             if (state.GetValueOrDefault(node) == 1)
             {
                 cycle = string.Join(" -> ", path.Reverse().SkipWhile(n => n != node).Append(node));
@@ -116,19 +138,21 @@ public class LayeringTests
             state[node] = 2;
         }
         foreach (string node in graph.Keys) Visit(node);
-        Assert.That(cycle, Is.Null, "import cycle between folders of src/Managed");
-        Assert.That(graph.Keys, Is.SupersetOf(new[] { "Core", "Api", "Models", "Formats", "Loading" }), "the test sees the folders");
+        Assert.That(cycle, Is.Null, "the README's layer rules allow an import cycle");
     }
 
     [Test]
     public void TheCheckSeesAViolation()
     {
-        // The same reading of a file that imports upward: models must not know a file format.
-        string code = Comment.Replace("using NativeVae.Formats.SafeTensors; // comment: NativeVae.Api.x\nclass M {}", "");
-        Assert.That(UsingDirective.Matches(code).Select(m => m.Groups["ns"].Value), Is.EqualTo(new[] { "Formats" }));
-        Assert.That(QualifiedName.Matches(code).Select(m => m.Groups["ns"].Value), Is.EqualTo(new[] { "Formats" }), "comments are not imports");
-        // A namespace named relative to NativeVae, as C# allows inside it, is an import too.
-        string relative = "namespace NativeVae.Models;\nclass R { string S(System.Exception e) => Formats.JsonErrorPosition.Of(e); }";
-        Assert.That(RelativeName.Matches(relative).Select(m => m.Groups["ns"].Value), Is.EqualTo(new[] { "Formats" }));
+        // Rules that forbid what the library really does: the API uses the models, Models/ the core.
+        var strict = AllowedFromReadme("## Layout\n    Api/  [Core]\n    Models/ []\n    Core/ []\n## Next\n    Other/ [Api]\n");
+        Assert.That(strict.Keys, Is.EquivalentTo(new[] { "Api", "Models", "Core" }), "only the Layout section is read");
+        var violations = Violations(typeof(NativeVae.Vae).Assembly.Location, strict);
+        Assert.That(violations, Has.Some.StartsWith("Api/ uses Models/"));
+        Assert.That(violations, Has.Some.StartsWith("Models/ uses Core/"));
+        Assert.That(violations, Has.Some.EqualTo("Loading/ has no line in the README's Layout"));
+        // Public types are placed by their file, not their namespace: TensorShape (namespace NativeVae) sits in Core/.
+        Assert.That(DeclaringFolders.Value["NativeVae.TensorShape"], Is.EqualTo("Core"));
+        Assert.That(DeclaringFolders.Value["NativeVae.Vae"], Is.EqualTo("Api"));
     }
 }

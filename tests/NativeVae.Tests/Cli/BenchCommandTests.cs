@@ -10,7 +10,7 @@ public class BenchCommandTests
     [Test]
     public void JsonHasOneLinePerOpSizeAndTilingWithTheAgreedFields()
     {
-        var (code, stdout, stderr) = Run("bench", "--sizes", "16", "--ops", "decode,encode", "--runs", "1", "--json", "--device", "cpu");
+        var (code, stdout, stderr) = Run("bench", "--sizes", "16", "--ops", "decode,encode", "--runs", "1", "--warmup", "0", "--json", "--device", "cpu");
         Assert.That(code, Is.Zero, stderr);
         var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
         Assert.That(lines.Select(l => ((string)l["op"]!, (string)l["tiling"]!)),
@@ -19,6 +19,7 @@ public class BenchCommandTests
         {
             Assert.That((string)line["family"]!, Is.EqualTo("sd"));
             Assert.That((int)line["size"]!, Is.EqualTo(16));
+            Assert.That(((int)line["warmup_runs"]!, (int)line["runs"]!), Is.EqualTo((0, 1)));
             Assert.That((string)line["device"]!, Does.StartWith("CPU SIMD"));
             double seconds = (double)line["seconds_median"]!;
             Assert.That(seconds, Is.GreaterThan(0).And.LessThan(60));
@@ -98,5 +99,13 @@ public class BenchCommandTests
         var (code, _, stderr) = Run("bench", "--sizes", "20", "--device", "cpu");
         Assert.That(code, Is.EqualTo(NativeVae.Cli.ExitCodes.Usage));
         Assert.That(stderr, Does.Contain("--sizes: 20"));
+    }
+
+    [Test]
+    public void RejectsANegativeWarmup()
+    {
+        var (code, _, stderr) = Run("bench", "--warmup", "-1", "--device", "cpu");
+        Assert.That(code, Is.EqualTo(NativeVae.Cli.ExitCodes.Usage));
+        Assert.That(stderr, Does.Contain("--warmup"));
     }
 }

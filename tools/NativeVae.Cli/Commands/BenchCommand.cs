@@ -22,7 +22,8 @@ internal sealed class BenchCommand : ICommand
     private const string DefaultSizes = "256,512";
     private const int DefaultRuns = 3;
     private const double DefaultMaxSeconds = 120;
-    private const int WarmupRuns = 1;
+    private const int DefaultWarmupRuns = 1;
+    private const int MaxWarmupRuns = 100;
 
     /// <summary>Before anything is measured, the CPU is assumed to reach this share of its FMA peak (the 3x3
     /// convolutions that dominate reach 60-90%); after a case, its measured rate is used.</summary>
@@ -46,7 +47,10 @@ internal sealed class BenchCommand : ICommand
         var tiling = OptionParsers.Choice<TilingMode>("--tiling", "the mode of the tiled columns; none drops them [default: exact]",
             ("exact", TilingMode.Exact), ("blend", TilingMode.Blend), ("none", TilingMode.None));
         var tile = OptionParsers.PositiveInt("--tile", "N", "tile edge in pixels of the tiled pass [default: as encode/decode: blend: the sample size; exact: 256]");
-        var runs = OptionParsers.PositiveInt("--runs", "N", $"timed calls per case, after {WarmupRuns} warm-up; the median is reported [default: {DefaultRuns}]");
+        var runs = OptionParsers.PositiveInt("--runs", "N", $"timed calls per case, after the warm-up; the median is reported [default: {DefaultRuns}]");
+        var warmup = OptionParsers.PositiveInt("--warmup", "N",
+            $"untimed calls per case before the timed ones; 0 suits calls of minutes, where the JIT and first touch of memory are noise [default: {DefaultWarmupRuns}]",
+            MaxWarmupRuns, allowZero: true);
         var maxSeconds = OptionParsers.Number("--max-seconds", "S",
             $"skip a case whose estimated time (dry-run FLOPs over the rate measured so far) is over S [default: {DefaultMaxSeconds}]");
         var json = new Option<bool>("--json") { Description = "one JSON object per case and tiling on stdout instead of the table" };
@@ -58,7 +62,7 @@ internal sealed class BenchCommand : ICommand
         var command = new Command("bench",
             "time encode/decode of a seeded-random VAE of the real architecture (no download): median, peak memory, GFLOP/s")
         {
-            family, sizes, ops, tiling, tile, runs, maxSeconds, json, profile, device, dtype, exactStore, frames,
+            family, sizes, ops, tiling, tile, runs, warmup, maxSeconds, json, profile, device, dtype, exactStore, frames,
         };
         command.SetAction(parse => (parse.GetValue(family) ?? ModelFamily.Sd).IsVideo()
             ? VideoBench.Run(stdout, stderr, parse.GetValue(family)!.Value, parse.GetValue(sizes) ?? DefaultSizes, ParseList(parse.GetValue(ops) ?? "encode,decode", "ops"),
@@ -72,6 +76,7 @@ internal sealed class BenchCommand : ICommand
             parse.GetValue(tiling) ?? TilingMode.Exact,
             parse.GetValue(tile),
             parse.GetValue(runs) ?? DefaultRuns,
+            parse.GetValue(warmup) ?? DefaultWarmupRuns,
             parse.GetValue(maxSeconds) ?? DefaultMaxSeconds,
             parse.GetValue(json),
             parse.GetValue(profile),
@@ -83,7 +88,7 @@ internal sealed class BenchCommand : ICommand
 
     /// <summary>The parsed command line.</summary>
     private sealed record Settings(ModelFamily Family, string Sizes, string Ops, TilingMode Tiling, int? Tile, int Runs,
-        double MaxSeconds, bool Json, bool Profile, DevicePreference Device, DType DType, ExactTilingStore ExactStore);
+        int WarmupRuns, double MaxSeconds, bool Json, bool Profile, DevicePreference Device, DType DType, ExactTilingStore ExactStore);
 
     private static int Run(TextWriter stdout, TextWriter stderr, Settings settings)
     {
@@ -100,6 +105,7 @@ internal sealed class BenchCommand : ICommand
         var tiling = settings.Tiling;
         int? tile = settings.Tile;
         int runs = settings.Runs;
+        int warmupRuns = settings.WarmupRuns;
         double maxSeconds = settings.MaxSeconds;
         bool json = settings.Json;
         bool profile = settings.Profile;
@@ -113,7 +119,7 @@ internal sealed class BenchCommand : ICommand
         if (!json)
         {
             stdout.WriteLine($"nativevae bench: {familyName} {(bench.Family.IsTiny() ? "AutoencoderTiny" : bench.Family == ModelFamily.QwenImage ? "AutoencoderKLQwenImage (one frame)" : "AutoencoderKL")}, seeded weights ({bench.WeightBytes / BytesPerMiB:F0} MiB {bench.DType.ShortName()}, each half uploaded on its first use), " +
-                $"{bench.DeviceName}; median of {runs} run(s) after {WarmupRuns} warm-up");
+                $"{bench.DeviceName}; median of {runs} run(s) after {warmupRuns} warm-up");
             stdout.WriteLine($"peak: {machine.PeakNote}");
             if (machine.PeakGflops is not null)
                 stdout.WriteLine("note: GFLOP/s counts direct-convolution FLOPs; the CPU runs 3x3 stride-1 convolutions of 64+ channels as Winograd F(4x4, 3x3), " +
@@ -131,7 +137,7 @@ internal sealed class BenchCommand : ICommand
         var cases = ops.SelectMany(op => sizes.Select(size => (Op: op, Size: size))).ToList();
         int passes = tiling == TilingMode.None ? 1 : 2;
         var progress = new ProgressBar(stderr, "bench");
-        int totalRuns = cases.Count * passes * (WarmupRuns + runs), doneRuns = 0;
+        int totalRuns = cases.Count * passes * (warmupRuns + runs), doneRuns = 0;
         var rates = new Dictionary<string, double>();
         var tiledRates = new Dictionary<string, double>();
         foreach (var (op, size) in cases)
@@ -142,10 +148,10 @@ internal sealed class BenchCommand : ICommand
                 : VaeBenchmark.SeededInput(TensorShape.Nchw(1, vae.LatentChannels, size / factor, size / factor), "bench.latent");
             var (flops, activationBytes) = bench.DryRun(input.Shape, encode);
             var plan = PlanCase(flops, RateFor(rates, op, machine.FirstGuessGflops), RateFor(tiledRates, op, null),
-                WarmupRuns + runs, tiling != TilingMode.None, maxSeconds);
+                warmupRuns + runs, tiling != TilingMode.None, maxSeconds);
             if (!plan.RunUntiled)
             {
-                doneRuns += passes * (WarmupRuns + runs);
+                doneRuns += passes * (warmupRuns + runs);
                 string note = $"skipped: about {plan.Estimate:F0} s at {plan.Rate:F0} GFLOP/s is over --max-seconds {maxSeconds:F0}";
                 if (json) stderr.WriteLine($"nativevae bench: {op} {size}: {note}");
                 else stdout.WriteLine($"{op,-7} {size,5} {note}");
@@ -157,25 +163,25 @@ internal sealed class BenchCommand : ICommand
             string? untiledRefusal = null;
             try
             {
-                whole = Measure(bench, input, encode, TilingMode.None, tile, runs, Step);
+                whole = Measure(bench, input, encode, TilingMode.None, tile, warmupRuns, runs, Step);
                 rates[op] = flops / whole.Seconds / 1e9;
             }
             catch (InsufficientMemoryException e) when (tiling == TilingMode.Exact)
             {
                 // Past the memory budget untiled; exact tiling is what such a size is for, so it runs alone.
                 untiledRefusal = e.Message;
-                doneRuns += WarmupRuns + runs;
+                doneRuns += warmupRuns + runs;
                 if (json) stderr.WriteLine($"nativevae bench: {op} {size}: untiled skipped: {e.Message}");
             }
             Measurement? tiled = null;
             if (plan.RunTiled || untiledRefusal is not null)
             {
-                tiled = Measure(bench, input, encode, tiling, tile, runs, Step);
+                tiled = Measure(bench, input, encode, tiling, tile, warmupRuns, runs, Step);
                 tiledRates[op] = flops / tiled.Seconds / 1e9;
             }
             else if (tiling != TilingMode.None)
             {
-                doneRuns += WarmupRuns + runs;
+                doneRuns += warmupRuns + runs;
                 string note = $"{tilingName}-tiled pass skipped: about {plan.TiledEstimate:F0} s at {plan.TiledRate:F0} GFLOP/s " +
                     $"(tiled rate measured so far) would pass --max-seconds {maxSeconds:F0}";
                 if (json) stderr.WriteLine($"nativevae bench: {op} {size}: {note}");
@@ -187,7 +193,7 @@ internal sealed class BenchCommand : ICommand
             if (json)
             {
                 foreach (var m in new[] { whole, tiled }.OfType<Measurement>())
-                    stdout.WriteLine(JsonLine(familyName, op, size, m, bench.DeviceName, bench.DType, flops, activationBytes, machine, runs,
+                    stdout.WriteLine(JsonLine(familyName, op, size, m, bench.DeviceName, bench.DType, flops, activationBytes, machine, warmupRuns, runs,
                         ReferenceEquals(m, tiled) ? ratio : null, ReferenceEquals(m, tiled) ? maxAbs : null));
             }
             else
@@ -244,7 +250,7 @@ internal sealed class BenchCommand : ICommand
         a.Length == b.Length ? a.Zip(b, (x, y) => (double)Math.Abs(x - y)).DefaultIfEmpty(0).Max() : double.NaN;
 
     private static Measurement Measure(VaeBenchmark bench, HostTensor<float> input, bool encode, TilingMode tiling,
-        int? tile, int runs, Action step)
+        int? tile, int warmupRuns, int runs, Action step)
     {
         var vae = bench.Vae;
         // Each case starts from an empty pool and the current RSS, so that its peaks are its own.
@@ -257,7 +263,7 @@ internal sealed class BenchCommand : ICommand
         var times = new double[runs];
         long storeBefore = VaeBenchmark.StoreTrafficBytes;
         float[] output = [];
-        for (int i = -WarmupRuns; i < runs; i++)
+        for (int i = -warmupRuns; i < runs; i++)
         {
             long start = Stopwatch.GetTimestamp();
             if (encode)
@@ -272,7 +278,7 @@ internal sealed class BenchCommand : ICommand
         }
         return new Measurement(tiling, Median(times), times, bench.PeakDeviceBytes,
             rssReset ? ProcessMemory.PeakResidentBytes() : null, rssBefore,
-            (VaeBenchmark.StoreTrafficBytes - storeBefore) / (WarmupRuns + runs), output);
+            (VaeBenchmark.StoreTrafficBytes - storeBefore) / (warmupRuns + runs), output);
     }
 
     /// <summary>The middle time, or the mean of the two middle ones.</summary>
@@ -324,7 +330,7 @@ internal sealed class BenchCommand : ICommand
     }
 
     private static string JsonLine(string family, string op, int size, Measurement m, string device, DType dtype, long flops,
-        long activationBytes, Machine machine, int runs, double? ratioToUntiled, double? maxAbsToUntiled)
+        long activationBytes, Machine machine, int warmupRuns, int runs, double? ratioToUntiled, double? maxAbsToUntiled)
     {
         double gflops = flops / m.Seconds / 1e9;
         var fields = new Dictionary<string, object?>
@@ -335,6 +341,7 @@ internal sealed class BenchCommand : ICommand
             ["tiling"] = m.Tiling.ToString().ToLowerInvariant(),
             ["device"] = device,
             ["dtype"] = dtype.ShortName(),
+            ["warmup_runs"] = warmupRuns,
             ["runs"] = runs,
             ["seconds_median"] = m.Seconds,
             ["seconds"] = m.Times,
