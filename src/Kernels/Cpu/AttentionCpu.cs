@@ -24,10 +24,15 @@ internal static unsafe class AttentionCpu
     private const int OutputSlot = 2;
     private const int RowStateSlot = 3;
 
-    /// <summary>y = softmax(scale * q^T k) v, every tensor [B, C, N] with N = Tokens.</summary>
-    public static void Run(CpuWorkers workers, SimdWidth width, in AttentionParams p, float* q, float* k, float* v, float* y)
+    /// <summary>
+    /// y = softmax(scale * q^T k) v, with q and y [B, C, Tokens], k and v [B, C, KeyTokens]. When
+    /// <paramref name="logSumExp"/> is not null it receives [B, Tokens]: each query's log of the sum of
+    /// exp(scale * q.k) over these keys, with which outputs over disjoint chunks of the keys merge exactly.
+    /// </summary>
+    public static void Run(CpuWorkers workers, SimdWidth width, in AttentionParams p, float* q, float* k, float* v, float* y,
+        float* logSumExp = null)
     {
-        var body = new RunBody { Workers = workers, P = p, Q = q, K = k, V = v, Y = y };
+        var body = new RunBody { Workers = workers, P = p, Q = q, K = k, V = v, Y = y, LogSumExp = logSumExp };
         SimdDispatch.Run(width, ref body);
     }
 
@@ -39,20 +44,21 @@ internal static unsafe class AttentionCpu
         public float* K;
         public float* V;
         public float* Y;
+        public float* LogSumExp;
 
         public void Invoke<TVec, TOps>() where TVec : unmanaged where TOps : IVectorOps<TVec> =>
-            Run<TVec, TOps>(Workers, P, Q, K, V, Y);
+            Run<TVec, TOps>(Workers, P, Q, K, V, Y, LogSumExp);
     }
 
-    private static void Run<TVec, TOps>(CpuWorkers workers, in AttentionParams p, float* q, float* k, float* v, float* y)
+    private static void Run<TVec, TOps>(CpuWorkers workers, in AttentionParams p, float* q, float* k, float* v, float* y, float* logSumExp)
         where TVec : unmanaged where TOps : IVectorOps<TVec>
     {
-        if (p.Batch == 0 || p.Channels == 0 || p.Tokens == 0) return;
+        if (p.Batch == 0 || p.Channels == 0 || p.Tokens == 0 || p.KeyTokens == 0) return;
         int rows = MicroKernelCpu.Rows;
         int queryTile = MicroKernelCpu.Vectors<TVec, TOps>() * TOps.Lanes;
-        int paddedKeys = (p.Tokens + KeyTile - 1) / KeyTile * KeyTile;
+        int paddedKeys = (p.KeyTokens + KeyTile - 1) / KeyTile * KeyTile;
         int channelBlocks = (p.Channels + rows - 1) / rows;
-        long planeFloats = (long)p.Channels * p.Tokens;
+        long queryPlane = (long)p.Channels * p.Tokens, keyPlane = (long)p.Channels * p.KeyTokens;
         var pack = new PackJob
         {
             P = p,
@@ -76,11 +82,12 @@ internal static unsafe class AttentionCpu
         };
         for (int b = 0; b < p.Batch; b++)
         {
-            pack.K = k + b * planeFloats;
-            pack.V = v + b * planeFloats;
+            pack.K = k + b * keyPlane;
+            pack.V = v + b * keyPlane;
             workers.Run(paddedKeys / rows + channelBlocks, ref pack);
-            job.Q = q + b * planeFloats;
-            job.Y = y + b * planeFloats;
+            job.Q = q + b * queryPlane;
+            job.Y = y + b * queryPlane;
+            job.LogSumExp = logSumExp == null ? null : logSumExp + (long)b * p.Tokens;
             workers.Run(job.QueryTiles, ref job);
         }
     }
@@ -100,7 +107,7 @@ internal static unsafe class AttentionCpu
         {
             int rows = MicroKernelCpu.Rows;
             int keyBlocks = PaddedKeys / rows;
-            int n = P.Tokens;
+            int n = P.KeyTokens;
             if (item < keyBlocks)
             {
                 int j0 = item * rows;
@@ -131,6 +138,7 @@ internal static unsafe class AttentionCpu
         public int QueryTiles;
         public float* Q;
         public float* Y;
+        public float* LogSumExp;
         public float* PackedK;
         public float* PackedV;
         public float** Queries;
@@ -180,9 +188,10 @@ internal static unsafe class AttentionCpu
                 ValidRows = rows,
                 LastVectorLanes = lanes,
             };
-            for (int j0 = 0; j0 < n; j0 += KeyTile)
+            int keys = P.KeyTokens;
+            for (int j0 = 0; j0 < keys; j0 += KeyTile)
             {
-                int validKeys = Math.Min(KeyTile, n - j0);
+                int validKeys = Math.Min(KeyTile, keys - j0);
                 int keyBlocks = (validKeys + rows - 1) / rows;
 
                 // S^T = K^T Qs over channel slices.
@@ -213,6 +222,9 @@ internal static unsafe class AttentionCpu
                     MicroKernelCpu.Run<TVec, TOps>(t, vectors);
                 }
             }
+
+            if (LogSumExp != null)
+                for (int i = 0; i < validQueries; i++) LogSumExp[i0 + i] = max[i] + MathF.Log(sum[i]);
 
             // y[c, i0 + i] = O[c, i] / l[i] for the valid queries; a partial tile ends with a vector anchored
             // at its last query (recomputing a few), or lane by lane when it is shorter than a vector.

@@ -150,7 +150,8 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile, bool Acti
         using (var x = dry.Allocate(input))
         using (var y = encode ? model.Encode(dry, x) : model.Decode(dry, x))
             outputBytes = y.Shape.ElementCount * sizeof(float);
-        return new AutoTilingFigures(input, dry.PeakBytes, dry.MaxAttentionBytes, dry.Convolutions.ToArray(), outputBytes, dry.Flops,
+        return new AutoTilingFigures(input, dry.PeakBytes, dry.LargestAttention, model.Backend.Capabilities.ChunksAttention,
+            dry.Convolutions.ToArray(), outputBytes, dry.Flops,
             Tiling.RegionPool.Replay(dry.Allocations));
     }
 
@@ -236,11 +237,15 @@ internal sealed record VideoFigures(long UntiledBytes, long StoreBytes, IReadOnl
 /// A dry run's figures for one input shape: the untiled activation peak, the attention's bytes, every convolution
 /// and the FLOPs. The same for every call of that shape, so a pipeline keeps them.
 /// </summary>
-internal sealed record AutoTilingFigures(TensorShape Input, long UntiledBytes, long AttentionBytes,
-    IReadOnlyList<DryRunBackend.Conv2dRecord> Convolutions, long OutputBytes, long Flops, long StoreBytes)
+internal sealed record AutoTilingFigures(TensorShape Input, long UntiledBytes, DryRunBackend.AttentionRecord? Attention,
+    bool ChunksAttention, IReadOnlyList<DryRunBackend.Conv2dRecord> Convolutions, long OutputBytes, long Flops, long StoreBytes)
 {
-    /// <summary>Exact tiling's worst step with <paramref name="tile"/>: a convolution's tile with its halo, or the attention.</summary>
-    public long TileBytes(int tile) => Math.Max(AttentionBytes, Convolutions.Count == 0 ? 0 : Convolutions.Max(c => c.TileBytes(tile)));
+    /// <summary>
+    /// Exact tiling's worst step with <paramref name="tile"/>: a convolution's tile with its halo, or the attention
+    /// (whole, or a strip of queries against a strip of keys where the backend chunks it).
+    /// </summary>
+    public long TileBytes(int tile) => Math.Max(Attention?.StepBytes(tile, ChunksAttention) ?? 0,
+        Convolutions.Count == 0 ? 0 : Convolutions.Max(c => c.TileBytes(tile)));
 
     /// <summary>The widest convolution's host row bands with <paramref name="tile"/> (exact tiling through the store).</summary>
     public long HostBandBytes(int tile) => Convolutions.Count == 0 ? 0 : Convolutions.Max(c => c.HostBandBytes(tile));

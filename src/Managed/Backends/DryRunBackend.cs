@@ -36,8 +36,8 @@ internal sealed class DryRunBackend : IBackend
     /// <summary>Every convolution run so far, in order (for tile planning).</summary>
     public List<Conv2dRecord> Convolutions { get; } = new();
 
-    /// <summary>Largest q+k+v+output bytes of one attention call so far.</summary>
-    public long MaxAttentionBytes { get; private set; }
+    /// <summary>The attention call with the most bytes so far (null before any).</summary>
+    public AttentionRecord? LargestAttention { get; private set; }
 
     /// <summary>Multiply-adds x 2 of every convolution and attention product so far.</summary>
     public long Flops { get; private set; }
@@ -48,7 +48,7 @@ internal sealed class DryRunBackend : IBackend
         Flops = 0;
         PeakBytes = _liveBytes;
         Convolutions.Clear();
-        MaxAttentionBytes = 0;
+        LargestAttention = null;
     }
 
     public Tensor Allocate(TensorShape shape, DType dtype = DType.F32) => new ShapeTensor(this, shape, dtype);
@@ -102,7 +102,8 @@ internal sealed class DryRunBackend : IBackend
         long tokens = (long)shape.H * shape.W;
         // Q^T K and P V: two [T x C] by [C x T]-sized products per batch item.
         Flops += 2 * FlopsPerMultiplyAdd * shape.N * tokens * tokens * shape.C;
-        MaxAttentionBytes = Math.Max(MaxAttentionBytes, 4 * q.ByteLength);
+        if (LargestAttention is not { } largest || q.ByteLength > largest.Queries.ElementCount * largest.ElementBytes)
+            LargestAttention = new AttentionRecord(q.Shape, q.DType.ByteSize());
         return Output(shape);
     }
 
@@ -139,7 +140,7 @@ internal sealed class DryRunBackend : IBackend
         /// Output rows of one exact-tiling strip of about tile x tile elements (as exact tiling cuts them: at least one
         /// row, at most the image).
         /// </summary>
-        private long StripRows(int tile) => Math.Clamp((long)tile * tile / Math.Max(OutputWidth, 1), 1, Math.Max(OutputHeight, 1));
+        private long StripRows(int tile) => StripGeometry.Rows(OutputHeight, OutputWidth, tile);
 
         /// <summary>Rows and columns of a strip's input window, in the (upsampled) input's coordinates.</summary>
         private (long Rows, long Columns) Window(int tile) =>
@@ -164,6 +165,33 @@ internal sealed class DryRunBackend : IBackend
             var (rows, columns) = Window(tile);
             long outputs = StripRows(tile) * OutputWidth * OutChannels * (HasResidual ? 2 : 1);
             return sizeof(float) * (rows * columns * InChannels + outputs);
+        }
+    }
+
+    /// <summary>One attention call's queries (keys and values have their shape) and element size.</summary>
+    public readonly record struct AttentionRecord(TensorShape Queries, int ElementBytes)
+    {
+        /// <summary>Its operands: q, k, v and the output.</summary>
+        private const int Operands = 4;
+
+        /// <summary>
+        /// What one chunk holds beside a strip's q, k and v: its output, the kernel's packed keys and values, and the
+        /// merge of the chunks before it (fp32).
+        /// </summary>
+        private const int ChunkOperands = 7;
+
+        /// <summary>Bytes of the call run whole.</summary>
+        public long WholeBytes => Operands * Queries.ElementCount * ElementBytes;
+
+        /// <summary>
+        /// Bytes of one step of exact tiling with <paramref name="tile"/>: the whole call, or where the backend runs
+        /// attention over chunks of the keys, one strip of queries against one strip of keys.
+        /// </summary>
+        public long StepBytes(int tile, bool chunks)
+        {
+            if (!chunks) return WholeBytes;
+            long stripTokens = (long)StripGeometry.Rows(Queries.H, Queries.W, tile) * Queries.W;
+            return ChunkOperands * Queries.N * Queries.C * stripTokens * sizeof(float);
         }
     }
 

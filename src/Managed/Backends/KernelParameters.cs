@@ -68,11 +68,13 @@ internal static class KernelParameters
         HasPrevious = hasPrevious ? 1 : 0,
     };
 
-    public static AttentionParams Attention(Tensor q, float scale) => new()
+    /// <summary>Queries <paramref name="q"/> against keys shaped as <paramref name="k"/> (the same tokens for whole attention).</summary>
+    public static AttentionParams Attention(Tensor q, Tensor k, float scale) => new()
     {
         Batch = q.Shape.N,
         Channels = q.Shape.C,
         Tokens = checked(q.Shape.H * q.Shape.W),
+        KeyTokens = checked(k.Shape.H * k.Shape.W),
         Scale = scale,
     };
 }

@@ -124,6 +124,16 @@ internal sealed class ProfilingBackend(IBackend device) : IBackend
         return y;
     }
 
+    public AttentionChunk AttentionOverKeys(Tensor q, Tensor k, Tensor v, float scale)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var chunk = device.AttentionOverKeys(q, k, v, scale);
+        long queries = (long)q.Shape.H * q.Shape.W, keys = (long)k.Shape.H * k.Shape.W;
+        Record($"attention C={q.Shape.C} N={queries}x{keys}", start, 2 * FlopsPerMultiplyAdd * q.Shape.N * queries * keys * q.Shape.C,
+            2 * q.ByteLength + 2 * k.ByteLength);
+        return chunk;
+    }
+
     public Tensor Unary(UnaryOp op, Tensor input) =>
         Timed(() => device.Unary(op, input), $"{op.ToString().ToLowerInvariant()} {input.Shape}", 2 * input.ByteLength);
 

@@ -19,11 +19,15 @@ namespace NativeVae.Core;
 /// The backend's tensors live in host memory (the SIMD CPU backend): exact tiling's host-side activations then share
 /// the budget with the tiles, so it cannot use less memory than an untiled call.
 /// </param>
+/// <param name="ChunksAttention">
+/// <see cref="IBackend.AttentionOverKeys"/> runs, so exact tiling can split attention into strips of queries and keys.
+/// </param>
 internal readonly record struct BackendCapabilities(
     bool FusesNormIntoConv,
     long MemoryCapacityBytes,
     bool MemoryIsHost = false,
-    long? FreeMemoryBytes = null)
+    long? FreeMemoryBytes = null,
+    bool ChunksAttention = false)
 {
     /// <summary>The host memory the process may use, as the GC sees it (container limits included).</summary>
     public static long HostMemoryBytes => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;

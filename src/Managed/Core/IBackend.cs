@@ -166,6 +166,17 @@ internal interface IBackend : IDisposable
     /// </summary>
     Tensor Attention(Tensor q, Tensor k, Tensor v, float scale);
 
+    /// <summary>
+    /// <see cref="Attention"/> of queries <paramref name="q"/> <c>[B, C, Hq, Wq]</c> against one chunk of the keys,
+    /// <paramref name="k"/> and <paramref name="v"/> <c>[B, C, Hk, Wk]</c>: the output over those keys alone, and each
+    /// query's log-sum-exp of its scaled scores over them, fp32 <c>[B, 1, 1, Hq * Wq]</c>, with which outputs over
+    /// disjoint chunks merge into the whole attention exactly (<see cref="AttentionChunks.Merge"/>). So exact tiling
+    /// runs attention in strips of queries and keys, its memory set by the tile. Where
+    /// <see cref="BackendCapabilities.ChunksAttention"/>; others throw.
+    /// </summary>
+    AttentionChunk AttentionOverKeys(Tensor q, Tensor k, Tensor v, float scale) =>
+        throw new NotSupportedException($"{Name}: attention over a chunk of the keys");
+
     /// <summary>Elementwise activation.</summary>
     Tensor Unary(UnaryOp op, Tensor input);
 
@@ -245,6 +256,9 @@ internal sealed class NoCall : IDisposable
 /// <paramref name="Scale"/> and <paramref name="Shift"/> <c>[N, C]</c>, fp32 (see <see cref="ChannelMoments.Fold"/>).
 /// </summary>
 internal readonly record struct FoldedNorm(Tensor Scale, Tensor Shift, bool Silu);
+
+/// <summary>Attention over a chunk of the keys: the output, and each query's log-sum-exp over that chunk.</summary>
+internal readonly record struct AttentionChunk(Tensor Output, Tensor LogSumExp);
 
 /// <summary>A convolution region's output and, when asked for, the per-channel moments of it.</summary>
 internal readonly record struct ConvOutput(Tensor Output, ChannelMoments? Moments);

@@ -155,6 +155,19 @@ internal static class OpShapes
         return q.Shape;
     }
 
+    /// <summary>
+    /// Output and log-sum-exp shapes of <see cref="IBackend.AttentionOverKeys"/>: queries and keys of one batch and
+    /// channel count, keys and values of one shape; throws on mismatched arguments.
+    /// </summary>
+    public static (TensorShape Output, TensorShape LogSumExp) AttentionOverKeys(Tensor q, Tensor k, Tensor v)
+    {
+        RequireRank4(q, "attention q");
+        RequireRank4(k, "attention k");
+        if (v.Shape != k.Shape || k.Shape.N != q.Shape.N || k.Shape.C != q.Shape.C)
+            throw new ArgumentException($"attention q {q.Shape}, k {k.Shape}, v {v.Shape}: k and v must have one shape, with q's batch and channels");
+        return (q.Shape, TensorShape.Nchw(q.Shape.N, 1, 1, checked(q.Shape.H * q.Shape.W)));
+    }
+
     /// <summary>Output shape of an elementwise op on two tensors.</summary>
     public static TensorShape SameShape(Tensor a, Tensor b, string op)
     {

@@ -1,3 +1,5 @@
+using NativeVae.Core;
+
 namespace NativeVae.Tiling;
 
 /// <summary>A rectangle of output rows [Top, Top+Height) and columns [Left, Left+Width).</summary>
@@ -13,7 +15,7 @@ internal static class TilePlanner
     public static List<TileRect> Strips(int height, int width, int tile)
     {
         if (tile <= 0) throw new ArgumentOutOfRangeException(nameof(tile), tile, "tile size must be positive");
-        int rows = StripRows(height, width, tile);
+        int rows = StripGeometry.Rows(height, width, tile);
         var strips = new List<TileRect>();
         for (int top = 0; top < height; top += rows) strips.Add(new TileRect(top, 0, Math.Min(rows, height - top), width));
         return strips;
@@ -28,16 +30,12 @@ internal static class TilePlanner
     public static List<TileRect> ParityStrips(int height, int width, int tile, int parity)
     {
         if (parity is not (0 or 1)) throw new ArgumentOutOfRangeException(nameof(parity), parity, "a parity is 0 or 1");
-        int rows = Math.Max(2, StripRows(height, width, tile) / 2 * 2);
+        int rows = Math.Max(2, StripGeometry.Rows(height, width, tile) / 2 * 2);
         var strips = new List<TileRect>();
         for (int top = 0, end = rows + parity; top < height; top = end, end += rows)
             strips.Add(new TileRect(top, 0, Math.Min(end, height) - top, width));
         return strips;
     }
-
-    /// <summary>Rows of each strip of a <paramref name="height"/> x <paramref name="width"/> plane: tile^2 elements' worth.</summary>
-    public static int StripRows(int height, int width, int tile) =>
-        (int)Math.Clamp((long)tile * tile / Math.Max(width, 1), 1, Math.Max(height, 1));
 
     /// <summary>
     /// The input window a convolution output tile reads, in the (possibly 2x upsampled) input's coordinates:

@@ -33,6 +33,9 @@ internal sealed class TiledExecutor : IBackend
     private readonly TileWindows _windows;
     private readonly HostParameters _parameters;
 
+    /// <summary>Chunked attention's merge so far ([C, tokens] and [tokens]) and a chunk's log-sum-exp, reused across strips and calls.</summary>
+    private float[] _attentionMerge = [], _attentionLogSumExp = [], _attentionChunkLogSumExp = [];
+
     /// <param name="space">where the activations live; the executor owns and disposes it.</param>
     public TiledExecutor(IBackend device, int tileSize, ActivationSpace space)
     {
@@ -58,8 +61,11 @@ internal sealed class TiledExecutor : IBackend
     /// <summary>The device's memory: what the tile size bounds.</summary>
     public MemoryStats Memory => _device.Memory;
 
-    /// <summary>The device's; NormConv2d never stores the normalised tensor here, whatever the device does.</summary>
-    public BackendCapabilities Capabilities => _device.Capabilities with { FusesNormIntoConv = true };
+    /// <summary>
+    /// The device's; NormConv2d never stores the normalised tensor here, whatever the device does. The executor runs
+    /// attention in chunks itself and offers no <see cref="IBackend.AttentionOverKeys"/> of its own.
+    /// </summary>
+    public BackendCapabilities Capabilities => _device.Capabilities with { FusesNormIntoConv = true, ChunksAttention = false };
 
     public void ResetPeakMemory() => _device.ResetPeakMemory();
 
@@ -67,7 +73,8 @@ internal sealed class TiledExecutor : IBackend
     public void BeginCall() => _space.BeginCall();
 
     /// <summary>Host bytes kept for the next call: the activation space's memory and the staging and band buffers.</summary>
-    public long RetainedBytes => (_space.IsFile ? 0 : _space.MediumBytes) + _windows.Bytes + _bands.Bytes;
+    public long RetainedBytes => (_space.IsFile ? 0 : _space.MediumBytes) + _windows.Bytes + _bands.Bytes +
+        sizeof(float) * ((long)_attentionMerge.Length + _attentionLogSumExp.Length + _attentionChunkLogSumExp.Length);
 
     public Tensor Allocate(TensorShape shape, DType dtype = DType.F32)
     {
@@ -249,15 +256,68 @@ internal sealed class TiledExecutor : IBackend
 
     public Tensor Attention(Tensor q, Tensor k, Tensor v, float scale)
     {
-        var shape = OpShapes.Attention(Own(q, nameof(q)), Own(k, nameof(k)), Own(v, nameof(v)));
-        // Attention mixes all tokens, so it runs whole; it only runs at the latent resolution.
-        using var dq = UploadWhole((SpaceTensor)q);
-        using var dk = UploadWhole((SpaceTensor)k);
-        using var dv = UploadWhole((SpaceTensor)v);
+        var (tq, tk, tv) = (Own(q, nameof(q)), Own(k, nameof(k)), Own(v, nameof(v)));
+        var shape = OpShapes.Attention(tq, tk, tv);
+        var strips = TilePlanner.Strips(shape.H, shape.W, TileSize);
+        if (strips.Count > 1 && _device.Capabilities.ChunksAttention) return ChunkedAttention(tq, tk, tv, scale, strips);
+        // Attention mixes all tokens: on a device that cannot chunk it, it runs whole (at the latent resolution).
+        using var dq = UploadWhole(tq);
+        using var dk = UploadWhole(tk);
+        using var dv = UploadWhole(tv);
         using var o = _device.Attention(dq, dk, dv, scale);
         var y = _space.New(shape);
         _space.Write(y, 0, FromDevice(o));
         return y;
+    }
+
+    /// <summary>
+    /// Attention strip by strip: each strip of queries against each strip of keys (<see cref="IBackend.AttentionOverKeys"/>),
+    /// the chunks merged on the host by their log-sum-exp (<see cref="AttentionChunks"/>). So its memory is a few
+    /// strips', not the whole tensors' (SD's mid-block at 4096x4096: 262144 tokens of 512 channels, 512 MiB each).
+    /// </summary>
+    private SpaceTensor ChunkedAttention(SpaceTensor q, SpaceTensor k, SpaceTensor v, float scale, List<TileRect> strips)
+    {
+        var s = q.Shape;
+        var y = _space.New(s);
+        try
+        {
+            for (int n = 0; n < s.N; n++)
+            {
+                foreach (var queries in strips)
+                {
+                    int tokens = queries.Height * s.W;
+                    var merged = Reused(ref _attentionMerge, s.C * tokens);
+                    var mergedLogSumExp = Reused(ref _attentionLogSumExp, tokens);
+                    var chunkLogSumExp = Reused(ref _attentionChunkLogSumExp, tokens);
+                    using var dq = UploadRows(q, n, queries, PrimarySlot);
+                    bool first = true;
+                    foreach (var keys in strips)
+                    {
+                        using var dk = UploadRows(k, n, keys, SecondarySlot);
+                        using var dv = UploadRows(v, n, keys, SecondarySlot);
+                        var chunk = _device.AttentionOverKeys(dq, dk, dv, scale);
+                        using (chunk.Output)
+                        using (chunk.LogSumExp)
+                        {
+                            // The log-sum-exp is copied out first: a device without host tensors downloads both through one staging buffer.
+                            FromDevice(chunk.LogSumExp).CopyTo(first ? mergedLogSumExp : chunkLogSumExp);
+                            var output = FromDevice(chunk.Output);
+                            if (first) output.CopyTo(merged);
+                            else AttentionChunks.Merge(merged, mergedLogSumExp, output, chunkLogSumExp);
+                        }
+                        first = false;
+                    }
+                    for (int c = 0; c < s.C; c++)
+                        _space.Write(y, RowBand.Offset(s, n, c, queries.Top), merged.Slice(c * tokens, tokens));
+                }
+            }
+            return y;
+        }
+        catch
+        {
+            y.Dispose();
+            throw;
+        }
     }
 
     /// <summary>
@@ -388,6 +448,7 @@ internal sealed class TiledExecutor : IBackend
 
     public void Dispose()
     {
+        _attentionMerge = _attentionLogSumExp = _attentionChunkLogSumExp = [];
         _parameters.Clear();
         _windows.Clear();
         _bands.Clear();
@@ -444,6 +505,13 @@ internal sealed class TiledExecutor : IBackend
         var staged = _windows.Staging(t.ElementCount, PrimarySlot);
         _device.Download(t, staged);
         return staged;
+    }
+
+    /// <summary><paramref name="length"/> elements of <paramref name="buffer"/>, grown first if it is shorter.</summary>
+    private static Span<float> Reused(ref float[] buffer, int length)
+    {
+        if (buffer.Length < length) buffer = new float[length];
+        return buffer.AsSpan(0, length);
     }
 
     /// <summary>Fills a span (a device tensor's elements or staging).</summary>

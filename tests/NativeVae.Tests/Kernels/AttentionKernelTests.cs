@@ -1,3 +1,4 @@
+using NativeVae.Core;
 using NativeVae.Tests.Support;
 using NativeVae.Weights;
 using NativeVae.Loading;
@@ -68,5 +69,96 @@ public sealed class AttentionKernelTests
         backend.Download(y, actual);
         double[] expected = Reference.Attention(q, q, q, 1, 5, 9, 1);
         NumericAssert.Close(actual, expected, shape, AbsTolerance, RelTolerance, $"attention {backendName} over a NaN buffer");
+    }
+
+    /// <summary>
+    /// Attention over a chunk of the keys (exact tiling's strips): queries and keys of different counts, both
+    /// straddling the CPU kernel's query tile and its 128-key tile, and the log-sum-exp beside the output.
+    /// </summary>
+    [TestCaseSource(typeof(KernelBackends), nameof(KernelBackends.Cpu))]
+    public void AttentionOverAChunkOfTheKeysReturnsItsLogSumExp(string backendName)
+    {
+        var backend = KernelBackends.Get(backendName);
+        const int batch = 2, channels = 13;
+        var qShape = TensorShape.Nchw(batch, channels, 5, 7);
+        var kShape = TensorShape.Nchw(batch, channels, 3, 61);
+        float scale = 1 / MathF.Sqrt(channels);
+        float[] q = SeededWeights.Uniform(Seed, "chunk.q", qShape.ElementCount).Select(v => 2 * v).ToArray();
+        float[] k = SeededWeights.Uniform(Seed, "chunk.k", kShape.ElementCount).Select(v => 2 * v).ToArray();
+        float[] v = SeededWeights.Uniform(Seed, "chunk.v", kShape.ElementCount);
+        double[] expected = Reference.AttentionOverKeys(q, k, v, batch, channels, 35, 183, scale, out double[] expectedLse);
+
+        using var tq = backend.Upload(q, qShape);
+        using var tk = backend.Upload(k, kShape);
+        using var tv = backend.Upload(v, kShape);
+        Assert.That(backend.Capabilities.ChunksAttention, Is.True);
+        var chunk = backend.AttentionOverKeys(tq, tk, tv, scale);
+        using (chunk.Output)
+        using (chunk.LogSumExp)
+        {
+            Assert.That(chunk.LogSumExp.Shape, Is.EqualTo(TensorShape.Nchw(batch, 1, 1, 35)));
+            var actual = new float[qShape.ElementCount];
+            var lse = new float[batch * 35];
+            backend.Download(chunk.Output, actual);
+            backend.Download(chunk.LogSumExp, lse);
+            NumericAssert.Close(actual, expected, qShape, AbsTolerance, RelTolerance, $"attention over keys {backendName}");
+            NumericAssert.Close(lse, expectedLse, chunk.LogSumExp.Shape, AbsTolerance, RelTolerance, $"log-sum-exp {backendName}");
+        }
+    }
+
+    /// <summary>Chunks of the keys merged by their log-sum-exp give the attention over all of them.</summary>
+    [TestCaseSource(typeof(KernelBackends), nameof(KernelBackends.Cpu))]
+    public void ChunksOfTheKeysMergeIntoTheWholeAttention(string backendName)
+    {
+        var backend = KernelBackends.Get(backendName);
+        const int channels = 6, height = 16, width = 9, tokens = height * width;
+        var shape = TensorShape.Nchw(1, channels, height, width);
+        float scale = 3f; // sharp: the chunks' maxima differ widely
+        float[] q = SeededWeights.Uniform(Seed, "merge.q", shape.ElementCount);
+        float[] k = SeededWeights.Uniform(Seed, "merge.k", shape.ElementCount);
+        float[] v = SeededWeights.Uniform(Seed, "merge.v", shape.ElementCount);
+        double[] expected = Reference.Attention(q, k, v, 1, channels, tokens, scale);
+
+        using var tq = backend.Upload(q, shape);
+        var merged = new float[shape.ElementCount];
+        var mergedLse = new float[tokens];
+        int[] rowsPerChunk = [5, 1, 10]; // 45, 9 and 90 keys
+        int top = 0;
+        foreach (int rows in rowsPerChunk)
+        {
+            var chunkShape = TensorShape.Nchw(1, channels, rows, width);
+            float[] RowsOf(float[] x) =>
+                Enumerable.Range(0, channels).SelectMany(c => x.Skip(c * tokens + top * width).Take(rows * width)).ToArray();
+            using var tk = backend.Upload(RowsOf(k), chunkShape);
+            using var tv = backend.Upload(RowsOf(v), chunkShape);
+            var chunk = backend.AttentionOverKeys(tq, tk, tv, scale);
+            using (chunk.Output)
+            using (chunk.LogSumExp)
+            {
+                var output = new float[shape.ElementCount];
+                var lse = new float[tokens];
+                backend.Download(chunk.Output, output);
+                backend.Download(chunk.LogSumExp, lse);
+                if (top == 0)
+                {
+                    output.CopyTo(merged, 0);
+                    lse.CopyTo(mergedLse, 0);
+                }
+                else AttentionChunks.Merge(merged, mergedLse, output, lse);
+            }
+            top += rows;
+        }
+        NumericAssert.Close(merged, expected, shape, AbsTolerance, RelTolerance, $"merged chunks {backendName}");
+    }
+
+    [Test]
+    public void ChunksThatDoNotMatchAreRefused()
+    {
+        Assert.That(() => AttentionChunks.Merge(new float[12], new float[4], new float[8], new float[4]),
+            Throws.ArgumentException.With.Message.Contains("do not merge"));
+        var backend = KernelBackends.Get(KernelBackends.Cpu.First());
+        using var q = backend.Upload(new float[12], TensorShape.Nchw(1, 3, 2, 2));
+        using var k = backend.Upload(new float[8], TensorShape.Nchw(1, 2, 2, 2));
+        Assert.That(() => backend.AttentionOverKeys(q, k, k, 1f), Throws.ArgumentException.With.Message.Contains("channels"));
     }
 }

@@ -66,6 +66,8 @@ internal sealed class CountingBackend(IBackend device) : IBackend
 
     public Tensor RmsNorm(Tensor input, Tensor gamma, bool fuseSilu) => Count(nameof(RmsNorm), device.RmsNorm(input, gamma, fuseSilu));
     public Tensor Attention(Tensor q, Tensor k, Tensor v, float scale) => Count(nameof(Attention), device.Attention(q, k, v, scale));
+    public AttentionChunk AttentionOverKeys(Tensor q, Tensor k, Tensor v, float scale) =>
+        Count(nameof(AttentionOverKeys), device.AttentionOverKeys(q, k, v, scale));
     public Tensor Unary(UnaryOp op, Tensor input) => Count(nameof(Unary), device.Unary(op, input));
     public Tensor Add(Tensor a, Tensor b) => Count(nameof(Add), device.Add(a, b));
     public Tensor ScaleShift(Tensor input, float scale, float shift) => Count(nameof(ScaleShift), device.ScaleShift(input, scale, shift));

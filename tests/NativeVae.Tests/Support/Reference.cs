@@ -197,34 +197,44 @@ internal static class Reference
     }
 
     /// <summary>Single-head attention over channel-major [B, C, N]: a full softmax row per query.</summary>
-    public static double[] Attention(float[] q, float[] k, float[] v, int batch, int channels, int tokens, double scale)
+    public static double[] Attention(float[] q, float[] k, float[] v, int batch, int channels, int tokens, double scale) =>
+        AttentionOverKeys(q, k, v, batch, channels, tokens, tokens, scale, out _);
+
+    /// <summary>
+    /// Attention of <paramref name="queries"/> queries (q [B, C, queries]) against <paramref name="keys"/> keys (k, v
+    /// [B, C, keys]) with a full softmax in double, and each query's log-sum-exp of its scaled scores [B, queries].
+    /// </summary>
+    public static double[] AttentionOverKeys(float[] q, float[] k, float[] v, int batch, int channels, int queries, int keys,
+        double scale, out double[] logSumExp)
     {
-        var y = new double[q.Length];
-        var scores = new double[tokens];
+        var y = new double[batch * channels * queries];
+        logSumExp = new double[batch * queries];
+        var scores = new double[keys];
         for (int b = 0; b < batch; b++)
         {
-            int basis = b * channels * tokens;
-            for (int i = 0; i < tokens; i++)
+            int qBase = b * channels * queries, kBase = b * channels * keys;
+            for (int i = 0; i < queries; i++)
             {
                 double max = double.NegativeInfinity;
-                for (int j = 0; j < tokens; j++)
+                for (int j = 0; j < keys; j++)
                 {
                     double s = 0;
-                    for (int c = 0; c < channels; c++) s += (double)q[basis + c * tokens + i] * k[basis + c * tokens + j];
+                    for (int c = 0; c < channels; c++) s += (double)q[qBase + c * queries + i] * k[kBase + c * keys + j];
                     scores[j] = s * scale;
                     max = Math.Max(max, scores[j]);
                 }
                 double total = 0;
-                for (int j = 0; j < tokens; j++)
+                for (int j = 0; j < keys; j++)
                 {
                     scores[j] = Math.Exp(scores[j] - max);
                     total += scores[j];
                 }
+                logSumExp[b * queries + i] = max + Math.Log(total);
                 for (int c = 0; c < channels; c++)
                 {
                     double sum = 0;
-                    for (int j = 0; j < tokens; j++) sum += scores[j] * v[basis + c * tokens + j];
-                    y[basis + c * tokens + i] = sum / total;
+                    for (int j = 0; j < keys; j++) sum += scores[j] * v[kBase + c * keys + j];
+                    y[qBase + c * queries + i] = sum / total;
                 }
             }
         }

@@ -213,4 +213,42 @@ public class TiledExecutorTests
         Assert.That(counting[nameof(IBackend.SpaceToDepth)], Is.EqualTo(shape.N * strips), "one call per output strip and image");
         Assert.That(counting[nameof(IBackend.DepthToSpace)], Is.EqualTo(shape.N * strips), "one call per input strip and image");
     }
+
+    /// <summary>
+    /// Attention of many tokens runs strip by strip: each strip of queries against each strip of keys, merged by
+    /// their log-sum-exp, equal to whole attention; a store file or a space in memory holds only strips of it.
+    /// </summary>
+    [TestCase(DType.F32)]
+    [TestCase(DType.BF16)]
+    public void AttentionRunsAsStripsOfQueriesAgainstStripsOfKeys(DType storage)
+    {
+        const int AttentionTile = 5; // 25 / 9 = 2 rows per strip of the 7 x 9 map: 4 strips, the last ragged
+        using var sixteenBit = storage == DType.F32 ? null : new NativeVae.Backends.Cpu.CpuBackend(storage: storage);
+        var cpu = sixteenBit ?? TestBackends.Get(TestBackends.CpuName);
+        var counting = new CountingBackend(cpu);
+        var shape = TensorShape.Nchw(2, 19, 7, 9);
+        float scale = 2f / MathF.Sqrt(shape.C);
+        var q = Values("executor.attention.q", shape.ElementCount, 2f);
+        var k = Values("executor.attention.k", shape.ElementCount, 2f);
+        var v = Values("executor.attention.v", shape.ElementCount);
+        float[] expected;
+        using (var tq = cpu.Upload(q, shape))
+        using (var tk = cpu.Upload(k, shape))
+        using (var tv = cpu.Upload(v, shape))
+        using (var y = cpu.Attention(tq, tk, tv, scale))
+            expected = Download(cpu, y);
+
+        using var executor = new TiledExecutor(counting, AttentionTile, ActivationSpace.InMemory());
+        using var sq = executor.Upload(q, shape);
+        using var sk = executor.Upload(k, shape);
+        using var sv = executor.Upload(v, shape);
+        counting.Calls.Clear();
+        using var tiledY = executor.Attention(sq, sk, sv, scale);
+        // bf16 storage rounds the strips' operands as the untiled call rounds the whole tensors: the same values.
+        NumericAssert.Close(Download(executor, tiledY), expected, shape, storage == DType.F32 ? 1e-5 : 1e-2, 0, "strips against whole attention");
+        int strips = TilePlanner.Strips(shape.H, shape.W, AttentionTile).Count;
+        Assert.That(strips, Is.EqualTo(4));
+        Assert.That(counting[nameof(IBackend.AttentionOverKeys)], Is.EqualTo(shape.N * strips * strips), "each query strip against each key strip");
+        Assert.That(counting[nameof(IBackend.Attention)], Is.Zero, "no whole attention");
+    }
 }

@@ -57,7 +57,7 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics, IHostTe
     public BackendKind Kind => BackendKind.Cpu;
 
     public BackendCapabilities Capabilities => new(FusesNormIntoConv: true, BackendCapabilities.HostMemoryBytes,
-        MemoryIsHost: true, FreeMemoryBytes: BackendCapabilities.HostFreeBytes);
+        MemoryIsHost: true, FreeMemoryBytes: BackendCapabilities.HostFreeBytes, ChunksAttention: true);
 
     /// <summary>The vector width the kernels run at.</summary>
     public SimdWidth Width { get; }
@@ -369,15 +369,36 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics, IHostTe
 
     public Tensor Attention(Tensor q, Tensor k, Tensor v, float scale)
     {
-        var tq = Own(q, nameof(q));
-        var tk = Own(k, nameof(k));
-        var tv = Own(v, nameof(v));
+        var (tq, tk, tv) = (Own(q, nameof(q)), Own(k, nameof(k)), Own(v, nameof(v)));
         OpShapes.Attention(tq, tk, tv);
-        var p = KernelParameters.Attention(tq, scale);
+        return RunAttention(tq, tk, tv, scale, null);
+    }
+
+    public AttentionChunk AttentionOverKeys(Tensor q, Tensor k, Tensor v, float scale)
+    {
+        var (tq, tk, tv) = (Own(q, nameof(q)), Own(k, nameof(k)), Own(v, nameof(v)));
+        var (_, lseShape) = OpShapes.AttentionOverKeys(tq, tk, tv);
+        var lse = (CpuTensor)Allocate(lseShape);
+        try
+        {
+            return new AttentionChunk(RunAttention(tq, tk, tv, scale, lse), lse);
+        }
+        catch
+        {
+            lse.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The attention kernel on checked operands; <paramref name="logSumExp"/> (fp32) receives each query's log-sum-exp when given.</summary>
+    private CpuTensor RunAttention(CpuTensor tq, CpuTensor tk, CpuTensor tv, float scale, CpuTensor? logSumExp)
+    {
+        var p = KernelParameters.Attention(tq, tk, scale);
+        float* lse = logSumExp is null ? null : logSumExp.F32;
         if (tq.DType == DType.F32 && tk.DType == DType.F32 && tv.DType == DType.F32 && StorageDType == DType.F32)
         {
             var y = AllocateOutput(tq.Shape);
-            AttentionCpu.Run(_workers, Width, p, tq.F32, tk.F32, tv.F32, y.F32);
+            AttentionCpu.Run(_workers, Width, p, tq.F32, tk.F32, tv.F32, y.F32, lse);
             return y;
         }
         // 16-bit: the attention kernel packs whole key and value panels, so its operands are widened whole (a
@@ -386,7 +407,7 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics, IHostTe
         using var k32 = Widened(tk);
         using var v32 = Widened(tv);
         using var y32 = (CpuTensor)Allocate(tq.Shape);
-        AttentionCpu.Run(_workers, Width, p, q32.F32, k32.F32, v32.F32, y32.F32);
+        AttentionCpu.Run(_workers, Width, p, q32.F32, k32.F32, v32.F32, y32.F32, lse);
         var result = AllocateOutput(tq.Shape);
         result.Elements.Write(0, y32.F32, checked((int)y32.ElementCount));
         return result;

@@ -242,7 +242,7 @@ internal sealed partial class IlgpuBackend : IBackend, IBackendDiagnostics
         var half = HalfOf("attention", tq, tk, tv);
         if (half != DType.F32) return AttentionHalf(half, tq, tk, tv, scale);
         var y = (IlgpuTensor)Allocate(shape);
-        var p = KernelParameters.Attention(tq, scale);
+        var p = KernelParameters.Attention(tq, tk, scale);
         _attention.Run(Kernels.Attention, p, tq.F32, tk.F32, tv.F32, y.F32);
         return y;
     }
