@@ -139,7 +139,7 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile, bool Acti
             $"more than the {budget} bytes available; raise MemoryLimitBytes");
     }
 
-    /// <summary>The dry run <see cref="Auto"/> plans from, for one input shape on one model's backend.</summary>
+    /// <summary>The one dry run of an input shape on one model's backend, which planning, progress and the benchmark read.</summary>
     public static AutoTilingFigures Measure(IVaeModel model, TensorShape input, bool encode)
     {
         using var dry = new DryRunBackend
@@ -147,11 +147,12 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile, bool Acti
             FusesNormIntoConv = model.Backend.Capabilities.FusesNormIntoConv, StorageDType = model.Backend.StorageDType,
         };
         long outputBytes;
+        int blocks = 0;
         using (var x = dry.Allocate(input))
-        using (var y = encode ? model.Encode(dry, x) : model.Decode(dry, x))
+        using (var y = encode ? model.Encode(dry, x, (_, _) => blocks++) : model.Decode(dry, x, (_, _) => blocks++))
             outputBytes = y.Shape.ElementCount * sizeof(float);
         return new AutoTilingFigures(input, dry.PeakBytes, dry.LargestAttention, model.Backend.Capabilities.ChunksAttention,
-            dry.Convolutions.ToArray(), outputBytes, dry.Flops,
+            dry.Convolutions.ToArray(), outputBytes, dry.Flops, blocks,
             Tiling.RegionPool.Replay(dry.Allocations));
     }
 
@@ -234,11 +235,13 @@ internal sealed record VideoFigures(long UntiledBytes, long StoreBytes, IReadOnl
 }
 
 /// <summary>
-/// A dry run's figures for one input shape: the untiled activation peak, the attention's bytes, every convolution
-/// and the FLOPs. The same for every call of that shape, so a pipeline keeps them.
+/// A dry run's figures for one input shape: the untiled activation peak, the largest attention, every convolution,
+/// the FLOPs, the observed blocks (progress totals) and exact tiling's store. The same for every call of that shape, so
+/// a pipeline keeps them for its planner, estimates, progress and the benchmark.
 /// </summary>
 internal sealed record AutoTilingFigures(TensorShape Input, long UntiledBytes, DryRunBackend.AttentionRecord? Attention,
-    bool ChunksAttention, IReadOnlyList<DryRunBackend.Conv2dRecord> Convolutions, long OutputBytes, long Flops, long StoreBytes)
+    bool ChunksAttention, IReadOnlyList<DryRunBackend.Conv2dRecord> Convolutions, long OutputBytes, long Flops, int Blocks,
+    long StoreBytes)
 {
     /// <summary>
     /// Exact tiling's worst step with <paramref name="tile"/>: a convolution's tile with its halo, or the attention

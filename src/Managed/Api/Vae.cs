@@ -477,6 +477,9 @@ public sealed class Vae : IVae
     /// <summary>The size of the last exact call's activation space (tests compare it with the plan).</summary>
     internal long LastExactSpaceBytes => _pipeline.LastExactSpaceBytes;
 
+    /// <summary>This input shape's dry-run figures, as the calls plan from them (measured once per shape).</summary>
+    internal AutoTilingFigures Figures(TensorShape input, bool encode) => Locked(() => _pipeline.Figures(input, encode));
+
     /// <summary>The size exact tiling's store is planned to reach for this input (after a plan or call of it).</summary>
     internal long PlannedStoreBytes(TensorShape input, bool encode) => _pipeline.PlannedStoreBytes(input, encode);
 

@@ -137,15 +137,13 @@ public sealed class VaeBenchmark : IDisposable
     public static HostTensor<float> SeededInput(TensorShape shape, string stream) =>
         new(shape, SeededWeights.Uniform(DefaultSeed, stream, shape.ElementCount));
 
-    /// <summary>Counts an untiled encode or decode without running it.</summary>
+    /// <summary>Counts an untiled encode or decode without running it: the dry run its calls plan from (one per shape).</summary>
     /// <param name="input">An image shape <c>[N, 3, H, W]</c> to encode, or a latent shape to decode.</param>
     /// <param name="encode">True for encode, false for decode.</param>
     public DryRunFigures DryRun(TensorShape input, bool encode)
     {
-        using var dry = new DryRunBackend { StorageDType = _backend.StorageDType };
-        using var x = dry.Allocate(input);
-        using var y = encode ? _model.Encode(dry, x) : _model.Decode(dry, x);
-        return new DryRunFigures(dry.Flops, dry.PeakBytes);
+        var figures = Vae.Figures(input, encode);
+        return new DryRunFigures(figures.Flops, figures.UntiledBytes);
     }
 
     /// <summary>One untiled encode or decode with every op timed (device synchronised after each), summed by op kind and shape.</summary>

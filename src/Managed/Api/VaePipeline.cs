@@ -16,11 +16,15 @@ namespace NativeVae.Api;
 /// </summary>
 internal sealed class VaePipeline(IVaeModel model)
 {
-    /// <summary>Observed blocks per (input shape, encode), for progress totals: one dry run per shape, not per call.</summary>
-    private readonly ConcurrentDictionary<(TensorShape Shape, bool Encode), int> _blockCounts = new();
+    /// <summary>
+    /// Dry-run figures per (input shape, encode): one dry run per shape, for the tiling plan, the estimate, exact
+    /// tiling's store, progress totals and the benchmark alike (the backend's storage is fixed per pipeline).
+    /// </summary>
+    private readonly ConcurrentDictionary<(TensorShape Shape, bool Encode), AutoTilingFigures> _figures = new();
 
-    /// <summary>Dry-run memory figures per (input shape, encode), for <see cref="TilingMode.Auto"/>: one dry run per shape.</summary>
-    private readonly ConcurrentDictionary<(TensorShape Shape, bool Encode), AutoTilingFigures> _autoFigures = new();
+    /// <summary>This shape's dry-run figures, measured on first use.</summary>
+    public AutoTilingFigures Figures(TensorShape input, bool encode) =>
+        _figures.GetOrAdd((input, encode), key => TilingPlan.Measure(model, key.Shape, key.Encode));
 
     private readonly PixelRange _range = new(model.ImageRange);
 
@@ -150,8 +154,7 @@ internal sealed class VaePipeline(IVaeModel model)
     /// <exception cref="ArgumentException">a blend tile the model's blend algorithm cannot use (see <see cref="BlendTileRule"/>).</exception>
     public TilingPlan Plan(TensorShape input, bool encode, TilingMode mode, int? tile, long? memoryLimit)
     {
-        var plan = TilingPlan.Choose(model, mode, tile, memoryLimit,
-            () => _autoFigures.GetOrAdd((input, encode), key => TilingPlan.Measure(model, key.Shape, key.Encode)), SmallestExactTile);
+        var plan = TilingPlan.Choose(model, mode, tile, memoryLimit, () => Figures(input, encode), SmallestExactTile);
         // Refused before any work, whatever the input's size, so that a tile is valid or not for the family alone.
         if (plan.Mode == TilingMode.Blend)
             BlendRule(encode).Require(BlendTile(plan), plan.Tile is null ? "the model's sample_size" : null);
@@ -162,7 +165,7 @@ internal sealed class VaePipeline(IVaeModel model)
     public VaeCallPlan Estimate(TensorShape input, bool encode, TilingMode mode, int? tile, long? memoryLimit)
     {
         var plan = Plan(input, encode, mode, tile, memoryLimit);
-        var figures = _autoFigures[(input, encode)];
+        var figures = Figures(input, encode);
         long flops = figures.Flops;
         // An upper bound that needs no dry run per tile.
         if (plan.Mode == TilingMode.Blend && !IsSingleBlendTile(input, BlendInputTile(plan, encode)))
@@ -250,7 +253,7 @@ internal sealed class VaePipeline(IVaeModel model)
 
     /// <summary>The size exact tiling's store reaches for this input (from the cached dry run; 0 before one ran).</summary>
     public long PlannedStoreBytes(TensorShape input, bool encode) =>
-        _autoFigures.TryGetValue((input, encode), out var figures) ? figures.StoreBytes : 0;
+        _figures.TryGetValue((input, encode), out var figures) ? figures.StoreBytes : 0;
 
     /// <summary>Ends a call's ops: an executor made for the call is disposed (its file store goes with it).</summary>
     public void EndOps(IBackend ops)
@@ -319,7 +322,7 @@ internal sealed class VaePipeline(IVaeModel model)
         }
         else
         {
-            int blocks = _blockCounts.GetOrAdd((x.Shape, encode), key => CountBlocks(key.Shape, key.Encode));
+            int blocks = Figures(x.Shape, encode).Blocks;
             int done = 0;
             observe = (_, _) =>
             {
@@ -328,16 +331,6 @@ internal sealed class VaePipeline(IVaeModel model)
             };
         }
         return encode ? model.Encode(ops, x, observe) : unclamped ? model.DecodeUnclamped(ops, x, observe) : model.Decode(ops, x, observe);
-    }
-
-    /// <summary>How many observed blocks a run has, from a dry run.</summary>
-    private int CountBlocks(TensorShape shape, bool encode)
-    {
-        using var dry = new DryRunBackend { StorageDType = model.Backend.StorageDType };
-        int count = 0;
-        using var x = dry.Allocate(shape);
-        using var y = encode ? model.Encode(dry, x, (_, _) => count++) : model.Decode(dry, x, (_, _) => count++);
-        return count;
     }
 
     // ---- helpers ------------------------------------------------------------------------------------------------
