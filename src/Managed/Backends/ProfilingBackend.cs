@@ -124,6 +124,8 @@ internal sealed class ProfilingBackend(IBackend device) : IBackend
         return y;
     }
 
+    public Tensor PrepareConvWeight(Tensor weight, Conv2dSpec spec) => device.PrepareConvWeight(weight, spec);
+
     public AttentionChunk AttentionOverKeys(Tensor q, Tensor k, Tensor v, float scale)
     {
         long start = Stopwatch.GetTimestamp();

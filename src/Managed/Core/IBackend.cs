@@ -96,6 +96,15 @@ internal interface IBackend : IDisposable
     }
 
     /// <summary>
+    /// A convolution weight <c>[Cout, Cin, k, k]</c> prepared once, at load, for convolutions of <paramref name="spec"/>:
+    /// the backend's own representation (the CPU packs a direct-path weight for its micro-kernel), as an opaque tensor
+    /// of the same shape that <see cref="Conv2d"/>, <see cref="NormConv2d"/> and <see cref="Conv2dRegion"/> take in the
+    /// weight's place and decorators pass through unchanged. It replaces <paramref name="weight"/>: a backend that
+    /// makes a new tensor disposes the old one. The default keeps the weight as it is.
+    /// </summary>
+    Tensor PrepareConvWeight(Tensor weight, Conv2dSpec spec) => weight;
+
+    /// <summary>
     /// One region of a convolution layer (a tile's input window, or the whole tensor), with its fusions explicit:
     /// <c>y = conv(f(x)) (+ bias, + residual)</c> where f is <paramref name="norm"/>'s per-channel affine (a GroupNorm
     /// whose statistics were gathered elsewhere, then SiLU) applied to the input's values, the padding staying zero;

@@ -99,6 +99,9 @@ internal sealed class TiledExecutor : IBackend
 
     public void Synchronize() => _device.Synchronize();
 
+    /// <summary>Weights are the device's tensors: prepared by the device, passed through to it.</summary>
+    public Tensor PrepareConvWeight(Tensor weight, Conv2dSpec spec) => _device.PrepareConvWeight(weight, spec);
+
     public Tensor Conv2d(Tensor input, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual = null) =>
         ConvLayer(Own(input, nameof(input)), null, weight, bias, spec, residual);
 

@@ -36,10 +36,12 @@ public sealed record Conv2dCase(string Name, int Batch, int InChannels, int Heig
         Reference.ConvGeometry.Of(Batch, InChannels, Height, Width, OutChannels, Kernel, Spec), X, Weight, BiasValues, ResidualValues);
 
     /// <summary>Uploads the inputs once and runs the conv <paramref name="calls"/> times on them; the outputs in order.</summary>
-    internal float[][] Run(IBackend backend, int calls = 1)
+    /// <param name="prepared">run on the weight as models do, prepared once by <see cref="IBackend.PrepareConvWeight"/>.</param>
+    internal float[][] Run(IBackend backend, int calls = 1, bool prepared = false)
     {
         using var x = backend.Upload(X, InShape);
-        using var weight = backend.Upload(Weight, WeightShape);
+        var uploaded = backend.Upload(Weight, WeightShape);
+        using var weight = prepared ? backend.PrepareConvWeight(uploaded, Spec) : uploaded;
         using var bias = BiasValues is { } b ? backend.Upload(b, new TensorShape(OutChannels)) : null;
         using var residual = ResidualValues is { } r ? backend.Upload(r, OutShape) : null;
         var outputs = new float[calls][];

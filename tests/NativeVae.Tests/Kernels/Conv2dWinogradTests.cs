@@ -1,3 +1,4 @@
+using NativeVae.Core;
 using NativeVae.Backends.Cpu;
 using NativeVae.Kernels.Cpu;
 using NativeVae.Tests.Support;
@@ -79,28 +80,29 @@ public sealed class Conv2dWinogradTests
     }
 
     [Test]
-    public void AWeightSharedByTheDirectAndWinogradPathsIsHeldOnce()
+    public void AWeightPreparedForTheDirectPathIsHeldOnceAndStillServesWinograd()
     {
-        // The same 3x3 weight at stride 2 takes the direct path (which packs it) and at stride 1 Winograd (which
-        // reads it row-major): the tensor keeps one copy at a time.
+        // A 3x3 weight prepared for stride 2 (the direct path) is kept packed only; at stride 1 Winograd reads it
+        // unpacked into a reused buffer, and the weight stays as it was prepared.
         var c = Shapes[1];
         using var backend = new CpuBackend(threads: 2);
         using var x = backend.Upload(c.X, c.InShape);
-        var w = (CpuTensor)backend.Upload(c.Weight, c.WeightShape);
-        var strided = NativeVae.Core.Conv2dSpec.Stride2Pad1;
-        float[] Direct()
+        float[] Output(Tensor weight, Conv2dSpec spec)
         {
-            using var y = backend.Conv2d(x, w, null, strided);
+            using var y = backend.Conv2d(x, weight, null, spec);
             var values = new float[y.ElementCount];
             backend.Download(y, values);
             return values;
         }
-        float[] first = Direct();
-        Assert.That(w.PackedConvWeights, Is.Not.Null, "the direct path packed the weight");
-        using (backend.Conv2d(x, w, null, c.Spec)) { }
-        Assert.That(w.PackedConvWeights, Is.Null, "Winograd needed it row-major: the packing was dropped");
-        Assert.That(Direct(), Is.EqualTo(first), "the direct path packs it again, same result");
-        w.Dispose();
+        var strided = NativeVae.Core.Conv2dSpec.Stride2Pad1;
+        using var rowMajor = backend.Upload(c.Weight, c.WeightShape);
+        using var w = (CpuTensor)backend.PrepareConvWeight(backend.Upload(c.Weight, c.WeightShape), strided);
+        Assert.That(w.PackedConvWeights, Is.Not.Null, "prepared for the direct path: packed");
+        Assert.That(Output(w, strided), Is.EqualTo(Output(rowMajor, strided)), "the direct path on the packing");
+        Assert.That(Output(w, c.Spec), Is.EqualTo(Output(rowMajor, c.Spec)), "Winograd on the unpacked packing");
+        Assert.That(w.PackedConvWeights, Is.Not.Null, "the weight keeps its packing");
+        using var winograd = backend.PrepareConvWeight(rowMajor, c.Spec);
+        Assert.That(winograd, Is.SameAs(rowMajor), "a Winograd weight stays row-major");
     }
 
     [Test]

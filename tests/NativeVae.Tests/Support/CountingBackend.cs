@@ -53,6 +53,8 @@ internal sealed class CountingBackend(IBackend device) : IBackend
     public Tensor NormConv2d(Tensor input, GroupNormSpec norm, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual = null) =>
         Count(nameof(NormConv2d), device.NormConv2d(input, norm, weight, bias, spec, residual));
 
+    public Tensor PrepareConvWeight(Tensor weight, Conv2dSpec spec) => Count(nameof(PrepareConvWeight), device.PrepareConvWeight(weight, spec));
+
     public ConvOutput Conv2dRegion(Tensor input, FoldedNorm? norm, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual, bool moments) =>
         Count(nameof(Conv2dRegion), device.Conv2dRegion(input, norm, weight, bias, spec, residual, moments));
 

@@ -115,7 +115,27 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics, IHostTe
         if (destination.Length != t.ElementCount)
             throw new ArgumentException($"download of tensor {t} into {destination.Length} values", nameof(destination));
         fixed (float* values = destination)
-            t.Elements.Read(0, values, destination.Length);
+        {
+            if (t.PackedConvWeights is { } packed) packed.Unpack(values);
+            else t.Elements.Read(0, values, destination.Length);
+        }
+    }
+
+    /// <summary>
+    /// An fp32 weight of a convolution that takes the direct path (not Winograd: strided, 1x1, or few channels) is
+    /// packed for the micro-kernel once, here, and the packing becomes its only copy; the others (Winograd's, which
+    /// reads row-major weights, and 16-bit ones, which would double in fp32) stay as they are.
+    /// </summary>
+    public Tensor PrepareConvWeight(Tensor weight, Conv2dSpec spec)
+    {
+        var w = Own(weight, nameof(weight));
+        OpShapes.RequireRank4(w, "conv2d weight");
+        if (w.DType != DType.F32 || w.PackedConvWeights is not null || TakesWinograd(w.Shape, spec)) return w;
+        var packed = new Conv2dPackedWeights(w.F32, w.Shape[0], w.Shape[1], w.Shape[2]);
+        _pool.TrackExternal(packed.Bytes);
+        var prepared = new CpuTensor(this, _memory, w.Shape, packed);
+        w.Dispose();
+        return prepared;
     }
 
     /// <summary>An op's output, stored as <see cref="IBackend.ActivationDType"/> says.</summary>
@@ -202,9 +222,14 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics, IHostTe
             return new ConvOutput(y, y.Moments);
         }
 
-        if (w.DType != DType.F32)
+        if (w.PackedConvWeights is { } packed)
         {
-            // A 16-bit weight stays the only copy: packed (widened) for this call, a few MiB at most.
+            Conv2dCpu.Run(_workers, Width, p, x.Elements, packed, biasData, residualData, y.Elements, affine);
+        }
+        else
+        {
+            // A weight not prepared for this path (16-bit ones, which stay the only copy, or one prepared for Winograd
+            // in a window Winograd does not take) is packed (widened) for this call: a few MiB at most.
             using var once = new Conv2dPackedWeights(w.Elements, w.Shape[0], w.Shape[1], p.Kernel);
             _pool.TrackExternal(once.Bytes);
             try
@@ -216,24 +241,13 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics, IHostTe
                 _pool.TrackExternal(-once.Bytes);
             }
         }
-        else
-        {
-            var packed = w.PackedConvWeights;
-            if (packed is null)
-            {
-                packed = new Conv2dPackedWeights(w.F32, w.Shape[0], w.Shape[1], p.Kernel);
-                _pool.TrackExternal(packed.Bytes); // both copies exist until the row-major one is freed
-                w.AdoptPacking(packed);
-            }
-            Conv2dCpu.Run(_workers, Width, p, x.Elements, packed, biasData, residualData, y.Elements, affine);
-        }
         return new ConvOutput(y, null);
     }
 
     /// <summary>The weight row-major in fp32: itself, or a 16-bit weight widened into the reused buffer.</summary>
     private float* WidenedWeight(CpuTensor w)
     {
-        if (w.DType == DType.F32) return w.F32;
+        if (w.DType == DType.F32 && w.PackedConvWeights is null) return w.F32;
         if (_widenedWeightBytes < w.ElementCount * sizeof(float))
         {
             if (_widenedWeight != 0)
@@ -245,7 +259,8 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics, IHostTe
             _widenedWeight = HostMemory.Allocate(_widenedWeightBytes);
             _pool.TrackExternal(_widenedWeightBytes);
         }
-        w.Elements.Read(0, (float*)_widenedWeight, checked((int)w.ElementCount));
+        if (w.PackedConvWeights is { } packed) packed.Unpack((float*)_widenedWeight);
+        else w.Elements.Read(0, (float*)_widenedWeight, checked((int)w.ElementCount));
         return (float*)_widenedWeight;
     }
 
@@ -255,6 +270,14 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics, IHostTe
     /// </summary>
     private bool UseWinograd(in Conv2dParams p) => WinogradEnabled && Conv2dWinogradCpu.Supports(p)
         && p.InChannels >= Conv2dWinogradCpu.MinChannels && p.OutChannels >= Conv2dWinogradCpu.MinChannels;
+
+    /// <summary>
+    /// Whether convolutions of <paramref name="spec"/> with this weight take Winograd, as far as the weight and spec
+    /// tell (whole-image convolutions; an exact-tiling window may still fall back to the direct path).
+    /// </summary>
+    private static bool TakesWinograd(TensorShape weight, Conv2dSpec spec) =>
+        weight[2] == Conv2dWinogradCpu.KernelSize && weight[3] == Conv2dWinogradCpu.KernelSize && spec.Stride == 1
+        && weight[0] >= Conv2dWinogradCpu.MinChannels && weight[1] >= Conv2dWinogradCpu.MinChannels;
 
     /// <summary>Whether eligible convolutions take the Winograd path (default on; tests and benchmarks compare both).</summary>
     public bool WinogradEnabled { get; set; } = true;

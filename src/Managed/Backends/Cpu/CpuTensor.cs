@@ -56,42 +56,29 @@ internal sealed unsafe class CpuTensor : Tensor
     public ChannelMoments? Moments { get; set; }
 
     /// <summary>
-    /// This tensor's values packed for the convolution micro-kernel, made on its first use as a conv weight and
-    /// kept with it. Weights are uploaded once and never written afterwards (ops only write fresh outputs), so
-    /// the packing stays valid for the tensor's life.
+    /// A prepared convolution weight (<see cref="CpuBackend.PrepareConvWeight"/>): its values packed for the micro-kernel,
+    /// its only copy, fixed at creation; null for every other tensor. Convolutions read it packed, and
+    /// <see cref="CpuBackend.Download"/> unpacks it; nothing else reads its elements.
     /// </summary>
-    public Conv2dPackedWeights? PackedConvWeights { get; private set; }
+    public Conv2dPackedWeights? PackedConvWeights { get; }
 
-    /// <summary>
-    /// Keeps <paramref name="packed"/> as this weight's only copy: the row-major buffer is freed (not pooled), since
-    /// convolutions read a weight only through its packing; a later read of the tensor unpacks it again (and drops
-    /// the packing). Without this every conv weight sat in memory twice (SD's VAE: 2 x 319 MiB).
-    /// </summary>
-    public void AdoptPacking(Conv2dPackedWeights packed)
+    /// <summary>A weight held only as <paramref name="packed"/> (which it owns), of <paramref name="shape"/> in fp32.</summary>
+    public CpuTensor(CpuBackend owner, CallMemoryPlan pool, TensorShape shape, Conv2dPackedWeights packed)
+        : base(shape, DType.F32)
     {
-        nint buffer = Buffer;
+        Owner = owner;
+        _pool = pool;
         PackedConvWeights = packed;
-        _buffer = 0;
-        _pool.Free(buffer, _capacity);
     }
 
-    /// <summary>The row-major buffer, unpacked again first (and the packing dropped) if only the packing was kept.</summary>
+    /// <summary>The row-major buffer; a prepared weight has none.</summary>
     private nint Buffer
     {
         get
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             if (_buffer == 0)
-            {
-                // Back to the row-major copy only: a weight that the direct path packed and the Winograd path (or a
-                // read) needs row-major would otherwise be held twice; the direct path packs it again if it returns.
-                var packed = PackedConvWeights!;
-                (_buffer, _capacity) = _pool.Rent(ByteLength);
-                packed.Unpack((float*)_buffer);
-                PackedConvWeights = null;
-                Owner.ReleasePackedWeights(packed.Bytes);
-                packed.Dispose();
-            }
+                throw new InvalidOperationException($"tensor {this} is a convolution weight prepared for {Owner.Name} (packed): only convolutions and downloads read it");
             return _buffer;
         }
     }
@@ -104,7 +91,6 @@ internal sealed unsafe class CpuTensor : Tensor
         {
             Owner.ReleasePackedWeights(packed.Bytes);
             packed.Dispose();
-            PackedConvWeights = null;
         }
         if (_buffer != 0) _pool.Return(_buffer, _capacity);
         _buffer = 0;

@@ -11,7 +11,7 @@ internal sealed class Conv2d
 
     public Conv2d(DeviceParameters parameters, string prefix, Conv2dSpec spec, bool bias = true)
     {
-        _weight = parameters[prefix + ".weight"];
+        _weight = parameters.ConvWeight(prefix + ".weight", spec);
         _bias = bias ? parameters[prefix + ".bias"] : null;
         _spec = spec;
     }

@@ -9,10 +9,13 @@ namespace NativeVae.Models.Layers;
 internal sealed class DeviceParameters : IDisposable
 {
     private readonly Dictionary<string, Tensor> _tensors = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Conv2dSpec> _convSpecs = new(StringComparer.Ordinal);
+    private readonly IBackend _backend;
 
     /// <param name="source">weights already checked against <paramref name="declared"/> (<see cref="ParameterCheck"/>).</param>
     public DeviceParameters(IBackend backend, IWeightSource source, IReadOnlyList<(string Name, TensorShape Shape)> declared)
     {
+        _backend = backend;
         try
         {
             foreach (var (name, shape) in declared)
@@ -34,6 +37,22 @@ internal sealed class DeviceParameters : IDisposable
 
     public Tensor this[string name] =>
         _tensors.TryGetValue(name, out var t) ? t : throw new KeyNotFoundException($"model has no parameter '{name}'");
+
+    /// <summary>
+    /// The convolution weight <paramref name="name"/>, prepared by the backend for convolutions of
+    /// <paramref name="spec"/> on its first request (<see cref="IBackend.PrepareConvWeight"/>), which replaces the
+    /// uploaded tensor. A weight serves one convolution geometry.
+    /// </summary>
+    public Tensor ConvWeight(string name, Conv2dSpec spec)
+    {
+        if (_convSpecs.TryGetValue(name, out var preparedFor))
+            return preparedFor == spec ? this[name] : throw new InvalidOperationException(
+                $"parameter '{name}' was prepared for convolutions of {preparedFor}, and is asked for {spec}");
+        var prepared = _backend.PrepareConvWeight(this[name], spec);
+        _tensors[name] = prepared;
+        _convSpecs[name] = spec;
+        return prepared;
+    }
 
     public long TotalBytes => _tensors.Values.Sum(t => t.ByteLength);
 

@@ -6,7 +6,7 @@ using NativeVae.Tests.Support;
 namespace NativeVae.Tests.Backends.Cpu;
 
 /// <summary>
-/// What only the SIMD CPU backend has: convolution weights packed on first use and cached, the tile planner's
+/// What only the SIMD CPU backend has: convolution weights prepared (packed) once for the direct path, the tile planner's
 /// choices on SD-sized layers, its buffer pool and argument checks. Its ops' numerics run with every other
 /// backend's in tests/NativeVae.Tests/Kernels, at every vector width this machine accelerates.
 /// </summary>
@@ -35,11 +35,15 @@ internal sealed class CpuBackendTests
         KernelBackends.Cases(KernelBackends.Cpu, Conv2dKernelTests.Cases.Concat(DeepConv));
 
     [TestCaseSource(nameof(ConvOnEveryWidth))]
-    public void SecondConvOnCachedPackedWeightsEqualsTheFirst(string backendName, Conv2dCase c)
+    public void APreparedWeightGivesWhatTheRowMajorOneGives(string backendName, Conv2dCase c)
     {
-        // The first call packs the weights and keeps the packing with the weight tensor; the second reuses it.
-        var outputs = c.Run(KernelBackends.Get(backendName), calls: 2);
-        Assert.That(outputs[1], Is.EqualTo(outputs[0]), $"conv2d {backendName} {c.Name}: second call on cached packed weights");
+        // Models prepare their weights once (packed where the direct path reads them); each call on it gives the
+        // row-major weight's output, bit for bit.
+        var backend = KernelBackends.Get(backendName);
+        var outputs = c.Run(backend, calls: 2, prepared: true);
+        float[] rowMajor = c.Run(backend)[0];
+        Assert.That(outputs[0], Is.EqualTo(rowMajor), $"conv2d {backendName} {c.Name}: prepared weight");
+        Assert.That(outputs[1], Is.EqualTo(rowMajor), $"conv2d {backendName} {c.Name}: second call on the prepared weight");
     }
 
     // SD-sized layers, where the tile planner cuts bands, column tiles and the flat 1x1 runs differently from the
@@ -107,7 +111,7 @@ internal sealed class CpuBackendTests
         using var backend = new CpuBackend();
         var rng = new Random(3);
         using var x = backend.Upload(Values(rng, 2 * 32 * 20 * 24, 1), TensorShape.Nchw(2, 32, 20, 24));
-        using var w = backend.Upload(Values(rng, 32 * 32 * 9, 0.05f), TensorShape.Nchw(32, 32, 3, 3));
+        using var w = backend.PrepareConvWeight(backend.Upload(Values(rng, 32 * 32 * 9, 0.05f), TensorShape.Nchw(32, 32, 3, 3)), Conv2dSpec.Same);
         void Step()
         {
             using var y = backend.Conv2d(x, w, null, Conv2dSpec.Same);
@@ -127,7 +131,8 @@ internal sealed class CpuBackendTests
         var rng = new Random(5);
         using var x = backend.Upload(Values(rng, 2 * 5 * 7 * 6, 1), TensorShape.Nchw(2, 5, 7, 6));
         float[] weights = Values(rng, 7 * 5 * 9, 0.1f);
-        using var w = backend.Upload(weights, TensorShape.Nchw(7, 5, 3, 3));
+        using var w = backend.PrepareConvWeight(backend.Upload(weights, TensorShape.Nchw(7, 5, 3, 3)), Conv2dSpec.Same);
+        Assert.That(((CpuTensor)w).PackedConvWeights, Is.Not.Null, "5 input channels: the direct path's weight is packed");
         var first = new float[2 * 7 * 7 * 6];
         using (var y = backend.Conv2d(x, w, null, Conv2dSpec.Same)) backend.Download(y, first);
         var readBack = new float[weights.Length];
@@ -146,10 +151,12 @@ internal sealed class CpuBackendTests
         using var x = backend.Upload(Values(rng, 1 * 8 * 9 * 7, 1), TensorShape.Nchw(1, 8, 9, 7));
         var w = backend.Upload(Values(rng, 6 * 8 * 9, 0.05f), TensorShape.Nchw(6, 8, 3, 3));
         Assert.That(backend.Memory.LiveBytes, Is.EqualTo(x.ByteLength + w.ByteLength));
-        using (backend.Conv2d(x, w, null, Conv2dSpec.Same)) { }
-        // Packed as [ceil(6 / 4) blocks][8 ci][9 taps][4 rows] floats, which replace the row-major copy; the pack
-        // tile lives in worker scratch.
+        w = backend.PrepareConvWeight(w, Conv2dSpec.Same);
+        // Packed as [ceil(6 / 4) blocks][8 ci][9 taps][4 rows] floats, which replace the row-major copy.
         long packed = 2L * 8 * 9 * 4 * sizeof(float);
+        Assert.That(backend.Memory.LiveBytes, Is.EqualTo(x.ByteLength + packed), "the packing is the weight's only copy");
+        // The pack tile lives in worker scratch.
+        using (backend.Conv2d(x, w, null, Conv2dSpec.Same)) { }
         var afterConv = backend.Memory;
         Assert.That(afterConv.LiveBytes, Is.GreaterThan(x.ByteLength + packed), "packed weights and the workers' pack scratch count as live");
         Assert.That(afterConv.PeakBytes, Is.GreaterThanOrEqualTo(afterConv.LiveBytes + afterConv.PooledBytes));
