@@ -46,15 +46,18 @@ void Measure(string name, double flops, double bytes, Func<Tensor> op)
 void Conv(int cin, int cout, int size, int kernel, Conv2dSpec spec, string note = "")
 {
     using var x = Random(TensorShape.Nchw(1, cin, size, size), 1);
-    using var w = Random(TensorShape.Nchw(cout, cin, kernel, kernel), 0.05f);
+    var weightShape = TensorShape.Nchw(cout, cin, kernel, kernel);
+    using var w = Random(weightShape, 0.05f);
     using var b = Random(new TensorShape(cout), 0.1f);
     int ho = spec.OutputHeight(size, kernel), wo = spec.OutputWidth(size, kernel);
     double flops = 2.0 * cout * cin * kernel * kernel * ho * wo;
     double bytes = 4.0 * ((long)cin * size * size + (long)cout * ho * wo);
     // Effective GFLOP/s: the direct FLOP count, also for Winograd (which does fewer); both paths where it applies.
     string name = $"conv{kernel}x{kernel}{note} {cin}->{cout} {size}x{size}";
+    // The direct path on a weight prepared for it, as a model's (packed once at load).
     backend.WinogradEnabled = false;
-    Measure(name, flops, bytes, () => backend.Conv2d(x, w, b, spec));
+    using (var direct = backend.PrepareConvWeight(Random(weightShape, 0.05f), spec))
+        Measure(name, flops, bytes, () => backend.Conv2d(x, direct, b, spec));
     backend.WinogradEnabled = true;
     if (kernel == 3 && ho == (spec.Upsample2x ? 2 * size : size) && spec.Stride == 1 && Math.Min(cin, cout) >= 64)
     {

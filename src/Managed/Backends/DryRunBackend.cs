@@ -102,7 +102,7 @@ internal sealed class DryRunBackend : IBackend
         long tokens = (long)shape.H * shape.W;
         // Q^T K and P V: two [T x C] by [C x T]-sized products per batch item.
         Flops += 2 * FlopsPerMultiplyAdd * shape.N * tokens * tokens * shape.C;
-        if (LargestAttention is not { } largest || q.ByteLength > largest.Queries.ElementCount * largest.ElementBytes)
+        if (LargestAttention is not { } largest || q.ByteLength > largest.QueryBytes)
             LargestAttention = new AttentionRecord(q.Shape, q.DType.ByteSize());
         return Output(shape);
     }
@@ -180,8 +180,11 @@ internal sealed class DryRunBackend : IBackend
         /// </summary>
         private const int ChunkOperands = 7;
 
+        /// <summary>Bytes of the queries (and of each other operand).</summary>
+        public long QueryBytes => Queries.ElementCount * ElementBytes;
+
         /// <summary>Bytes of the call run whole.</summary>
-        public long WholeBytes => Operands * Queries.ElementCount * ElementBytes;
+        public long WholeBytes => Operands * QueryBytes;
 
         /// <summary>
         /// Bytes of one step of exact tiling with <paramref name="tile"/>: the whole call, or where the backend runs

@@ -115,10 +115,7 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics, IHostTe
         if (destination.Length != t.ElementCount)
             throw new ArgumentException($"download of tensor {t} into {destination.Length} values", nameof(destination));
         fixed (float* values = destination)
-        {
-            if (t.PackedConvWeights is { } packed) packed.Unpack(values);
-            else t.Elements.Read(0, values, destination.Length);
-        }
+            t.ReadF32(values);
     }
 
     /// <summary>
@@ -130,7 +127,7 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics, IHostTe
     {
         var w = Own(weight, nameof(weight));
         OpShapes.RequireRank4(w, "conv2d weight");
-        if (w.DType != DType.F32 || w.PackedConvWeights is not null || TakesWinograd(w.Shape, spec)) return w;
+        if (w.DType != DType.F32 || w.PackedConvWeights is not null || WinogradFits(w.Shape[2], spec.Stride, w.Shape[1], w.Shape[0])) return w;
         var packed = new Conv2dPackedWeights(w.F32, w.Shape[0], w.Shape[1], w.Shape[2]);
         _pool.TrackExternal(packed.Bytes);
         var prepared = new CpuTensor(this, _memory, w.Shape, packed);
@@ -259,8 +256,7 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics, IHostTe
             _widenedWeight = HostMemory.Allocate(_widenedWeightBytes);
             _pool.TrackExternal(_widenedWeightBytes);
         }
-        if (w.PackedConvWeights is { } packed) packed.Unpack((float*)_widenedWeight);
-        else w.Elements.Read(0, (float*)_widenedWeight, checked((int)w.ElementCount));
+        w.ReadF32((float*)_widenedWeight);
         return (float*)_widenedWeight;
     }
 
@@ -268,16 +264,17 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics, IHostTe
     /// 3x3 stride-1 same-size convolutions with enough channels take Winograd F(4x4, 3x3) (4x fewer multiplies,
     /// ~10x the direct path's fp32 rounding error); <see cref="WinogradEnabled"/> off forces the direct path.
     /// </summary>
-    private bool UseWinograd(in Conv2dParams p) => WinogradEnabled && Conv2dWinogradCpu.Supports(p)
-        && p.InChannels >= Conv2dWinogradCpu.MinChannels && p.OutChannels >= Conv2dWinogradCpu.MinChannels;
+    private bool UseWinograd(in Conv2dParams p) =>
+        WinogradFits(p.Kernel, p.Stride, p.InChannels, p.OutChannels) && Conv2dWinogradCpu.Supports(p);
 
     /// <summary>
-    /// Whether convolutions of <paramref name="spec"/> with this weight take Winograd, as far as the weight and spec
-    /// tell (whole-image convolutions; an exact-tiling window may still fall back to the direct path).
+    /// Whether a convolution with this weight and stride takes Winograd, as far as they tell: the geometry of its
+    /// input (<see cref="Conv2dWinogradCpu.Supports"/>) decides the rest, so an exact-tiling window may still fall
+    /// back to the direct path. Weights are prepared by the same rule.
     /// </summary>
-    private static bool TakesWinograd(TensorShape weight, Conv2dSpec spec) =>
-        weight[2] == Conv2dWinogradCpu.KernelSize && weight[3] == Conv2dWinogradCpu.KernelSize && spec.Stride == 1
-        && weight[0] >= Conv2dWinogradCpu.MinChannels && weight[1] >= Conv2dWinogradCpu.MinChannels;
+    private bool WinogradFits(int kernel, int stride, int inChannels, int outChannels) =>
+        WinogradEnabled && kernel == Conv2dWinogradCpu.KernelSize && stride == 1
+        && inChannels >= Conv2dWinogradCpu.MinChannels && outChannels >= Conv2dWinogradCpu.MinChannels;
 
     /// <summary>Whether eligible convolutions take the Winograd path (default on; tests and benchmarks compare both).</summary>
     public bool WinogradEnabled { get; set; } = true;

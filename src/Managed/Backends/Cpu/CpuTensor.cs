@@ -71,6 +71,13 @@ internal sealed unsafe class CpuTensor : Tensor
         PackedConvWeights = packed;
     }
 
+    /// <summary>All its values as row-major fp32: unpacked from a prepared weight, widened from 16 bits.</summary>
+    public void ReadF32(float* destination)
+    {
+        if (PackedConvWeights is { } packed) packed.Unpack(destination);
+        else Elements.Read(0, destination, checked((int)ElementCount));
+    }
+
     /// <summary>The row-major buffer; a prepared weight has none.</summary>
     private nint Buffer
     {
