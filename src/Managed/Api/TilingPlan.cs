@@ -14,8 +14,14 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile, bool Acti
     /// <summary>Share of the device's memory that <see cref="TilingMode.Auto"/> plans to use.</summary>
     private const double UsableMemoryFraction = 0.8;
 
-    /// <summary>Exact tiling's default output tile edge, in elements of each layer.</summary>
+    /// <summary>Exact tiling's default output tile edge, in elements of each layer (on a device, the largest tile the budget allows).</summary>
     public const int DefaultExactTile = 256;
+
+    /// <summary>
+    /// The largest tile a device with memory of its own is planned with: strips of 2048^2 elements per channel, past
+    /// which fewer strips save little more copy and launch overhead or halo work.
+    /// </summary>
+    public const int LargestDeviceExactTile = 2048;
 
     /// <summary>
     /// The smallest exact tile, given or chosen: each layer's tile then carries a halo of its own size or less, so a
@@ -54,10 +60,12 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile, bool Acti
                 return new TilingPlan(mode, tile);
             case TilingMode.Exact:
             {
-                int exactTile = tile ?? DefaultExactTile;
+                // A device without a tile given gets the largest its budget allows; the CPU, the default.
+                int? chosen = tile ?? (model.Backend.Capabilities.MemoryIsHost ? null : LargestFittingTile(model, f, budget, smallestTile));
+                int exactTile = chosen ?? DefaultExactTile;
                 long tileBytes = ExactBytes(model, f, exactTile);
                 RequireWithin(tileBytes, budget, model, $"exact-tiled with tile {exactTile}, {f.Input}", "use a smaller tile or Auto");
-                return new TilingPlan(mode, tile, SpillsToFile(model, f, tileBytes, budget));
+                return new TilingPlan(mode, chosen, SpillsToFile(model, f, tileBytes, budget));
             }
             default:
                 return new TilingPlan(mode, tile);
@@ -126,18 +134,34 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile, bool Acti
     private static TilingPlan Auto(IVaeModel model, AutoTilingFigures figures, long budget, int smallestTile)
     {
         if (figures.UntiledBytes <= budget) return new TilingPlan(TilingMode.None, null);
-        int smallestTried = DefaultExactTile;
-        for (int tile = DefaultExactTile; tile >= smallestTile; tile /= 2)
-        {
-            long tileBytes = ExactBytes(model, figures, tile);
-            if (tileBytes <= budget) return new TilingPlan(TilingMode.Exact, tile, SpillsToFile(model, figures, tileBytes, budget));
-            smallestTried = tile;
-        }
+        if (LargestFittingTile(model, figures, budget, smallestTile) is int tile)
+            return new TilingPlan(TilingMode.Exact, tile, SpillsToFile(model, figures, ExactBytes(model, figures, tile), budget));
         // The message names the smallest tile tried (a power of two), not the floor it halved down to.
+        int smallestTried = LargestTile(model);
+        while (smallestTried / 2 >= smallestTile) smallestTried /= 2;
         throw new InsufficientMemoryException(
             $"{figures.Input}: even {smallestTried}-element exact tiles need {ExactBytes(model, figures, smallestTried)} bytes of activations, " +
             $"more than the {budget} bytes available; raise MemoryLimitBytes");
     }
+
+    /// <summary>
+    /// The largest power-of-two exact tile, from <see cref="LargestTile"/> down to <paramref name="smallestTile"/>, whose
+    /// worst step fits the budget (on a device, a share of its free memory); null when none does.
+    /// </summary>
+    private static int? LargestFittingTile(IVaeModel model, AutoTilingFigures figures, long budget, int smallestTile)
+    {
+        for (int tile = LargestTile(model); tile >= smallestTile; tile /= 2)
+            if (ExactBytes(model, figures, tile) <= budget) return tile;
+        return null;
+    }
+
+    /// <summary>
+    /// Where the search for an exact tile starts: on a device with memory of its own, strips as large as its budget
+    /// allows (fewer strips cross the bus, with less halo); on the CPU, <see cref="DefaultExactTile"/>, whose strips'
+    /// working set stays near the caches.
+    /// </summary>
+    private static int LargestTile(IVaeModel model) =>
+        model.Backend.Capabilities.MemoryIsHost ? DefaultExactTile : LargestDeviceExactTile;
 
     /// <summary>The one dry run of an input shape on one model's backend, which planning, progress and the benchmark read.</summary>
     public static AutoTilingFigures Measure(IVaeModel model, TensorShape input, bool encode)

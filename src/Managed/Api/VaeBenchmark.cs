@@ -28,7 +28,7 @@ public sealed class VaeBenchmark : IDisposable
     private readonly IBackend _backend;
     private readonly IVaeModel _model;
 
-    private VaeBenchmark(ModelFamily family, IBackend backend, DevicePreference device, DType dtype, ExactTilingStore exactStore)
+    private VaeBenchmark(ModelFamily family, IBackend backend, DevicePreference device, DType dtype, ExactTilingStore exactStore, long? memoryLimit)
     {
         Family = family;
         _backend = backend;
@@ -58,7 +58,7 @@ public sealed class VaeBenchmark : IDisposable
         WeightBytes = declared.Sum(p => p.Shape.ElementCount * (p.Shape.Rank >= 2 ? dtype.ByteSize() : sizeof(float)));
         InChannels = IBackend.ImageChannels;
         DType = dtype;
-        Vae = new Vae(_model, new VaeOptions { Device = device, DType = dtype, ExactStore = exactStore }, scaling, shift) { Family = family };
+        Vae = new Vae(_model, new VaeOptions { Device = device, DType = dtype, ExactStore = exactStore, MemoryLimitBytes = memoryLimit }, scaling, shift) { Family = family };
     }
 
     /// <summary>Builds the seeded model of <paramref name="family"/> on the device <paramref name="device"/> picks.</summary>
@@ -67,13 +67,14 @@ public sealed class VaeBenchmark : IDisposable
     /// <param name="device">Which device runs it, as <see cref="VaeOptions.Device"/>.</param>
     /// <param name="dtype">Storage of weights and activations, as <see cref="VaeOptions.DType"/>.</param>
     /// <param name="exactStore">Where exact tiling keeps its activations, as <see cref="VaeOptions.ExactStore"/>.</param>
+    /// <param name="memoryLimit">The calls' memory budget, as <see cref="VaeOptions.MemoryLimitBytes"/>.</param>
     public static VaeBenchmark CreateSeeded(ModelFamily family, DevicePreference device = DevicePreference.Auto, DType dtype = DType.F32,
-        ExactTilingStore exactStore = ExactTilingStore.Auto)
+        ExactTilingStore exactStore = ExactTilingStore.Auto, long? memoryLimit = null)
     {
         var backend = BackendFactory.Create(device, dtype);
         try
         {
-            return new VaeBenchmark(family, backend, device, dtype, exactStore);
+            return new VaeBenchmark(family, backend, device, dtype, exactStore, memoryLimit);
         }
         catch
         {

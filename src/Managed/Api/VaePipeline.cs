@@ -207,7 +207,7 @@ internal sealed class VaePipeline(IVaeModel model)
         {
             _keptExecutor?.Dispose();
             _keptExecutor = null;
-            _keptExecutor = new TiledExecutor(Device, tile, ActivationSpace.InMemory());
+            _keptExecutor = new TiledExecutor(Device, tile, HostSpace());
         }
         _keptExecutor.BeginCall();
         return _keptExecutor;
@@ -234,8 +234,15 @@ internal sealed class VaePipeline(IVaeModel model)
         int size = tile ?? TilingPlan.DefaultExactTile;
         return ActivationsInFile(Device.Kind == BackendKind.Cpu)
             ? new TiledExecutor(Device, size, ActivationSpace.InFile(ExactStoreDirectory, Figures().StoreBytes, Device.StorageDType))
-            : new TiledExecutor(Device, size, ActivationSpace.InMemory());
+            : new TiledExecutor(Device, size, HostSpace());
     }
+
+    /// <summary>
+    /// Exact tiling's activations in host memory: page-locked memory of the device's where it copies straight to and
+    /// from it (ILGPU), so strips cross the bus as queued DMAs with no host copy and no host wait between ops.
+    /// </summary>
+    private ActivationSpace HostSpace() =>
+        Device is IPinnedTransfers pinned ? ActivationSpace.InPinned(pinned) : ActivationSpace.InMemory();
 
     /// <summary>The plan of one video call of <paramref name="latentFrames"/> latent frames and its cost, from the (cached) dry run; nothing runs.</summary>
     public VaeCallPlan EstimateVideo(IVideoVaeModel video, TensorShape frame, bool encode, int latentFrames, TilingMode mode, int? tile, long? memoryLimit)

@@ -21,6 +21,12 @@ internal sealed class ActivationSpace : IDisposable
     /// <summary>A space in host arrays (fp32).</summary>
     public static ActivationSpace InMemory() => new(new HostMedium());
 
+    /// <summary>
+    /// A space in page-locked host memory of <paramref name="device"/>'s (fp32): its strips cross to and from the device
+    /// as queued DMAs (<see cref="CopyIn"/>, <see cref="CopyOut"/>).
+    /// </summary>
+    public static ActivationSpace InPinned(IPinnedTransfers device) => new(new PinnedMedium(device));
+
     /// <summary>A space in a temporary file of <paramref name="directory"/> (the temp directory when null).</summary>
     /// <param name="plannedBytes">what the plan expects the space to hold, checked against the disk's free space now.</param>
     /// <param name="elements">how the file keeps elements: a 16-bit backend's values lose nothing in 16 bits.</param>
@@ -30,6 +36,9 @@ internal sealed class ActivationSpace : IDisposable
 
     /// <summary>Whether the activations live in a file (rather than host memory).</summary>
     public bool IsFile => _medium is ActivationStore;
+
+    /// <summary>Whether the device copies strips straight in and out of the space (page-locked memory).</summary>
+    public bool IsPinned => _medium is PinnedMedium;
 
     /// <summary>How elements are kept.</summary>
     public DType Elements => _medium.Elements;
@@ -91,6 +100,31 @@ internal sealed class ActivationSpace : IDisposable
         t.Version++;
         _medium.Write(t.ByteOffset + start * ElementBytes, source);
     }
+
+    /// <summary>
+    /// Queues a copy of <paramref name="count"/> of <paramref name="t"/>'s elements from flat index
+    /// <paramref name="start"/> into F32 device tensor <paramref name="target"/> from its element
+    /// <paramref name="targetStart"/> (a pinned space only).
+    /// </summary>
+    public void CopyIn(SpaceTensor t, long start, Tensor target, long targetStart, int count)
+    {
+        CheckRange(t, start, count);
+        Pinned.CopyIn(t.ByteOffset + start * ElementBytes, target, targetStart * ElementBytes, (long)count * ElementBytes);
+    }
+
+    /// <summary>
+    /// Queues a copy of <paramref name="count"/> elements of F32 device tensor <paramref name="source"/> from its element
+    /// <paramref name="sourceStart"/> into <paramref name="t"/>'s from flat index <paramref name="start"/> (a pinned space only).
+    /// </summary>
+    public void CopyOut(Tensor source, long sourceStart, SpaceTensor t, long start, int count)
+    {
+        CheckRange(t, start, count);
+        t.Version++;
+        Pinned.CopyOut(source, sourceStart * ElementBytes, t.ByteOffset + start * ElementBytes, (long)count * ElementBytes);
+    }
+
+    private PinnedMedium Pinned => _medium as PinnedMedium
+        ?? throw new InvalidOperationException("device copies straight to and from the activation space need a pinned space");
 
     /// <summary>Returns a disposed activation's region.</summary>
     internal void Free(SpaceTensor t)

@@ -126,7 +126,8 @@ internal sealed class TiledExecutor : IBackend
         {
             int kernel = weight.Shape[2];
             int upsample = spec.Upsample2x ? 2 : 1;
-            // Null once a tile comes without them: a GroupNorm of the output then measures them itself.
+            // Null once a tile comes without them: a GroupNorm of the output then measures them itself. On a pinned
+            // space the device's statistics of each tile are queued out beside the activations instead (no host wait).
             ChannelMoments? moments = new ChannelMoments(outShape.N, outShape.C);
             // On a device with memory of its own, an upsampling conv is cut where its windows start and end on whole
             // input rows: the device upsamples them itself, and a quarter of the bytes cross to it. The CPU upsamples
@@ -135,6 +136,7 @@ internal sealed class TiledExecutor : IBackend
             var strips = deviceUpsample
                 ? TilePlanner.ParityStrips(outShape.H, outShape.W, TileSize, spec.PadTop % 2)
                 : TilePlanner.Strips(outShape.H, outShape.W, TileSize);
+            using var tileStatistics = new TileStatistics(_space, outShape.N, outShape.N * strips.Count, outShape.C);
             for (int n = 0; n < outShape.N; n++)
             {
                 using var folded = norm?.Upload(_device, n, x.Shape.C);
@@ -151,16 +153,17 @@ internal sealed class TiledExecutor : IBackend
                         ? UploadRows(x, n, new TileRect(rows.Start / upsample, 0, rows.Length / upsample, x.Shape.W), PrimarySlot)
                         : _device.Upload(_windows.Window(x, n, rows, cols, upsample), TensorShape.Nchw(1, x.Shape.C, rows.Length, cols.Length));
                     using var residualTile = r is null ? null : UploadRows(r, n, tile, SecondarySlot);
-                    var result = _device.Conv2dRegion(window, folded?.Spec, weight, bias, tileSpec, residualTile, moments: true);
+                    var result = _device.Conv2dRegion(window, folded?.Spec, weight, bias, tileSpec, residualTile, moments: !tileStatistics.Queued);
                     using (result.Output)
                     {
-                        if (result.Moments is { } tileMoments) moments?.Merge(n, tileMoments, 0);
+                        if (tileStatistics.Queued) tileStatistics.Add(_device, result.Output, n);
+                        else if (result.Moments is { } tileMoments) moments?.Merge(n, tileMoments, 0);
                         else moments = null;
                         Scatter(result.Output, y, n, tile);
                     }
                 }
             }
-            y.Moments = moments;
+            y.Moments = tileStatistics.Queued ? tileStatistics.Merged() : moments;
             return y;
         }
         catch
@@ -227,17 +230,18 @@ internal sealed class TiledExecutor : IBackend
     {
         if (x.Moments is { } known) return known;
         var s = x.Shape;
-        var moments = new ChannelMoments(s.N, s.C);
+        var strips = TilePlanner.Strips(s.H, s.W, TileSize);
+        using var statistics = new TileStatistics(_space, s.N, s.N * strips.Count, s.C);
         for (int n = 0; n < s.N; n++)
         {
-            foreach (var tile in TilePlanner.Strips(s.H, s.W, TileSize))
+            foreach (var tile in strips)
             {
                 using var t = UploadRows(x, n, tile, PrimarySlot);
-                moments.Merge(n, ChannelMoments.Measure(_device, t), 0);
+                statistics.Add(_device, t, n);
             }
         }
-        x.Moments = moments;
-        return moments;
+        x.Moments = statistics.Merged();
+        return x.Moments;
     }
 
     /// <summary>Per pixel across channels: each strip of all channels is normalised on its own, no statistics pass.</summary>
@@ -269,7 +273,7 @@ internal sealed class TiledExecutor : IBackend
         using var dv = UploadWhole(tv);
         using var o = _device.Attention(dq, dk, dv, scale);
         var y = _space.New(shape);
-        _space.Write(y, 0, FromDevice(o));
+        WriteFlat(o, y, 0);
         return y;
     }
 
@@ -327,7 +331,7 @@ internal sealed class TiledExecutor : IBackend
     /// A whole activation on the device. One operand at a time goes through the staging buffer (the host holds a
     /// quarter of the attention's bytes, not all), or none on a host-memory device.
     /// </summary>
-    private Tensor UploadWhole(SpaceTensor x) => ToDevice(x.Shape, values => _space.Read(x, 0, values), PrimarySlot);
+    private Tensor UploadWhole(SpaceTensor x) => ReadFlat(x, 0, x.Shape, PrimarySlot);
 
     public Tensor Unary(UnaryOp op, Tensor input) => Chunked(Own(input, nameof(input)), null, (a, _) => _device.Unary(op, a));
 
@@ -472,12 +476,32 @@ internal sealed class TiledExecutor : IBackend
         ForEachChunk(a.ElementCount, (start, length) =>
         {
             var shape = TensorShape.Nchw(1, 1, 1, length);
-            using var da = ToDevice(shape, values => _space.Read(a, start, values), PrimarySlot);
-            using var db = b is null ? null : ToDevice(shape, values => _space.Read(b, start, values), SecondarySlot);
+            using var da = ReadFlat(a, start, shape, PrimarySlot);
+            using var db = b is null ? null : ReadFlat(b, start, shape, SecondarySlot);
             using var o = op(da, db);
-            _space.Write(y, start, FromDevice(o));
+            WriteFlat(o, y, start);
         });
         return y;
+    }
+
+    /// <summary>Whether a device tensor of <paramref name="shape"/> is copied straight to and from the (pinned) space: F32 ones are.</summary>
+    private bool CopiesDirectly(TensorShape shape) => _space.IsPinned && _device.ActivationDType(shape) == DType.F32;
+
+    /// <summary><paramref name="shape"/>'s count of <paramref name="x"/>'s elements from flat index <paramref name="start"/>, as a device tensor.</summary>
+    private Tensor ReadFlat(SpaceTensor x, long start, TensorShape shape, int slot)
+    {
+        if (!CopiesDirectly(shape)) return ToDevice(shape, values => _space.Read(x, start, values), slot);
+        var t = _device.Allocate(shape);
+        _space.CopyIn(x, start, t, 0, checked((int)shape.ElementCount));
+        return t;
+    }
+
+    /// <summary>A device tensor's elements into <paramref name="y"/> from flat index <paramref name="start"/>.</summary>
+    private void WriteFlat(Tensor deviceTensor, SpaceTensor y, long start)
+    {
+        if (CopiesDirectly(deviceTensor.Shape) && deviceTensor.DType == DType.F32)
+            _space.CopyOut(deviceTensor, 0, y, start, checked((int)deviceTensor.ElementCount));
+        else _space.Write(y, start, FromDevice(deviceTensor));
     }
 
     /// <summary>
@@ -525,10 +549,17 @@ internal sealed class TiledExecutor : IBackend
     {
         var s = x.Shape;
         int plane = strip.Height * s.W;
-        return ToDevice(TensorShape.Nchw(1, s.C, strip.Height, s.W), values =>
-        {
-            for (int c = 0; c < s.C; c++) _space.Read(x, RowBand.Offset(s, n, c, strip.Top), values.Slice(c * plane, plane));
-        }, slot);
+        var shape = TensorShape.Nchw(1, s.C, strip.Height, s.W);
+        // Whole images are contiguous across channels: one copy.
+        if (strip.Height == s.H) return ReadFlat(x, RowBand.Offset(s, n, 0, 0), shape, slot);
+        if (!CopiesDirectly(shape))
+            return ToDevice(shape, values =>
+            {
+                for (int c = 0; c < s.C; c++) _space.Read(x, RowBand.Offset(s, n, c, strip.Top), values.Slice(c * plane, plane));
+            }, slot);
+        var t = _device.Allocate(shape);
+        for (int c = 0; c < s.C; c++) _space.CopyIn(x, RowBand.Offset(s, n, c, strip.Top), t, (long)c * plane, plane);
+        return t;
     }
 
     /// <summary>
@@ -541,6 +572,16 @@ internal sealed class TiledExecutor : IBackend
         if (strip.Left != 0 || strip.Width != s.W)
             throw new ArgumentException($"tile {strip} of {s} is not a full-width strip", nameof(strip));
         int plane = strip.Height * s.W;
+        if (strip.Height == s.H)
+        {
+            WriteFlat(deviceTile, y, RowBand.Offset(s, n, 0, 0));
+            return;
+        }
+        if (CopiesDirectly(deviceTile.Shape) && deviceTile.DType == DType.F32)
+        {
+            for (int c = 0; c < s.C; c++) _space.CopyOut(deviceTile, (long)c * plane, y, RowBand.Offset(s, n, c, strip.Top), plane);
+            return;
+        }
         var values = FromDevice(deviceTile);
         for (int c = 0; c < s.C; c++) _space.Write(y, RowBand.Offset(s, n, c, strip.Top), values.Slice(c * plane, plane));
     }

@@ -251,4 +251,47 @@ public class TiledExecutorTests
         Assert.That(counting[nameof(IBackend.AttentionOverKeys)], Is.EqualTo(shape.N * strips * strips), "each query strip against each key strip");
         Assert.That(counting[nameof(IBackend.Attention)], Is.Zero, "no whole attention");
     }
+
+    [Test]
+    public void OnAPinnedSpaceEachTensorCrossesTheBusOnceEachWayWithOneHostWaitPerLayer()
+    {
+        // ILGPU's CPU accelerator runs the CUDA backend's code: the activation space is its page-locked memory, each
+        // strip is copied straight between the space and the device (one copy per channel's rows) behind the ops on the
+        // backend's stream, and the host waits once per layer, for the tiles' statistics.
+        var ilgpu = (NativeVae.Backends.Ilgpu.IlgpuBackend)TestBackends.Get("ilgpu-cpu");
+        using var layers = new Layers(ilgpu);
+        var x = Values("executor.x", InputShape.ElementCount);
+        Tensor Pair(IBackend ops, Tensor input)
+        {
+            using var h = ops.Conv2d(input, layers.W1, layers.Bias, Conv2dSpec.Same);
+            return ops.NormConv2d(h, layers.Norm, layers.W2, null, Conv2dSpec.Same);
+        }
+        float[] expected;
+        using (var input = ilgpu.Upload(x, InputShape))
+        using (var y = Pair(ilgpu, input))
+            expected = Download(ilgpu, y);
+
+        using var executor = new TiledExecutor(ilgpu, Tile, ActivationSpace.InPinned(ilgpu));
+        Assert.That(executor.Space.IsPinned, "the space is the device's page-locked memory");
+        using var tiledInput = executor.Upload(x, InputShape);
+        using (Pair(executor, tiledInput)) { }   // the first pair also reads the GroupNorm's gamma and beta once
+        var before = ilgpu.Transfers;
+        using var tiledY = Pair(executor, tiledInput);
+        var pair = ilgpu.Transfers - before;
+        NumericAssert.Close(Download(executor, tiledY), expected, InputShape, MaxAbsError, 0, "tiled against untiled");
+
+        int strips = TilePlanner.Strips(Height, Width, Tile).Count;
+        Assert.That(strips, Is.EqualTo(TilesPerLayer));
+        const int Layers = 2, Kernel = 3;
+        long tensorBytes = InputShape.ElementCount * sizeof(float);
+        // Each strip's window carries one halo row above and below where it meets another strip; the image's edge is padding.
+        long haloBytes = (long)(strips - 1) * (Kernel - 1) * Width * Channels * sizeof(float);
+        // Each tile's (mean, M2) per channel go out beside its output, for the next GroupNorm.
+        long statisticsBytes = (long)strips * Channels * 2 * sizeof(float);
+        Assert.That(pair.FromPinnedBytes, Is.EqualTo(Layers * (tensorBytes + haloBytes)), "each layer's input went to the device once, with its halo rows");
+        Assert.That(pair.ToPinnedBytes, Is.EqualTo(Layers * (tensorBytes + statisticsBytes)), "each layer's output came back once, with its tiles' statistics");
+        Assert.That(pair.HostToDevice, Is.EqualTo(2), "through staging: only the folded GroupNorm's scale and shift");
+        Assert.That(pair.DeviceToHost, Is.Zero, "nothing downloaded through staging");
+        Assert.That(pair.Synchronizations, Is.EqualTo(Layers), $"one host wait per layer, not per strip ({strips} per layer)");
+    }
 }

@@ -46,7 +46,9 @@ internal sealed class BenchCommand : ICommand
         var ops = new Option<string>("--ops") { HelpName = "encode,decode", Description = "the ops to time [default: encode,decode]" };
         var tiling = OptionParsers.Choice<TilingMode>("--tiling", "the mode of the tiled columns; none drops them [default: exact]",
             ("exact", TilingMode.Exact), ("blend", TilingMode.Blend), ("none", TilingMode.None));
-        var tile = OptionParsers.PositiveInt("--tile", "N", "tile edge in pixels of the tiled pass [default: as encode/decode: blend: the sample size; exact: 256]");
+        var tile = OptionParsers.PositiveInt("--tile", "N", "tile edge in pixels of the tiled pass [default: as encode/decode: blend: the sample size; exact: 256 on the CPU, on a GPU the largest its budget allows]");
+        var memoryLimit = OptionParsers.PositiveInt("--memory-limit-mb", "MiB",
+            "the budget of activation memory the calls plan with: an untiled case over it runs exact alone, and exact tiling without --tile takes the largest tile within it [default: a share of the device's free memory]");
         var runs = OptionParsers.PositiveInt("--runs", "N", $"timed calls per case, after the warm-up; the median is reported [default: {DefaultRuns}]");
         var warmup = OptionParsers.PositiveInt("--warmup", "N",
             $"untimed calls per case before the timed ones; 0 suits calls of minutes, where the JIT and first touch of memory are noise [default: {DefaultWarmupRuns}]",
@@ -62,7 +64,7 @@ internal sealed class BenchCommand : ICommand
         var command = new Command("bench",
             "time encode/decode of a seeded-random VAE of the real architecture (no download): median, peak memory, GFLOP/s")
         {
-            family, sizes, ops, tiling, tile, runs, warmup, maxSeconds, json, profile, device, dtype, exactStore, frames,
+            family, sizes, ops, tiling, tile, runs, warmup, maxSeconds, json, profile, device, dtype, exactStore, frames, memoryLimit,
         };
         command.SetAction(parse => (parse.GetValue(family) ?? ModelFamily.Sd).IsVideo()
             ? VideoBench.Run(stdout, stderr, parse.GetValue(family)!.Value, parse.GetValue(sizes) ?? DefaultSizes, ParseList(parse.GetValue(ops) ?? "encode,decode", "ops"),
@@ -82,13 +84,15 @@ internal sealed class BenchCommand : ICommand
             parse.GetValue(profile),
             parse.GetValue(device) ?? DevicePreference.Auto,
             parse.GetValue(dtype) ?? DType.F32,
-            parse.GetValue(exactStore) ?? ExactTilingStore.Auto)));
+            parse.GetValue(exactStore) ?? ExactTilingStore.Auto,
+            parse.GetValue(memoryLimit) is int mib ? mib * (long)BytesPerMiB : null)));
         return command;
     }
 
     /// <summary>The parsed command line.</summary>
     private sealed record Settings(ModelFamily Family, string Sizes, string Ops, TilingMode Tiling, int? Tile, int Runs,
-        int WarmupRuns, double MaxSeconds, bool Json, bool Profile, DevicePreference Device, DType DType, ExactTilingStore ExactStore);
+        int WarmupRuns, double MaxSeconds, bool Json, bool Profile, DevicePreference Device, DType DType, ExactTilingStore ExactStore,
+        long? MemoryLimitBytes);
 
     private static int Run(TextWriter stdout, TextWriter stderr, Settings settings)
     {
@@ -110,7 +114,7 @@ internal sealed class BenchCommand : ICommand
         bool json = settings.Json;
         bool profile = settings.Profile;
 
-        using var bench = VaeBenchmark.CreateSeeded(settings.Family, settings.Device, settings.DType, settings.ExactStore);
+        using var bench = VaeBenchmark.CreateSeeded(settings.Family, settings.Device, settings.DType, settings.ExactStore, settings.MemoryLimitBytes);
         var vae = bench.Vae;
         int factor = vae.DownsampleFactor;
         var machine = Machine.Describe(bench);

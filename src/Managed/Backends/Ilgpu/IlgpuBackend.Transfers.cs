@@ -4,11 +4,16 @@ using ILGPU.Runtime;
 
 namespace NativeVae.Backends.Ilgpu;
 
-/// <summary>Host-device traffic of an <see cref="IlgpuBackend"/> since it was made: copies each way and host waits.</summary>
-internal readonly record struct DeviceTransfers(long HostToDevice, long DeviceToHost, long Synchronizations)
+/// <summary>
+/// Host-device traffic of an <see cref="IlgpuBackend"/> since it was made: copies each way through staging, host waits,
+/// and bytes copied straight from and to page-locked blocks (<see cref="Core.IPinnedTransfers"/>).
+/// </summary>
+internal readonly record struct DeviceTransfers(long HostToDevice, long DeviceToHost, long Synchronizations,
+    long FromPinnedBytes = 0, long ToPinnedBytes = 0)
 {
     public static DeviceTransfers operator -(DeviceTransfers a, DeviceTransfers b) =>
-        new(a.HostToDevice - b.HostToDevice, a.DeviceToHost - b.DeviceToHost, a.Synchronizations - b.Synchronizations);
+        new(a.HostToDevice - b.HostToDevice, a.DeviceToHost - b.DeviceToHost, a.Synchronizations - b.Synchronizations,
+            a.FromPinnedBytes - b.FromPinnedBytes, a.ToPinnedBytes - b.ToPinnedBytes);
 }
 
 // Every op of the backend is queued on its own stream (not the legacy NULL stream, which would serialise against
@@ -23,7 +28,7 @@ internal sealed partial class IlgpuBackend
     private long _synchronizations;
 
     /// <summary>Copies and host waits so far (tests count them per call).</summary>
-    public DeviceTransfers Transfers => new(_hostToDevice, _deviceToHost, _synchronizations);
+    public DeviceTransfers Transfers => new(_hostToDevice, _deviceToHost, _synchronizations, _fromPinnedBytes, _toPinnedBytes);
 
     /// <summary>The stream every kernel and copy of this backend is queued on.</summary>
     public AcceleratorStream Stream => _stream;

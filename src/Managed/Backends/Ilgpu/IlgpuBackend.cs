@@ -370,6 +370,7 @@ internal sealed partial class IlgpuBackend : IBackend, IBackendDiagnostics
     public void Dispose()
     {
         _stream.Synchronize();
+        DisposePinnedBlocks();
         _staging.Dispose();
         _pool.Dispose();
         _stream.Dispose();

@@ -1,0 +1,65 @@
+using NativeVae.Core;
+
+namespace NativeVae.Tiling;
+
+/// <summary>
+/// The per-channel moments of a tensor written or read tile by tile, from a statistics pass over each tile on the
+/// device. On a pinned space each tile's (mean, M2) rows are queued out beside the activations and merged once all
+/// tiles are queued (<see cref="Merged"/>): one host wait per layer instead of one per tile. Elsewhere each tile's
+/// are downloaded and merged as they come.
+/// </summary>
+internal sealed class TileStatistics : IDisposable
+{
+    /// <summary>(mean, M2) per channel.</summary>
+    private const int ValuesPerChannel = 2;
+
+    private readonly ActivationSpace _space;
+    private readonly int _channels;
+    private readonly SpaceTensor? _queued;
+    private readonly List<(int Image, long Count)> _tiles = [];
+    private readonly ChannelMoments _merged;
+
+    /// <param name="tiles">how many tiles at most are added.</param>
+    public TileStatistics(ActivationSpace space, int batch, int tiles, int channels)
+    {
+        _space = space;
+        _channels = channels;
+        _merged = new ChannelMoments(batch, channels);
+        if (space.IsPinned) _queued = space.New(TensorShape.Nchw(tiles, channels, 1, ValuesPerChannel));
+    }
+
+    /// <summary>Whether tiles' statistics are queued to the space (rather than downloaded as they come).</summary>
+    public bool Queued => _queued is not null;
+
+    /// <summary>Adds device tile <paramref name="y"/> [1, C, h, w] of image <paramref name="n"/>.</summary>
+    public void Add(IBackend device, Tensor y, int n)
+    {
+        if (_queued is null)
+        {
+            _merged.Merge(n, ChannelMoments.Measure(device, y), 0);
+            return;
+        }
+        using var statistics = device.GroupNormStatistics(y, _channels);
+        int row = ValuesPerChannel * _channels;
+        _space.CopyOut(statistics, 0, _queued, (long)_tiles.Count * row, row);
+        _tiles.Add((n, (long)y.Shape.H * y.Shape.W));
+    }
+
+    /// <summary>The moments of every tile added (one host wait on a pinned space); call once.</summary>
+    public ChannelMoments Merged()
+    {
+        if (_queued is null) return _merged;
+        int row = ValuesPerChannel * _channels;
+        var values = new float[_tiles.Count * row];
+        _space.Read(_queued, 0, values);
+        var meanM2 = new double[row];
+        for (int i = 0; i < _tiles.Count; i++)
+        {
+            for (int j = 0; j < row; j++) meanM2[j] = values[i * row + j];
+            _merged.Merge(_tiles[i].Image, meanM2, _tiles[i].Count);
+        }
+        return _merged;
+    }
+
+    public void Dispose() => _queued?.Dispose();
+}
