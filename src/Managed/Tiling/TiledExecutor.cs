@@ -484,13 +484,16 @@ internal sealed class TiledExecutor : IBackend
         return y;
     }
 
-    /// <summary>Whether a device tensor of <paramref name="shape"/> is copied straight to and from the (pinned) space: F32 ones are.</summary>
-    private bool CopiesDirectly(TensorShape shape) => _space.IsPinned && _device.ActivationDType(shape) == DType.F32;
+    /// <summary>
+    /// Whether device tensor <paramref name="t"/> is copied straight into the (pinned) space: an F32 one is (a 16-bit
+    /// device's NHWC tiles are downloaded and converted). Inputs always go straight to F32 device tensors there.
+    /// </summary>
+    private bool CopiesOut(Tensor t) => _space.IsPinned && t.DType == DType.F32;
 
     /// <summary><paramref name="shape"/>'s count of <paramref name="x"/>'s elements from flat index <paramref name="start"/>, as a device tensor.</summary>
     private Tensor ReadFlat(SpaceTensor x, long start, TensorShape shape, int slot)
     {
-        if (!CopiesDirectly(shape)) return ToDevice(shape, values => _space.Read(x, start, values), slot);
+        if (!_space.IsPinned) return ToDevice(shape, values => _space.Read(x, start, values), slot);
         var t = _device.Allocate(shape);
         _space.CopyIn(x, start, t, 0, checked((int)shape.ElementCount));
         return t;
@@ -499,7 +502,7 @@ internal sealed class TiledExecutor : IBackend
     /// <summary>A device tensor's elements into <paramref name="y"/> from flat index <paramref name="start"/>.</summary>
     private void WriteFlat(Tensor deviceTensor, SpaceTensor y, long start)
     {
-        if (CopiesDirectly(deviceTensor.Shape) && deviceTensor.DType == DType.F32)
+        if (CopiesOut(deviceTensor))
             _space.CopyOut(deviceTensor, 0, y, start, checked((int)deviceTensor.ElementCount));
         else _space.Write(y, start, FromDevice(deviceTensor));
     }
@@ -552,7 +555,7 @@ internal sealed class TiledExecutor : IBackend
         var shape = TensorShape.Nchw(1, s.C, strip.Height, s.W);
         // Whole images are contiguous across channels: one copy.
         if (strip.Height == s.H) return ReadFlat(x, RowBand.Offset(s, n, 0, 0), shape, slot);
-        if (!CopiesDirectly(shape))
+        if (!_space.IsPinned)
             return ToDevice(shape, values =>
             {
                 for (int c = 0; c < s.C; c++) _space.Read(x, RowBand.Offset(s, n, c, strip.Top), values.Slice(c * plane, plane));
@@ -577,7 +580,7 @@ internal sealed class TiledExecutor : IBackend
             WriteFlat(deviceTile, y, RowBand.Offset(s, n, 0, 0));
             return;
         }
-        if (CopiesDirectly(deviceTile.Shape) && deviceTile.DType == DType.F32)
+        if (CopiesOut(deviceTile))
         {
             for (int c = 0; c < s.C; c++) _space.CopyOut(deviceTile, (long)c * plane, y, RowBand.Offset(s, n, c, strip.Top), plane);
             return;
