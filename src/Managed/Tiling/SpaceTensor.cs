@@ -32,11 +32,19 @@ internal sealed class SpaceTensor : Tensor
     /// </summary>
     public ChannelMoments? Moments { get; set; }
 
+    /// <summary>
+    /// The tiles' statistics its convolution queued to a pinned space, not yet merged into <see cref="Moments"/>
+    /// (which waits for the device); owned by this tensor.
+    /// </summary>
+    public TileStatistics? PendingMoments { get; set; }
+
     public override bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
     public override void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        PendingMoments?.Dispose();
+        PendingMoments = null;
         _space.Free(this);
     }
 }

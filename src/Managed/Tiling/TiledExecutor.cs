@@ -127,7 +127,8 @@ internal sealed class TiledExecutor : IBackend
             int kernel = weight.Shape[2];
             int upsample = spec.Upsample2x ? 2 : 1;
             // Null once a tile comes without them: a GroupNorm of the output then measures them itself. On a pinned
-            // space the device's statistics of each tile are queued out beside the activations instead (no host wait).
+            // space the device's statistics of each tile are queued out beside the activations instead, and merged
+            // (one host wait) only when a GroupNorm of the output asks for them.
             ChannelMoments? moments = new ChannelMoments(outShape.N, outShape.C);
             // On a device with memory of its own, an upsampling conv is cut where its windows start and end on whole
             // input rows: the device upsamples them itself, and a quarter of the bytes cross to it. The CPU upsamples
@@ -136,7 +137,8 @@ internal sealed class TiledExecutor : IBackend
             var strips = deviceUpsample
                 ? TilePlanner.ParityStrips(outShape.H, outShape.W, TileSize, spec.PadTop % 2)
                 : TilePlanner.Strips(outShape.H, outShape.W, TileSize);
-            using var tileStatistics = new TileStatistics(_space, outShape.N, outShape.N * strips.Count, outShape.C);
+            var tileStatistics = new TileStatistics(_space, outShape.N, outShape.N * strips.Count, outShape.C);
+            y.PendingMoments = tileStatistics;
             for (int n = 0; n < outShape.N; n++)
             {
                 using var folded = norm?.Upload(_device, n, x.Shape.C);
@@ -163,7 +165,12 @@ internal sealed class TiledExecutor : IBackend
                     }
                 }
             }
-            y.Moments = tileStatistics.Queued ? tileStatistics.Merged() : moments;
+            if (!tileStatistics.Queued)
+            {
+                y.PendingMoments = null;
+                tileStatistics.Dispose();
+                y.Moments = moments;
+            }
             return y;
         }
         catch
@@ -223,11 +230,17 @@ internal sealed class TiledExecutor : IBackend
     }
 
     /// <summary>
-    /// <paramref name="x"/>'s per-channel moments: those its convolution returned, else a statistics pass over its
-    /// tiles (kept for the next GroupNorm of it).
+    /// <paramref name="x"/>'s per-channel moments: those its convolution returned or queued, else a statistics pass
+    /// over its tiles (kept for the next GroupNorm of it).
     /// </summary>
     private ChannelMoments MomentsOf(SpaceTensor x)
     {
+        if (x.PendingMoments is { } pending)
+        {
+            x.Moments = pending.Merged();
+            x.PendingMoments = null;
+            pending.Dispose();
+        }
         if (x.Moments is { } known) return known;
         var s = x.Shape;
         var strips = TilePlanner.Strips(s.H, s.W, TileSize);
