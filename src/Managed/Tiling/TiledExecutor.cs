@@ -18,7 +18,10 @@ namespace NativeVae.Tiling;
 /// <item>attention runs whole (it only runs at the latent resolution); elementwise ops run in flat chunks.</item>
 /// </list>
 /// Model parameters stay device tensors of the wrapped backend and are passed through. Peak device memory is then
-/// bounded by the tile size (plus the parameters and the mid-block attention), not by the image.
+/// bounded by the tile size (plus the parameters and the mid-block attention), not by the image. On a pinned space
+/// (<see cref="ActivationSpace.InPinned"/>, a device's page-locked memory) strips cross as DMAs queued behind the ops,
+/// each tile's statistics are queued out beside it, and the host waits only where it needs values: a GroupNorm's
+/// statistics, attention chunks, a download.
 /// </summary>
 internal sealed class TiledExecutor : IBackend
 {
