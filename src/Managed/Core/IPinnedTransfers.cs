@@ -17,6 +17,13 @@ internal interface IPinnedTransfers
     /// <summary>Queues a copy of <paramref name="bytes"/> bytes from an F32 device tensor into <paramref name="target"/>; returns at once.</summary>
     void CopyOut(Tensor source, long sourceByte, PinnedBlock target, long targetByte, long bytes);
 
+    /// <summary>
+    /// <paramref name="tensor"/> in the F32 NCHW form the copies take: the tensor itself when it is F32, else a new F32
+    /// copy converted on the device (the caller disposes it), so a 16-bit tile comes back with no host conversion and
+    /// no wait.
+    /// </summary>
+    Tensor AsCopyable(Tensor tensor);
+
     /// <summary>Waits for every queued op and copy: the host may then read and write the blocks.</summary>
     void WaitForCopies();
 }

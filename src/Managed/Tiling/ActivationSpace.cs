@@ -123,6 +123,24 @@ internal sealed class ActivationSpace : IDisposable
         Pinned.CopyOut(source, sourceStart * ElementBytes, t.ByteOffset + start * ElementBytes, (long)count * ElementBytes);
     }
 
+    /// <summary>
+    /// Runs <paramref name="copies"/> (of <see cref="CopyOut"/>) on device tensor <paramref name="source"/> in the F32
+    /// form they take: a 16-bit one is converted on the device first, once, into a tensor disposed after (a pinned
+    /// space only).
+    /// </summary>
+    public void CopyOutOf(Tensor source, Action<Tensor> copies)
+    {
+        var single = Pinned.AsCopyable(source);
+        try
+        {
+            copies(single);
+        }
+        finally
+        {
+            if (!ReferenceEquals(single, source)) single.Dispose();
+        }
+    }
+
     private PinnedMedium Pinned => _medium as PinnedMedium
         ?? throw new InvalidOperationException("device copies straight to and from the activation space need a pinned space");
 

@@ -56,6 +56,9 @@ internal sealed class PinnedMedium(IPinnedTransfers device) : IActivationMedium
         foreach (var p in Pieces(byteOffset, bytes)) device.CopyOut(source, sourceByte + p.Done, p.Chunk, p.At, p.Length);
     }
 
+    /// <summary>Device tensor <paramref name="t"/> as the copies take it (F32; a 16-bit one converted on the device into a new tensor).</summary>
+    public Tensor AsCopyable(Tensor t) => device.AsCopyable(t);
+
     /// <summary>The host is about to touch the memory: the device's queued copies must have run.</summary>
     private void WaitForDevice()
     {

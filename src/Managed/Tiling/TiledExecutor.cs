@@ -500,12 +500,6 @@ internal sealed class TiledExecutor : IBackend
         return y;
     }
 
-    /// <summary>
-    /// Whether device tensor <paramref name="t"/> is copied straight into the (pinned) space: an F32 one is (a 16-bit
-    /// device's NHWC tiles are downloaded and converted). Inputs always go straight to F32 device tensors there.
-    /// </summary>
-    private bool CopiesOut(Tensor t) => _space.IsPinned && t.DType == DType.F32;
-
     /// <summary><paramref name="shape"/>'s count of <paramref name="x"/>'s elements from flat index <paramref name="start"/>, as a device tensor.</summary>
     private Tensor ReadFlat(SpaceTensor x, long start, TensorShape shape, int slot)
     {
@@ -518,8 +512,7 @@ internal sealed class TiledExecutor : IBackend
     /// <summary>A device tensor's elements into <paramref name="y"/> from flat index <paramref name="start"/>.</summary>
     private void WriteFlat(Tensor deviceTensor, SpaceTensor y, long start)
     {
-        if (CopiesOut(deviceTensor))
-            _space.CopyOut(deviceTensor, 0, y, start, checked((int)deviceTensor.ElementCount));
+        if (_space.IsPinned) _space.CopyOutOf(deviceTensor, single => _space.CopyOut(single, 0, y, start, checked((int)single.ElementCount)));
         else _space.Write(y, start, FromDevice(deviceTensor));
     }
 
@@ -596,9 +589,12 @@ internal sealed class TiledExecutor : IBackend
             WriteFlat(deviceTile, y, RowBand.Offset(s, n, 0, 0));
             return;
         }
-        if (CopiesOut(deviceTile))
+        if (_space.IsPinned)
         {
-            for (int c = 0; c < s.C; c++) _space.CopyOut(deviceTile, (long)c * plane, y, RowBand.Offset(s, n, c, strip.Top), plane);
+            _space.CopyOutOf(deviceTile, single =>
+            {
+                for (int c = 0; c < s.C; c++) _space.CopyOut(single, (long)c * plane, y, RowBand.Offset(s, n, c, strip.Top), plane);
+            });
             return;
         }
         var values = FromDevice(deviceTile);

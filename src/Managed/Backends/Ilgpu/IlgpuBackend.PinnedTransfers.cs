@@ -38,6 +38,12 @@ internal sealed partial class IlgpuBackend : IPinnedTransfers
         _toPinnedBytes += bytes;
     }
 
+    public Tensor AsCopyable(Tensor tensor)
+    {
+        var t = Own(tensor, nameof(tensor));
+        return t.IsHalf ? ToSingle(t) : t;
+    }
+
     public void WaitForCopies() => Wait();
 
     /// <summary>Bytes [offset, offset + bytes) of one of this backend's blocks, as a view the stream copies with.</summary>
