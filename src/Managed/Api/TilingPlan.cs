@@ -168,7 +168,8 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile, bool Acti
     {
         using var dry = new DryRunBackend
         {
-            FusesNormIntoConv = model.Backend.Capabilities.FusesNormIntoConv, StorageDType = model.Backend.StorageDType,
+            FusesNormIntoConv = model.Backend.Capabilities.FusesNormIntoConv, FusesConvRelu = model.Backend.Capabilities.FusesConvRelu,
+            StorageDType = model.Backend.StorageDType,
         };
         long outputBytes;
         int blocks = 0;
@@ -212,7 +213,8 @@ internal readonly record struct TilingPlan(TilingMode Mode, int? Tile, bool Acti
     {
         using var dry = new DryRunBackend
         {
-            FusesNormIntoConv = model.Backend.Capabilities.FusesNormIntoConv, StorageDType = model.Backend.StorageDType,
+            FusesNormIntoConv = model.Backend.Capabilities.FusesNormIntoConv, FusesConvRelu = model.Backend.Capabilities.FusesConvRelu,
+            StorageDType = model.Backend.StorageDType,
         };
         // The FLOPs done before each input frame is asked for: latent frame k starts at input frame k (decode), or at
         // the first frame of its chunk (encode).

@@ -23,7 +23,7 @@ internal sealed class DryRunBackend : IBackend
     public MemoryStats Memory => new(_liveBytes, 0, PeakBytes);
 
     /// <summary>Unbounded memory; fusion as <see cref="FusesNormIntoConv"/> says, to count like the planned-for backend.</summary>
-    public BackendCapabilities Capabilities => new(FusesNormIntoConv, long.MaxValue);
+    public BackendCapabilities Capabilities => new(FusesNormIntoConv, long.MaxValue, FusesConvRelu: FusesConvRelu);
 
     public long PeakBytes { get; private set; }
 
@@ -77,6 +77,9 @@ internal sealed class DryRunBackend : IBackend
     /// input (the CPU backend) rather than as GroupNorm then Conv2d (the default).
     /// </summary>
     public bool FusesNormIntoConv { get; init; }
+
+    /// <summary>Whether a conv with <see cref="Conv2dSpec.Relu"/> is asked for (one output) rather than conv then ReLU, as the planned-for backend does.</summary>
+    public bool FusesConvRelu { get; init; }
 
     public Tensor NormConv2d(Tensor input, GroupNormSpec norm, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual = null)
     {

@@ -22,12 +22,17 @@ namespace NativeVae.Core;
 /// <param name="ChunksAttention">
 /// <see cref="IBackend.AttentionOverKeys"/> runs, so exact tiling can split attention into strips of queries and keys.
 /// </param>
+/// <param name="FusesConvRelu">
+/// The convolutions honour <see cref="Conv2dSpec.Relu"/>: a conv followed by ReLU is one op with one output, not two
+/// (and under exact tiling one pass through the activation space, not two).
+/// </param>
 internal readonly record struct BackendCapabilities(
     bool FusesNormIntoConv,
     long MemoryCapacityBytes,
     bool MemoryIsHost = false,
     long? FreeMemoryBytes = null,
-    bool ChunksAttention = false)
+    bool ChunksAttention = false,
+    bool FusesConvRelu = false)
 {
     /// <summary>The host memory the process may use, as the GC sees it (container limits included).</summary>
     public static long HostMemoryBytes => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;

@@ -3,7 +3,10 @@ namespace NativeVae.Core;
 /// <summary>
 /// Geometry of a 2-D convolution. The kernel size comes from the weight <c>[Cout, Cin, K, K]</c>.
 /// With <see cref="Upsample2x"/> the input is read as if nearest-neighbour upsampled 2x first
-/// (diffusers' <c>Upsample2D</c>: interpolate then conv), without materialising the upsampled tensor.
+/// (diffusers' <c>Upsample2D</c>: interpolate then conv), without materialising the upsampled tensor. With
+/// <see cref="Relu"/> the output is <c>relu(conv + bias + residual)</c>, written once: only a backend whose
+/// <see cref="BackendCapabilities.FusesConvRelu"/> is set is asked for it (the model layer runs ReLU as its own op
+/// on any other).
 /// </summary>
 internal readonly record struct Conv2dSpec(
     int Stride,
@@ -11,7 +14,8 @@ internal readonly record struct Conv2dSpec(
     int PadBottom,
     int PadLeft,
     int PadRight,
-    bool Upsample2x = false)
+    bool Upsample2x = false,
+    bool Relu = false)
 {
     /// <summary>3x3 (or KxK) stride 1, pad 1 on every side: output size = input size.</summary>
     public static readonly Conv2dSpec Same = new(1, 1, 1, 1, 1);

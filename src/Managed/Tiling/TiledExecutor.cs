@@ -152,7 +152,7 @@ internal sealed class TiledExecutor : IBackend
                     bool wholeRows = cols.Start == 0 && cols.Length == x.Shape.W * upsample
                                      && (upsample == 1 || (deviceUpsample && rows.Start % 2 == 0 && rows.Length % 2 == 0));
                     var tileSpec = new Conv2dSpec(spec.Stride, rows.PadBefore, rows.PadAfter, cols.PadBefore, cols.PadAfter,
-                        Upsample2x: wholeRows && upsample == 2);
+                        Upsample2x: wholeRows && upsample == 2, Relu: spec.Relu);
                     // A window of whole input rows is uploaded as it is stored; any other is gathered (and upsampled) on the host.
                     using var window = wholeRows
                         ? UploadRows(x, n, new TileRect(rows.Start / upsample, 0, rows.Length / upsample, x.Shape.W), PrimarySlot)

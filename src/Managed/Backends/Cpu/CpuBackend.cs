@@ -57,7 +57,7 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics, IHostTe
     public BackendKind Kind => BackendKind.Cpu;
 
     public BackendCapabilities Capabilities => new(FusesNormIntoConv: true, BackendCapabilities.HostMemoryBytes,
-        MemoryIsHost: true, FreeMemoryBytes: BackendCapabilities.HostFreeBytes, ChunksAttention: true);
+        MemoryIsHost: true, FreeMemoryBytes: BackendCapabilities.HostFreeBytes, ChunksAttention: true, FusesConvRelu: true);
 
     /// <summary>The vector width the kernels run at.</summary>
     public SimdWidth Width { get; }
@@ -215,6 +215,8 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics, IHostTe
             var values = new double[2L * outShape.N * outShape.C];
             fixed (double* m = values)
                 Conv2dWinogradCpu.Run(_workers, Width, p, x.Elements, WidenedWeight(w), biasData, residualData, y.Elements, affine, m);
+            // Moments gathered before a ReLU are not the output's.
+            if (ReluInPlace(y, spec)) return new ConvOutput(y, null);
             y.Moments = ChannelMoments.Whole(outShape.N, outShape.C, values, spatial);
             return new ConvOutput(y, y.Moments);
         }
@@ -238,7 +240,19 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics, IHostTe
                 _pool.TrackExternal(-once.Bytes);
             }
         }
+        ReluInPlace(y, spec);
         return new ConvOutput(y, null);
+    }
+
+    /// <summary>
+    /// A fused ReLU (<see cref="Conv2dSpec.Relu"/>): applied in place to the output the convolution just wrote, so the
+    /// conv and its ReLU make one tensor, not two. Returns whether it ran.
+    /// </summary>
+    private bool ReluInPlace(CpuTensor y, Conv2dSpec spec)
+    {
+        if (!spec.Relu) return false;
+        ElementwiseCpu.Map(_workers, Width, new ReluFunction(), y.Elements, y.Elements, y.ElementCount);
+        return true;
     }
 
     /// <summary>The weight row-major in fp32: itself, or a 16-bit weight widened into the reused buffer.</summary>

@@ -16,8 +16,28 @@ internal sealed class Conv2d
         _spec = spec;
     }
 
-    /// <summary><c>conv(x) + bias (+ residual)</c>.</summary>
-    public Tensor Forward(IBackend ops, Tensor x, Tensor? residual = null) => ops.Conv2d(x, _weight, _bias, _spec, residual);
+    /// <summary><c>conv(x) + bias (+ residual)</c>, then ReLU when <paramref name="relu"/>: fused where the backend fuses it.</summary>
+    public Tensor Forward(IBackend ops, Tensor x, Tensor? residual = null, bool relu = false)
+    {
+        if (!relu || ops.Capabilities.FusesConvRelu) return ops.Conv2d(x, _weight, _bias, _spec with { Relu = relu }, residual);
+        using var y = ops.Conv2d(x, _weight, _bias, _spec, residual);
+        return ops.Unary(UnaryOp.Relu, y);
+    }
+
+    /// <summary>
+    /// <c>relu(conv(x) + bias (+ residual))</c>, disposing <paramref name="x"/> (also when it throws): where the backend
+    /// runs ReLU as an op of its own, x is freed before it, so no more tensors are live than in two separate steps.
+    /// </summary>
+    public Tensor ForwardRelu(IBackend ops, Tensor x, Tensor? residual = null)
+    {
+        Tensor y;
+        using (x)
+        {
+            if (ops.Capabilities.FusesConvRelu) return Forward(ops, x, residual, relu: true);
+            y = ops.Conv2d(x, _weight, _bias, _spec, residual);
+        }
+        using (y) return ops.Unary(UnaryOp.Relu, y);
+    }
 
     /// <summary><c>conv(silu?(norm(x))) + bias (+ residual)</c>, the norm fused into the convolution where the backend can.</summary>
     public Tensor Forward(IBackend ops, Tensor x, GroupNorm norm, bool silu, Tensor? residual = null) =>

@@ -30,12 +30,6 @@ internal sealed class TaesdBlock
         }
     }
 
-    /// <summary><paramref name="step"/> of <paramref name="x"/>, disposing <paramref name="x"/> (also when the step throws).</summary>
-    private static Tensor Then(Tensor x, Func<Tensor, Tensor> step)
-    {
-        using (x) return step(x);
-    }
-
     /// <summary>x <c>[N, C, H, W]</c> -> <c>[N, C, H, W]</c>; x is not disposed.</summary>
     public Tensor Forward(IBackend backend, Tensor x)
     {
@@ -52,11 +46,9 @@ internal sealed class TaesdBlock
             // Each intermediate is freed as soon as the next is made: at full resolution one is 64 channels of the
             // image (1 GiB at 2048x2048), so holding the chain to the end of the block held five of them.
             var input = pooled ?? x;
-            var h = Then(_convs[0].Forward(backend, input), t => backend.Unary(UnaryOp.Relu, t));
-            h = Then(h, t => _convs[1].Forward(backend, t));
-            h = Then(h, t => backend.Unary(UnaryOp.Relu, t));
-            h = Then(h, t => _convs[2].Forward(backend, t, residual: input));                                       // conv(...) + skip(x)
-            return Then(h, t => backend.Unary(UnaryOp.Relu, t));                                                   // fuse
+            var h = _convs[0].Forward(backend, input, relu: true);
+            h = _convs[1].ForwardRelu(backend, h);
+            return _convs[2].ForwardRelu(backend, h, residual: input);                                              // fuse: relu(conv(...) + skip(x))
         }
         finally
         {

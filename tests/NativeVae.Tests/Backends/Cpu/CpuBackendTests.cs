@@ -105,6 +105,40 @@ internal sealed class CpuBackendTests
         Assert.That(Download(backend, viaInterface), Is.EqualTo(Download(backend, withStats)), $"group_norm {backendName} {c.Name} via IBackend");
     }
 
+    /// <summary>
+    /// A fused ReLU (Conv2dSpec.Relu) is the conv then ReLU bit for bit, with a residual, on the direct path (5 to 7
+    /// channels) and on Winograd (64 to 64), in fp32 and bf16 storage; and it returns no moments, since those its
+    /// epilogue gathers are the values' before the ReLU.
+    /// </summary>
+    [TestCase(5, 7, DType.F32)]
+    [TestCase(64, 64, DType.F32)]
+    [TestCase(5, 7, DType.BF16)]
+    [TestCase(64, 64, DType.BF16)]
+    public void AFusedReluIsTheConvThenReluBitForBit(int inChannels, int outChannels, DType storage)
+    {
+        using var backend = new CpuBackend(storage: storage);
+        Assert.That(backend.Capabilities.FusesConvRelu);
+        var rng = new Random(6);
+        var inShape = TensorShape.Nchw(2, inChannels, 11, 9);
+        var outShape = TensorShape.Nchw(2, outChannels, 11, 9);
+        using var x = backend.Upload(Values(rng, (int)inShape.ElementCount, 1), inShape, storage);
+        using var w = backend.PrepareConvWeight(backend.Upload(Values(rng, outChannels * inChannels * 9, 0.1f),
+            TensorShape.Nchw(outChannels, inChannels, 3, 3), storage), Conv2dSpec.Same);
+        using var bias = backend.Upload(Values(rng, outChannels, 1), new TensorShape(outChannels));
+        using var residual = backend.Upload(Values(rng, (int)outShape.ElementCount, 1), outShape, storage);
+        var plain = backend.Conv2dRegion(x, null, w, bias, Conv2dSpec.Same, residual, moments: true);
+        var fused = backend.Conv2dRegion(x, null, w, bias, Conv2dSpec.Same with { Relu = true }, residual, moments: true);
+        using (plain.Output)
+        using (fused.Output)
+        {
+            var expected = Download(backend, plain.Output).Select(v => Math.Max(v, 0f)).ToArray();
+            Assert.That(expected.Count(v => v == 0), Is.GreaterThan(expected.Length / 4), "the ReLU clips a good share of the outputs");
+            Assert.That(Download(backend, fused.Output), Is.EqualTo(expected), $"{storage.ShortName()} {inChannels} -> {outChannels}");
+            Assert.That(fused.Moments, Is.Null, "no moments of the values before the ReLU");
+            if (inChannels == 64) Assert.That(plain.Moments, Is.Not.Null, "Winograd's epilogue gathers them without a ReLU");
+        }
+    }
+
     [Test]
     public void RepeatedOpsReuseBuffers()
     {
