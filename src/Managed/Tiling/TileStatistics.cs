@@ -4,9 +4,9 @@ namespace NativeVae.Tiling;
 
 /// <summary>
 /// The per-channel moments of a tensor written or read tile by tile, from a statistics pass over each tile on the
-/// device. On a pinned space each tile's (mean, M2) rows are queued out beside the activations and merged once all
-/// tiles are queued (<see cref="Merged"/>): one host wait per layer instead of one per tile. Elsewhere each tile's
-/// are downloaded and merged as they come.
+/// device. On a pinned space each tile's (mean, M2) rows are queued out beside the activations and merged when a
+/// GroupNorm asks for them (<see cref="Merged"/>): one host wait then, none per tile. Elsewhere each tile's are
+/// downloaded and merged as they come.
 /// </summary>
 internal sealed class TileStatistics : IDisposable
 {
