@@ -256,17 +256,23 @@ public class TiledExecutorTests
     /// <summary>bf16 tiles against the untiled bf16 layers: the GroupNorm's statistics come from fp32 tiles before rounding.</summary>
     private const double Bf16MaxAbsError = 2e-2;
 
-    [TestCase(DType.F32)]
-    [TestCase(DType.BF16)]
-    public void OnAPinnedSpaceEachTensorCrossesTheBusOnceEachWayAndTheHostWaitsOnlyForAGroupNormsStatistics(DType storage)
+    /// <summary>ILGPU's emulator in fp32 and bf16, and the same on CUDA where a GPU is present (the device script runs those).</summary>
+    private static IEnumerable<TestCaseData> PinnedDevices() =>
+        from device in TestBackends.HasCuda ? new[] { TestBackends.IlgpuCpuName, TestBackends.CudaName } : [TestBackends.IlgpuCpuName]
+        from storage in new[] { DType.F32, DType.BF16 }
+        select new TestCaseData(device, storage).SetArgDisplayNames(device, storage.ToString());
+
+    [TestCaseSource(nameof(PinnedDevices))]
+    public void OnAPinnedSpaceEachTensorCrossesTheBusOnceEachWayAndTheHostWaitsOnlyForAGroupNormsStatistics(string device, DType storage)
     {
         // ILGPU's CPU accelerator runs the CUDA backend's code: the activation space is its page-locked memory, each
         // strip is copied straight between the space and the device (one copy per channel's rows) behind the ops on the
         // backend's stream, and the host waits only where it needs values: the tiles' statistics a GroupNorm folds.
         // A 16-bit device's tiles are converted to F32 on the device before they are copied out.
+        var preference = device == TestBackends.CudaName ? DevicePreference.Cuda : DevicePreference.IlgpuCpu;
         var ilgpu = storage == DType.F32
-            ? (NativeVae.Backends.Ilgpu.IlgpuBackend)TestBackends.Get("ilgpu-cpu")
-            : TestBackends.Ilgpu(DevicePreference.IlgpuCpu, storage);
+            ? (NativeVae.Backends.Ilgpu.IlgpuBackend)TestBackends.Get(device)
+            : TestBackends.Ilgpu(preference, storage);
         using var layers = new Layers(ilgpu, storage);
         var x = Values("executor.x", InputShape.ElementCount);
         Tensor Pair(IBackend ops, Tensor input)
