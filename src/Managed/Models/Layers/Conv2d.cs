@@ -19,9 +19,9 @@ internal sealed class Conv2d
     /// <summary><c>conv(x) + bias (+ residual)</c>, then ReLU when <paramref name="relu"/>: fused where the backend fuses it.</summary>
     public Tensor Forward(IBackend ops, Tensor x, Tensor? residual = null, bool relu = false)
     {
-        if (!relu || ops.Capabilities.FusesConvRelu) return ops.Conv2d(x, _weight, _bias, _spec with { Relu = relu }, residual);
-        using var y = ops.Conv2d(x, _weight, _bias, _spec, residual);
-        return ops.Unary(UnaryOp.Relu, y);
+        bool fused = relu && ops.Capabilities.FusesConvRelu;
+        var y = ops.Conv2d(x, _weight, _bias, _spec with { Relu = fused }, residual);
+        return relu && !fused ? Relu(ops, y) : y;
     }
 
     /// <summary>
@@ -30,12 +30,15 @@ internal sealed class Conv2d
     /// </summary>
     public Tensor ForwardRelu(IBackend ops, Tensor x, Tensor? residual = null)
     {
+        bool fused = ops.Capabilities.FusesConvRelu;
         Tensor y;
-        using (x)
-        {
-            if (ops.Capabilities.FusesConvRelu) return Forward(ops, x, residual, relu: true);
-            y = ops.Conv2d(x, _weight, _bias, _spec, residual);
-        }
+        using (x) y = ops.Conv2d(x, _weight, _bias, _spec with { Relu = fused }, residual);
+        return fused ? y : Relu(ops, y);
+    }
+
+    /// <summary>ReLU as an op of its own, disposing <paramref name="y"/>.</summary>
+    private static Tensor Relu(IBackend ops, Tensor y)
+    {
         using (y) return ops.Unary(UnaryOp.Relu, y);
     }
 
