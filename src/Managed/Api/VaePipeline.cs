@@ -242,7 +242,7 @@ internal sealed class VaePipeline(IVaeModel model)
     /// from it (ILGPU), so strips cross the bus as queued DMAs with no host copy and no host wait between ops.
     /// </summary>
     private ActivationSpace HostSpace() =>
-        Device is IPinnedTransfers pinned ? ActivationSpace.InPinned(pinned) : ActivationSpace.InMemory();
+        Device is IPinnedTransfers pinned ? ActivationSpace.InPinned(pinned, Device.StorageDType, Device.ActivationDType) : ActivationSpace.InMemory();
 
     /// <summary>The plan of one video call of <paramref name="latentFrames"/> latent frames and its cost, from the (cached) dry run; nothing runs.</summary>
     public VaeCallPlan EstimateVideo(IVideoVaeModel video, TensorShape frame, bool encode, int latentFrames, TilingMode mode, int? tile, long? memoryLimit)

@@ -1,6 +1,5 @@
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
-using NativeVae.Kernels.Cpu;
 
 namespace NativeVae.Tiling;
 
@@ -52,7 +51,6 @@ internal sealed partial class ActivationStore : IActivationMedium
     {
         Directory = directory ?? Path.GetTempPath();
         Elements = elements;
-        ElementBytes = elements.ByteSize();
         _plannedBytes = expectedBytes;
         if (!System.IO.Directory.Exists(Directory))
             throw new IOException($"exact tiling's activation store cannot be created: the directory '{Directory}' does not exist");
@@ -74,9 +72,6 @@ internal sealed partial class ActivationStore : IActivationMedium
 
     /// <summary>How elements are stored in the file.</summary>
     public DType Elements { get; }
-
-    /// <summary>Bytes per stored element: byte offsets of elements are multiples of it.</summary>
-    public int ElementBytes { get; }
 
     /// <summary>16-bit elements on their way to or from the file, grown to the largest transfer.</summary>
     private ushort[] _narrow = [];
@@ -114,14 +109,17 @@ internal sealed partial class ActivationStore : IActivationMedium
     [LibraryImport("libc", EntryPoint = "posix_fallocate")]
     private static partial int PosixFallocate(SafeFileHandle file, long offset, long length);
 
-    /// <summary>Fills <paramref name="destination"/> from the elements at <paramref name="byteOffset"/>.</summary>
-    public void Read(long byteOffset, Span<float> destination)
+    public bool Holds(DType kept) => kept == DType.F32 || kept == Elements;
+
+    /// <summary>Fills <paramref name="destination"/> from the elements at <paramref name="byteOffset"/>, kept as <paramref name="kept"/>.</summary>
+    public void Read(long byteOffset, Span<float> destination, DType kept)
     {
-        Interlocked.Add(ref s_bytesRead, (long)destination.Length * ElementBytes);
+        int elementBytes = kept.ByteSize();
+        Interlocked.Add(ref s_bytesRead, (long)destination.Length * elementBytes);
         while (!destination.IsEmpty)
         {
             var values = destination[..Math.Min(destination.Length, MaxFloatsPerIo)];
-            var chunk = ElementBytes == sizeof(float) ? MemoryMarshal.AsBytes(values) : MemoryMarshal.AsBytes(Narrow(values.Length));
+            var chunk = elementBytes == sizeof(float) ? MemoryMarshal.AsBytes(values) : MemoryMarshal.AsBytes(Narrow(values.Length));
             int done = 0;
             while (done < chunk.Length)
             {
@@ -129,26 +127,27 @@ internal sealed partial class ActivationStore : IActivationMedium
                 if (read == 0) throw new EndOfStreamException($"activation store in '{Directory}': read past its end at byte {byteOffset + done}");
                 done += read;
             }
-            if (ElementBytes != sizeof(float)) Convert(chunk, values, widen: true);
+            if (elementBytes != sizeof(float)) ElementConversion.Widen(kept, chunk, values);
             byteOffset += chunk.Length;
             destination = destination[values.Length..];
         }
     }
 
-    /// <summary>Writes <paramref name="source"/> to the elements at <paramref name="byteOffset"/>.</summary>
-    public void Write(long byteOffset, ReadOnlySpan<float> source)
+    /// <summary>Writes <paramref name="source"/> to the elements at <paramref name="byteOffset"/>, kept as <paramref name="kept"/>.</summary>
+    public void Write(long byteOffset, ReadOnlySpan<float> source, DType kept)
     {
-        Interlocked.Add(ref s_bytesWritten, (long)source.Length * ElementBytes);
+        int elementBytes = kept.ByteSize();
+        Interlocked.Add(ref s_bytesWritten, (long)source.Length * elementBytes);
         while (!source.IsEmpty)
         {
             var values = source[..Math.Min(source.Length, MaxFloatsPerIo)];
             ReadOnlySpan<byte> chunk;
-            if (ElementBytes == sizeof(float))
+            if (elementBytes == sizeof(float))
                 chunk = MemoryMarshal.AsBytes(values);
             else
             {
                 var narrow = MemoryMarshal.AsBytes(Narrow(values.Length));
-                Convert(narrow, MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(values), values.Length), widen: false);
+                ElementConversion.Narrow(kept, values, narrow);
                 chunk = narrow;
             }
             RandomAccess.Write(_file, chunk, byteOffset);
@@ -161,18 +160,6 @@ internal sealed partial class ActivationStore : IActivationMedium
     {
         if (_narrow.Length < length) _narrow = new ushort[length];
         return _narrow.AsSpan(0, length);
-    }
-
-    /// <summary>16-bit <paramref name="stored"/> to <paramref name="values"/> (widen) or back (narrow).</summary>
-    private unsafe void Convert(Span<byte> stored, Span<float> values, bool widen)
-    {
-        var type = Elements == DType.F16 ? StorageType.F16 : StorageType.BF16;
-        fixed (byte* s = stored)
-        fixed (float* v = values)
-        {
-            if (widen) StorageConversion.Widen(type, s, 0, v, values.Length);
-            else StorageConversion.Narrow(type, v, s, 0, values.Length);
-        }
     }
 
     public void Dispose() => _file.Dispose();

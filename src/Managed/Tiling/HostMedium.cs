@@ -15,6 +15,8 @@ internal sealed class HostMedium : IActivationMedium
 
     public DType Elements => DType.F32;
 
+    public bool Holds(DType kept) => kept == DType.F32;
+
     public long Length => (long)_chunks.Count * ChunkFloats * sizeof(float);
 
     public void EnsureLength(long bytes)
@@ -23,7 +25,7 @@ internal sealed class HostMedium : IActivationMedium
         while ((long)_chunks.Count * ChunkFloats < floats) _chunks.Add(new float[ChunkFloats]);
     }
 
-    public void Read(long byteOffset, Span<float> destination)
+    public void Read(long byteOffset, Span<float> destination, DType kept)
     {
         long at = byteOffset / sizeof(float);
         while (!destination.IsEmpty)
@@ -35,7 +37,7 @@ internal sealed class HostMedium : IActivationMedium
         }
     }
 
-    public void Write(long byteOffset, ReadOnlySpan<float> source)
+    public void Write(long byteOffset, ReadOnlySpan<float> source, DType kept)
     {
         long at = byteOffset / sizeof(float);
         while (!source.IsEmpty)

@@ -4,12 +4,13 @@ using NativeVae.Core;
 namespace NativeVae.Tiling;
 
 /// <summary>
-/// Activations in page-locked host memory of the device's (<see cref="IPinnedTransfers"/>), fp32 in chunks of a fixed
-/// size: the device copies strips straight in and out of it (<see cref="CopyIn"/>, <see cref="CopyOut"/>) as DMAs
-/// queued with its ops, and the host reads or writes it only after waiting for them, which it does once per run of
-/// device copies, not per copy.
+/// Activations in page-locked host memory of the device's (<see cref="IPinnedTransfers"/>), in chunks of a fixed size:
+/// the device copies strips straight in and out of it (<see cref="CopyIn"/>, <see cref="CopyOut"/>) as DMAs queued
+/// with its ops, and the host reads or writes it only after waiting for them, which it does once per run of device
+/// copies, not per copy. Elements are fp32, or the device's 16-bit format for what the device stores in 16 bits.
 /// </summary>
-internal sealed class PinnedMedium(IPinnedTransfers device) : IActivationMedium
+/// <param name="elements">the device's storage: fp32, or the 16-bit format its feature maps are kept in.</param>
+internal sealed class PinnedMedium(IPinnedTransfers device, DType elements) : IActivationMedium
 {
     /// <summary>Bytes per chunk: 64 MiB, so the space grows without copying what it holds.</summary>
     private const long ChunkBytes = 64L << 20;
@@ -19,7 +20,9 @@ internal sealed class PinnedMedium(IPinnedTransfers device) : IActivationMedium
     /// <summary>Whether device copies were queued since the host last waited for them.</summary>
     private bool _copiesQueued;
 
-    public DType Elements => DType.F32;
+    public DType Elements => elements;
+
+    public bool Holds(DType kept) => kept == DType.F32 || kept == elements;
 
     public long Length => _chunks.Count * ChunkBytes;
 
@@ -28,36 +31,39 @@ internal sealed class PinnedMedium(IPinnedTransfers device) : IActivationMedium
         while (Length < bytes) _chunks.Add(device.AllocatePinned(ChunkBytes));
     }
 
-    public void Read(long byteOffset, Span<float> destination)
+    public void Read(long byteOffset, Span<float> destination, DType kept)
     {
         WaitForDevice();
-        var bytes = MemoryMarshal.AsBytes(destination);
-        foreach (var p in Pieces(byteOffset, bytes.Length)) p.Chunk.Bytes(p.At, p.Length).CopyTo(bytes.Slice(p.Done, p.Length));
+        int size = kept.ByteSize();
+        foreach (var p in Pieces(byteOffset, (long)destination.Length * size))
+            ElementConversion.Widen(kept, p.Chunk.Bytes(p.At, p.Length), destination.Slice(p.Done / size, p.Length / size));
     }
 
-    public void Write(long byteOffset, ReadOnlySpan<float> source)
+    public void Write(long byteOffset, ReadOnlySpan<float> source, DType kept)
     {
         WaitForDevice();
-        var bytes = MemoryMarshal.AsBytes(source);
-        foreach (var p in Pieces(byteOffset, bytes.Length)) bytes.Slice(p.Done, p.Length).CopyTo(p.Chunk.Bytes(p.At, p.Length));
+        int size = kept.ByteSize();
+        foreach (var p in Pieces(byteOffset, (long)source.Length * size))
+            ElementConversion.Narrow(kept, source.Slice(p.Done / size, p.Length / size), p.Chunk.Bytes(p.At, p.Length));
     }
 
-    /// <summary>Queues copies of bytes [byteOffset, byteOffset + bytes) into device tensor <paramref name="target"/> from <paramref name="targetByte"/>.</summary>
-    public void CopyIn(long byteOffset, Tensor target, long targetByte, long bytes)
+    /// <summary>Queues copies of byte ranges <paramref name="ranges"/>, kept as <paramref name="kept"/>, into device tensor <paramref name="target"/> in turn.</summary>
+    public void CopyIn(IEnumerable<(long Byte, long Bytes)> ranges, DType kept, Tensor target)
     {
         _copiesQueued = true;
-        foreach (var p in Pieces(byteOffset, bytes)) device.CopyIn(p.Chunk, p.At, target, targetByte + p.Done, p.Length);
+        device.CopyIn(Pieces(ranges), kept, target);
     }
 
-    /// <summary>Queues copies of device tensor <paramref name="source"/>'s bytes from <paramref name="sourceByte"/> into [byteOffset, byteOffset + bytes).</summary>
-    public void CopyOut(Tensor source, long sourceByte, long byteOffset, long bytes)
+    /// <summary>Queues copies of device tensor <paramref name="source"/>'s elements, kept as <paramref name="kept"/>, into byte ranges <paramref name="ranges"/> in turn.</summary>
+    public void CopyOut(Tensor source, DType kept, IEnumerable<(long Byte, long Bytes)> ranges)
     {
         _copiesQueued = true;
-        foreach (var p in Pieces(byteOffset, bytes)) device.CopyOut(source, sourceByte + p.Done, p.Chunk, p.At, p.Length);
+        device.CopyOut(source, kept, Pieces(ranges));
     }
 
-    /// <summary>Device tensor <paramref name="t"/> as the copies take it (F32; a 16-bit one converted on the device into a new tensor).</summary>
-    public Tensor AsCopyable(Tensor t) => device.AsCopyable(t);
+    /// <summary>The chunks' ranges that hold byte ranges <paramref name="ranges"/>, in order.</summary>
+    private List<PinnedRange> Pieces(IEnumerable<(long Byte, long Bytes)> ranges) =>
+        [.. ranges.SelectMany(r => Pieces(r.Byte, r.Bytes)).Select(p => new PinnedRange(p.Chunk, p.At, p.Length))];
 
     /// <summary>The host is about to touch the memory: the device's queued copies must have run.</summary>
     private void WaitForDevice()

@@ -10,12 +10,19 @@ internal sealed class SpaceTensor : Tensor
     private readonly ActivationSpace _space;
     private int _disposed;
 
-    public SpaceTensor(ActivationSpace space, TensorShape shape, long byteOffset, int generation) : base(shape, DType.F32)
+    public SpaceTensor(ActivationSpace space, TensorShape shape, DType elements, long byteOffset, int generation) : base(shape, DType.F32)
     {
         _space = space;
+        Elements = elements;
         ByteOffset = byteOffset;
         Generation = generation;
     }
+
+    /// <summary>
+    /// How the space keeps its elements: fp32, or a 16-bit format. It is read and written as fp32 either way, so to the
+    /// model it is an F32 tensor.
+    /// </summary>
+    public DType Elements { get; }
 
     /// <summary>The space's call this activation belongs to.</summary>
     public int Generation { get; }

@@ -25,7 +25,8 @@ internal sealed class TileStatistics : IDisposable
         _space = space;
         _channels = channels;
         _merged = new ChannelMoments(batch, channels);
-        if (space.IsPinned) _queued = space.New(TensorShape.Nchw(tiles, channels, 1, ValuesPerChannel));
+        // fp32 whatever the space keeps feature maps in: statistics must not be rounded.
+        if (space.IsPinned) _queued = space.New(TensorShape.Nchw(tiles, channels, 1, ValuesPerChannel), DType.F32);
     }
 
     /// <summary>Whether tiles' statistics are queued to the space (rather than downloaded as they come).</summary>
@@ -41,7 +42,7 @@ internal sealed class TileStatistics : IDisposable
         }
         using var statistics = device.GroupNormStatistics(y, _channels);
         int row = ValuesPerChannel * _channels;
-        _space.CopyOut(statistics, 0, _queued, (long)_tiles.Count * row, row);
+        _space.CopyOut(statistics, _queued, ElementRuns.Flat((long)_tiles.Count * row, row));
         _tiles.Add((n, (long)y.Shape.H * y.Shape.W));
     }
 

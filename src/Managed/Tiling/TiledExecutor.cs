@@ -20,8 +20,8 @@ namespace NativeVae.Tiling;
 /// Model parameters stay device tensors of the wrapped backend and are passed through. Peak device memory is then
 /// bounded by the tile size (plus the parameters and the mid-block attention), not by the image. On a pinned space
 /// (<see cref="ActivationSpace.InPinned"/>, a device's page-locked memory) strips cross as DMAs queued behind the ops,
-/// each tile's statistics are queued out beside it, and the host waits only where it needs values: a GroupNorm's
-/// statistics, attention chunks, a download.
+/// in 16 bits for a 16-bit device's feature maps, each tile's statistics are queued out beside it, and the host waits
+/// only where it needs values: a GroupNorm's statistics, attention chunks, a download.
 /// </summary>
 internal sealed class TiledExecutor : IBackend
 {
@@ -501,19 +501,30 @@ internal sealed class TiledExecutor : IBackend
     }
 
     /// <summary><paramref name="shape"/>'s count of <paramref name="x"/>'s elements from flat index <paramref name="start"/>, as a device tensor.</summary>
-    private Tensor ReadFlat(SpaceTensor x, long start, TensorShape shape, int slot)
+    private Tensor ReadFlat(SpaceTensor x, long start, TensorShape shape, int slot) =>
+        ReadRuns(x, ElementRuns.Flat(start, checked((int)shape.ElementCount)), shape, slot);
+
+    /// <summary>A device tensor's elements into <paramref name="y"/> from flat index <paramref name="start"/>.</summary>
+    private void WriteFlat(Tensor deviceTensor, SpaceTensor y, long start) =>
+        WriteRuns(deviceTensor, y, ElementRuns.Flat(start, checked((int)deviceTensor.ElementCount)));
+
+    /// <summary>
+    /// <paramref name="x"/>'s elements in <paramref name="runs"/> as a device tensor of <paramref name="shape"/>: copied
+    /// straight from a pinned space, else filled on the host (in place, or staged in <paramref name="slot"/>).
+    /// </summary>
+    private Tensor ReadRuns(SpaceTensor x, ElementRuns runs, TensorShape shape, int slot)
     {
-        if (!_space.IsPinned) return ToDevice(shape, values => _space.Read(x, start, values), slot);
+        if (!_space.IsPinned) return ToDevice(shape, values => _space.Read(x, runs, values), slot);
         var t = _device.Allocate(shape);
-        _space.CopyIn(x, start, t, 0, checked((int)shape.ElementCount));
+        _space.CopyIn(x, runs, t);
         return t;
     }
 
-    /// <summary>A device tensor's elements into <paramref name="y"/> from flat index <paramref name="start"/>.</summary>
-    private void WriteFlat(Tensor deviceTensor, SpaceTensor y, long start)
+    /// <summary>A device tensor's elements into <paramref name="y"/>'s <paramref name="runs"/>: copied straight to a pinned space, else through the host.</summary>
+    private void WriteRuns(Tensor deviceTensor, SpaceTensor y, ElementRuns runs)
     {
-        if (_space.IsPinned) _space.CopyOutOf(deviceTensor, single => _space.CopyOut(single, 0, y, start, checked((int)single.ElementCount)));
-        else _space.Write(y, start, FromDevice(deviceTensor));
+        if (_space.IsPinned) _space.CopyOut(deviceTensor, y, runs);
+        else _space.Write(y, runs, FromDevice(deviceTensor));
     }
 
     /// <summary>
@@ -557,49 +568,12 @@ internal sealed class TiledExecutor : IBackend
     private delegate void SpanAction(Span<float> values);
 
     /// <summary>x[n, :, strip] (full-width rows, contiguous in each channel) as a device tensor.</summary>
-    private Tensor UploadRows(SpaceTensor x, int n, TileRect strip, int slot)
-    {
-        var s = x.Shape;
-        int plane = strip.Height * s.W;
-        var shape = TensorShape.Nchw(1, s.C, strip.Height, s.W);
-        // Whole images are contiguous across channels: one copy.
-        if (strip.Height == s.H) return ReadFlat(x, RowBand.Offset(s, n, 0, 0), shape, slot);
-        if (!_space.IsPinned)
-            return ToDevice(shape, values =>
-            {
-                for (int c = 0; c < s.C; c++) _space.Read(x, RowBand.Offset(s, n, c, strip.Top), values.Slice(c * plane, plane));
-            }, slot);
-        var t = _device.Allocate(shape);
-        for (int c = 0; c < s.C; c++) _space.CopyIn(x, RowBand.Offset(s, n, c, strip.Top), t, (long)c * plane, plane);
-        return t;
-    }
+    private Tensor UploadRows(SpaceTensor x, int n, TileRect strip, int slot) =>
+        ReadRuns(x, ElementRuns.Rows(x.Shape, n, strip), TensorShape.Nchw(1, x.Shape.C, strip.Height, x.Shape.W), slot);
 
-    /// <summary>
-    /// A device strip [1, C, h, W] into y[n, :, rows]: its rows are contiguous in each channel of y, so it is written
-    /// with one call per channel.
-    /// </summary>
-    private void Scatter(Tensor deviceTile, SpaceTensor y, int n, TileRect strip)
-    {
-        var s = y.Shape;
-        if (strip.Left != 0 || strip.Width != s.W)
-            throw new ArgumentException($"tile {strip} of {s} is not a full-width strip", nameof(strip));
-        int plane = strip.Height * s.W;
-        if (strip.Height == s.H)
-        {
-            WriteFlat(deviceTile, y, RowBand.Offset(s, n, 0, 0));
-            return;
-        }
-        if (_space.IsPinned)
-        {
-            _space.CopyOutOf(deviceTile, single =>
-            {
-                for (int c = 0; c < s.C; c++) _space.CopyOut(single, (long)c * plane, y, RowBand.Offset(s, n, c, strip.Top), plane);
-            });
-            return;
-        }
-        var values = FromDevice(deviceTile);
-        for (int c = 0; c < s.C; c++) _space.Write(y, RowBand.Offset(s, n, c, strip.Top), values.Slice(c * plane, plane));
-    }
+    /// <summary>A device strip [1, C, h, W] into y[n, :, rows]: one run of rows per channel of y.</summary>
+    private void Scatter(Tensor deviceTile, SpaceTensor y, int n, TileRect strip) =>
+        WriteRuns(deviceTile, y, ElementRuns.Rows(y.Shape, n, strip));
 
     /// <summary>A small host tensor's values (a scale or shift the model made), or a device parameter's host copy.</summary>
     private float[] HostValues(Tensor t)

@@ -21,11 +21,11 @@ public class ActivationStoreTests
         using var store = new ActivationStore(_folder);
         store.EnsureLength((Floats + 3) * sizeof(float));
         float[] tail = [1.5f, -2f, 3.25f];
-        store.Write(Floats * sizeof(float), tail);
+        store.Write(Floats * sizeof(float), tail, DType.F32);
         var read = new float[3];
-        store.Read(Floats * sizeof(float), read);
+        store.Read(Floats * sizeof(float), read, DType.F32);
         Assert.That(read, Is.EqualTo(tail));
-        store.Read(0, read);
+        store.Read(0, read, DType.F32);
         Assert.That(read, Is.EqualTo(new float[3]), "never written: zeros");
         Assert.That(store.Bytes, Is.EqualTo((Floats + 3) * sizeof(float)));
     }
@@ -89,7 +89,7 @@ public class ActivationStoreTests
     {
         var store = new ActivationStore(_folder);
         store.EnsureLength(4 * sizeof(float));
-        store.Write(0, [1f, 2f, 3f, 4f]);
+        store.Write(0, [1f, 2f, 3f, 4f], DType.F32);
         Assert.That(StoreFiles.Open(_folder), Is.EqualTo(1), "open while the store lives");
         store.Dispose();
         Assert.That(StoreFiles.Open(_folder), Is.Zero);

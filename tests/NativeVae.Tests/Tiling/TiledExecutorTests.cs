@@ -268,7 +268,8 @@ public class TiledExecutorTests
         // ILGPU's CPU accelerator runs the CUDA backend's code: the activation space is its page-locked memory, each
         // strip is copied straight between the space and the device (one copy per channel's rows) behind the ops on the
         // backend's stream, and the host waits only where it needs values: the tiles' statistics a GroupNorm folds.
-        // A 16-bit device's tiles are converted to F32 on the device before they are copied out.
+        // A 16-bit device's feature maps are kept in the space in 16 bits, so they cross the bus in half the bytes,
+        // converted on the device; the tiles' statistics stay fp32.
         var preference = device == TestBackends.CudaName ? DevicePreference.Cuda : DevicePreference.IlgpuCpu;
         var ilgpu = storage == DType.F32
             ? (NativeVae.Backends.Ilgpu.IlgpuBackend)TestBackends.Get(device)
@@ -285,7 +286,7 @@ public class TiledExecutorTests
         using (var y = Pair(ilgpu, input))
             expected = Download(ilgpu, y);
 
-        using var executor = new TiledExecutor(ilgpu, Tile, ActivationSpace.InPinned(ilgpu));
+        using var executor = new TiledExecutor(ilgpu, Tile, ActivationSpace.InPinned(ilgpu, ilgpu.StorageDType, ilgpu.ActivationDType));
         Assert.That(executor.Space.IsPinned, "the space is the device's page-locked memory");
         using var tiledInput = executor.Upload(x, InputShape);
         using (Pair(executor, tiledInput)) { }   // the first pair also reads the GroupNorm's gamma and beta once
@@ -298,12 +299,13 @@ public class TiledExecutorTests
         int strips = TilePlanner.Strips(Height, Width, Tile).Count;
         Assert.That(strips, Is.EqualTo(TilesPerLayer));
         const int Layers = 2, Kernel = 3;
-        long tensorBytes = InputShape.ElementCount * sizeof(float);
+        int elementBytes = storage.ByteSize();
+        long tensorBytes = InputShape.ElementCount * elementBytes;
         // Each strip's window carries one halo row above and below where it meets another strip; the image's edge is padding.
-        long haloBytes = (long)(strips - 1) * (Kernel - 1) * Width * Channels * sizeof(float);
+        long haloBytes = (long)(strips - 1) * (Kernel - 1) * Width * Channels * elementBytes;
         // Each tile's (mean, M2) per channel go out beside its output, for the next GroupNorm.
         long statisticsBytes = (long)strips * Channels * 2 * sizeof(float);
-        Assert.That(pair.FromPinnedBytes, Is.EqualTo(Layers * (tensorBytes + haloBytes)), "each layer's input went to the device once, with its halo rows");
+        Assert.That(pair.FromPinnedBytes, Is.EqualTo(Layers * (tensorBytes + haloBytes)), $"each layer's input went to the device once, with its halo rows, in {storage.ShortName()}");
         Assert.That(pair.ToPinnedBytes, Is.EqualTo(Layers * (tensorBytes + statisticsBytes)), "each layer's output came back once, with its tiles' statistics");
         Assert.That(pair.HostToDevice, Is.EqualTo(2), "through staging: only the folded GroupNorm's scale and shift");
         Assert.That(pair.DeviceToHost, Is.Zero, "nothing downloaded through staging");

@@ -6,7 +6,8 @@ namespace NativeVae.Backends.Ilgpu;
 
 // Exact tiling's activation space in page-locked memory of this backend's (IPinnedTransfers): a strip is copied
 // between the space and a device tensor as one DMA per contiguous range, queued on the backend's stream behind the
-// ops that write or read it, so the host neither copies nor waits between ops. The stream's order is what makes a
+// ops that write or read it, so the host neither copies nor waits between ops. A 16-bit space's ranges cross the bus
+// in 16 bits and are widened or narrowed by a flat pass of the layout-conversion kernels on the device. The stream's order is what makes a
 // queued copy safe: the op that wrote a tensor runs before its copy out, and the copy in before the op that reads it.
 internal sealed partial class IlgpuBackend : IPinnedTransfers
 {
@@ -22,33 +23,92 @@ internal sealed partial class IlgpuBackend : IPinnedTransfers
         return block;
     }
 
-    public void CopyIn(PinnedBlock source, long sourceByte, Tensor target, long targetByte, long bytes)
+    public void CopyIn(IReadOnlyList<PinnedRange> source, DType elements, Tensor target)
     {
-        var view = PinnedView(source, sourceByte, bytes, nameof(source));
         var t = Own(target, nameof(target));
-        t.F32.Cast<byte>().SubView(targetByte, bytes).CopyFrom(_stream, view);
-        _fromPinnedBytes += bytes;
+        var single = t.F32;
+        if (elements == DType.F32)
+        {
+            Gather(source, single.Cast<byte>(), nameof(source));
+            return;
+        }
+        using var flat = FlatHalf(t.ElementCount, elements);
+        Gather(source, flat.Halves.SubView(0, t.ElementCount).Cast<byte>(), nameof(source));
+        Half.Elementwise.ToNchw(IsBf16(elements), flat.Layout, flat.Halves, single);
     }
 
-    public void CopyOut(Tensor source, long sourceByte, PinnedBlock target, long targetByte, long bytes)
+    public void CopyOut(Tensor source, DType elements, IReadOnlyList<PinnedRange> target)
     {
-        var view = PinnedView(target, targetByte, bytes, nameof(target));
         var t = Own(source, nameof(source));
-        t.F32.Cast<byte>().SubView(sourceByte, bytes).CopyTo(_stream, view);
-        _toPinnedBytes += bytes;
+        using var converted = t.IsHalf ? ToSingle(t) : null;
+        var single = (converted ?? t).F32;
+        if (elements == DType.F32)
+        {
+            Scatter(single.Cast<byte>(), target, nameof(target));
+            return;
+        }
+        using var flat = FlatHalf(t.ElementCount, elements);
+        Half.Elementwise.FromNchw(IsBf16(elements), flat.Layout, single, flat.Words);
+        Scatter(flat.Halves.SubView(0, t.ElementCount).Cast<byte>(), target, nameof(target));
     }
 
-    public Tensor AsCopyable(Tensor tensor)
+    /// <summary>
+    /// A 16-bit tensor whose stored elements are <paramref name="count"/> values in order (one pixel of
+    /// <paramref name="count"/> channels), so the layout conversions read or write it as a flat run.
+    /// </summary>
+    private IlgpuTensor FlatHalf(long count, DType half)
     {
-        var t = Own(tensor, nameof(tensor));
-        return t.IsHalf ? ToSingle(t) : t;
+        RequireStorage(half);
+        if (half == DType.F32) throw new ArgumentException("a pinned copy's 16-bit elements must be bf16 or fp16", nameof(half));
+        return (IlgpuTensor)Allocate(TensorShape.Nchw(1, checked((int)count), 1, 1), half);
+    }
+
+    /// <summary>Queues the copies of <paramref name="ranges"/> into <paramref name="device"/> in turn; they must fill it.</summary>
+    private void Gather(IReadOnlyList<PinnedRange> ranges, ArrayView<byte> device, string name)
+    {
+        long at = 0;
+        foreach (var r in ranges)
+        {
+            RequireRoom(at, r.Bytes, device.Length, name);
+            device.SubView(at, r.Bytes).CopyFrom(_stream, PinnedView(r, name));
+            at += r.Bytes;
+        }
+        RequireFilled(at, device.Length, name);
+        _fromPinnedBytes += at;
+    }
+
+    /// <summary>Queues the copies of <paramref name="device"/>'s bytes into <paramref name="ranges"/> in turn; they must take all of it.</summary>
+    private void Scatter(ArrayView<byte> device, IReadOnlyList<PinnedRange> ranges, string name)
+    {
+        long at = 0;
+        foreach (var r in ranges)
+        {
+            RequireRoom(at, r.Bytes, device.Length, name);
+            device.SubView(at, r.Bytes).CopyTo(_stream, PinnedView(r, name));
+            at += r.Bytes;
+        }
+        RequireFilled(at, device.Length, name);
+        _toPinnedBytes += at;
+    }
+
+    private static void RequireRoom(long at, long bytes, long total, string name)
+    {
+        if (at + bytes > total)
+            throw new ArgumentException($"pinned ranges '{name}' hold more than the tensor's {total} bytes", name);
+    }
+
+    private static void RequireFilled(long at, long total, string name)
+    {
+        if (at != total)
+            throw new ArgumentException($"pinned ranges '{name}' hold {at} bytes, the tensor {total}", name);
     }
 
     public void WaitForCopies() => Wait();
 
-    /// <summary>Bytes [offset, offset + bytes) of one of this backend's blocks, as a view the stream copies with.</summary>
-    private ArrayView<byte> PinnedView(PinnedBlock block, long offset, long bytes, string name)
+    /// <summary>A range of one of this backend's blocks, as a view the stream copies with.</summary>
+    private ArrayView<byte> PinnedView(PinnedRange range, string name)
     {
+        var (block, offset, bytes) = range;
         if (block is not IlgpuPinnedBlock own || !_pinnedBlocks.Contains(own))
             throw new ArgumentException($"pinned block '{name}' was not allocated by {Name}, or was disposed", name);
         if (offset < 0 || bytes < 0 || offset + bytes > own.Length)
