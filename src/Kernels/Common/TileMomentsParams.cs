@@ -12,4 +12,6 @@ internal struct TileMomentsParams
     public int Groups;
     public int ChannelsPerGroup;
     public float Eps;
+    /// <summary>1: write (mean, M2 = sum of squared deviations) instead of (mean, rstd), as GroupNormParams.StatsAsMoments.</summary>
+    public int StatsAsMoments;
 }

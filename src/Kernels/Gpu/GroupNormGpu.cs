@@ -59,7 +59,8 @@ internal static class GroupNormGpu
     }
 
     /// <summary>
-    /// (mean, rstd) per (batch, group) from the per-tile channel moments a conv epilogue wrote: one group of threads
+    /// (mean, rstd) per (batch, group), or (mean, M2) with StatsAsMoments (exact tiling merges tiles' moments on the
+    /// host), from the per-tile channel moments a conv epilogue wrote: one group of threads
     /// per (batch, group) merges a strided share of the (tile, channel) entries each, then a shared-memory tree
     /// merges the threads'. Launch: grid Batch * Groups, group ReduceGroupSize.
     /// </summary>
@@ -90,7 +91,7 @@ internal static class GroupNormGpu
         if (thread != 0) return;
         var total = scratch[0];
         stats[batchGroup * StatsPerGroup] = total.Mean;
-        stats[batchGroup * StatsPerGroup + 1] = XMath.Rsqrt(total.M2 / total.Count + p.Eps);
+        stats[batchGroup * StatsPerGroup + 1] = p.StatsAsMoments != 0 ? total.M2 : XMath.Rsqrt(total.M2 / total.Count + p.Eps);
     }
 
     /// <summary>Count, mean, M2 per (tile, channel), as <see cref="Conv2dTensorCoreGpu"/> writes them.</summary>
@@ -205,7 +206,7 @@ internal sealed class GroupNormLauncher
             GroupNormGpu.MergeTileMoments);
     }
 
-    /// <summary>(mean, rstd) per (batch, group) into <paramref name="stats"/> from a conv's per-tile channel moments.</summary>
+    /// <summary>(mean, rstd) or (mean, M2) per (batch, group) into <paramref name="stats"/> from a conv's per-tile channel moments.</summary>
     public void MergeTileMoments(in TileMomentsParams p, ArrayView<float> moments, ArrayView<float> stats)
     {
         int groups = p.Batch * p.Groups;

@@ -74,7 +74,7 @@ internal sealed class ProfilingBackend(IBackend device) : IBackend
         return y;
     }
 
-    public ConvOutput Conv2dRegion(Tensor input, FoldedNorm? norm, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual, bool moments)
+    public ConvOutput Conv2dRegion(Tensor input, FoldedNorm? norm, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual, ConvMoments moments)
     {
         long start = Stopwatch.GetTimestamp();
         var result = device.Conv2dRegion(input, norm, weight, bias, spec, residual, moments);

@@ -108,32 +108,15 @@ internal interface IBackend : IDisposable
     /// One region of a convolution layer (a tile's input window, or the whole tensor), with its fusions explicit:
     /// <c>y = conv(f(x)) (+ bias, + residual)</c> where f is <paramref name="norm"/>'s per-channel affine (a GroupNorm
     /// whose statistics were gathered elsewhere, then SiLU) applied to the input's values, the padding staying zero;
-    /// and, when <paramref name="moments"/> is set, the per-channel moments of y (bias and residual included) as an
-    /// explicit result, where the backend has them for less than a later statistics pass over the stored output
-    /// would cost (null otherwise: the caller then measures them if a GroupNorm needs them). Exact tiling runs each
-    /// conv layer as these calls: one read of the input and one write of the output, no stored normalised tensor.
-    /// The default runs ChannelAffine, Conv2d and a statistics pass on the region, which is already on the device; a
-    /// backend that gathers moments in its epilogue overrides it.
+    /// and the per-channel moments of y (bias and residual included) as an explicit result where
+    /// <paramref name="moments"/> asks and the backend has them for less than a later statistics pass over the stored
+    /// output would cost (null otherwise: the caller then measures them if a GroupNorm needs them). Exact tiling runs
+    /// each conv layer as these calls: one read of the input and one write of the output, no stored normalised tensor.
+    /// The default runs ChannelAffine, Conv2d and, for host moments, a statistics pass on the region, which is already
+    /// on the device (<see cref="ConvRegions.Unfused"/>); a backend that gathers moments in its epilogue overrides it.
     /// </summary>
-    ConvOutput Conv2dRegion(Tensor input, FoldedNorm? norm, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual, bool moments)
-    {
-        var normed = norm is { } f ? ChannelAffine(input, f.Scale, f.Shift, f.Silu) : null;
-        Tensor? y = null;
-        try
-        {
-            y = Conv2d(normed ?? input, weight, bias, spec, residual);
-            return new ConvOutput(y, moments ? ChannelMoments.Measure(this, y) : null);
-        }
-        catch
-        {
-            y?.Dispose();
-            throw;
-        }
-        finally
-        {
-            normed?.Dispose();
-        }
-    }
+    ConvOutput Conv2dRegion(Tensor input, FoldedNorm? norm, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual, ConvMoments moments) =>
+        ConvRegions.Unfused(this, input, norm, weight, bias, spec, residual, moments);
 
     /// <summary>
     /// GroupNorm over <c>[N, C, H, W]</c> with <paramref name="groups"/> groups (dividing C), statistics in fp32,
@@ -269,8 +252,28 @@ internal readonly record struct FoldedNorm(Tensor Scale, Tensor Shift, bool Silu
 /// <summary>Attention over a chunk of the keys: the output, and each query's log-sum-exp over that chunk.</summary>
 internal readonly record struct AttentionChunk(Tensor Output, Tensor LogSumExp);
 
-/// <summary>A convolution region's output and, when asked for, the per-channel moments of it.</summary>
-internal readonly record struct ConvOutput(Tensor Output, ChannelMoments? Moments);
+/// <summary>
+/// A convolution region's output and, when asked for and the backend has them, the per-channel moments of it: on the
+/// host (<paramref name="Moments"/>), or as a device tensor [N, C, 2] of (mean, M2) (<paramref name="Statistics"/>,
+/// the caller's to dispose).
+/// </summary>
+internal readonly record struct ConvOutput(Tensor Output, ChannelMoments? Moments, Tensor? Statistics = null);
+
+/// <summary>Which per-channel moments a convolution region returns beside its output (<see cref="IBackend.Conv2dRegion"/>).</summary>
+internal enum ConvMoments
+{
+    /// <summary>None.</summary>
+    None,
+
+    /// <summary>On the host (<see cref="ConvOutput.Moments"/>): exact tiling merges them as the tiles come.</summary>
+    Host,
+
+    /// <summary>
+    /// On the device (<see cref="ConvOutput.Statistics"/>), from the epilogue: exact tiling on a pinned space queues
+    /// them out beside the tile with no wait.
+    /// </summary>
+    Device,
+}
 
 /// <summary>
 /// A backend whose tensors live in host memory (the SIMD CPU backend): an fp32 tensor's elements can be read and

@@ -3,8 +3,8 @@ using NativeVae.Core;
 namespace NativeVae.Tiling;
 
 /// <summary>
-/// The per-channel moments of a tensor written or read tile by tile, from a statistics pass over each tile on the
-/// device. On a pinned space each tile's (mean, M2) rows are queued out beside the activations and merged when a
+/// The per-channel moments of a tensor written or read tile by tile, from the conv's epilogue where the device gives
+/// them so, else from a statistics pass over each tile on the device. On a pinned space each tile's (mean, M2) rows are queued out beside the activations and merged when a
 /// GroupNorm asks for them (<see cref="Merged"/>): one host wait then, none per tile. Elsewhere each tile's are
 /// downloaded and merged as they come.
 /// </summary>
@@ -32,15 +32,20 @@ internal sealed class TileStatistics : IDisposable
     /// <summary>Whether tiles' statistics are queued to the space (rather than downloaded as they come).</summary>
     public bool Queued => _queued is not null;
 
-    /// <summary>Adds device tile <paramref name="y"/> [1, C, h, w] of image <paramref name="n"/>.</summary>
-    public void Add(IBackend device, Tensor y, int n)
+    /// <summary>
+    /// Adds device tile <paramref name="y"/> [1, C, h, w] of image <paramref name="n"/>, with the (mean, M2) per channel
+    /// its conv's epilogue left on the device (<paramref name="epilogue"/> [1, C, 2], disposed here), if any: else a
+    /// statistics pass over the tile gives them.
+    /// </summary>
+    public void Add(IBackend device, Tensor y, int n, Tensor? epilogue = null)
     {
         if (_queued is null)
         {
-            _merged.Merge(n, ChannelMoments.Measure(device, y), 0);
+            using (epilogue)
+                _merged.Merge(n, ChannelMoments.Measure(device, y), 0);
             return;
         }
-        using var statistics = device.GroupNormStatistics(y, _channels);
+        using var statistics = epilogue ?? device.GroupNormStatistics(y, _channels);
         int row = ValuesPerChannel * _channels;
         _space.CopyOut(statistics, _queued, ElementRuns.Flat((long)_tiles.Count * row, row));
         _tiles.Add((n, (long)y.Shape.H * y.Shape.W));

@@ -158,10 +158,11 @@ internal sealed class TiledExecutor : IBackend
                         ? UploadRows(x, n, new TileRect(rows.Start / upsample, 0, rows.Length / upsample, x.Shape.W), PrimarySlot)
                         : _device.Upload(_windows.Window(x, n, rows, cols, upsample), TensorShape.Nchw(1, x.Shape.C, rows.Length, cols.Length));
                     using var residualTile = r is null ? null : UploadRows(r, n, tile, SecondarySlot);
-                    var result = _device.Conv2dRegion(window, folded?.Spec, weight, bias, tileSpec, residualTile, moments: !tileStatistics.Queued);
+                    var result = _device.Conv2dRegion(window, folded?.Spec, weight, bias, tileSpec, residualTile,
+                        tileStatistics.Queued ? ConvMoments.Device : ConvMoments.Host);
                     using (result.Output)
                     {
-                        if (tileStatistics.Queued) tileStatistics.Add(_device, result.Output, n);
+                        if (tileStatistics.Queued) tileStatistics.Add(_device, result.Output, n, result.Statistics);
                         else if (result.Moments is { } tileMoments) moments?.Merge(n, tileMoments, 0);
                         else moments = null;
                         Scatter(result.Output, y, n, tile);

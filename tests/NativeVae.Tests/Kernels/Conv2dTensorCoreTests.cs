@@ -152,7 +152,12 @@ public sealed class Conv2dTensorCoreTests
             ChannelsPerGroup = c.OutChannels / c.Groups,
             Eps = GroupNormEps,
         };
-        new GroupNormLauncher(accelerator, accelerator.DefaultStream).MergeTileMoments(merge, moments.View, stats.View);
+        var launcher = new GroupNormLauncher(accelerator, accelerator.DefaultStream);
+        launcher.MergeTileMoments(merge, moments.View, stats.View);
+        // Exact tiling's form: per channel, (mean, M2) for the host to merge across tiles.
+        using var channelMoments = accelerator.Allocate1D<float>(c.Batch * c.OutChannels * 2);
+        launcher.MergeTileMoments(merge with { Groups = c.OutChannels, ChannelsPerGroup = 1, StatsAsMoments = 1 }, moments.View,
+            channelMoments.View);
         accelerator.Synchronize();
 
         var words = output.GetAsArray1D();
@@ -183,6 +188,12 @@ public sealed class Conv2dTensorCoreTests
         }
         NumericAssert.Close(stats.GetAsArray1D(), expectedStats, new TensorShape(c.Batch, c.Groups, 2),
             StatisticsTolerance, StatisticsTolerance, $"GroupNorm statistics from the epilogue's moments, {c.Name}");
+
+        var (channelMean, channelM2) = Reference.GroupMoments(actual, c.Batch, c.OutChannels, c.OutHeight * c.OutWidth, c.OutChannels);
+        var expectedMoments = new double[c.Batch * c.OutChannels * 2];
+        for (int i = 0; i < channelMean.Length; i++) (expectedMoments[2 * i], expectedMoments[2 * i + 1]) = (channelMean[i], channelM2[i]);
+        NumericAssert.Close(channelMoments.GetAsArray1D(), expectedMoments, new TensorShape(c.Batch, c.OutChannels, 2),
+            StatisticsTolerance, StatisticsTolerance, $"per-channel (mean, M2) from the epilogue's moments, {c.Name}");
     }
 
     private const float GroupNormEps = 1e-6f;

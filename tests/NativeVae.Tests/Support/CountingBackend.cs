@@ -55,7 +55,7 @@ internal sealed class CountingBackend(IBackend device) : IBackend
 
     public Tensor PrepareConvWeight(Tensor weight, Conv2dSpec spec) => Count(nameof(PrepareConvWeight), device.PrepareConvWeight(weight, spec));
 
-    public ConvOutput Conv2dRegion(Tensor input, FoldedNorm? norm, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual, bool moments) =>
+    public ConvOutput Conv2dRegion(Tensor input, FoldedNorm? norm, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual, ConvMoments moments) =>
         Count(nameof(Conv2dRegion), device.Conv2dRegion(input, norm, weight, bias, spec, residual, moments));
 
     public Tensor GroupNorm(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu) =>

@@ -286,11 +286,14 @@ public class TiledExecutorTests
         using (var y = Pair(ilgpu, input))
             expected = Download(ilgpu, y);
 
-        using var executor = new TiledExecutor(ilgpu, Tile, ActivationSpace.InPinned(ilgpu, ilgpu.StorageDType, ilgpu.ActivationDType));
+        // The ops go through a counter to the device; the copies go straight between the device and its pinned space.
+        var counting = new CountingBackend(ilgpu);
+        using var executor = new TiledExecutor(counting, Tile, ActivationSpace.InPinned(ilgpu, ilgpu.StorageDType, ilgpu.ActivationDType));
         Assert.That(executor.Space.IsPinned, "the space is the device's page-locked memory");
         using var tiledInput = executor.Upload(x, InputShape);
         using (Pair(executor, tiledInput)) { }   // the first pair also reads the GroupNorm's gamma and beta once
         var before = ilgpu.Transfers;
+        counting.Calls.Clear();
         using var tiledY = Pair(executor, tiledInput);
         var pair = ilgpu.Transfers - before;
         NumericAssert.Close(Download(executor, tiledY), expected, InputShape, storage == DType.F32 ? MaxAbsError : Bf16MaxAbsError, 0,
@@ -310,5 +313,10 @@ public class TiledExecutorTests
         Assert.That(pair.HostToDevice, Is.EqualTo(2), "through staging: only the folded GroupNorm's scale and shift");
         Assert.That(pair.DeviceToHost, Is.Zero, "nothing downloaded through staging");
         Assert.That(pair.Synchronizations, Is.EqualTo(1), $"one host wait, for the statistics the GroupNorm folds; none per strip ({strips} per layer)");
+        Assert.That(counting[nameof(IBackend.Conv2dRegion)], Is.EqualTo(Layers * strips), "one region call per strip per layer");
+        // fp32 convs have no moments in their epilogue: a statistics pass runs over each tile on the device. The
+        // tensor-core conv writes them as it stores the tile, so nothing reads the tile again.
+        Assert.That(counting[nameof(IBackend.GroupNormStatistics)], Is.EqualTo(storage == DType.F32 ? Layers * strips : 0),
+            "statistics passes over the tiles");
     }
 }

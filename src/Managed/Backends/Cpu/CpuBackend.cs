@@ -181,7 +181,7 @@ internal sealed unsafe class CpuBackend : IBackend, IBackendDiagnostics, IHostTe
     /// on the direct path a pass now would cost what a later one costs, and most direct convolutions (strided, few
     /// input channels) feed no GroupNorm.
     /// </summary>
-    public ConvOutput Conv2dRegion(Tensor input, FoldedNorm? norm, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual, bool moments)
+    public ConvOutput Conv2dRegion(Tensor input, FoldedNorm? norm, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual, ConvMoments moments)
     {
         var x = Own(input, nameof(input));
         if (norm is not { } f) return Conv2d(x, weight, bias, spec, residual, default);

@@ -123,9 +123,35 @@ internal sealed partial class IlgpuBackend
         return AsStored((IlgpuTensor)op(singles), half);
     }
 
-    private IlgpuTensor Conv2dHalf(DType half, IlgpuTensor x, IlgpuTensor w, IlgpuTensor? b, Conv2dSpec spec, IlgpuTensor? r,
-        TensorShape outShape)
+    /// <summary>
+    /// Exact tiling's conv region. Asked for device moments, a 16-bit conv whose output is stored in 16 bits gets them
+    /// from the tensor-core epilogue (each M tile's (count, mean, M2) per channel, merged per channel on the device):
+    /// no statistics pass reads the tile again. Everything else runs the plain ops (<see cref="ConvRegions.Unfused"/>).
+    /// </summary>
+    public ConvOutput Conv2dRegion(Tensor input, FoldedNorm? norm, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual,
+        ConvMoments moments)
     {
+        // A ReLU after the conv would leave the epilogue's moments not the output's.
+        if (moments != ConvMoments.Device || spec.Relu) return ConvRegions.Unfused(this, input, norm, weight, bias, spec, residual, moments);
+        return ConvRegions.AfterAffine(this, input, norm, normed =>
+        {
+            var x = Own(normed, nameof(input));
+            var w = Own(weight, nameof(weight));
+            IlgpuTensor? b = bias is null ? null : Own(bias, nameof(bias));
+            IlgpuTensor? r = residual is null ? null : Own(residual, nameof(residual));
+            var outShape = OpShapes.Conv2d(x, w, b, spec, r);
+            var half = HalfOf("conv2d", x, w, r);
+            if (half == DType.F32 || StoredAs(outShape, half) == DType.F32) return new ConvOutput(Conv2d(x, w, b, spec, r), null);
+            var y = Conv2dHalf(half, x, w, b, spec, r, outShape, withStatistics: true, out var statistics);
+            return new ConvOutput(y, null, statistics);
+        });
+    }
+
+    /// <param name="statistics">with <paramref name="withStatistics"/>, the output's (mean, M2) per channel [N, C, 2] from the epilogue.</param>
+    private IlgpuTensor Conv2dHalf(DType half, IlgpuTensor x, IlgpuTensor w, IlgpuTensor? b, Conv2dSpec spec, IlgpuTensor? r,
+        TensorShape outShape, bool withStatistics, out IlgpuTensor? statistics)
+    {
+        statistics = null;
         using var temps = new TempTensors();
         var xh = AsHalf(x, half, temps);
         var wh = AsHalf(w, half, temps);
@@ -139,9 +165,29 @@ internal sealed partial class IlgpuBackend
         p.WeightRows = outShape.C;
         p.OutputF32 = single ? 1 : 0;
         var output = y.Bytes.Cast<uint>();
+        IlgpuTensor? tileMoments = null;
+        if (withStatistics)
+        {
+            p.HasMoments = 1;
+            int tiles = Conv2dTensorCoreGeometry.TilesPerImage(p);
+            tileMoments = temps.Add((IlgpuTensor)Allocate(new TensorShape(checked(outShape.N * tiles * p.OutChannels * Conv2dTensorCoreGpu.MomentsPerChannel))));
+        }
         // Absent bias, residual and moments: any valid view, the flags keep the kernel from reading them.
         Half.Conv.Run(IsBf16(half), p, xh.Words, wh.Words, b?.F32 ?? y.Bytes.Cast<float>(), rh?.Words ?? output, output,
-            y.Bytes.Cast<float>());
+            tileMoments?.F32 ?? y.Bytes.Cast<float>());
+        if (tileMoments is not null)
+        {
+            statistics = (IlgpuTensor)Allocate(new TensorShape(outShape.N, outShape.C, 2));
+            _groupNorm.MergeTileMoments(new TileMomentsParams
+            {
+                Batch = outShape.N,
+                Tiles = Conv2dTensorCoreGeometry.TilesPerImage(p),
+                ChannelStride = p.OutChannels,
+                Groups = outShape.C,
+                ChannelsPerGroup = 1,
+                StatsAsMoments = 1,
+            }, tileMoments.F32, statistics.F32);
+        }
         return AsStored(y, half);
     }
 

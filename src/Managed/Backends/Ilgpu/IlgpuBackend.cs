@@ -158,7 +158,7 @@ internal sealed partial class IlgpuBackend : IBackend, IBackendDiagnostics
         IlgpuTensor? r = residual is null ? null : Own(residual, nameof(residual));
         var outShape = OpShapes.Conv2d(x, w, b, spec, r);
         var half = HalfOf("conv2d", x, w, r);
-        if (half != DType.F32) return Conv2dHalf(half, x, w, b, spec, r, outShape);
+        if (half != DType.F32) return Conv2dHalf(half, x, w, b, spec, r, outShape, withStatistics: false, out _);
         var y = (IlgpuTensor)Allocate(outShape);
         var p = KernelParameters.Conv2d(x, w, spec, outShape, b is not null, r is not null);
         // Absent bias/residual: pass any valid view, the flags keep the kernel from reading it.

@@ -126,8 +126,8 @@ internal sealed class CpuBackendTests
             TensorShape.Nchw(outChannels, inChannels, 3, 3), storage), Conv2dSpec.Same);
         using var bias = backend.Upload(Values(rng, outChannels, 1), new TensorShape(outChannels));
         using var residual = backend.Upload(Values(rng, (int)outShape.ElementCount, 1), outShape, storage);
-        var plain = backend.Conv2dRegion(x, null, w, bias, Conv2dSpec.Same, residual, moments: true);
-        var fused = backend.Conv2dRegion(x, null, w, bias, Conv2dSpec.Same with { Relu = true }, residual, moments: true);
+        var plain = backend.Conv2dRegion(x, null, w, bias, Conv2dSpec.Same, residual, moments: ConvMoments.Host);
+        var fused = backend.Conv2dRegion(x, null, w, bias, Conv2dSpec.Same with { Relu = true }, residual, moments: ConvMoments.Host);
         using (plain.Output)
         using (fused.Output)
         {
