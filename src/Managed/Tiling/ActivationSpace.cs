@@ -77,7 +77,7 @@ internal sealed class ActivationSpace : IDisposable
         var elements = kept ?? _keptAs(shape);
         if (!_medium.Holds(elements))
             throw new NotSupportedException($"this activation space keeps {_medium.Elements.ShortName()} or fp32 elements, not {elements.ShortName()}");
-        long bytes = checked(shape.ElementCount * elements.ByteSize());
+        long bytes = RegionBytes(shape, elements);
         long offset = _regions.Allocate(bytes);
         try
         {
@@ -158,7 +158,19 @@ internal sealed class ActivationSpace : IDisposable
     /// <summary>Returns a disposed activation's region.</summary>
     internal void Free(SpaceTensor t)
     {
-        if (t.Generation == Generation) _regions.Free(t.ByteOffset, t.ElementCount * t.Elements.ByteSize());
+        if (t.Generation == Generation) _regions.Free(t.ByteOffset, RegionBytes(t.Shape, t.Elements));
+    }
+
+    /// <summary>
+    /// Regions start at multiples of this many bytes: where 16-bit and fp32 activations share a space, no fp32 element
+    /// then straddles a chunk's edge, and every copy starts aligned.
+    /// </summary>
+    private const long RegionAlignment = 16;
+
+    private static long RegionBytes(TensorShape shape, DType elements)
+    {
+        long bytes = checked(shape.ElementCount * elements.ByteSize());
+        return (bytes + RegionAlignment - 1) / RegionAlignment * RegionAlignment;
     }
 
     private static void CheckRuns(SpaceTensor t, ElementRuns runs, long values)

@@ -35,7 +35,8 @@ public class ActivationStoreTests
     public void SixteenBitElementsTakeHalfTheFileAndReadBackTheValuesOnTheirGrid(DType elements)
     {
         using var space = ActivationSpace.InFile(_folder, 0, elements);
-        float[] values = [1.5f, -2.25f, 3f, 0.09375f, -0f, 1024f, 7.5f];
+        // 8 values: 16 bytes, a whole region (regions start 16-byte aligned).
+        float[] values = [1.5f, -2.25f, 3f, 0.09375f, -0f, 1024f, 7.5f, -0.5f];
         using var first = space.New(new TensorShape(values.Length));
         using var second = space.New(new TensorShape(2));
         Assert.That(second.ByteOffset - first.ByteOffset, Is.EqualTo(values.Length * 2L), "2 bytes per element");
@@ -47,7 +48,24 @@ public class ActivationStoreTests
         var special = new float[2];
         space.Read(second, 0, special);
         Assert.That(float.IsPositiveInfinity(special[0]) && float.IsNaN(special[1]), "infinity and NaN survive");
-        Assert.That(space.Bytes, Is.EqualTo((values.Length + 2) * 2L));
+        Assert.That(space.Bytes, Is.EqualTo(values.Length * 2L + 16), "the second's 4 bytes take a 16-byte region");
+    }
+
+    [Test]
+    public void AnFp32ActivationAfterAnOddSixteenBitOneStartsAligned()
+    {
+        // A space may keep 16-bit feature maps beside fp32 statistics: an fp32 element must never straddle the
+        // edge of a 64 MiB pinned chunk, so every region starts 16-byte aligned.
+        using var space = ActivationSpace.InFile(_folder, 0, DType.BF16);
+        using var odd = space.New(new TensorShape(3));
+        using var single = space.New(new TensorShape(5), DType.F32);
+        Assert.That((odd.Elements, single.Elements), Is.EqualTo((DType.BF16, DType.F32)));
+        Assert.That(single.ByteOffset % 16, Is.Zero);
+        float[] values = [1f / 3, -2.5f, 1e-7f, 3e38f, 0.1f];
+        space.Write(single, 0, values);
+        var read = new float[5];
+        space.Read(single, 0, read);
+        Assert.That(read, Is.EqualTo(values), "an fp32 activation in a 16-bit space keeps every bit");
     }
 
     [Test]
