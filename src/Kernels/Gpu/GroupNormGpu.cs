@@ -62,19 +62,21 @@ internal static class GroupNormGpu
     /// (mean, rstd) per (batch, group), or (mean, M2) with StatsAsMoments (exact tiling merges tiles' moments on the
     /// host), from the per-tile channel moments a conv epilogue wrote: one group of threads
     /// per (batch, group) merges a strided share of the (tile, channel) entries each, then a shared-memory tree
-    /// merges the threads'. Launch: grid Batch * Groups, group ReduceGroupSize.
+    /// merges the threads'. Launch: grid Batch * Groups, group a power of two up to ReduceGroupSize (no more threads
+    /// than entries: a strip's few tiles per channel need one warp, not eight).
     /// </summary>
     [GpuKernel(ExplicitlyGrouped = true)]
     internal static void MergeTileMoments(TileMomentsParams p, ArrayView<float> moments, ArrayView<float> stats)
     {
         var scratch = SharedMemory.Allocate<DeviceMoments>(ReduceGroupSize);
+        int threads = Group.DimX;
         int thread = Group.IdxX;
         int batchGroup = Grid.IdxX;
         int batch = batchGroup / p.Groups;
         int firstChannel = (batchGroup - batch * p.Groups) * p.ChannelsPerGroup;
         int entries = p.Tiles * p.ChannelsPerGroup;
         var mine = default(DeviceMoments);
-        for (int i = thread; i < entries; i += ReduceGroupSize)
+        for (int i = thread; i < entries; i += threads)
         {
             int tile = i / p.ChannelsPerGroup;
             int channel = firstChannel + i - tile * p.ChannelsPerGroup;
@@ -83,7 +85,7 @@ internal static class GroupNormGpu
         }
         scratch[thread] = mine;
         Group.Barrier();
-        for (int half = ReduceGroupSize / 2; half > 0; half >>= 1)
+        for (int half = threads / 2; half > 0; half >>= 1)
         {
             if (thread < half) scratch[thread] = scratch[thread].Merge(scratch[thread + half]);
             Group.Barrier();
@@ -210,8 +212,18 @@ internal sealed class GroupNormLauncher
     public void MergeTileMoments(in TileMomentsParams p, ArrayView<float> moments, ArrayView<float> stats)
     {
         int groups = p.Batch * p.Groups;
-        if (groups > 0) _mergeTileMoments(_stream, new KernelConfig(groups, GroupNormGpu.ReduceGroupSize), p, moments, stats);
+        if (groups > 0) _mergeTileMoments(_stream, new KernelConfig(groups, MergeThreads(p.Tiles * p.ChannelsPerGroup)), p, moments, stats);
     }
+
+    /// <summary>One warp at least (the tree needs a power of two), then as many threads as entries, up to ReduceGroupSize.</summary>
+    internal static int MergeThreads(int entries)
+    {
+        int threads = MergeWarp;
+        while (threads < entries && threads < GroupNormGpu.ReduceGroupSize) threads *= 2;
+        return threads;
+    }
+
+    private const int MergeWarp = 32;
 
     /// <summary><paramref name="stats"/>: [Batch * Groups * 2] = (mean, rstd) per group, a side output.</summary>
     public void Run(GroupNormVersion version, in GroupNormParams p, ArrayView<float> input, ArrayView<float> gamma,
