@@ -135,12 +135,7 @@ internal sealed partial class IlgpuBackend
         if (moments != ConvMoments.Device || spec.Relu) return ConvRegions.Unfused(this, input, norm, weight, bias, spec, residual, moments);
         return ConvRegions.AfterAffine(this, input, norm, normed =>
         {
-            var x = Own(normed, nameof(input));
-            var w = Own(weight, nameof(weight));
-            IlgpuTensor? b = bias is null ? null : Own(bias, nameof(bias));
-            IlgpuTensor? r = residual is null ? null : Own(residual, nameof(residual));
-            var outShape = OpShapes.Conv2d(x, w, b, spec, r);
-            var half = HalfOf("conv2d", x, w, r);
+            var (x, w, b, r, outShape, half) = ConvOperands(normed, weight, bias, spec, residual);
             if (half == DType.F32 || StoredAs(outShape, half) == DType.F32) return new ConvOutput(Conv2d(x, w, b, spec, r), null);
             var y = Conv2dHalf(half, x, w, b, spec, r, outShape, withStatistics: true, out var statistics);
             return new ConvOutput(y, null, statistics);

@@ -64,43 +64,28 @@ internal sealed partial class IlgpuBackend : IPinnedTransfers
     }
 
     /// <summary>Queues the copies of <paramref name="ranges"/> into <paramref name="device"/> in turn; they must fill it.</summary>
-    private void Gather(IReadOnlyList<PinnedRange> ranges, ArrayView<byte> device, string name)
-    {
-        long at = 0;
-        foreach (var r in ranges)
-        {
-            RequireRoom(at, r.Bytes, device.Length, name);
-            device.SubView(at, r.Bytes).CopyFrom(_stream, PinnedView(r, name));
-            at += r.Bytes;
-        }
-        RequireFilled(at, device.Length, name);
-        _fromPinnedBytes += at;
-    }
+    private void Gather(IReadOnlyList<PinnedRange> ranges, ArrayView<byte> device, string name) =>
+        _fromPinnedBytes += CopyRanges(ranges, device, toDevice: true, name);
 
     /// <summary>Queues the copies of <paramref name="device"/>'s bytes into <paramref name="ranges"/> in turn; they must take all of it.</summary>
-    private void Scatter(ArrayView<byte> device, IReadOnlyList<PinnedRange> ranges, string name)
+    private void Scatter(ArrayView<byte> device, IReadOnlyList<PinnedRange> ranges, string name) =>
+        _toPinnedBytes += CopyRanges(ranges, device, toDevice: false, name);
+
+    /// <summary>One queued DMA per range, between the ranges in turn and <paramref name="device"/>'s bytes, which they cover exactly; returns the bytes.</summary>
+    private long CopyRanges(IReadOnlyList<PinnedRange> ranges, ArrayView<byte> device, bool toDevice, string name)
     {
         long at = 0;
         foreach (var r in ranges)
         {
-            RequireRoom(at, r.Bytes, device.Length, name);
-            device.SubView(at, r.Bytes).CopyTo(_stream, PinnedView(r, name));
+            if (at + r.Bytes > device.Length)
+                throw new ArgumentException($"pinned ranges '{name}' hold more than the tensor's {device.Length} bytes", name);
+            var part = device.SubView(at, r.Bytes);
+            if (toDevice) part.CopyFrom(_stream, PinnedView(r, name));
+            else part.CopyTo(_stream, PinnedView(r, name));
             at += r.Bytes;
         }
-        RequireFilled(at, device.Length, name);
-        _toPinnedBytes += at;
-    }
-
-    private static void RequireRoom(long at, long bytes, long total, string name)
-    {
-        if (at + bytes > total)
-            throw new ArgumentException($"pinned ranges '{name}' hold more than the tensor's {total} bytes", name);
-    }
-
-    private static void RequireFilled(long at, long total, string name)
-    {
-        if (at != total)
-            throw new ArgumentException($"pinned ranges '{name}' hold {at} bytes, the tensor {total}", name);
+        if (at != device.Length) throw new ArgumentException($"pinned ranges '{name}' hold {at} bytes, the tensor {device.Length}", name);
+        return at;
     }
 
     public void WaitForCopies() => Wait();

@@ -152,18 +152,24 @@ internal sealed partial class IlgpuBackend : IBackend, IBackendDiagnostics
 
     public Tensor Conv2d(Tensor input, Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual = null)
     {
-        var x = Own(input, nameof(input));
-        var w = Own(weight, nameof(weight));
-        IlgpuTensor? b = bias is null ? null : Own(bias, nameof(bias));
-        IlgpuTensor? r = residual is null ? null : Own(residual, nameof(residual));
-        var outShape = OpShapes.Conv2d(x, w, b, spec, r);
-        var half = HalfOf("conv2d", x, w, r);
+        var (x, w, b, r, outShape, half) = ConvOperands(input, weight, bias, spec, residual);
         if (half != DType.F32) return Conv2dHalf(half, x, w, b, spec, r, outShape, withStatistics: false, out _);
         var y = (IlgpuTensor)Allocate(outShape);
         var p = KernelParameters.Conv2d(x, w, spec, outShape, b is not null, r is not null);
         // Absent bias/residual: pass any valid view, the flags keep the kernel from reading it.
         _conv2d.Run(Kernels.Conv2d, p, x.F32, w.F32, b?.F32 ?? y.F32, r?.F32 ?? y.F32, y.F32);
         return y;
+    }
+
+    /// <summary>A convolution's operands as this backend's tensors, its output shape, and its 16-bit format (F32: none).</summary>
+    private (IlgpuTensor X, IlgpuTensor W, IlgpuTensor? B, IlgpuTensor? R, TensorShape Out, DType Half) ConvOperands(Tensor input,
+        Tensor weight, Tensor? bias, Conv2dSpec spec, Tensor? residual)
+    {
+        var x = Own(input, nameof(input));
+        var w = Own(weight, nameof(weight));
+        IlgpuTensor? b = bias is null ? null : Own(bias, nameof(bias));
+        IlgpuTensor? r = residual is null ? null : Own(residual, nameof(residual));
+        return (x, w, b, r, OpShapes.Conv2d(x, w, b, spec, r), HalfOf("conv2d", x, w, r));
     }
 
     public Tensor GroupNorm(Tensor input, Tensor gamma, Tensor beta, int groups, float eps, bool fuseSilu)
