@@ -1,4 +1,3 @@
-using NativeVae.Backends.Cpu;
 using NativeVae.Kernels.Cpu;
 
 namespace NativeVae.Tiling;
@@ -12,7 +11,7 @@ internal static class ElementConversion
         RequireSizes(kept, stored.Length, values.Length);
         fixed (byte* s = stored)
         fixed (float* v = values)
-            StorageConversion.Widen(CpuBackend.StorageOf(kept), s, 0, v, values.Length);
+            StorageConversion.Widen(StorageOf(kept), s, 0, v, values.Length);
     }
 
     /// <summary><paramref name="stored"/>'s element i = <paramref name="values"/>[i] kept as <paramref name="kept"/> (rounded to nearest even).</summary>
@@ -21,8 +20,12 @@ internal static class ElementConversion
         RequireSizes(kept, stored.Length, values.Length);
         fixed (float* v = values)
         fixed (byte* s = stored)
-            StorageConversion.Narrow(CpuBackend.StorageOf(kept), v, s, 0, values.Length);
+            StorageConversion.Narrow(StorageOf(kept), v, s, 0, values.Length);
     }
+
+    /// <summary>The kernels' name for a kept dtype (Tiling may not reach the CPU backend's mapping).</summary>
+    private static StorageType StorageOf(DType kept) =>
+        kept == DType.F32 ? StorageType.F32 : kept == DType.F16 ? StorageType.F16 : StorageType.BF16;
 
     private static void RequireSizes(DType kept, int bytes, int values)
     {
