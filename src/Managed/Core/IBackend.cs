@@ -262,9 +262,6 @@ internal readonly record struct ConvOutput(Tensor Output, ChannelMoments? Moment
 /// <summary>Which per-channel moments a convolution region returns beside its output (<see cref="IBackend.Conv2dRegion"/>).</summary>
 internal enum ConvMoments
 {
-    /// <summary>None.</summary>
-    None,
-
     /// <summary>On the host (<see cref="ConvOutput.Moments"/>): exact tiling merges them as the tiles come.</summary>
     Host,
 

@@ -53,7 +53,7 @@ internal sealed class BandCache(ActivationSpace space)
             int rows = last - first + 1;
             if (_data.LongLength < (long)rows * s.W * s.C) _data = new float[(long)rows * s.W * s.C];
             View = new RowBand(_data, s.W, rows, first);
-            for (int c = 0; c < s.C; c++) space.Read(x, RowBand.Offset(s, n, c, first), View.Channel(c));
+            space.Read(x, ElementRuns.Rows(s, n, new TileRect(first, 0, rows, s.W)), _data.AsSpan(0, rows * s.W * s.C));
             (_source, _n, _first, _last, _version) = (x, n, first, last, x.Version);
         }
 

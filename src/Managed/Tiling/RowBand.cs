@@ -10,9 +10,6 @@ internal readonly struct RowBand(float[] data, int width, int rows, int firstRow
 {
     public Span<float> Row(int c, int row) => data.AsSpan(checked((int)(((long)c * rows + row - firstRow) * width)), width);
 
-    /// <summary>Channel <paramref name="c"/>'s rows, contiguous.</summary>
-    public Span<float> Channel(int c) => data.AsSpan(checked((int)((long)c * rows * width)), rows * width);
-
     /// <summary>The flat index of x[n, c, row, 0] in a tensor of shape <paramref name="s"/>.</summary>
     public static long Offset(TensorShape s, int n, int c, int row) => (((long)n * s.C + c) * s.H + row) * s.W;
 }

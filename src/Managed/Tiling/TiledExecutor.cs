@@ -331,8 +331,7 @@ internal sealed class TiledExecutor : IBackend
                         }
                         first = false;
                     }
-                    for (int c = 0; c < s.C; c++)
-                        _space.Write(y, RowBand.Offset(s, n, c, queries.Top), merged.Slice(c * tokens, tokens));
+                    _space.Write(y, ElementRuns.Rows(s, n, queries), merged);
                 }
             }
             return y;

@@ -161,10 +161,10 @@ internal sealed partial class IlgpuBackend
         p.OutputF32 = single ? 1 : 0;
         var output = y.Bytes.Cast<uint>();
         IlgpuTensor? tileMoments = null;
+        int tiles = Conv2dTensorCoreGeometry.TilesPerImage(p);
         if (withStatistics)
         {
             p.HasMoments = 1;
-            int tiles = Conv2dTensorCoreGeometry.TilesPerImage(p);
             tileMoments = temps.Add((IlgpuTensor)Allocate(new TensorShape(checked(outShape.N * tiles * p.OutChannels * Conv2dTensorCoreGpu.MomentsPerChannel))));
         }
         // Absent bias, residual and moments: any valid view, the flags keep the kernel from reading them.
@@ -176,7 +176,7 @@ internal sealed partial class IlgpuBackend
             _groupNorm.MergeTileMoments(new TileMomentsParams
             {
                 Batch = outShape.N,
-                Tiles = Conv2dTensorCoreGeometry.TilesPerImage(p),
+                Tiles = tiles,
                 ChannelStride = p.OutChannels,
                 Groups = outShape.C,
                 ChannelsPerGroup = 1,

@@ -7,8 +7,9 @@ namespace NativeVae.Backends.Ilgpu;
 // Exact tiling's activation space in page-locked memory of this backend's (IPinnedTransfers): a strip is copied
 // between the space and a device tensor as one DMA per contiguous range, queued on the backend's stream behind the
 // ops that write or read it, so the host neither copies nor waits between ops. A 16-bit space's ranges cross the bus
-// in 16 bits and are widened or narrowed by a flat pass of the layout-conversion kernels on the device. The stream's order is what makes a
-// queued copy safe: the op that wrote a tensor runs before its copy out, and the copy in before the op that reads it.
+// in 16 bits and are widened or narrowed by a flat pass of the layout-conversion kernels on the device. The stream's
+// order is what makes a queued copy safe: the op that wrote a tensor runs before its copy out, and the copy in before
+// the op that reads it.
 internal sealed partial class IlgpuBackend : IPinnedTransfers
 {
     private readonly HashSet<IlgpuPinnedBlock> _pinnedBlocks = [];
